@@ -1,0 +1,263 @@
+#include "costmodels/comm.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+namespace moesim::comm {
+namespace {
+
+bool is_mesh(const Tier& tier) { return tier.topology == TierTopology::full_mesh; }
+
+// Bandwidth a level may use; a zero or negative value would turn every byte into an infinite time.
+bytes_per_second usable_bandwidth(const Tier& tier, int peers_in_domain) {
+  const bytes_per_second b = effective_bandwidth(tier, peers_in_domain);
+  if (!(b > 0)) throw std::invalid_argument("comm: tier '" + tier.name + "' has no usable bandwidth");
+  return b;
+}
+
+std::string tier_chain(const std::vector<GroupLevel>& levels, const std::vector<Tier>& tiers) {
+  std::string s;
+  for (const GroupLevel& l : levels) {
+    if (!s.empty()) s += '>';
+    s += tiers[static_cast<std::size_t>(l.tier)].name;
+  }
+  return s;
+}
+
+// Largest divisor of n that is <= cap and a multiple of base (base divides n). Keeps the level
+// factors integral when a placement is not aligned to the domain size (e.g. 6 members on 4-wide
+// domains are treated as 2 domains of 3).
+int aligned_members(int n, int cap, int base) {
+  for (int m = std::min(n, cap); m > base; --m)
+    if (n % m == 0 && m % base == 0) return m;
+  return base;
+}
+
+CollectiveCost zero_cost(int tier, const char* algorithm) { return {0.0, tier, algorithm}; }
+
+// Hierarchical all-reduce / all-gather / reduce-scatter over levels [i, end): the standard two-level
+// decomposition (Thakur, Rabenseifner & Gropp 2005 sec. 4; NCCL's intra-node/inter-node split)
+// applied recursively.
+//   all-reduce(S)     = reduce-scatter(S) inside + all-reduce(S/m) outside + all-gather(S) inside
+//   all-gather(S)     = all-gather(S/m) outside (peers with the same local index) + all-gather(S) inside
+//   reduce-scatter(S) = reduce-scatter(S) inside + reduce-scatter(S/m) outside (mirror of all-gather)
+// where m is the number of members at the inner level. Outer levels thus carry 1/m of the bytes.
+seconds hierarchical_time(CollectiveKind kind, bytes buffer, const std::vector<GroupLevel>& levels,
+                          std::size_t i, const std::vector<Tier>& tiers,
+                          const CollectiveOptions& options) {
+  const GroupLevel& level = levels[i];
+  const Tier& tier = tiers[static_cast<std::size_t>(level.tier)];
+  if (i + 1 == levels.size()) return flat_collective_time(kind, buffer, level.members, tier, options).time;
+  const bytes outer_buffer = buffer / level.members;
+  const seconds outer = hierarchical_time(kind, outer_buffer, levels, i + 1, tiers, options);
+  switch (kind) {
+    case CollectiveKind::all_reduce:
+      return flat_collective_time(CollectiveKind::reduce_scatter, buffer, level.members, tier).time + outer +
+             flat_collective_time(CollectiveKind::all_gather, buffer, level.members, tier).time;
+    case CollectiveKind::all_gather:
+    case CollectiveKind::reduce_scatter:
+      return outer + flat_collective_time(kind, buffer, level.members, tier).time;
+    default:
+      throw std::logic_error("comm: hierarchical_time called for a non-reduction collective");
+  }
+}
+
+// Flat pairwise all-to-all of a group spanning several tiers. A device sends the fraction
+// (cumulative_l - cumulative_{l-1})/n of its buffer to peers first reached at level l (for two tiers:
+// (m-1)/n inside the domain, (n-m)/n over the outer tier). The levels use different links and
+// proceed at once, so the bandwidth term is the max over levels; the pairwise steps are issued one
+// peer at a time (Thakur et al. 2005 pairwise exchange), so the latency terms add: one step per peer
+// on a switched tier, a single step for all peers of a full-mesh tier (every peer has its own link).
+CollectiveCost spanning_all_to_all(bytes buffer, int n, const std::vector<GroupLevel>& levels,
+                                   const std::vector<Tier>& tiers) {
+  seconds bandwidth_term = 0, latency_term = 0;
+  int inner = 1;
+  for (const GroupLevel& l : levels) {
+    const Tier& tier = tiers[static_cast<std::size_t>(l.tier)];
+    const int peers = l.cumulative - inner;
+    const double fraction = static_cast<double>(peers) / n;
+    bandwidth_term = std::max(bandwidth_term, fraction * buffer / usable_bandwidth(tier, l.members));
+    latency_term += (is_mesh(tier) ? 1.0 : peers) * tier.latency;
+    inner = l.cumulative;
+  }
+  return {bandwidth_term + latency_term, levels.back().tier, "pairwise(" + tier_chain(levels, tiers) + ")"};
+}
+
+}  // namespace
+
+int members_per_domain(const GroupPlacement& group, const Tier& tier) {
+  const long long span = static_cast<long long>(group.size) * group.stride;
+  if (span <= tier.size) return group.size;
+  return std::max(1, tier.size / std::max(1, group.stride));
+}
+
+int innermost_tier_holding(const GroupPlacement& group, const std::vector<Tier>& tiers) {
+  for (std::size_t t = 0; t < tiers.size(); ++t)
+    if (static_cast<long long>(group.size) * group.stride <= tiers[t].size) return static_cast<int>(t);
+  return static_cast<int>(tiers.size()) - 1;
+}
+
+std::vector<GroupLevel> group_levels(const GroupPlacement& group, const std::vector<Tier>& tiers) {
+  std::vector<GroupLevel> levels;
+  if (group.size <= 1) return levels;
+  if (tiers.empty()) throw std::invalid_argument("comm: a group of several members needs at least one tier");
+  if (group.stride < 1) throw std::invalid_argument("comm: group stride must be >= 1");
+  const int holding = innermost_tier_holding(group, tiers);
+  int previous = 1;
+  for (int t = 0; t <= holding; ++t) {
+    const int cap = t == holding ? group.size : members_per_domain(group, tiers[static_cast<std::size_t>(t)]);
+    const int cumulative = aligned_members(group.size, cap, previous);
+    if (cumulative > previous) levels.push_back({t, cumulative / previous, cumulative});
+    previous = cumulative;
+  }
+  return levels;
+}
+
+bytes_per_second effective_bandwidth(const Tier& tier, int peers_in_domain) {
+  if (tier.topology == TierTopology::switched || tier.size <= 1) return tier.bandwidth * tier.efficiency;
+  // Full mesh (Ascend HCCS, hardware.md sec. 2b: 7 links x 28 GB/s per NPU): the device bandwidth is
+  // split evenly over size-1 point-to-point links and a group drives only the links to its own peers.
+  const int links = std::clamp(peers_in_domain - 1, 0, tier.size - 1);
+  return tier.bandwidth / (tier.size - 1) * links * tier.efficiency;
+}
+
+CollectiveCost flat_collective_time(CollectiveKind kind, bytes buffer, int n, const Tier& tier,
+                                    const CollectiveOptions& options) {
+  // The caller knows the tier index; flat costs report tier -1.
+  if (n <= 1 || buffer <= 0) return zero_cost(-1, "none");
+  const bool mesh = is_mesh(tier);
+  const double nd = n;
+  const seconds a = tier.latency;
+  const std::string where = "(" + tier.name + ")";
+  switch (kind) {
+    case CollectiveKind::all_reduce: {
+      const seconds beta = 2.0 * (nd - 1.0) / nd * buffer / usable_bandwidth(tier, n);
+      // Full mesh: direct reduce-scatter + all-gather, each one step over all peer links at once
+      // (HCCL's mesh algorithm; bandwidth term as ring, Thakur et al. 2005 lower bound).
+      if (mesh) return {beta + 2.0 * a, -1, "mesh" + where};
+      // Double binary tree (NCCL >= 2.4, Sanders, Speck & Traeff 2009): the pipelined trees reach the
+      // ring's bandwidth term 2(n-1)/n S/B (NCCL busbw docs); reduce up + broadcast down costs
+      // 2*ceil(log2 n) latency steps.
+      if (options.all_reduce == AllReduceAlgorithm::tree)
+        return {beta + 2.0 * std::ceil(std::log2(nd)) * a, -1, "tree" + where};
+      // Ring (Patarasuk & Yuan 2009; NCCL busbw docs): reduce-scatter + all-gather,
+      // 2(n-1)/n S/B + 2(n-1) alpha.
+      return {beta + 2.0 * (nd - 1.0) * a, -1, "ring" + where};
+    }
+    case CollectiveKind::all_gather:
+    case CollectiveKind::reduce_scatter: {
+      // Ring (Thakur et al. 2005; NCCL busbw factor (n-1)/n): (n-1)/n S/B + (n-1) alpha;
+      // full mesh: every peer link at once, one step.
+      const seconds beta = (nd - 1.0) / nd * buffer / usable_bandwidth(tier, n);
+      if (mesh) return {beta + a, -1, "mesh" + where};
+      return {beta + (nd - 1.0) * a, -1, "ring" + where};
+    }
+    case CollectiveKind::all_to_all: {
+      // Pairwise exchange (Thakur et al. 2005): (n-1)/n of the buffer leaves the device,
+      // n-1 steps; on a full mesh all peers are reached over their own links in one step.
+      const seconds beta = (nd - 1.0) / nd * buffer / usable_bandwidth(tier, n);
+      if (mesh) return {beta + a, -1, "mesh" + where};
+      return {beta + (nd - 1.0) * a, -1, "pairwise" + where};
+    }
+    case CollectiveKind::send_recv:
+      // Point to point (Hockney): alpha + S/B; on a full mesh one link.
+      return {buffer / usable_bandwidth(tier, 2) + a, -1, "p2p" + where};
+  }
+  throw std::logic_error("comm: unknown collective kind");
+}
+
+CollectiveCost collective_time(CollectiveKind kind, bytes buffer, const GroupPlacement& group,
+                               const std::vector<Tier>& tiers, const CollectiveOptions& options) {
+  const std::vector<GroupLevel> levels = group_levels(group, tiers);
+  if (levels.empty()) return zero_cost(-1, "none");
+  const int outer_tier = levels.back().tier;
+  if (buffer <= 0) return zero_cost(outer_tier, "none");
+
+  if (kind == CollectiveKind::send_recv) {
+    // The pair's path crosses the outermost tier that separates them.
+    CollectiveCost c = flat_collective_time(kind, buffer, 2, tiers[static_cast<std::size_t>(outer_tier)], options);
+    c.tier = outer_tier;
+    return c;
+  }
+  if (levels.size() == 1) {
+    CollectiveCost c = flat_collective_time(kind, buffer, levels[0].members,
+                                            tiers[static_cast<std::size_t>(outer_tier)], options);
+    c.tier = outer_tier;
+    return c;
+  }
+  if (kind == CollectiveKind::all_to_all) {
+    if (options.all_to_all == AllToAllAlgorithm::pairwise) return spanning_all_to_all(buffer, group.size, levels, tiers);
+    // Hierarchical all-to-all (2D all-to-all as in Pangu Ultra MoE arXiv 2505.04519 / Tutel): the
+    // device first sends, to the peer with its own local index in every other outer domain, the data
+    // meant for that whole domain; the receivers then redistribute inside their domain. Applied
+    // recursively, every level runs one flat all-to-all of the full buffer among its `members`:
+    // sum over levels of (f-1)/f S/B_l + latency_l. Same outer-tier bytes as pairwise, far fewer
+    // outer-tier messages, but the inner tiers carry the data twice and the stages are sequential.
+    seconds t = 0;
+    for (const GroupLevel& l : levels)
+      t += flat_collective_time(kind, buffer, l.members, tiers[static_cast<std::size_t>(l.tier)], options).time;
+    return {t, outer_tier, "hierarchical(" + tier_chain(levels, tiers) + ")"};
+  }
+  return {hierarchical_time(kind, buffer, levels, 0, tiers, options), outer_tier,
+          "hierarchical(" + tier_chain(levels, tiers) + ")"};
+}
+
+double expected_domains_hit(double domains, int top_k) {
+  if (domains <= 1) return domains > 0 ? 1.0 : 0.0;
+  // Each of the top_k choices lands in a given domain with probability 1/D (uniform routing, choices
+  // treated as independent: exact with replacement, slightly low without), so a domain is missed
+  // with probability (1-1/D)^k; linearity of expectation over the D domains.
+  return domains * (1.0 - std::pow(1.0 - 1.0 / domains, top_k));
+}
+
+CollectiveCost expert_dispatch_time(double tokens, bytes token_bytes, int top_k, double imbalance,
+                                    const GroupPlacement& group, const std::vector<Tier>& tiers,
+                                    AllToAllAlgorithm algorithm) {
+  if (top_k < 1) throw std::invalid_argument("comm: top_k must be >= 1");
+  if (imbalance <= 0) throw std::invalid_argument("comm: imbalance must be positive");
+  const std::vector<GroupLevel> levels = group_levels(group, tiers);
+  if (levels.empty()) return zero_cost(-1, "none");
+  // Each device sends one copy of a token per selected expert: tokens * top_k * token_bytes, of which
+  // (n-1)/n leaves the device. The busiest member receives `imbalance` x the mean and paces the group
+  // (DeepSeek-V3 arXiv 2412.19437 sec. 3.4 / GShard capacity reasoning), so every byte is scaled.
+  const bytes copies = tokens * top_k * token_bytes * imbalance;
+  // A group inside one domain has no outer tier to save traffic on: both algorithms are the flat one.
+  if (algorithm == AllToAllAlgorithm::pairwise || levels.size() == 1)
+    return collective_time(CollectiveKind::all_to_all, copies, group, tiers);
+
+  // Hierarchical EP all-to-all (Pangu Ultra MoE arXiv 2505.04519; node-level deduplication as in
+  // DeepSeek-V3 arXiv 2412.19437 sec. 3.2.2 / DeepEP): D outer domains of m members.
+  // Stage 1 (outer tier, all-gather-like): a token goes once to each *remote* domain holding at least
+  // one of its top_k experts, i.e. expected_domains_hit(D, k) * (D-1)/D = (D-1)(1-(1-1/D)^k) copies;
+  // sent to the peer with the same local index in each of the D-1 domains: bytes/B_out + (D-1) alpha
+  // (one step on a full-mesh outer tier).
+  // Stage 2 (inner domain, pairwise all-to-all): each device now holds, by symmetry, tokens*top_k
+  // token-expert copies for its domain and forwards the (m-1)/m not destined to itself (no per-device
+  // deduplication). Stage 2 waits for stage 1, so the times add.
+  const GroupLevel& outer = levels.back();
+  const Tier& outer_tier = tiers[static_cast<std::size_t>(outer.tier)];
+  const double domains = outer.members;
+  const int inner_members = levels[levels.size() - 2].cumulative;
+  const double remote_hits = expected_domains_hit(domains, top_k) * (domains - 1.0) / domains;
+  const bytes outer_bytes = tokens * token_bytes * imbalance * remote_hits;
+  seconds t = 0;
+  if (outer_bytes > 0)
+    t = outer_bytes / usable_bandwidth(outer_tier, outer.members) +
+        (is_mesh(outer_tier) ? 1.0 : domains - 1.0) * outer_tier.latency;
+  t += collective_time(CollectiveKind::all_to_all, copies, {inner_members, group.stride}, tiers).time;
+  return {t, outer.tier, "hierarchical(" + tier_chain(levels, tiers) + ")"};
+}
+
+const char* to_string(CollectiveKind kind) {
+  switch (kind) {
+    case CollectiveKind::all_reduce: return "all_reduce";
+    case CollectiveKind::all_gather: return "all_gather";
+    case CollectiveKind::reduce_scatter: return "reduce_scatter";
+    case CollectiveKind::all_to_all: return "all_to_all";
+    case CollectiveKind::send_recv: return "send_recv";
+  }
+  return "unknown";
+}
+
+}  // namespace moesim::comm

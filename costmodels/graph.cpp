@@ -1,0 +1,421 @@
+#include "costmodels/graph.h"
+
+#include <algorithm>
+
+#include "costmodels/params.h"
+
+namespace moesim::graph {
+
+const char* to_string(OpKind k) {
+  switch (k) {
+    case OpKind::gemm: return "gemm";
+    case OpKind::grouped_gemm: return "grouped_gemm";
+    case OpKind::attention: return "attention";
+    case OpKind::vector: return "vector";
+    case OpKind::collective: return "collective";
+  }
+  return "?";
+}
+
+const char* to_string(GroupKind g) {
+  switch (g) {
+    case GroupKind::tp: return "tp";
+    case GroupKind::cp: return "cp";
+    case GroupKind::ep: return "ep";
+    case GroupKind::etp: return "etp";
+    case GroupKind::pp: return "pp";
+    case GroupKind::dp: return "dp";
+    case GroupKind::expert_dp: return "expert_dp";
+  }
+  return "?";
+}
+
+const char* to_string(LayerKind k) {
+  switch (k) {
+    case LayerKind::dense: return "dense";
+    case LayerKind::moe: return "moe";
+    case LayerKind::mtp: return "mtp";
+    case LayerKind::embedding: return "embedding";
+    case LayerKind::lm_head: return "lm_head";
+  }
+  return "?";
+}
+
+bytes LayerGraph::saved_bytes(Recompute policy, double imbalance) const {
+  if (policy == Recompute::full) return layer_input_bytes;
+  bytes total = 0;
+  for (const Op& op : forward) {
+    if (policy == Recompute::selective && op.dropped_by_selective) continue;
+    total += op.saved_bytes * (op.scales_with_imbalance ? imbalance : 1.0);
+  }
+  return total;
+}
+
+flops LayerGraph::recompute_flops(Recompute policy) const {
+  if (policy == Recompute::none) return 0;
+  flops total = 0;
+  for (const Op& op : forward) {
+    if (recomputed(op, policy)) total += op.flop_count;
+  }
+  return total;
+}
+
+flops LayerGraph::forward_flops() const {
+  flops total = 0;
+  for (const Op& op : forward) total += op.flop_count;
+  return total;
+}
+
+flops LayerGraph::model_forward_flops() const {
+  flops total = 0;
+  for (const Op& op : forward) total += op.model_flop_count;
+  return total;
+}
+
+GraphContext make_context(const ModelSpec& model, const LayoutSpec& layout) {
+  GraphContext ctx;
+  const int seq = layout.seq_len > 0 ? layout.seq_len : model.seq_len;
+  ctx.seq_len = seq;
+  ctx.tokens = static_cast<double>(layout.micro_batch) * seq / layout.cp;
+  ctx.tp = layout.tp;
+  ctx.cp = layout.cp;
+  ctx.ep = layout.ep;
+  ctx.etp = layout.etp;
+  ctx.sequence_parallel = layout.sequence_parallel;
+  ctx.flash_attention = layout.flash_attention;
+  ctx.dropout = model.dropout;
+  ctx.dispatch_bytes = layout.precision == Precision::fp8 ? 1.0 : 2.0;
+  return ctx;
+}
+
+namespace {
+
+// Builds ops of one layer; `a` is the activation element size.
+class LayerBuilder {
+ public:
+  LayerBuilder(const ModelSpec& m, const GraphContext& c) : m_(m), c_(c), a_(c.activation_bytes) {
+    tokens_sp_ = c.sequence_parallel ? c.tokens / c.tp : c.tokens;
+  }
+
+  LayerGraph take(LayerKind kind) {
+    graph_.kind = kind;
+    return std::move(graph_);
+  }
+
+  void set_layer_input() { graph_.layer_input_bytes = tokens_sp_ * m_.hidden * a_; }
+
+  // Weight bytes are read once per GEMM; input and output activations pass through HBM once.
+  Op& gemm(const char* name, double m, double k, double n, double count = 1, bool grouped = false) {
+    Op op;
+    op.name = name;
+    op.kind = grouped ? OpKind::grouped_gemm : OpKind::gemm;
+    op.shape = {m, n, k, count};
+    op.flop_count = op.shape.flop_count();
+    op.model_flop_count = op.flop_count;
+    op.hbm_bytes = (m * k + k * n + m * n) * count * a_;
+    graph_.forward.push_back(op);
+    return graph_.forward.back();
+  }
+
+  // Element-wise / reduction op over `elements` elements: read and write each once.
+  Op& vector(const char* name, double elements, double flops_per_element, double passes = 2) {
+    Op op;
+    op.name = name;
+    op.kind = OpKind::vector;
+    op.flop_count = elements * flops_per_element;
+    op.model_flop_count = 0;  // MFU counts matmul FLOPs only (PaLM App. B)
+    op.hbm_bytes = elements * passes * a_;
+    graph_.forward.push_back(op);
+    return graph_.forward.back();
+  }
+
+  Op& collective(const char* name, comm::CollectiveKind kind, GroupKind group, bytes buffer) {
+    Op op;
+    op.name = name;
+    op.kind = OpKind::collective;
+    op.collective.kind = kind;
+    op.collective.group = group;
+    op.collective.buffer = buffer;
+    graph_.forward.push_back(op);
+    return graph_.forward.back();
+  }
+
+  // Sequence parallelism (Korthikanti et al. 2022 §4.2.2) turns the TP all-reduce into an all-gather
+  // before the column-parallel GEMM and a reduce-scatter after the row-parallel one.
+  void tp_gather(const char* name) {
+    if (c_.tp > 1 && c_.sequence_parallel)
+      collective(name, comm::CollectiveKind::all_gather, GroupKind::tp, c_.tokens * m_.hidden * a_);
+  }
+  void tp_reduce(const char* name) {
+    if (c_.tp <= 1) return;
+    collective(name, c_.sequence_parallel ? comm::CollectiveKind::reduce_scatter : comm::CollectiveKind::all_reduce,
+               GroupKind::tp, c_.tokens * m_.hidden * a_);
+  }
+
+  void norm(const char* name) {
+    // RMSNorm/LayerNorm: ~5 FLOPs per element; input saved for backward (Korthikanti: 2sbh).
+    vector(name, tokens_sp_ * m_.hidden, 5).saved_bytes = tokens_sp_ * m_.hidden * a_;
+  }
+
+  void residual(const char* name) {
+    Op& op = vector(name, tokens_sp_ * m_.hidden, 1, 3);
+    // Dropout mask before the residual add: 1 byte per element (Korthikanti eq. 1: sbh).
+    if (c_.dropout) op.saved_bytes = tokens_sp_ * m_.hidden;
+  }
+
+  // Bytes of a GEMM input saved for backward: with SP the gathered input is kept sharded and gathered
+  // again in backward, so it costs 1/tp (Korthikanti et al. 2022 §4.2.2).
+  bytes gathered_input_saved(double width) const {
+    return (c_.sequence_parallel ? c_.tokens / c_.tp : c_.tokens) * width * a_;
+  }
+
+  void attention() {
+    const AttentionSpec& at = m_.attention;
+    const double t = c_.tp, h = m_.hidden, T = c_.tokens;
+    norm("attn_norm");
+    tp_gather("attn_tp_all_gather");
+    double heads = at.heads / t;
+    double qk_dim, v_dim, kv_heads;
+    if (at.type == AttentionType::mla) {
+      // DeepSeek-V2 §2.1 (arXiv 2405.04434): down-projections are replicated over TP, up-projections split.
+      qk_dim = at.qk_nope_head_dim + at.qk_rope_head_dim;
+      v_dim = at.v_head_dim;
+      kv_heads = heads;
+      if (at.q_lora_rank > 0) {
+        gemm("q_down_proj", T, h, at.q_lora_rank).saved_bytes = gathered_input_saved(h);
+        vector("q_norm", T * at.q_lora_rank, 5).saved_bytes = T * at.q_lora_rank * a_;
+        gemm("q_up_proj", T, at.q_lora_rank, heads * qk_dim).saved_bytes = T * at.q_lora_rank * a_;
+      } else {
+        gemm("q_proj", T, h, heads * qk_dim).saved_bytes = gathered_input_saved(h);
+      }
+      const double kv_down = at.kv_lora_rank + at.qk_rope_head_dim;
+      gemm("kv_down_proj", T, h, kv_down).saved_bytes = gathered_input_saved(h);
+      vector("kv_norm", T * at.kv_lora_rank, 5).saved_bytes = T * at.kv_lora_rank * a_;
+      gemm("kv_up_proj", T, at.kv_lora_rank, heads * (at.qk_nope_head_dim + v_dim)).saved_bytes =
+          T * at.kv_lora_rank * a_;
+      vector("rope", T * heads * at.qk_rope_head_dim * 2, 3);
+    } else {
+      qk_dim = v_dim = at.head_dim;
+      kv_heads = at.kv_heads / t;
+      gemm("qkv_proj", T, h, (heads + 2 * kv_heads) * at.head_dim).saved_bytes = gathered_input_saved(h);
+    }
+    if (c_.cp > 1) {
+      // Ring attention (Liu et al. 2023; Megatron CP): cp-1 exchanges of the local K and V chunk,
+      // overlapped with the attention of the previous chunk.
+      collective("cp_kv_exchange", comm::CollectiveKind::send_recv, GroupKind::cp,
+                 (c_.cp - 1) * T * kv_heads * (qk_dim + v_dim) * a_);
+    }
+    // Attention core: QK^T and AV, 2 x 2 x T x S x heads x dim. Causal kernels skip the masked half.
+    const double s_keys = c_.seq_len;
+    const flops full = 2.0 * T * s_keys * heads * (qk_dim + v_dim);
+    Op core;
+    core.name = "attention_core";
+    core.kind = OpKind::attention;
+    core.model_flop_count = full;
+    core.flop_count = c_.causal ? full / 2 : full;
+    core.hbm_bytes = T * (heads * (qk_dim + v_dim) + kv_heads * (qk_dim + v_dim)) * a_;
+    // Saved: Q, K, V (Korthikanti: QK^T inputs 4sbh and V 2sbh for MHA), split over TP.
+    core.saved_bytes = T * (heads * qk_dim + kv_heads * (qk_dim + v_dim)) * a_;
+    graph_.forward.push_back(core);
+    if (!c_.flash_attention) {
+      // Unfused attention keeps softmax output (2), its dropout mask (1) and the dropped-out
+      // scores (2 bytes) per score: 5 a s^2 b / t (Korthikanti et al. 2022 eq. 1). Selective
+      // recompute drops exactly this and recomputes the core.
+      Op scores;
+      scores.name = "attention_scores";
+      scores.kind = OpKind::attention;
+      scores.flop_count = 0;
+      scores.hbm_bytes = 5 * T * s_keys * heads;
+      scores.saved_bytes = 5 * T * s_keys * heads;
+      scores.dropped_by_selective = true;
+      graph_.forward.push_back(scores);
+      graph_.forward[graph_.forward.size() - 2].recomputed_by_selective = true;
+    }
+    // Output projection input O (2sbh / t) is saved by the projection.
+    gemm("attn_out_proj", T, heads * v_dim, h).saved_bytes = T * heads * v_dim * a_;
+    tp_reduce("attn_tp_reduce");
+    residual("attn_residual");
+  }
+
+  void dense_mlp(double intermediate, const char* prefix_norm = "mlp_norm") {
+    const double t = c_.tp, h = m_.hidden, T = c_.tokens;
+    const bool swiglu = m_.ffn.activation == Activation::swiglu;
+    const double width = intermediate / t;
+    norm(prefix_norm);
+    tp_gather("mlp_tp_all_gather");
+    gemm("mlp_fc1", T, h, (swiglu ? 2 : 1) * width).saved_bytes = gathered_input_saved(h);
+    // Activation input saved: GeLU input 8sbh for ffn=4h (Korthikanti); SwiGLU keeps gate and up.
+    vector("mlp_act", T * width, swiglu ? 4 : 8, swiglu ? 3 : 2).saved_bytes = T * (swiglu ? 2 : 1) * width * a_;
+    gemm("mlp_fc2", T, width, h).saved_bytes = T * width * a_;
+    tp_reduce("mlp_tp_reduce");
+    residual("mlp_residual");
+  }
+
+  // MoE block with the alltoall dispatcher and parallel folding (Liu et al. 2025, arXiv 2504.14960):
+  // tokens are SP-sharded over TP before routing; the EP group carries dispatch and combine; ETP
+  // splits expert weights and gathers tokens.
+  void moe_block() {
+    const MoeSpec& moe = *m_.moe;
+    const double t = c_.tp, h = m_.hidden;
+    const bool swiglu = m_.ffn.activation == Activation::swiglu;
+    const double routed_tokens = c_.tokens / t;  // MoE requires SP with TP: each TP rank routes T/tp
+    norm("moe_norm");
+    gemm("router", routed_tokens, h, moe.experts).saved_bytes = routed_tokens * h * a_;
+    vector("router_topk", routed_tokens * moe.experts, 6).saved_bytes = routed_tokens * moe.experts * 4;
+    vector("permute", routed_tokens * moe.top_k * h, 0);
+    {
+      Op& d = collective("ep_dispatch", comm::CollectiveKind::all_to_all, GroupKind::ep,
+                         routed_tokens * moe.top_k * h * c_.dispatch_bytes);
+      d.collective.expert_dispatch = true;
+      d.collective.tokens = routed_tokens;
+      d.collective.token_bytes = h * c_.dispatch_bytes;
+      d.collective.top_k = moe.top_k;
+    }
+    const double expert_tokens = routed_tokens * moe.top_k * c_.etp;  // per device, balanced
+    if (c_.etp > 1)
+      collective("etp_all_gather", comm::CollectiveKind::all_gather, GroupKind::etp, expert_tokens * h * a_);
+    const double local_experts = static_cast<double>(moe.experts) / c_.ep;
+    const double width = moe.expert_intermediate / c_.etp;
+    const double per_expert = expert_tokens / local_experts;
+    {
+      Op& fc1 = gemm("expert_fc1", per_expert, h, (swiglu ? 2 : 1) * width, local_experts, true);
+      fc1.saved_bytes = expert_tokens * h * a_;
+      fc1.scales_with_imbalance = true;
+      Op& act = vector("expert_act", expert_tokens * width, swiglu ? 4 : 8, swiglu ? 3 : 2);
+      act.saved_bytes = expert_tokens * (swiglu ? 2 : 1) * width * a_;
+      act.scales_with_imbalance = true;
+      Op& fc2 = gemm("expert_fc2", per_expert, width, h, local_experts, true);
+      fc2.saved_bytes = expert_tokens * width * a_;
+      fc2.scales_with_imbalance = true;
+    }
+    if (c_.etp > 1)
+      collective("etp_reduce_scatter", comm::CollectiveKind::reduce_scatter, GroupKind::etp, expert_tokens * h * a_);
+    {
+      Op& d = collective("ep_combine", comm::CollectiveKind::all_to_all, GroupKind::ep,
+                         routed_tokens * moe.top_k * h * a_);
+      d.collective.expert_dispatch = true;
+      d.collective.tokens = routed_tokens;
+      d.collective.token_bytes = h * a_;
+      d.collective.top_k = moe.top_k;
+    }
+    vector("unpermute", routed_tokens * moe.top_k * h, 2).saved_bytes = routed_tokens * moe.top_k * h * a_;
+    if (moe.shared_experts > 0) {
+      // Shared experts are a TP-split dense MLP on all T tokens (Megatron-Core SharedExpertMLP).
+      const double T = c_.tokens;
+      const double sw = moe.shared_experts * moe.shared_expert_intermediate / t;
+      tp_gather("shared_tp_all_gather");
+      gemm("shared_fc1", T, h, (swiglu ? 2 : 1) * sw).saved_bytes = gathered_input_saved(h);
+      vector("shared_act", T * sw, 4, 3).saved_bytes = T * (swiglu ? 2 : 1) * sw * a_;
+      gemm("shared_fc2", T, sw, h).saved_bytes = T * sw * a_;
+      tp_reduce("shared_tp_reduce");
+    }
+    residual("moe_residual");
+  }
+
+  void embedding() {
+    vector("embedding_lookup", c_.tokens * m_.hidden, 0);
+    // Vocab-parallel embedding: partial lookups summed over TP.
+    tp_reduce("embedding_tp_reduce");
+  }
+
+  void lm_head() {
+    const double t = c_.tp, h = m_.hidden, T = c_.tokens;
+    norm("final_norm");
+    tp_gather("head_tp_all_gather");
+    gemm("lm_head", T, h, m_.vocab / t).saved_bytes = gathered_input_saved(h);
+    // Vocab-parallel cross-entropy on fp32 logits (Megatron): max, sum-exp and target logit reduced
+    // over TP (3 x T floats).
+    Op& ce = vector("cross_entropy", T * m_.vocab / t, 5, 3);
+    ce.hbm_bytes = T * m_.vocab / t * 4 * 3;
+    ce.saved_bytes = T * m_.vocab / t * 4;
+    if (t > 1) collective("ce_tp_all_reduce", comm::CollectiveKind::all_reduce, GroupKind::tp, 3 * T * 4);
+  }
+
+  void mtp_projection() {
+    // DeepSeek-V3 §2.2: RMSNorm of the previous depth's hidden state and of the next token's
+    // embedding, concatenated and projected 2h -> h.
+    const double h = m_.hidden, T = c_.tokens;
+    vector("mtp_embedding_lookup", T * h, 0);
+    norm("mtp_hidden_norm");
+    norm("mtp_embed_norm");
+    gemm("mtp_proj", T, 2 * h, h).saved_bytes = T * 2 * h * a_;
+  }
+
+ private:
+  const ModelSpec& m_;
+  const GraphContext& c_;
+  bytes a_;
+  double tokens_sp_ = 0;
+  LayerGraph graph_;
+};
+
+}  // namespace
+
+LayerGraph build_layer(const ModelSpec& model, const GraphContext& ctx, LayerKind kind) {
+  LayerBuilder b(model, ctx);
+  switch (kind) {
+    case LayerKind::dense:
+      b.set_layer_input();
+      b.attention();
+      b.dense_mlp(model.ffn.intermediate);
+      break;
+    case LayerKind::moe:
+      b.set_layer_input();
+      b.attention();
+      b.moe_block();
+      break;
+    case LayerKind::mtp:
+      b.set_layer_input();
+      b.mtp_projection();
+      b.attention();
+      if (model.moe) b.moe_block(); else b.dense_mlp(model.ffn.intermediate);
+      b.lm_head();
+      break;
+    case LayerKind::embedding:
+      b.embedding();
+      break;
+    case LayerKind::lm_head:
+      b.lm_head();
+      break;
+  }
+  return b.take(kind);
+}
+
+FlopsPerToken model_flops_per_token(const ModelSpec& model, int seq_len, Recompute policy, bool flash_attention) {
+  GraphContext ctx;
+  ctx.tokens = seq_len;
+  ctx.seq_len = seq_len;
+  ctx.flash_attention = flash_attention;
+  FlopsPerToken f;
+  auto add = [&](LayerKind kind, int n) {
+    if (n <= 0) return;
+    const LayerGraph g = build_layer(model, ctx, kind);
+    for (const Op& op : g.forward) {
+      f.forward += n * op.model_flop_count / seq_len;
+      if (op.kind == OpKind::attention) f.attention_core += n * op.model_flop_count / seq_len;
+      if (kind != LayerKind::lm_head && g.recomputed(op, policy)) f.recompute += n * op.model_flop_count / seq_len;
+    }
+  };
+  add(LayerKind::dense, model.dense_layers());
+  add(LayerKind::moe, model.moe_layers());
+  add(LayerKind::mtp, model.mtp_layers);
+  add(LayerKind::lm_head, 1);
+  f.training = 3 * f.forward;
+  return f;
+}
+
+}  // namespace moesim::graph
+
+namespace moesim::graph {
+
+ModelGraphs build_model_graphs(const ModelSpec& model, const GraphContext& ctx) {
+  ModelGraphs g;
+  g.dense = build_layer(model, ctx, LayerKind::dense);
+  if (model.moe) g.moe = build_layer(model, ctx, LayerKind::moe);
+  if (model.mtp_layers > 0) g.mtp = build_layer(model, ctx, LayerKind::mtp);
+  g.embedding = build_layer(model, ctx, LayerKind::embedding);
+  g.lm_head = build_layer(model, ctx, LayerKind::lm_head);
+  return g;
+}
+
+}  // namespace moesim::graph

@@ -1,0 +1,104 @@
+#pragma once
+// Operator graph of one layer of each kind, forward pass of one microbatch on one device of the
+// layout. Each op knows its FLOPs, HBM bytes, unit, GEMM shape, the activation bytes it saves for
+// backward (so recompute policies move memory and time together) and, for collectives, its group and
+// volume. Time (costmodels/compute, comm), memory (costmodels/memory) and model FLOPs all read this
+// graph; nothing downstream re-derives shapes.
+#include <vector>
+
+#include "costmodels/comm.h"
+#include "costmodels/compute.h"
+#include "costmodels/specs.h"
+
+namespace moesim::graph {
+
+enum class OpKind { gemm, grouped_gemm, attention, vector, collective };
+enum class GroupKind { tp, cp, ep, etp, pp, dp, expert_dp };
+enum class LayerKind { dense, moe, mtp, embedding, lm_head };
+
+const char* to_string(OpKind k);
+const char* to_string(GroupKind g);
+const char* to_string(LayerKind k);
+
+struct CollectiveOp {
+  comm::CollectiveKind kind = comm::CollectiveKind::all_reduce;
+  GroupKind group = GroupKind::tp;
+  bytes buffer = 0;             // as comm::collective_time defines it
+  bool expert_dispatch = false; // EP dispatch/combine: priced by comm::expert_dispatch_time
+  double tokens = 0;            // for expert_dispatch: tokens per device before routing
+  bytes token_bytes = 0;
+  int top_k = 0;
+};
+
+struct Op {
+  const char* name = "";
+  OpKind kind = OpKind::vector;
+  compute::GemmShape shape;      // gemm and grouped_gemm
+  flops flop_count = 0;          // FLOPs this device executes in the forward pass
+  flops model_flop_count = 0;    // FLOPs counted by MFU (attention core not causally halved, PaLM App. B)
+  bytes hbm_bytes = 0;           // HBM traffic of the forward pass
+  bytes saved_bytes = 0;         // activations kept for backward when nothing is recomputed
+  bool dropped_by_selective = false;    // selective recompute (Korthikanti et al. 2022 §4.2) frees its saved bytes
+  bool recomputed_by_selective = false; // ... and runs this op again in backward
+  bool scales_with_imbalance = false; // expert ops: the busiest rank does `imbalance` x the mean work
+  CollectiveOp collective;       // kind == collective
+};
+
+struct LayerGraph {
+  LayerKind kind = LayerKind::dense;
+  std::vector<Op> forward;
+  bytes layer_input_bytes = 0;   // what full recompute keeps (Korthikanti et al. 2022 §4.2: 2sbh)
+
+  // Activation bytes saved per microbatch under a recompute policy.
+  bytes saved_bytes(Recompute policy, double imbalance = 1.0) const;
+  // FLOPs executed again in backward under a recompute policy.
+  flops recompute_flops(Recompute policy) const;
+  bool recomputed(const Op& op, Recompute policy) const {
+    return policy == Recompute::full || (policy == Recompute::selective && op.recomputed_by_selective);
+  }
+  flops forward_flops() const;
+  flops model_forward_flops() const;
+};
+
+// Shapes that follow from the model and layout for one microbatch on one device.
+struct GraphContext {
+  double tokens = 0;         // tokens per device per microbatch: micro_batch x seq_len / cp
+  double seq_len = 0;        // full sequence (keys an attention query sees)
+  int tp = 1, cp = 1, ep = 1, etp = 1;
+  bool sequence_parallel = false;
+  bool flash_attention = true;  // fused attention keeps no s x s scores (Dao et al. 2022)
+  bool causal = true;           // causal mask: fused kernels skip the masked half
+  bool dropout = false;         // GPT-3-era models keep dropout masks (1 byte per element)
+  bytes activation_bytes = 2;   // bf16 activations
+  bytes dispatch_bytes = 2;     // bytes per hidden element sent by EP dispatch (fp8 dispatch: 1)
+};
+
+GraphContext make_context(const ModelSpec& model, const LayoutSpec& layout);
+
+LayerGraph build_layer(const ModelSpec& model, const GraphContext& ctx, LayerKind kind);
+
+// Model FLOPs per token of one training step (forward + backward = 3x forward, Kaplan et al. 2020
+// §2.1) without recomputation, with the whole model on one device: the MFU numerator of PaLM App. B.
+struct FlopsPerToken {
+  flops forward = 0;
+  flops recompute = 0;         // forward FLOPs run again under the recompute policy (HFU only)
+  flops training = 0;          // 3 x forward (model FLOPs, MFU)
+  flops attention_core = 0;    // forward attention-core share (included above), full s^2
+};
+FlopsPerToken model_flops_per_token(const ModelSpec& model, int seq_len, Recompute policy = Recompute::none,
+                                    bool flash_attention = true);
+
+}  // namespace moesim::graph
+
+namespace moesim::graph {
+
+// The layer graphs of one model on one layout, built once and shared by time and memory.
+struct ModelGraphs {
+  LayerGraph dense, moe, mtp, embedding, lm_head;
+  const LayerGraph& decoder(const ModelSpec& model, int layer) const {
+    return model.moe && layer >= model.moe->first_dense_layers ? moe : dense;
+  }
+};
+ModelGraphs build_model_graphs(const ModelSpec& model, const GraphContext& ctx);
+
+}  // namespace moesim::graph

@@ -1,0 +1,106 @@
+#include "costmodels/layout.h"
+
+#include <numeric>
+#include <stdexcept>
+
+namespace moesim {
+
+namespace {
+std::string str(long v) { return std::to_string(v); }
+}  // namespace
+
+std::optional<std::string> complete_and_check_layout(const ModelSpec& model, LayoutSpec& l) {
+  for (auto [name, v] : {std::pair{"tp", l.tp}, {"pp", l.pp}, {"vpp", l.vpp}, {"ep", l.ep}, {"etp", l.etp},
+                         {"cp", l.cp}, {"micro_batch", l.micro_batch}, {"devices", l.devices}}) {
+    if (v < 1) return std::string(name) + " must be >= 1, got " + str(v);
+  }
+  const long attention_group = static_cast<long>(l.tp) * l.cp * l.pp;
+  if (l.devices % attention_group != 0)
+    return "devices " + str(l.devices) + " is not a multiple of tp*cp*pp = " + str(attention_group);
+  const int derived_dp = static_cast<int>(l.devices / attention_group);
+  if (l.dp == 0) l.dp = derived_dp;
+  if (l.dp != derived_dp)
+    return "tp*cp*dp*pp = " + str(attention_group * l.dp) + " does not equal devices " + str(l.devices);
+  const long expert_group = static_cast<long>(l.etp) * l.ep * l.pp;
+  if (l.devices % expert_group != 0)
+    return "devices " + str(l.devices) + " is not a multiple of etp*ep*pp = " + str(expert_group);
+  if (model.attention.heads % l.tp != 0)
+    return "attention heads " + str(model.attention.heads) + " not divisible by tp " + str(l.tp);
+  if (model.attention.type != AttentionType::mla && model.attention.kv_heads % l.tp != 0 &&
+      l.tp % model.attention.kv_heads != 0)
+    return "kv_heads " + str(model.attention.kv_heads) + " and tp " + str(l.tp) + " do not divide each other";
+  if (model.moe) {
+    if (model.moe->experts % l.ep != 0)
+      return "experts " + str(model.moe->experts) + " not divisible by ep " + str(l.ep);
+    if (static_cast<long>(model.moe->expert_intermediate) % l.etp != 0)
+      return "expert_intermediate not divisible by etp " + str(l.etp);
+  } else if (l.ep > 1) {
+    return "ep " + str(l.ep) + " > 1 for a dense model";
+  }
+  if (l.seq_len <= 0) l.seq_len = model.seq_len;
+  if (l.seq_len <= 0) return "seq_len must be > 0 (set it in the layout or the model)";
+  if (l.seq_len % l.cp != 0) return "seq_len " + str(l.seq_len) + " not divisible by cp " + str(l.cp);
+  if (l.global_batch <= 0) return "global_batch must be > 0 sequences";
+  const long per_step = static_cast<long>(l.dp) * l.micro_batch;
+  if (l.global_batch % per_step != 0)
+    return "global_batch " + str(l.global_batch) + " is not a multiple of dp*micro_batch = " + str(per_step);
+  const int virtual_stages = l.pp * (l.schedule == ScheduleKind::dualpipe ? 1 : l.vpp);
+  if (virtual_stages > model.layers + model.mtp_layers)
+    return "pp*vpp = " + str(virtual_stages) + " stages exceed the " + str(model.layers) + " layers";
+  if (l.schedule == ScheduleKind::interleaved && l.vpp > 1 && l.microbatches() % l.pp != 0)
+    return "interleaved schedule needs microbatches (" + str(l.microbatches()) + ") divisible by pp " + str(l.pp);
+  if (l.schedule == ScheduleKind::dualpipe && (l.microbatches() % 2 != 0 || l.pp % 2 != 0))
+    return "dualpipe needs an even pp and an even number of microbatches (" + str(l.microbatches()) + ")";
+  if (!l.pipeline_layers.empty()) {
+    if (static_cast<int>(l.pipeline_layers.size()) != virtual_stages)
+      return "pipeline_layers has " + str(static_cast<long>(l.pipeline_layers.size())) + " entries, expected pp*vpp = " +
+             str(virtual_stages);
+    const int sum = std::accumulate(l.pipeline_layers.begin(), l.pipeline_layers.end(), 0);
+    if (sum != model.layers) return "pipeline_layers sum to " + str(sum) + ", expected layers " + str(model.layers);
+  }
+  return std::nullopt;
+}
+
+const ChunkContent& PipelinePlan::at(int stage, int chunk) const {
+  if (bidirectional) return parts[chunk == 0 ? stage : stages - 1 - stage];
+  return parts[static_cast<size_t>(chunk) * stages + stage];  // Megatron interleaving: chunk-major
+}
+
+PipelinePlan partition_layers(const ModelSpec& model, const LayoutSpec& layout) {
+  PipelinePlan plan;
+  plan.stages = layout.pp;
+  plan.bidirectional = layout.schedule == ScheduleKind::dualpipe;
+  plan.chunks = plan.bidirectional ? 2 : layout.vpp;
+  const int n_parts = plan.bidirectional ? layout.pp : layout.pp * layout.vpp;
+  std::vector<int> counts;
+  if (!layout.pipeline_layers.empty()) {
+    counts = layout.pipeline_layers;
+  } else {
+    const int per = (model.layers + n_parts - 1) / n_parts;
+    counts.assign(n_parts, per);
+    int surplus = per * n_parts - model.layers;
+    // Take layers from the last part (it also runs the head, loss and MTP), then the first (embedding),
+    // alternating, then inwards (Llama 3 405B: one fewer layer on the first and last stage).
+    for (int i = 0; surplus > 0; ++i) {
+      const int idx = (i % 2 == 0) ? n_parts - 1 - i / 2 : i / 2;
+      const int take = std::min(surplus, counts[idx]);
+      counts[idx] -= take > 0 ? 1 : 0;
+      surplus -= take > 0 ? 1 : 0;
+      if (i > 4 * n_parts) throw std::invalid_argument("cannot split layers over pipeline stages");
+    }
+  }
+  int next = 0;
+  for (int i = 0; i < n_parts; ++i) {
+    ChunkContent c;
+    c.first_layer = next;
+    c.layers = counts[i];
+    next += counts[i];
+    c.embedding = i == 0;
+    c.lm_head = i == n_parts - 1;
+    c.mtp_layers = c.lm_head ? model.mtp_layers : 0;
+    plan.parts.push_back(c);
+  }
+  return plan;
+}
+
+}  // namespace moesim

@@ -1,0 +1,106 @@
+#include "costmodels/memory.h"
+
+#include <algorithm>
+
+#include "costmodels/params.h"
+
+namespace moesim::memory {
+
+namespace {
+
+// Per-device share of one decoder layer's parameters (Megatron: projections and FFNs split over TP,
+// norms, router and MLA down-projections replicated; experts split over EP and ETP).
+DeviceParams layer_device_params(const ModelSpec& m, const LayoutSpec& l, bool moe_layer) {
+  DeviceParams p;
+  const AttentionParams at = attention_params(m);
+  p.dense = at.projections / l.tp + at.replicated + layer_norm_params(m);
+  if (moe_layer) {
+    p.dense += m.hidden * m.moe->experts + shared_expert_params(m) / l.tp;
+    p.expert = static_cast<double>(m.moe->experts) / l.ep * expert_params(m) / l.etp;
+  } else {
+    p.dense += dense_ffn_params(m) / l.tp;
+  }
+  return p;
+}
+
+}  // namespace
+
+DeviceParams chunk_params(const ModelSpec& m, const LayoutSpec& l, const ChunkContent& chunk) {
+  DeviceParams p;
+  for (int i = chunk.first_layer; i < chunk.first_layer + chunk.layers; ++i) {
+    const DeviceParams lp = layer_device_params(m, l, m.moe && i >= m.moe->first_dense_layers);
+    p.dense += lp.dense;
+    p.expert += lp.expert;
+  }
+  if (chunk.embedding) p.dense += m.vocab * m.hidden / l.tp + (m.learned_position_embeddings ? m.seq_len * m.hidden : 0);
+  // The last stage keeps its own output head; tied embeddings share it only when one stage holds both.
+  if (chunk.lm_head && !(chunk.embedding && m.tie_embeddings)) p.dense += m.vocab * m.hidden / l.tp + m.hidden;
+  if (chunk.mtp_layers > 0) {
+    const DeviceParams block = layer_device_params(m, l, m.moe.has_value());
+    p.dense += chunk.mtp_layers * (block.dense + (2 * m.hidden * m.hidden) / l.tp + 2 * m.hidden);
+    p.expert += chunk.mtp_layers * block.expert;
+  }
+  return p;
+}
+
+DeviceParams stage_params(const ModelSpec& m, const LayoutSpec& l, const PipelinePlan& plan, int stage) {
+  DeviceParams p;
+  for (int c = 0; c < plan.chunks; ++c) {
+    const DeviceParams cp = chunk_params(m, l, plan.at(stage, c));
+    p.dense += cp.dense;
+    p.expert += cp.expert;
+  }
+  return p;
+}
+
+bytes chunk_activation_bytes(const ModelSpec& m, const LayoutSpec& l, const graph::ModelGraphs& g,
+                             const ChunkContent& chunk, double imbalance) {
+  bytes total = 0;
+  for (int i = chunk.first_layer; i < chunk.first_layer + chunk.layers; ++i)
+    total += g.decoder(m, i).saved_bytes(l.recompute, imbalance);
+  if (chunk.embedding) total += g.embedding.saved_bytes(Recompute::none, imbalance);
+  if (chunk.lm_head) total += g.lm_head.saved_bytes(Recompute::none, imbalance);
+  total += chunk.mtp_layers * g.mtp.saved_bytes(l.recompute, imbalance);
+  return total;
+}
+
+std::vector<StageMemory> stage_memory(const ModelSpec& m, const LayoutSpec& l, const PipelinePlan& plan,
+                                      const graph::ModelGraphs& g, const HardwareProfile& hw,
+                                      const std::vector<double>& inflight, double imbalance) {
+  // Transient buffers: the largest single op's working set (inputs, weights, outputs live at once)
+  // plus the pipeline's send and receive buffers of one microbatch's activations.
+  bytes largest_op = 0;
+  for (const graph::LayerGraph* lg : {&g.dense, &g.moe, &g.mtp, &g.embedding, &g.lm_head})
+    for (const graph::Op& op : lg->forward)
+      largest_op = std::max(largest_op, op.hbm_bytes * (op.scales_with_imbalance ? imbalance : 1.0));
+  const bytes p2p = l.pp > 1 ? 2 * g.dense.layer_input_bytes : 0;
+
+  // Distributed optimizer (Megatron-LM): optimizer states sharded over the data-parallel group
+  // (DP x CP for dense parameters, expert-DP for experts). ZeRO-3 shards weights and gradients too.
+  const double dense_shard = l.distributed_optimizer ? static_cast<double>(l.dp) * l.cp : 1.0;
+  const double expert_shard = l.distributed_optimizer ? l.expert_dp() : 1.0;
+  const double zero3_dense = l.zero_stage >= 3 ? dense_shard : 1.0;
+  const double zero3_expert = l.zero_stage >= 3 ? expert_shard : 1.0;
+
+  std::vector<StageMemory> out;
+  for (int s = 0; s < plan.stages; ++s) {
+    StageMemory sm;
+    sm.stage = s;
+    const DeviceParams p = stage_params(m, l, plan, s);
+    sm.params = p.total();
+    sm.weights = weight_bytes_per_param * (p.dense / zero3_dense + p.expert / zero3_expert);
+    sm.gradients = grad_bytes_per_param * (p.dense / zero3_dense + p.expert / zero3_expert);
+    sm.optimizer = optimizer_bytes_per_param * (p.dense / dense_shard + p.expert / expert_shard);
+    bytes per_chunk = 0;
+    for (int c = 0; c < plan.chunks; ++c) per_chunk += chunk_activation_bytes(m, l, g, plan.at(s, c), imbalance);
+    per_chunk /= plan.chunks;
+    const double in_flight = s < static_cast<int>(inflight.size()) ? inflight[s] : 1.0;
+    sm.activations = per_chunk * in_flight;
+    sm.buffers = largest_op + p2p;
+    sm.reserve = hw.device.framework_reserve;
+    out.push_back(sm);
+  }
+  return out;
+}
+
+}  // namespace moesim::memory

@@ -1,0 +1,95 @@
+#include "costmodels/params.h"
+
+namespace moesim {
+
+namespace {
+// SwiGLU has gate and up projections plus down (Shazeer 2020); GELU has up and down.
+double ffn_matrices(Activation a) { return a == Activation::swiglu ? 3.0 : 2.0; }
+}  // namespace
+
+AttentionParams attention_params(const ModelSpec& m) {
+  const AttentionSpec& a = m.attention;
+  const double h = m.hidden;
+  AttentionParams p;
+  if (a.type == AttentionType::mla) {
+    // DeepSeek-V2 §2.1.2 (arXiv 2405.04434): low-rank joint KV compression and query compression.
+    const double qk_head = a.qk_nope_head_dim + a.qk_rope_head_dim;
+    if (a.q_lora_rank > 0) {
+      p.replicated += h * a.q_lora_rank + a.q_lora_rank;  // W_DQ and its RMSNorm
+      p.projections += static_cast<double>(a.q_lora_rank) * a.heads * qk_head;  // W_UQ, W_QR
+    } else {
+      p.projections += h * a.heads * qk_head;
+    }
+    p.replicated += h * (a.kv_lora_rank + a.qk_rope_head_dim) + a.kv_lora_rank;  // W_DKV, W_KR, norm
+    p.projections += static_cast<double>(a.kv_lora_rank) * a.heads * (a.qk_nope_head_dim + a.v_head_dim);
+    p.projections += static_cast<double>(a.heads) * a.v_head_dim * h;  // W_O
+  } else {
+    const double q = static_cast<double>(a.heads) * a.head_dim;
+    const double kv = static_cast<double>(a.kv_heads) * a.head_dim;
+    p.projections = h * (q + 2 * kv) + q * h;
+  }
+  return p;
+}
+
+count dense_ffn_params(const ModelSpec& m) { return ffn_matrices(m.ffn.activation) * m.hidden * m.ffn.intermediate; }
+
+count expert_params(const ModelSpec& m) {
+  return m.moe ? ffn_matrices(m.ffn.activation) * m.hidden * m.moe->expert_intermediate : 0.0;
+}
+
+count shared_expert_params(const ModelSpec& m) {
+  return m.moe ? m.moe->shared_experts * ffn_matrices(m.ffn.activation) * m.hidden * m.moe->shared_expert_intermediate
+               : 0.0;
+}
+
+// Two norms per layer (pre-attention, pre-FFN); LayerNorm has a bias, RMSNorm does not.
+count layer_norm_params(const ModelSpec& m) {
+  return (m.ffn.activation == Activation::gelu ? 4.0 : 2.0) * m.hidden;
+}
+
+count mtp_module_params(const ModelSpec& m) {
+  // DeepSeek-V3 §2.2 (arXiv 2412.19437): per module a projection [2h -> h], two RMSNorms on its inputs
+  // and one Transformer block (here an MoE block); embedding and output head are shared with the model.
+  const double h = m.hidden;
+  count block = attention_params(m).total() + layer_norm_params(m);
+  if (m.moe) {
+    block += m.moe->experts * expert_params(m) + shared_expert_params(m) + h * m.moe->experts;
+  } else {
+    block += dense_ffn_params(m);
+  }
+  return 2 * h * h + 2 * h + block;
+}
+
+ParamBreakdown count_params(const ModelSpec& m) {
+  ParamBreakdown p;
+  const double h = m.hidden;
+  p.embedding = m.vocab * h + (m.learned_position_embeddings ? m.seq_len * h : 0.0);
+  p.lm_head_compute = m.vocab * h;
+  p.lm_head = m.tie_embeddings ? 0.0 : m.vocab * h;
+  p.attention = m.layers * attention_params(m).total();
+  p.norms = m.layers * layer_norm_params(m) + (m.ffn.activation == Activation::gelu ? 2.0 : 1.0) * h;  // + final norm
+  p.dense_ffn = m.dense_layers() * dense_ffn_params(m);
+  if (m.moe) {
+    const int moe_layers = m.moe_layers();
+    p.router = moe_layers * h * m.moe->experts;
+    p.shared_experts = moe_layers * shared_expert_params(m);
+    p.routed_experts = moe_layers * m.moe->experts * expert_params(m);
+    p.active_routed = moe_layers * m.moe->top_k * expert_params(m);
+  }
+  p.mtp = m.mtp_layers * mtp_module_params(m);
+  return p;
+}
+
+LayerParams layer_params(const ModelSpec& m, int layer) {
+  LayerParams p;
+  p.dense_sharded = attention_params(m).total() + layer_norm_params(m);
+  if (m.moe && layer >= m.moe->first_dense_layers) {
+    p.dense_sharded += m.hidden * m.moe->experts + shared_expert_params(m);
+    p.expert_sharded = m.moe->experts * expert_params(m);
+  } else {
+    p.dense_sharded += dense_ffn_params(m);
+  }
+  return p;
+}
+
+}  // namespace moesim

@@ -1,0 +1,162 @@
+#pragma once
+// Validated value types for the three inputs of every simulation: the model, the parallel layout and
+// the hardware profile. Field names follow ../shared/DESIGN.md. These types hold no I/O; sim/io parses
+// files into them and checks them.
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "costmodels/units.h"
+
+namespace moesim {
+
+// ---------------------------------------------------------------------------------------------
+// Model
+enum class AttentionType { mha, gqa, mla };
+enum class Activation { swiglu, gelu };
+
+struct AttentionSpec {
+  AttentionType type = AttentionType::mha;
+  int heads = 0;
+  int kv_heads = 0;   // = heads for MHA
+  int head_dim = 0;   // = hidden / heads unless given
+  // Multi-head latent attention (DeepSeek-V2/V3, Pangu Ultra MoE); zero when not MLA.
+  int q_lora_rank = 0;  // 0: queries are projected directly from the hidden state
+  int kv_lora_rank = 0;
+  int qk_nope_head_dim = 0;
+  int qk_rope_head_dim = 0;
+  int v_head_dim = 0;
+};
+
+struct FfnSpec {
+  double intermediate = 0;  // dense-layer FFN width
+  Activation activation = Activation::swiglu;
+};
+
+struct MoeSpec {
+  int experts = 0;                    // routed experts per MoE layer
+  int top_k = 0;                      // routed experts activated per token
+  double expert_intermediate = 0;     // width of one routed expert
+  int shared_experts = 0;             // always-active experts
+  double shared_expert_intermediate = 0;  // width of one shared expert (= expert_intermediate unless given)
+  int first_dense_layers = 0;         // leading layers that use the dense FFN instead of experts
+};
+
+struct ModelSpec {
+  std::string name;
+  int layers = 0;
+  double hidden = 0;
+  double vocab = 0;
+  int seq_len = 0;  // default training sequence length; the layout may override it
+  AttentionSpec attention;
+  FfnSpec ffn;
+  std::optional<MoeSpec> moe;
+  int mtp_layers = 0;           // multi-token-prediction modules (DeepSeek-V3 style)
+  bool tie_embeddings = false;  // LM head shares the input embedding
+  bool learned_position_embeddings = false;  // GPT-2/3 style absolute position table (seq_len x hidden)
+  bool dropout = false;  // GPT-3-era training keeps dropout masks for backward
+  std::string source;
+
+  bool is_moe() const { return moe.has_value(); }
+  int moe_layers() const { return moe ? layers - moe->first_dense_layers : 0; }
+  int dense_layers() const { return moe ? moe->first_dense_layers : layers; }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Parallel layout (Megatron-Core semantics with MoE parallel folding)
+enum class Recompute { none, selective, full };
+enum class ScheduleKind { gpipe, one_f_one_b, interleaved, zero_bubble, dualpipe };
+enum class Precision { bf16, fp8 };
+
+// Which communication hides behind compute. Each switch can only make an iteration faster.
+struct OverlapSwitches {
+  bool ep_all_to_all = false;      // EP dispatch/combine hidden behind another microbatch's compute
+  bool tp_comm = false;            // TP all-gather/reduce-scatter fused with GEMMs (MC2, userbuffers)
+  bool dp_grad_reduce = true;      // gradient reduce-scatter overlapped with backward
+  bool dp_param_gather = true;     // parameter all-gather overlapped with the next forward
+  bool pp_p2p = true;              // pipeline send/recv asynchronous
+};
+
+
+// Expert load: per-expert token shares drawn from a seeded lognormal whose sigma is `skew`
+// (0 = perfectly balanced routing).
+struct ExpertLoadSpec {
+  double skew = 0.0;
+  unsigned seed = 1;
+  int redundant_experts = 0;  // extra expert replicas placed on the hottest experts (EPLB-style)
+};
+
+struct LayoutSpec {
+  int devices = 0;
+  int tp = 1, pp = 1, vpp = 1, ep = 1, etp = 1, cp = 1, dp = 0;  // dp derived when 0
+  bool sequence_parallel = false;
+  int micro_batch = 1;
+  int global_batch = 0;  // sequences per iteration
+  int seq_len = 0;
+  Recompute recompute = Recompute::none;
+  ScheduleKind schedule = ScheduleKind::one_f_one_b;
+  bool distributed_optimizer = true;
+  Precision precision = Precision::bf16;
+  bool flash_attention = true;  // fused attention (no s x s scores kept); false for 2021-era Megatron
+  bool hierarchical_ep_all_to_all = false;  // Pangu Ultra MoE: inter-node all-gather + intra-node all-to-all
+  int zero_stage = 0;           // 3: parameters sharded over DP too (ZeRO-3 / FSDP)
+  std::vector<int> pipeline_layers;  // decoder layers per virtual stage (pp*vpp entries), empty = even split
+  OverlapSwitches overlap;
+  ExpertLoadSpec expert_load;
+
+  int expert_dp() const { return devices / (etp * ep * pp); }
+  int microbatches() const { return global_batch / (dp * micro_batch); }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Hardware profile
+enum class TierTopology { switched, full_mesh };
+
+// One level of the interconnect, innermost first. `size` is the number of devices that share this
+// tier's domain (8 for an 8-device node); the last tier spans the cluster.
+struct Tier {
+  std::string name;
+  int size = 0;
+  bytes_per_second bandwidth = 0;  // per device, per direction, peak
+  seconds latency = 0;             // per message step
+  double efficiency = 1.0;         // achievable fraction of `bandwidth` for large messages
+  TierTopology topology = TierTopology::switched;
+};
+
+// Shape-dependent efficiency of the matrix unit (see costmodels/compute.h for the curve).
+struct MatrixEfficiency {
+  double peak_fraction = 0.8;            // best achievable fraction of peak on large GEMMs
+  flops half_saturation_flops = 1e9;     // GEMM size at which efficiency is half of peak_fraction
+  int tile_m = 128, tile_n = 128, tile_k = 64;  // tile quantisation of the matrix unit
+  double grouped_gemm_factor = 0.9;      // grouped (per-expert) GEMMs relative to one large GEMM
+  double attention_fraction = 0.7;       // fused attention core relative to peak_fraction
+};
+
+struct DeviceSpec {
+  flops_per_second matrix_bf16 = 0;
+  flops_per_second matrix_fp16 = 0;
+  flops_per_second matrix_fp8 = 0;  // 0 when the hardware has no FP8 matrix rate
+  flops_per_second vector_flops = 0;
+  bytes hbm_bytes = 0;
+  bytes_per_second hbm_bandwidth = 0;
+  MatrixEfficiency matrix;
+  double vector_efficiency = 0.5;
+  double hbm_efficiency = 0.8;
+  seconds launch_overhead = 5e-6;        // per kernel
+  double comm_compute_slowdown = 0.0;    // compute slowdown while overlapped collectives run on compute cores
+  bytes_per_second host_link_bandwidth = 0;  // device <-> host, for activation swap
+  bytes framework_reserve = 0;           // runtime, allocator fragmentation, workspace
+};
+
+struct HardwareProfile {
+  std::string name;
+  std::string source;
+  DeviceSpec device;
+  std::vector<Tier> tiers;  // innermost first; the last tier spans the cluster
+
+  flops_per_second matrix_peak(Precision p) const {
+    return p == Precision::fp8 && device.matrix_fp8 > 0 ? device.matrix_fp8 : device.matrix_bf16;
+  }
+};
+
+}  // namespace moesim

@@ -1,0 +1,259 @@
+// The moesim command line: subcommands over the sim library. Bad input ends with one line on stderr
+// and exit status 2; a configuration that does not fit in memory is still reported (exit 0).
+#include <fmt/format.h>
+#include <fmt/ostream.h>
+
+#include <boost/program_options.hpp>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "costmodels/compute.h"
+#include "costmodels/imbalance.h"
+#include "costmodels/layout.h"
+#include "sim/cli/commands.h"
+#include "sim/io/input_error.h"
+#include "sim/io/specs_io.h"
+#include "sim/report.h"
+#include "sim/simulate.h"
+#include "sim/trace.h"
+
+namespace po = boost::program_options;
+using namespace moesim;
+
+namespace {
+
+void add_layout_flags(po::options_description& d) {
+  d.add_options()
+      ("layout", po::value<std::string>(), "layout JSON file (flags below override its fields)")
+      ("devices", po::value<int>(), "number of devices")
+      ("tp", po::value<int>(), "tensor parallel size")
+      ("pp", po::value<int>(), "pipeline parallel size")
+      ("vpp", po::value<int>(), "virtual pipeline stages (model chunks) per device")
+      ("ep", po::value<int>(), "expert parallel size")
+      ("etp", po::value<int>(), "expert tensor parallel size (default: tp)")
+      ("cp", po::value<int>(), "context parallel size")
+      ("micro-batch", po::value<int>(), "micro batch size (sequences)")
+      ("global-batch", po::value<int>(), "global batch size (sequences)")
+      ("seq-len", po::value<int>(), "sequence length")
+      ("recompute", po::value<std::string>(), "none|selective|full")
+      ("schedule", po::value<std::string>(), "gpipe|1f1b|interleaved|zero-bubble|dualpipe")
+      ("precision", po::value<std::string>(), "bf16|fp8")
+      ("ep-overlap", po::value<bool>(), "overlap EP all-to-all with compute (true|false)")
+      ("tp-overlap", po::value<bool>(), "overlap TP communication with GEMMs (true|false)")
+      ("hierarchical-ep", po::value<bool>(), "hierarchical EP all-to-all (true|false)")
+      ("expert-skew", po::value<double>(), "lognormal sigma of per-expert load (0 = balanced)")
+      ("redundant-experts", po::value<int>(), "EPLB redundant expert replicas per EP group");
+}
+
+// Layout from --layout (if given) with flags applied on top, as JSON, then parsed and checked in one place.
+LayoutSpec layout_from_flags(const po::variables_map& vm, const ModelSpec& model) {
+  io::json j = io::json::object();
+  std::string file = "command line";
+  if (vm.count("layout")) {
+    file = vm["layout"].as<std::string>();
+    j = io::read_json_file(file);
+    if (!j.is_object()) throw InputError(file + ": top level: expected a JSON object");
+    file += " (with command-line flags)";
+  }
+  const std::map<std::string, std::string> int_flags = {
+      {"devices", "devices"}, {"tp", "tp"}, {"pp", "pp"}, {"vpp", "vpp"}, {"ep", "ep"}, {"etp", "etp"},
+      {"cp", "cp"}, {"micro-batch", "micro_batch"}, {"global-batch", "global_batch"}, {"seq-len", "seq_len"}};
+  for (const auto& [flag, key] : int_flags)
+    if (vm.count(flag)) j[key] = vm[flag].as<int>();
+  for (const auto& [flag, key] : std::map<std::string, std::string>{{"recompute", "recompute"}, {"schedule", "schedule"},
+                                                                     {"precision", "precision"}})
+    if (vm.count(flag)) j[key] = vm[flag].as<std::string>();
+  if (vm.count("ep-overlap")) j["overlap"]["ep_all_to_all"] = vm["ep-overlap"].as<bool>();
+  if (vm.count("tp-overlap")) j["overlap"]["tp_comm"] = vm["tp-overlap"].as<bool>();
+  if (vm.count("hierarchical-ep")) j["ep_all_to_all"] = vm["hierarchical-ep"].as<bool>() ? "hierarchical" : "pairwise";
+  if (vm.count("expert-skew")) j["expert_load"]["skew"] = vm["expert-skew"].as<double>();
+  if (vm.count("redundant-experts")) j["expert_load"]["redundant_experts"] = vm["redundant-experts"].as<int>();
+  if (!j.contains("seq_len") && model.seq_len > 0) j["seq_len"] = model.seq_len;
+  LayoutSpec layout = io::parse_layout(j, file);
+  if (auto err = complete_and_check_layout(model, layout)) throw InputError(file + ": invalid layout: " + *err);
+  return layout;
+}
+
+po::variables_map parse(const std::vector<std::string>& args, const po::options_description& d,
+                        const po::positional_options_description* positional = nullptr) {
+  po::variables_map vm;
+  auto parser = po::command_line_parser(args).options(d);
+  if (positional) parser.positional(*positional);
+  po::store(parser.run(), vm);
+  po::notify(vm);
+  return vm;
+}
+
+int cmd_simulate(const std::vector<std::string>& args) {
+  po::options_description d("moesim simulate --model M --hw H (--layout L.json | layout flags) [--json FILE] [--trace FILE]");
+  d.add_options()("help,h", "this help")("model", po::value<std::string>()->required(), "built-in name, model file or HF config.json")(
+      "hw", po::value<std::string>()->required(), "built-in profile name or profile file")(
+      "json", po::value<std::string>(), "write the simulation report as JSON")(
+      "trace", po::value<std::string>(), "write the simulated timeline as Chrome trace JSON (Perfetto)");
+  add_layout_flags(d);
+  if (std::find(args.begin(), args.end(), "--help") != args.end() || std::find(args.begin(), args.end(), "-h") != args.end()) {
+    std::cout << d;
+    return 0;
+  }
+  const auto vm = parse(args, d);
+  const ModelSpec model = io::load_model(vm["model"].as<std::string>());
+  const HardwareProfile hw = io::load_profile(vm["hw"].as<std::string>());
+  const LayoutSpec layout = layout_from_flags(vm, model);
+  const sim::SimulationResult r = sim::simulate(model, layout, hw);
+  report::print_simulation(std::cout, model, layout, hw, r);
+  if (vm.count("json")) {
+    const std::string path = vm["json"].as<std::string>();
+    std::ofstream out(path);
+    if (!out) throw InputError(path + ": cannot write file");
+    out << report::simulation_json(model, layout, hw, r).dump(2) << "\n";
+  }
+  if (vm.count("trace")) {
+    const std::string path = vm["trace"].as<std::string>();
+    std::ofstream out(path);
+    if (!out) throw InputError(path + ": cannot write file");
+    sim::write_pipeline_trace(out, r.pipeline);
+  }
+  return 0;
+}
+
+int cmd_list(const std::vector<std::string>& names, bool models) {
+  for (const auto& n : names) {
+    if (models) {
+      const ModelSpec m = io::load_model(n);
+      const ParamBreakdown p = count_params(m);
+      fmt::print("{:<24} {:>8.1f}B total {:>7.2f}B active  {:>3} layers  hidden {:>6}  {}\n", n, p.total() / 1e9,
+                 p.active() / 1e9, m.layers, m.hidden,
+                 m.moe ? fmt::format("{} experts top-{}", m.moe->experts, m.moe->top_k) : std::string("dense"));
+    } else {
+      const HardwareProfile hw = io::load_profile(n);
+      fmt::print("{:<20} {:>7.1f} TFLOP/s bf16  {:>6.1f} GB HBM  {:>6.2f} TB/s", n, hw.device.matrix_bf16 / 1e12,
+                 hw.device.hbm_bytes / 1e9, hw.device.hbm_bandwidth / 1e12);
+      for (const auto& t : hw.tiers) fmt::print("  {}[{}] {:.0f} GB/s", t.name, t.size, t.bandwidth / 1e9);
+      fmt::print("\n");
+    }
+  }
+  return 0;
+}
+
+int cmd_ops(const std::vector<std::string>& args) {
+  po::options_description d("moesim ops --model M --hw H (--layout L.json | layout flags)");
+  d.add_options()("model", po::value<std::string>()->required(), "model")("hw", po::value<std::string>()->required(),
+                                                                            "hardware profile");
+  add_layout_flags(d);
+  const auto vm = parse(args, d);
+  const ModelSpec model = io::load_model(vm["model"].as<std::string>());
+  const HardwareProfile hw = io::load_profile(vm["hw"].as<std::string>());
+  const LayoutSpec layout = layout_from_flags(vm, model);
+  const auto graphs = graph::build_model_graphs(model, graph::make_context(model, layout));
+  const double imbalance = imbalance::layout_imbalance(model, layout);
+  auto table = [&](const graph::LayerGraph& g, const char* title) {
+    fmt::print("\n{} layer (one microbatch, one device; imbalance {:.2f})\n", title, imbalance);
+    fmt::print("{:<22} {:<12} {:>28} {:>10} {:>10} {:>10} {:>10} {:>9} {:>5}\n", "op", "kind", "shape MxNxK (xcount)",
+               "GFLOP", "MB hbm", "fwd us", "bwd us", "bound", "eff");
+    seconds fwd = 0, bwd = 0;
+    for (const auto& row : sim::cost_layer_ops(g, layout, hw, imbalance)) {
+      const graph::Op& op = *row.op;
+      std::string shape;
+      if (op.kind == graph::OpKind::gemm || op.kind == graph::OpKind::grouped_gemm)
+        shape = fmt::format("{:.0f}x{:.0f}x{:.0f}{}", op.shape.m, op.shape.n, op.shape.k,
+                            op.shape.count > 1 ? fmt::format(" x{:.0f}", op.shape.count) : "");
+      else if (op.kind == graph::OpKind::collective)
+        shape = fmt::format("{} {} {:.1f}MB", comm::to_string(op.collective.kind), graph::to_string(op.collective.group),
+                            op.collective.buffer / 1e6);
+      fmt::print("{:<22} {:<12} {:>28} {:>10.2f} {:>10.1f} {:>10.1f} {:>10.1f} {:>9} {:>5.2f}\n", op.name,
+                 graph::to_string(op.kind), shape, op.flop_count / 1e9, op.hbm_bytes / 1e6, row.forward * 1e6,
+                 row.backward * 1e6, row.bound, row.efficiency);
+      if (!row.algorithm.empty()) fmt::print("{:<22}   algorithm {}\n", "", row.algorithm);
+      fwd += row.forward;
+      bwd += row.backward;
+    }
+    fmt::print("{:<22} {:>64} {:>10.1f} {:>10.1f}  (sum, before overlap)\n", "total", "", fwd * 1e6, bwd * 1e6);
+  };
+  if (model.dense_layers() > 0) table(graphs.dense, "dense");
+  if (model.moe) table(graphs.moe, "moe");
+  if (model.mtp_layers > 0) table(graphs.mtp, "mtp");
+  table(graphs.embedding, "embedding");
+  table(graphs.lm_head, "lm_head");
+  return 0;
+}
+
+// GEMM-efficiency sanity table: square GEMMs 512..16384 and per-expert grouped GEMMs with 64..4096 tokens.
+int cmd_gemm_table(const std::vector<std::string>& args) {
+  po::options_description d("moesim gemm-table --hw H [--hidden 7168 --expert-intermediate 2048 --experts 8]");
+  d.add_options()("hw", po::value<std::string>()->required(), "hardware profile")(
+      "hidden", po::value<double>()->default_value(7168), "hidden size for expert GEMMs")(
+      "expert-intermediate", po::value<double>()->default_value(2048), "expert FFN width")(
+      "experts", po::value<double>()->default_value(8), "experts per grouped GEMM");
+  const auto vm = parse(args, d);
+  const HardwareProfile hw = io::load_profile(vm["hw"].as<std::string>());
+  const auto& dev = hw.device;
+  fmt::print("{} bf16 peak {:.1f} TFLOP/s; curve: peak_fraction {:.2f}, half-saturation {:.2g} FLOP, tile {}x{}x{}, grouped x{:.2f}\n",
+             hw.name, dev.matrix_bf16 / 1e12, dev.matrix.peak_fraction, dev.matrix.half_saturation_flops,
+             dev.matrix.tile_m, dev.matrix.tile_n, dev.matrix.tile_k, dev.matrix.grouped_gemm_factor);
+  fmt::print("\nsquare GEMM (bf16)\n{:>8} {:>12} {:>10} {:>12} {:>8}\n", "size", "GFLOP", "time us", "TFLOP/s", "bound");
+  for (double n : {512.0, 1024.0, 2048.0, 4096.0, 8192.0, 16384.0}) {
+    const compute::GemmShape s{n, n, n, 1};
+    const auto t = compute::gemm_time(s, 3 * n * n * 2, dev.matrix_bf16, dev, false);
+    fmt::print("{:>8.0f} {:>12.2f} {:>10.1f} {:>12.1f} {:>8}\n", n, s.flop_count() / 1e9, t.time * 1e6,
+               s.flop_count() / t.time / 1e12, compute::to_string(t.bound));
+  }
+  const double h = vm["hidden"].as<double>(), inter = vm["expert-intermediate"].as<double>(),
+               e = vm["experts"].as<double>();
+  fmt::print("\ngrouped expert GEMM fc1 ({:.0f} experts, tokens x {:.0f} x 2*{:.0f})\n{:>8} {:>12} {:>10} {:>12} {:>8}\n", e,
+             h, inter, "tokens", "GFLOP", "time us", "TFLOP/s", "bound");
+  for (double tokens : {64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0}) {
+    const compute::GemmShape s{tokens, 2 * inter, h, e};
+    const bytes hbm = (tokens * h + h * 2 * inter + tokens * 2 * inter) * e * 2;
+    const auto t = compute::gemm_time(s, hbm, dev.matrix_bf16, dev, true);
+    fmt::print("{:>8.0f} {:>12.2f} {:>10.1f} {:>12.1f} {:>8}\n", tokens, s.flop_count() / 1e9, t.time * 1e6,
+               s.flop_count() / t.time / 1e12, compute::to_string(t.bound));
+  }
+  return 0;
+}
+
+void usage() {
+  std::cout << "moesim: hardware-aware simulator of MoE training\n\n"
+               "commands:\n"
+               "  simulate   simulate one training iteration (time, MFU, memory)\n"
+               "  ops        per-layer operator table with predicted times and collectives\n"
+               "  validate   compare predictions with measured runs\n"
+               "  models     list built-in models\n"
+               "  profiles   list built-in hardware profiles\n"
+               "  gemm-table GEMM-efficiency sanity table of a profile\n\n"
+               "run 'moesim COMMAND --help' for a command's options\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+    usage();
+    return args.empty() ? 2 : 0;
+  }
+  const std::string command = args[0];
+  args.erase(args.begin());
+  try {
+    if (command == "simulate") return cmd_simulate(args);
+    if (command == "models") return cmd_list(io::builtin_models(), true);
+    if (command == "profiles") return cmd_list(io::builtin_profiles(), false);
+    if (command == "ops") return cmd_ops(args);
+    if (command == "gemm-table") return cmd_gemm_table(args);
+    if (command == "validate") return cmd_validate(args);
+    std::cerr << "moesim: unknown command '" << command << "' (run 'moesim --help')\n";
+    return 2;
+  } catch (const InputError& e) {
+    std::cerr << "moesim: " << e.what() << "\n";
+    return 2;
+  } catch (const po::error& e) {
+    std::cerr << "moesim " << command << ": " << e.what() << "\n";
+    return 2;
+  } catch (const std::invalid_argument& e) {
+    std::cerr << "moesim " << command << ": " << e.what() << "\n";
+    return 2;
+  }
+}

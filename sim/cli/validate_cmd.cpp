@@ -1,0 +1,63 @@
+// moesim validate FILE... [--json out.json] [--max-mape X]
+#include <fmt/format.h>
+
+#include <boost/program_options.hpp>
+#include <fstream>
+#include <iostream>
+
+#include "sim/cli/commands.h"
+#include "sim/io/input_error.h"
+#include "sim/validate.h"
+
+namespace moesim {
+
+namespace po = boost::program_options;
+
+int cmd_validate(const std::vector<std::string>& args) {
+  po::options_description d("moesim validate FILE... [--json out.json] [--max-mape X]");
+  d.add_options()("help,h", "this help")("files", po::value<std::vector<std::string>>()->required(), "measured-run files")(
+      "json", po::value<std::string>(), "write runs and summary as JSON")(
+      "max-mape", po::value<double>(), "exit non-zero when the mean absolute % error exceeds this")(
+      "verbose,v", "also list skipped records");
+  po::positional_options_description pos;
+  pos.add("files", -1);
+  po::variables_map vm;
+  po::store(po::command_line_parser(args).options(d).positional(pos).run(), vm);
+  if (vm.count("help")) {
+    std::cout << d;
+    return 0;
+  }
+  po::notify(vm);
+  std::vector<validate::RunResult> results;
+  fmt::print("{:<70} {:<14} {:<18} {:>12} {:>12} {:>8}\n", "id", "hardware", "metric", "measured", "predicted", "error%");
+  for (const auto& file : vm["files"].as<std::vector<std::string>>()) {
+    for (const auto& run : validate::load_runs(file)) {
+      const validate::RunResult r = validate::evaluate(run);
+      if (r.skip_reason.empty()) {
+        const double scale = r.metric == "tflops_per_device" ? 1e-12 : 1.0;
+        fmt::print("{:<70} {:<14} {:<18} {:>12.4g} {:>12.4g} {:>+8.1f}{}\n", r.id, r.hardware, r.metric,
+                   r.measured * scale, r.predicted * scale, r.error_pct, r.fits ? "" : "  (does not fit)");
+      } else if (vm.count("verbose")) {
+        fmt::print("{:<70} skipped: {}\n", r.id, r.skip_reason);
+      }
+      results.push_back(r);
+    }
+  }
+  const validate::Summary s = validate::summarise(results);
+  fmt::print("\n{} runs scored ({} skipped): MAPE {:.1f}%, max |error| {:.1f}%\n", s.count,
+             static_cast<int>(results.size()) - s.count, s.mape_pct, s.max_abs_error_pct);
+  for (const auto& [name, v] : s.by_hardware) fmt::print("  {:<16} {:>4} runs  MAPE {:5.1f}%\n", name, v.first, v.second);
+  if (vm.count("json")) {
+    const std::string path = vm["json"].as<std::string>();
+    std::ofstream out(path);
+    if (!out) throw InputError(path + ": cannot write file");
+    out << validate::to_json(results, s).dump(2) << "\n";
+  }
+  if (vm.count("max-mape") && s.mape_pct > vm["max-mape"].as<double>()) {
+    std::cerr << fmt::format("moesim validate: MAPE {:.1f}% exceeds --max-mape {:.1f}%\n", s.mape_pct, vm["max-mape"].as<double>());
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace moesim

@@ -1,0 +1,107 @@
+#pragma once
+// Deterministic discrete-event engine. A stream (a device's compute queue, a link, a CUDA stream)
+// runs its tasks one at a time in the order they were added to it; a schedule fixes that order, so
+// the engine makes no scheduling choices of its own. A task starts once the previous task of its
+// stream has finished and every dependency `before` has finished (plus the dependency's delay).
+// Because no choices are made, every start time is a longest path in the task graph: shortening any
+// duration or delay can never delay any task (the monotonicity the tests rely on).
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "costmodels/units.h"
+
+namespace moesim::sim {
+
+using TaskId = std::int32_t;
+using StreamId = std::int32_t;
+constexpr TaskId no_task = -1;
+
+// Vocabulary shared by the simulators and the trace writer. The engine itself treats a category as
+// an opaque small integer, so callers may define further values after `other`.
+enum class TaskCategory : int { compute, tp_comm, ep_comm, pp_comm, dp_comm, other };
+std::string_view category_name(int category);
+
+struct TaskInfo {
+  seconds duration = 0;
+  StreamId stream = 0;
+  int category = 0;
+  int label = 0;  // caller-defined id (e.g. an index into the caller's own pass records)
+};
+
+class Engine {
+ public:
+  // Preallocates so that building a large graph does not reallocate repeatedly.
+  void reserve(std::size_t tasks, std::size_t dependencies);
+
+  // `group` is the process a stream belongs to (a pipeline stage); the trace uses it as pid.
+  StreamId add_stream(std::string name, int group = 0);
+  // Appends a task to the end of `stream`'s order.
+  TaskId add_task(StreamId stream, seconds duration, int category = 0, int label = 0);
+  TaskId add_task(StreamId stream, seconds duration, TaskCategory category, int label = 0) {
+    return add_task(stream, duration, static_cast<int>(category), label);
+  }
+  // `after` may start only at finish(before) + delay.
+  void add_dependency(TaskId before, TaskId after, seconds delay = 0);
+
+  // Computes every start and finish time. O((tasks + dependencies) log tasks); the event loop does
+  // not allocate. Throws std::runtime_error naming the first stuck task on deadlock (a dependency
+  // cycle, or a dependency that contradicts a stream's order). May be called again after more
+  // tasks were added.
+  void run();
+  bool has_run() const { return ran_; }
+
+  seconds start(TaskId task) const;
+  seconds finish(TaskId task) const;
+  seconds makespan() const { return makespan_; }
+  // Sum of task durations on the stream (time it is occupied).
+  seconds busy(StreamId stream) const;
+
+  int task_count() const { return static_cast<int>(tasks_.size()); }
+  int stream_count() const { return static_cast<int>(streams_.size()); }
+  const TaskInfo& task(TaskId task) const;
+  std::span<const TaskInfo> tasks() const { return tasks_; }  // index = TaskId
+  const std::string& stream_name(StreamId stream) const;
+  int stream_group(StreamId stream) const;
+  std::size_t dependency_count() const { return deps_.size(); }
+
+ private:
+  struct Stream {
+    std::string name;
+    int group = 0;
+    TaskId last = no_task;  // tail of the stream order while building
+    seconds busy = 0;
+  };
+  struct Dependency {
+    TaskId before, after;
+    seconds delay;
+  };
+  struct Event {  // completion of a started task
+    seconds time;
+    TaskId task;
+  };
+
+  void check_task(TaskId task) const;
+  [[noreturn]] void report_deadlock(std::size_t completed) const;
+
+  std::vector<Stream> streams_;
+  std::vector<TaskInfo> tasks_;
+  std::vector<TaskId> next_in_stream_;
+  std::vector<TaskId> prev_in_stream_;
+  std::vector<Dependency> deps_;
+
+  // Run state, sized by run() before the event loop.
+  std::vector<std::int32_t> succ_offset_;  // CSR successors of each task over deps_
+  std::vector<std::int32_t> succ_dep_;
+  std::vector<std::int32_t> pending_;  // unfinished predecessors (dependencies + stream predecessor)
+  std::vector<seconds> ready_;         // earliest start allowed by finished predecessors
+  std::vector<seconds> start_, finish_;
+  std::vector<Event> heap_;
+  seconds makespan_ = 0;
+  bool ran_ = false;
+};
+
+}  // namespace moesim::sim

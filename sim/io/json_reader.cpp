@@ -1,0 +1,144 @@
+#include "sim/io/json_reader.h"
+
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+namespace moesim::io {
+
+json read_json_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InputError(path + ": cannot open file");
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  try {
+    // Depth-limited parse: a hostile file cannot exhaust the stack.
+    json parsed = json::parse(buffer.str(), nullptr, true, false);
+    return parsed;
+  } catch (const json::parse_error& e) {
+    std::string what = e.what();
+    const auto pos = what.find("parse error");
+    throw InputError(path + ": invalid JSON: " + (pos == std::string::npos ? what : what.substr(pos)));
+  }
+}
+
+Field::Field(const json& object, std::string file, std::string path)
+    : object_(object), file_(std::move(file)), path_(std::move(path)) {
+  if (!object_.is_object()) throw InputError(file_ + ": " + (path_.empty() ? "top level" : "field '" + path_ + "'") +
+                                             ": expected a JSON object");
+}
+
+std::string Field::where(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
+
+void Field::fail(const std::string& key, const std::string& expected) const {
+  std::string got;
+  if (!object_.contains(key)) {
+    got = "missing";
+  } else {
+    got = object_.at(key).dump();
+    if (got.size() > 40) got = got.substr(0, 37) + "...";
+  }
+  throw InputError(file_ + ": field '" + where(key) + "': expected " + expected + ", got " + got);
+}
+
+bool Field::has(const std::string& key) const { return object_.contains(key) && !object_.at(key).is_null(); }
+
+const json& Field::value(const std::string& key) const {
+  if (!has(key)) fail(key, "a value");
+  return object_.at(key);
+}
+
+Field Field::child(const std::string& key) const {
+  if (!has(key) || !object_.at(key).is_object()) fail(key, "an object");
+  return Field(object_.at(key), file_, where(key));
+}
+
+std::optional<Field> Field::optional_child(const std::string& key) const {
+  if (!has(key)) return std::nullopt;
+  return child(key);
+}
+
+std::string Field::string(const std::string& key) const {
+  if (!has(key) || !object_.at(key).is_string()) fail(key, "a string");
+  return object_.at(key).get<std::string>();
+}
+
+std::string Field::string_or(const std::string& key, const std::string& fallback) const {
+  return has(key) ? string(key) : fallback;
+}
+
+double Field::number(const std::string& key) const {
+  if (!has(key) || !object_.at(key).is_number()) fail(key, "a number");
+  const double v = object_.at(key).get<double>();
+  if (!std::isfinite(v)) fail(key, "a finite number");
+  return v;
+}
+
+double Field::positive(const std::string& key) const {
+  const double v = number(key);
+  if (!(v > 0)) fail(key, "a number > 0");
+  return v;
+}
+
+double Field::non_negative(const std::string& key) const {
+  const double v = number(key);
+  if (v < 0) fail(key, "a number >= 0");
+  return v;
+}
+
+double Field::number_or(const std::string& key, double fallback) const { return has(key) ? number(key) : fallback; }
+double Field::positive_or(const std::string& key, double fallback) const { return has(key) ? positive(key) : fallback; }
+double Field::non_negative_or(const std::string& key, double fallback) const {
+  return has(key) ? non_negative(key) : fallback;
+}
+
+int Field::positive_int(const std::string& key) const {
+  const double v = number(key);
+  if (v < 1 || v > 2e9 || v != std::floor(v)) fail(key, "a whole number >= 1");
+  return static_cast<int>(v);
+}
+
+int Field::positive_int_or(const std::string& key, int fallback) const { return has(key) ? positive_int(key) : fallback; }
+
+int Field::non_negative_int_or(const std::string& key, int fallback) const {
+  if (!has(key)) return fallback;
+  const double v = number(key);
+  if (v < 0 || v > 2e9 || v != std::floor(v)) fail(key, "a whole number >= 0");
+  return static_cast<int>(v);
+}
+
+bool Field::boolean_or(const std::string& key, bool fallback) const {
+  if (!has(key)) return fallback;
+  if (!object_.at(key).is_boolean()) fail(key, "true or false");
+  return object_.at(key).get<bool>();
+}
+
+std::vector<int> Field::int_list_or_empty(const std::string& key) const {
+  if (!has(key)) return {};
+  const json& v = object_.at(key);
+  if (!v.is_array()) fail(key, "an array of whole numbers");
+  std::vector<int> out;
+  for (const json& e : v) {
+    if (!e.is_number_integer() || e.get<long long>() < 0 || e.get<long long>() > 2000000000)
+      fail(key, "an array of whole numbers >= 0");
+    out.push_back(e.get<int>());
+  }
+  return out;
+}
+
+std::string Field::choice(const std::string& key, const std::vector<std::string>& choices) const {
+  std::string list;
+  for (const auto& c : choices) list += (list.empty() ? "" : "|") + c;
+  if (!has(key) || !object_.at(key).is_string()) fail(key, "one of " + list);
+  const std::string v = object_.at(key).get<std::string>();
+  for (const auto& c : choices)
+    if (c == v) return v;
+  fail(key, "one of " + list);
+}
+
+std::string Field::choice_or(const std::string& key, const std::vector<std::string>& choices,
+                             const std::string& fallback) const {
+  return has(key) ? choice(key, choices) : fallback;
+}
+
+}  // namespace moesim::io

@@ -1,0 +1,326 @@
+#include "sim/io/specs_io.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+
+namespace moesim::io {
+
+namespace fs = std::filesystem;
+
+std::string data_dir() {
+  if (const char* env = std::getenv("MOESIM_DATA_DIR"); env && *env) return env;
+  return MOESIM_SOURCE_DIR;
+}
+
+namespace {
+
+std::vector<std::string> json_stems(const std::string& folder) {
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(fs::path(data_dir()) / folder, ec))
+    if (e.path().extension() == ".json") names.push_back(e.path().stem().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+// A name without a path separator or .json suffix is a built-in; anything else is a file.
+std::string resolve(const std::string& name_or_path, const std::string& folder, const std::string& what) {
+  const bool looks_like_path = name_or_path.find('/') != std::string::npos ||
+                               (name_or_path.size() > 5 && name_or_path.ends_with(".json"));
+  if (looks_like_path) return name_or_path;
+  const fs::path p = fs::path(data_dir()) / folder / (name_or_path + ".json");
+  if (!fs::exists(p)) {
+    std::string known;
+    for (const auto& n : json_stems(folder)) known += (known.empty() ? "" : ", ") + n;
+    throw InputError("unknown " + what + " '" + name_or_path + "' (built-in: " + known + "; or give a path to a .json file)");
+  }
+  return p.string();
+}
+
+}  // namespace
+
+std::vector<std::string> builtin_models() { return json_stems("models"); }
+std::vector<std::string> builtin_profiles() { return json_stems("hw_profiles"); }
+
+const char* to_string(ScheduleKind s) {
+  switch (s) {
+    case ScheduleKind::gpipe: return "gpipe";
+    case ScheduleKind::one_f_one_b: return "1f1b";
+    case ScheduleKind::interleaved: return "interleaved";
+    case ScheduleKind::zero_bubble: return "zero-bubble";
+    case ScheduleKind::dualpipe: return "dualpipe";
+  }
+  return "?";
+}
+const char* to_string(Recompute r) {
+  switch (r) {
+    case Recompute::none: return "none";
+    case Recompute::selective: return "selective";
+    case Recompute::full: return "full";
+  }
+  return "?";
+}
+const char* to_string(Precision p) { return p == Precision::fp8 ? "fp8" : "bf16"; }
+const char* to_string(AttentionType a) {
+  switch (a) {
+    case AttentionType::mha: return "mha";
+    case AttentionType::gqa: return "gqa";
+    case AttentionType::mla: return "mla";
+  }
+  return "?";
+}
+
+ScheduleKind parse_schedule(const std::string& s, const std::string& where) {
+  for (ScheduleKind k : {ScheduleKind::gpipe, ScheduleKind::one_f_one_b, ScheduleKind::interleaved,
+                         ScheduleKind::zero_bubble, ScheduleKind::dualpipe})
+    if (s == to_string(k)) return k;
+  throw InputError(where + ": expected one of gpipe|1f1b|interleaved|zero-bubble|dualpipe, got \"" + s + "\"");
+}
+
+Recompute parse_recompute(const std::string& s, const std::string& where) {
+  for (Recompute r : {Recompute::none, Recompute::selective, Recompute::full})
+    if (s == to_string(r)) return r;
+  throw InputError(where + ": expected one of none|selective|full, got \"" + s + "\"");
+}
+
+// ------------------------------------------------------------------------------------------------
+ModelSpec parse_model(const json& j, const std::string& file) {
+  const Field f(j, file, "");
+  ModelSpec m;
+  m.name = f.string("name");
+  if (!f.has("source")) f.fail("source", "a citation (string or object) for the model's numbers");
+  m.source = f.raw().at("source").is_string() ? f.string("source") : f.raw().at("source").dump();
+  m.layers = f.positive_int("layers");
+  m.hidden = f.positive_int("hidden");
+  m.vocab = f.positive_int("vocab");
+  m.seq_len = f.non_negative_int_or("seq_len", 0);
+  m.mtp_layers = f.non_negative_int_or("mtp_layers", 0);
+  m.tie_embeddings = f.boolean_or("tie_embeddings", false);
+  m.learned_position_embeddings = f.boolean_or("learned_position_embeddings", false);
+  m.dropout = f.boolean_or("dropout", false);
+
+  const Field a = f.child("attention");
+  const std::string type = a.choice("type", {"mha", "gqa", "mla"});
+  m.attention.heads = a.positive_int("heads");
+  if (type == "mla") {
+    m.attention.type = AttentionType::mla;
+    m.attention.q_lora_rank = a.non_negative_int_or("q_lora_rank", 0);
+    m.attention.kv_lora_rank = a.positive_int("kv_lora_rank");
+    m.attention.qk_nope_head_dim = a.positive_int("qk_nope_head_dim");
+    m.attention.qk_rope_head_dim = a.positive_int("qk_rope_head_dim");
+    m.attention.v_head_dim = a.positive_int("v_head_dim");
+    m.attention.kv_heads = m.attention.heads;
+    m.attention.head_dim = m.attention.qk_nope_head_dim + m.attention.qk_rope_head_dim;
+  } else {
+    m.attention.type = type == "gqa" ? AttentionType::gqa : AttentionType::mha;
+    m.attention.kv_heads = type == "gqa" ? a.positive_int("kv_heads") : a.positive_int_or("kv_heads", m.attention.heads);
+    if (m.attention.kv_heads > m.attention.heads) a.fail("kv_heads", "at most heads (" + std::to_string(m.attention.heads) + ")");
+    if (!a.has("head_dim") && static_cast<long>(m.hidden) % m.attention.heads != 0)
+      a.fail("head_dim", "a value (hidden is not divisible by heads)");
+    m.attention.head_dim = a.positive_int_or("head_dim", static_cast<int>(m.hidden / m.attention.heads));
+  }
+
+  const Field ffn = f.child("ffn");
+  m.ffn.activation = ffn.choice("activation", {"swiglu", "gelu"}) == "gelu" ? Activation::gelu : Activation::swiglu;
+  if (auto moe = f.optional_child("moe")) {
+    MoeSpec s;
+    s.experts = moe->positive_int("experts");
+    s.top_k = moe->positive_int("top_k");
+    if (s.top_k > s.experts) moe->fail("top_k", "at most experts (" + std::to_string(s.experts) + ")");
+    s.expert_intermediate = moe->positive_int("expert_intermediate");
+    s.shared_experts = moe->non_negative_int_or("shared_experts", 0);
+    s.shared_expert_intermediate = moe->positive_or("shared_expert_intermediate", s.expert_intermediate);
+    s.first_dense_layers = moe->non_negative_int_or("first_dense_layers", 0);
+    if (s.first_dense_layers >= m.layers) moe->fail("first_dense_layers", "fewer than layers");
+    m.moe = s;
+    m.ffn.intermediate = s.first_dense_layers > 0 ? ffn.positive("intermediate") : ffn.positive_or("intermediate", s.expert_intermediate);
+  } else {
+    m.ffn.intermediate = ffn.positive("intermediate");
+  }
+  return m;
+}
+
+ModelSpec parse_hf_config(const json& j, const std::string& file) {
+  const Field f(j, file, "");
+  ModelSpec m;
+  m.name = f.string_or("_name_or_path", f.string_or("model_type", fs::path(file).parent_path().filename().string()));
+  m.source = "HuggingFace config.json: " + file;
+  m.layers = f.positive_int("num_hidden_layers");
+  m.hidden = f.positive_int("hidden_size");
+  m.vocab = f.positive_int("vocab_size");
+  m.tie_embeddings = f.boolean_or("tie_word_embeddings", false);
+  const std::string act = f.string_or("hidden_act", "silu");
+  m.ffn.activation = act.starts_with("gelu") ? Activation::gelu : Activation::swiglu;
+  m.attention.heads = f.positive_int("num_attention_heads");
+  // MLA: DeepSeek keys, or Pangu Ultra MoE's renamed keys (attention_*_dim).
+  const bool deepseek_mla = f.has("kv_lora_rank");
+  const bool pangu_mla = f.has("attention_kv_lora_dim");
+  if (deepseek_mla || pangu_mla) {
+    auto key = [&](const char* ds, const char* pg) { return deepseek_mla ? std::string(ds) : std::string(pg); };
+    m.attention.type = AttentionType::mla;
+    m.attention.q_lora_rank = f.non_negative_int_or(key("q_lora_rank", "attention_q_lora_dim"), 0);
+    m.attention.kv_lora_rank = f.positive_int(key("kv_lora_rank", "attention_kv_lora_dim"));
+    m.attention.qk_nope_head_dim = f.positive_int(key("qk_nope_head_dim", "attention_qk_dim"));
+    m.attention.qk_rope_head_dim = f.positive_int(key("qk_rope_head_dim", "attention_qk_rope_dim"));
+    m.attention.v_head_dim = f.positive_int(key("v_head_dim", "attention_v_dim"));
+    m.attention.kv_heads = m.attention.heads;
+    m.attention.head_dim = m.attention.qk_nope_head_dim + m.attention.qk_rope_head_dim;
+  } else {
+    m.attention.kv_heads = f.positive_int_or("num_key_value_heads", m.attention.heads);
+    m.attention.type = m.attention.kv_heads < m.attention.heads ? AttentionType::gqa : AttentionType::mha;
+    m.attention.head_dim = f.positive_int_or("head_dim", static_cast<int>(m.hidden / m.attention.heads));
+  }
+  m.ffn.intermediate = f.positive_or("intermediate_size", 0);
+  // Routed-expert count: DeepSeek n_routed_experts, Pangu num_routed_experts, Mixtral num_local_experts,
+  // Qwen-MoE num_experts.
+  int experts = 0;
+  for (const char* k : {"n_routed_experts", "num_routed_experts", "num_local_experts", "num_experts"})
+    if (f.has(k)) { experts = f.positive_int(k); break; }
+  if (experts > 0) {
+    MoeSpec s;
+    s.experts = experts;
+    s.top_k = f.positive_int("num_experts_per_tok");
+    // Mixtral has no moe_intermediate_size: its experts are the FFN.
+    s.expert_intermediate = f.positive_or("moe_intermediate_size", m.ffn.intermediate);
+    if (f.has("n_shared_experts")) s.shared_experts = f.non_negative_int_or("n_shared_experts", 0);
+    if (f.has("num_shared_experts")) s.shared_experts = f.non_negative_int_or("num_shared_experts", 0);
+    s.shared_expert_intermediate = s.expert_intermediate;
+    if (f.has("shared_expert_intermediate_size")) {  // Qwen2-MoE: one shared expert of its own width
+      s.shared_experts = 1;
+      s.shared_expert_intermediate = f.positive("shared_expert_intermediate_size");
+    }
+    s.first_dense_layers = f.non_negative_int_or("first_k_dense_replace", f.non_negative_int_or("num_dense_layers", 0));
+    m.moe = s;
+    if (m.ffn.intermediate <= 0) m.ffn.intermediate = s.expert_intermediate;
+  } else if (m.ffn.intermediate <= 0) {
+    f.fail("intermediate_size", "a number > 0");
+  }
+  m.mtp_layers = f.non_negative_int_or("num_nextn_predict_layers", f.non_negative_int_or("num_mtp_layers", 0));
+  m.seq_len = 0;  // training sequence length is not part of config.json: the layout must give it
+  return m;
+}
+
+ModelSpec load_model(const std::string& name_or_path) {
+  const std::string file = resolve(name_or_path, "models", "model");
+  const json j = read_json_file(file);
+  if (!j.is_object()) throw InputError(file + ": top level: expected a JSON object");
+  if (j.contains("hidden_size") || j.contains("num_hidden_layers")) return parse_hf_config(j, file);
+  return parse_model(j, file);
+}
+
+// ------------------------------------------------------------------------------------------------
+LayoutSpec parse_layout(const json& j, const std::string& file) {
+  const Field f(j, file, "");
+  LayoutSpec l;
+  l.devices = f.positive_int("devices");
+  l.tp = f.positive_int_or("tp", 1);
+  l.pp = f.positive_int_or("pp", 1);
+  l.vpp = f.positive_int_or("vpp", 1);
+  l.ep = f.positive_int_or("ep", 1);
+  // Megatron: expert tensor parallelism defaults to TP (--expert-tensor-parallel-size).
+  l.etp = f.positive_int_or("etp", l.tp);
+  l.cp = f.positive_int_or("cp", 1);
+  l.dp = f.non_negative_int_or("dp", 0);
+  l.sequence_parallel = f.boolean_or("sequence_parallel", l.tp > 1);
+  l.micro_batch = f.positive_int_or("micro_batch", 1);
+  l.global_batch = f.positive_int("global_batch");
+  l.seq_len = f.non_negative_int_or("seq_len", 0);
+  l.recompute = parse_recompute(f.string_or("recompute", "none"), file + ": field 'recompute'");
+  l.schedule = parse_schedule(f.string_or("schedule", l.vpp > 1 ? "interleaved" : "1f1b"), file + ": field 'schedule'");
+  l.distributed_optimizer = f.boolean_or("distributed_optimizer", true);
+  l.precision = f.choice_or("precision", {"bf16", "fp8"}, "bf16") == "fp8" ? Precision::fp8 : Precision::bf16;
+  l.flash_attention = f.boolean_or("flash_attention", true);
+  l.zero_stage = f.non_negative_int_or("zero_stage", 0);
+  l.hierarchical_ep_all_to_all =
+      f.choice_or("ep_all_to_all", {"pairwise", "hierarchical"}, "pairwise") == "hierarchical";
+  l.pipeline_layers = f.int_list_or_empty("pipeline_layers");
+  if (auto o = f.optional_child("overlap")) {
+    l.overlap.ep_all_to_all = o->boolean_or("ep_all_to_all", l.overlap.ep_all_to_all);
+    l.overlap.tp_comm = o->boolean_or("tp_comm", l.overlap.tp_comm);
+    l.overlap.dp_grad_reduce = o->boolean_or("dp_grad_reduce", l.overlap.dp_grad_reduce);
+    l.overlap.dp_param_gather = o->boolean_or("dp_param_gather", l.overlap.dp_param_gather);
+    l.overlap.pp_p2p = o->boolean_or("pp_p2p", l.overlap.pp_p2p);
+  }
+  if (auto e = f.optional_child("expert_load")) {
+    l.expert_load.skew = e->non_negative_or("skew", 0.0);
+    l.expert_load.seed = static_cast<unsigned>(e->non_negative_int_or("seed", 1));
+    l.expert_load.redundant_experts = e->non_negative_int_or("redundant_experts", 0);
+  }
+  return l;
+}
+
+LayoutSpec load_layout(const std::string& path) { return parse_layout(read_json_file(path), path); }
+
+// ------------------------------------------------------------------------------------------------
+HardwareProfile parse_profile(const json& j, const std::string& file) {
+  const Field f(j, file, "");
+  HardwareProfile hw;
+  hw.name = f.string("name");
+  hw.source = f.string("source");
+  const Field d = f.child("device");
+  if (!d.has("source")) d.fail("source", "an object citing a source for each number");
+  const Field mf = d.child("matrix_flops");
+  hw.device.matrix_bf16 = mf.positive("bf16");
+  hw.device.matrix_fp16 = mf.positive_or("fp16", hw.device.matrix_bf16);
+  hw.device.matrix_fp8 = mf.non_negative_or("fp8", 0);
+  hw.device.vector_flops = d.positive("vector_flops");
+  hw.device.hbm_bytes = d.positive("hbm_bytes");
+  hw.device.hbm_bandwidth = d.positive("hbm_bandwidth");
+  if (auto me = d.optional_child("matrix_efficiency")) {
+    MatrixEfficiency& e = hw.device.matrix;
+    e.peak_fraction = me->positive("peak_fraction");
+    if (e.peak_fraction > 1) me->fail("peak_fraction", "a fraction in (0, 1]");
+    e.half_saturation_flops = me->non_negative("half_saturation_flops");
+    const std::vector<int> tile = me->int_list_or_empty("tile");
+    if (!tile.empty()) {
+      if (tile.size() != 3 || tile[0] < 1 || tile[1] < 1 || tile[2] < 1) me->fail("tile", "[m, n, k] of whole numbers >= 1");
+      e.tile_m = tile[0];
+      e.tile_n = tile[1];
+      e.tile_k = tile[2];
+    }
+    e.grouped_gemm_factor = me->positive_or("grouped_gemm_factor", e.grouped_gemm_factor);
+    e.attention_fraction = me->positive_or("attention_fraction", e.attention_fraction);
+  }
+  auto fraction = [&](const Field& fl, const char* key, double fallback) {
+    const double v = fl.positive_or(key, fallback);
+    if (v > 1) fl.fail(key, "a fraction in (0, 1]");
+    return v;
+  };
+  hw.device.vector_efficiency = fraction(d, "vector_efficiency", hw.device.vector_efficiency);
+  hw.device.hbm_efficiency = fraction(d, "hbm_efficiency", hw.device.hbm_efficiency);
+  hw.device.launch_overhead = d.non_negative_or("launch_overhead", hw.device.launch_overhead);
+  hw.device.comm_compute_slowdown = d.non_negative_or("comm_compute_slowdown", 0);
+  hw.device.host_link_bandwidth = d.non_negative_or("host_link_bandwidth", 0);
+  hw.device.framework_reserve = d.non_negative_or("framework_reserve", 0);
+
+  if (!f.has("tiers") || !f.raw().at("tiers").is_array() || f.raw().at("tiers").empty())
+    f.fail("tiers", "a non-empty array of tiers, innermost first");
+  int previous = 0;
+  const json& tiers = f.raw().at("tiers");
+  for (size_t i = 0; i < tiers.size(); ++i) {
+    const Field t(tiers[i], file, "tiers[" + std::to_string(i) + "]");
+    Tier tier;
+    tier.name = t.string("name");
+    tier.size = t.positive_int("size");
+    // Domains nest: each tier's domain is a whole number of the previous tier's domains.
+    if (tier.size <= previous || (previous > 0 && tier.size % previous != 0))
+      t.fail("size", "a multiple of the previous tier's size " + std::to_string(previous) + ", and larger");
+    previous = tier.size;
+    tier.bandwidth = t.positive("bandwidth");
+    tier.latency = t.non_negative("latency");
+    tier.efficiency = fraction(t, "efficiency", 1.0);
+    tier.topology = t.choice_or("topology", {"switched", "full_mesh"}, "switched") == "full_mesh" ? TierTopology::full_mesh
+                                                                                                  : TierTopology::switched;
+    if (!t.has("source")) t.fail("source", "a citation for this tier's numbers");
+    hw.tiers.push_back(tier);
+  }
+  return hw;
+}
+
+HardwareProfile load_profile(const std::string& name_or_path) {
+  const std::string file = resolve(name_or_path, "hw_profiles", "hardware profile");
+  return parse_profile(read_json_file(file), file);
+}
+
+}  // namespace moesim::io

@@ -1,0 +1,384 @@
+#include "sim/simulate.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "costmodels/comm.h"
+#include "costmodels/compute.h"
+#include "costmodels/imbalance.h"
+
+namespace moesim::sim {
+
+namespace {
+
+using graph::GroupKind;
+using graph::Op;
+using graph::OpKind;
+
+// Rank order (Megatron-Core): TP innermost, then CP, DP, PP outermost for attention; the expert view
+// folds ETP, EP, expert-DP over the same ranks (Liu et al. 2025 §3). A group's stride is the product
+// of the dimensions inside it.
+comm::GroupPlacement placement(GroupKind g, const LayoutSpec& l) {
+  switch (g) {
+    case GroupKind::tp: return {l.tp, 1};
+    case GroupKind::cp: return {l.cp, l.tp};
+    case GroupKind::dp: return {l.dp * l.cp, l.tp};  // gradients reduce over DP x CP
+    case GroupKind::pp: return {l.pp, l.tp * l.cp * l.dp};
+    case GroupKind::etp: return {l.etp, 1};
+    case GroupKind::ep: return {l.ep, l.etp};
+    case GroupKind::expert_dp: return {l.expert_dp(), l.etp * l.ep};
+  }
+  return {1, 1};
+}
+
+struct OpTiming {
+  seconds forward = 0, backward_input = 0, backward_weight = 0;
+  compute::Bound bound = compute::Bound::compute;
+  double efficiency = 0;
+  std::string algorithm;
+  int tier = -1;
+};
+
+// FlashAttention-2 (Dao 2023 §3.1.2): the backward pass recomputes the scores and runs four matmuls,
+// about 2.5x the forward's work.
+constexpr double attention_backward_factor = 2.5;
+// Element-wise backward reads the upstream gradient and the saved input and writes one gradient.
+constexpr double vector_backward_factor = 1.5;
+
+OpTiming time_op(const Op& op, const LayoutSpec& l, const HardwareProfile& hw, double imbalance) {
+  const DeviceSpec& d = hw.device;
+  const flops_per_second peak = hw.matrix_peak(l.precision);
+  const double load = op.scales_with_imbalance ? imbalance : 1.0;
+  OpTiming t;
+  switch (op.kind) {
+    case OpKind::gemm:
+    case OpKind::grouped_gemm: {
+      const bool grouped = op.kind == OpKind::grouped_gemm;
+      compute::GemmShape s = op.shape;
+      s.m *= load;
+      const bytes hbm = op.hbm_bytes * load;
+      const compute::OpTime f = compute::gemm_time(s, hbm, peak, d, grouped);
+      // Backward: data gradient (M x N times N x K) and weight gradient (K x M times M x N).
+      const compute::OpTime dgrad = compute::gemm_time({s.m, s.k, s.n, s.count}, hbm, peak, d, grouped);
+      const compute::OpTime wgrad = compute::gemm_time({s.k, s.n, s.m, s.count}, hbm, peak, d, grouped);
+      t.forward = f.time;
+      t.backward_input = dgrad.time;
+      t.backward_weight = wgrad.time;
+      t.bound = f.bound;
+      t.efficiency = f.efficiency;
+      break;
+    }
+    case OpKind::attention: {
+      const compute::OpTime f = compute::attention_time(op.flop_count, op.hbm_bytes, peak, d);
+      t.forward = f.time;
+      t.backward_input = attention_backward_factor * (f.time - d.launch_overhead) + d.launch_overhead;
+      t.bound = f.bound;
+      t.efficiency = f.efficiency;
+      break;
+    }
+    case OpKind::vector: {
+      const compute::OpTime f = compute::vector_time(op.flop_count * load, op.hbm_bytes * load, d);
+      t.forward = f.time;
+      t.backward_input = vector_backward_factor * (f.time - d.launch_overhead) + d.launch_overhead;
+      t.bound = f.bound;
+      t.efficiency = f.efficiency;
+      break;
+    }
+    case OpKind::collective: {
+      const auto& c = op.collective;
+      const comm::GroupPlacement g = placement(c.group, l);
+      comm::CollectiveCost cost;
+      if (c.expert_dispatch) {
+        cost = comm::expert_dispatch_time(c.tokens, c.token_bytes, c.top_k, imbalance, g, hw.tiers,
+                                          l.hierarchical_ep_all_to_all ? comm::AllToAllAlgorithm::hierarchical
+                                                                       : comm::AllToAllAlgorithm::pairwise);
+      } else {
+        cost = comm::collective_time(c.kind, c.buffer * load, g, hw.tiers);
+      }
+      // Backward mirrors the forward collective with the same volume (all-gather <-> reduce-scatter,
+      // dispatch <-> combine, all-reduce <-> identity in Megatron's f/g operators).
+      t.forward = cost.time;
+      t.backward_input = cost.time;
+      t.tier = cost.tier;
+      t.algorithm = cost.algorithm;
+      break;
+    }
+  }
+  return t;
+}
+
+GroupKind comm_class(const Op& op) {
+  switch (op.collective.group) {
+    case GroupKind::ep:
+    case GroupKind::etp: return GroupKind::ep;
+    case GroupKind::cp: return GroupKind::cp;
+    default: return GroupKind::tp;
+  }
+}
+
+// Per-layer sums of one pass, before overlap rules.
+struct RawPass {
+  seconds compute = 0, gemm = 0, attention = 0;
+  seconds tp = 0, ep = 0, cp = 0;
+  void add_comm(GroupKind g, seconds s) {
+    if (g == GroupKind::ep) ep += s;
+    else if (g == GroupKind::cp) cp += s;
+    else tp += s;
+  }
+};
+
+// Overlap rules. Each hides communication behind compute that can run at the same time, and charges
+// the hidden time's compute slowdown where collectives run on compute cores (Ascend HCCL on AI cores).
+PassCost apply_overlap(const RawPass& r, const LayoutSpec& l, const DeviceSpec& d, bool ep_hidden_by_pairing) {
+  PassCost p;
+  p.compute = r.compute;
+  p.tp = r.tp;
+  p.ep = r.ep;
+  p.cp = r.cp;
+  seconds hidden = 0;
+  // Ring attention overlaps each KV exchange with the attention of the previous block (Liu et al. 2023).
+  p.exposed_cp = std::max(0.0, r.cp - r.attention);
+  hidden += r.cp - p.exposed_cp;
+  // TP overlap (Ascend MC2, NVIDIA userbuffers) pipelines TP collectives with their adjacent GEMMs.
+  if (l.overlap.tp_comm) {
+    p.exposed_tp = std::max(0.0, r.tp - r.gemm);
+    hidden += r.tp - p.exposed_tp;
+  } else {
+    p.exposed_tp = r.tp;
+  }
+  // EP overlap: dispatch/combine of one microbatch run during another microbatch's compute (Pangu's
+  // adaptive pipe overlap, DeepSeek's DualPipe). DualPipe's pairing is modelled in the schedule; other
+  // schedules pair each pass with a same-sized pass of another microbatch.
+  if (l.overlap.ep_all_to_all && !ep_hidden_by_pairing) {
+    p.exposed_ep = std::max(0.0, r.ep - r.compute);
+    hidden += r.ep - p.exposed_ep;
+  } else {
+    p.exposed_ep = r.ep;
+  }
+  p.compute += d.comm_compute_slowdown * hidden;
+  return p;
+}
+
+void accumulate_layer(const graph::LayerGraph& g, int count, const LayoutSpec& l, const HardwareProfile& hw,
+                      double imbalance, Recompute policy, RawPass& fwd, RawPass& bwd, RawPass& wgt,
+                      seconds& recompute) {
+  if (count <= 0) return;
+  for (const Op& op : g.forward) {
+    const OpTiming t = time_op(op, l, hw, imbalance);
+    const bool rerun = g.recomputed(op, policy);
+    if (op.kind == OpKind::collective) {
+      fwd.add_comm(comm_class(op), count * t.forward);
+      bwd.add_comm(comm_class(op), count * (t.backward_input + (rerun ? t.forward : 0)));
+      continue;
+    }
+    fwd.compute += count * t.forward;
+    bwd.compute += count * (t.backward_input + (rerun ? t.forward : 0));
+    wgt.compute += count * t.backward_weight;
+    if (rerun) recompute += count * t.forward;
+    if (op.kind == OpKind::attention) {
+      fwd.attention += count * t.forward;
+      bwd.attention += count * t.backward_input;
+    } else if (op.kind != OpKind::vector) {
+      fwd.gemm += count * t.forward;
+      bwd.gemm += count * t.backward_input;
+      wgt.gemm += count * t.backward_weight;
+    }
+  }
+}
+
+ChunkCost cost_chunk(const ModelSpec& m, const LayoutSpec& l, const HardwareProfile& hw,
+                     const graph::ModelGraphs& g, const ChunkContent& c, double imbalance) {
+  RawPass fwd, bwd, wgt;
+  ChunkCost cost;
+  const int moe_first = m.moe ? m.moe->first_dense_layers : m.layers;
+  const int dense_count = std::max(0, std::min(c.first_layer + c.layers, moe_first) - c.first_layer);
+  accumulate_layer(g.dense, dense_count, l, hw, imbalance, l.recompute, fwd, bwd, wgt, cost.recompute);
+  accumulate_layer(g.moe, c.layers - dense_count, l, hw, imbalance, l.recompute, fwd, bwd, wgt, cost.recompute);
+  accumulate_layer(g.mtp, c.mtp_layers, l, hw, imbalance, l.recompute, fwd, bwd, wgt, cost.recompute);
+  accumulate_layer(g.embedding, c.embedding ? 1 : 0, l, hw, imbalance, Recompute::none, fwd, bwd, wgt, cost.recompute);
+  accumulate_layer(g.lm_head, c.lm_head ? 1 : 0, l, hw, imbalance, Recompute::none, fwd, bwd, wgt, cost.recompute);
+  const bool paired = l.schedule == ScheduleKind::dualpipe;
+  cost.forward = apply_overlap(fwd, l, hw.device, paired);
+  cost.backward = apply_overlap(bwd, l, hw.device, paired);
+  cost.backward_weight = apply_overlap(wgt, l, hw.device, paired);
+  return cost;
+}
+
+// Optimizer step (Adam) is memory-bound: per parameter of the local shard it reads fp32 master, m, v
+// and gradient (16 B) and writes master, m, v (12 B) and the bf16 weight (2 B).
+constexpr double optimizer_bytes_per_param_step = 30;
+
+}  // namespace
+
+std::vector<OpCostRow> cost_layer_ops(const graph::LayerGraph& layer, const LayoutSpec& layout,
+                                      const HardwareProfile& hw, double imbalance) {
+  std::vector<OpCostRow> rows;
+  for (const Op& op : layer.forward) {
+    const OpTiming t = time_op(op, layout, hw, imbalance);
+    OpCostRow r;
+    r.op = &op;
+    r.forward = t.forward;
+    r.backward = t.backward_input + t.backward_weight;
+    r.efficiency = t.efficiency;
+    if (op.kind == OpKind::collective) {
+      r.bound = t.tier >= 0 ? hw.tiers[t.tier].name : "local";
+      r.algorithm = t.algorithm;
+    } else {
+      r.bound = compute::to_string(t.bound);
+    }
+    rows.push_back(r);
+  }
+  return rows;
+}
+
+SimulationResult simulate(const ModelSpec& m, const LayoutSpec& l, const HardwareProfile& hw) {
+  SimulationResult r;
+  r.params = count_params(m);
+  r.flops_per_token = graph::model_flops_per_token(m, l.seq_len, l.recompute, l.flash_attention);
+  r.hardware_flops_per_token = r.flops_per_token.training + r.flops_per_token.recompute;
+  r.imbalance = imbalance::layout_imbalance(m, l);
+  r.plan = partition_layers(m, l);
+  const graph::ModelGraphs graphs = graph::build_model_graphs(m, graph::make_context(m, l));
+
+  // Pass costs per (stage, chunk).
+  const int stages = l.pp, chunks = r.plan.chunks, microbatches = l.microbatches();
+  PipelineSpec spec;
+  spec.schedule = l.schedule;
+  spec.stages = stages;
+  spec.microbatches = microbatches;
+  spec.chunks = chunks;
+  spec.fused_pair_saving.assign(stages, 0.0);
+  for (int s = 0; s < stages; ++s) {
+    seconds saving = 0;
+    for (int c = 0; c < chunks; ++c) {
+      const ChunkCost cc = cost_chunk(m, l, hw, graphs, r.plan.at(s, c), r.imbalance);
+      r.chunk_costs.push_back(cc);
+      spec.durations.push_back({cc.forward.total(), cc.backward.total(), cc.backward_weight.total()});
+      // DualPipe hides one pass's EP all-to-all behind the other pass's compute (DeepSeek-V3 §3.2.1).
+      if (l.overlap.ep_all_to_all || l.schedule == ScheduleKind::dualpipe) {
+        const seconds hide = std::min(cc.forward.ep, cc.backward.compute) + std::min(cc.backward.ep, cc.forward.compute);
+        saving = std::max(saving, hide * (1.0 - hw.device.comm_compute_slowdown));
+      }
+    }
+    spec.fused_pair_saving[s] = saving;
+  }
+  // Activations of one microbatch between adjacent stages (bf16, SP-sharded over TP).
+  const comm::GroupPlacement pp_group = placement(GroupKind::pp, l);
+  const seconds p2p = stages > 1 ? comm::collective_time(comm::CollectiveKind::send_recv, graphs.dense.layer_input_bytes,
+                                                         {2, pp_group.stride}, hw.tiers).time
+                                 : 0.0;
+  if (l.overlap.pp_p2p) {
+    spec.p2p_send = p2p;
+  } else {
+    for (auto& d : spec.durations) {
+      d.forward += p2p;
+      d.backward += p2p;
+    }
+  }
+  r.pipeline = simulate_pipeline(spec);
+
+  // Per stage: end of the pipeline work, data-parallel gradient sync and the optimizer step.
+  std::vector<seconds> stage_end(stages, 0.0), last_backward_window(stages, 0.0), first_forward_window(stages, 0.0);
+  for (size_t i = 0; i < r.pipeline.passes.size(); ++i) {
+    const PassRecord& p = r.pipeline.passes[i];
+    stage_end[p.stage] = std::max(stage_end[p.stage], r.pipeline.pass_finish[i]);
+  }
+  for (int s = 0; s < stages; ++s) {
+    for (int c = 0; c < chunks; ++c) {
+      const ChunkCost& cc = r.chunk_costs[s * chunks + c];
+      last_backward_window[s] += cc.backward.total() + cc.backward_weight.total();
+      first_forward_window[s] += cc.forward.total();
+    }
+  }
+  seconds iteration = 0;
+  std::vector<seconds> exposed_dp(stages), optimizer(stages);
+  for (int s = 0; s < stages; ++s) {
+    const memory::DeviceParams p = memory::stage_params(m, l, r.plan, s);
+    const double zero3 = l.zero_stage >= 3 ? 1.0 : 0.0;
+    // Gradients (fp32) reduce-scattered with a distributed optimizer, all-reduced without; updated
+    // bf16 parameters all-gathered (Megatron-LM distributed optimizer). ZeRO-3 also gathers
+    // parameters for the forward and backward (Rajbhandari et al. 2020 §5: 1.5x DP volume).
+    const auto dp_group = placement(GroupKind::dp, l), edp_group = placement(GroupKind::expert_dp, l);
+    auto sync = [&](count params, comm::GroupPlacement g) {
+      if (g.size <= 1 || params <= 0) return std::pair<seconds, seconds>{0, 0};
+      seconds grads, gather = 0;
+      if (l.distributed_optimizer || l.zero_stage > 0) {
+        grads = comm::collective_time(comm::CollectiveKind::reduce_scatter, 4 * params, g, hw.tiers).time;
+        gather = comm::collective_time(comm::CollectiveKind::all_gather, 2 * params, g, hw.tiers).time * (1 + 2 * zero3);
+      } else {
+        grads = comm::collective_time(comm::CollectiveKind::all_reduce, 4 * params, g, hw.tiers).time;
+      }
+      return std::pair{grads, gather};
+    };
+    const auto [dense_grads, dense_gather] = sync(p.dense, dp_group);
+    const auto [expert_grads, expert_gather] = sync(p.expert, edp_group);
+    const seconds grads = dense_grads + expert_grads, gather = dense_gather + expert_gather;
+    // Overlapped gradient reduction hides behind the last microbatch's backward of the stage; the
+    // parameter all-gather behind the first forward of the next iteration.
+    const seconds exposed_grads = l.overlap.dp_grad_reduce ? std::max(0.0, grads - last_backward_window[s]) : grads;
+    const seconds exposed_gather = l.overlap.dp_param_gather ? std::max(0.0, gather - first_forward_window[s]) : gather;
+    exposed_dp[s] = exposed_grads + exposed_gather;
+    const double shard = l.distributed_optimizer ? 1.0 : 0.0;
+    const count local = p.dense / (shard > 0 ? l.dp * l.cp : 1) + p.expert / (shard > 0 ? l.expert_dp() : 1);
+    optimizer[s] = local * optimizer_bytes_per_param_step / (hw.device.hbm_bandwidth * hw.device.hbm_efficiency) +
+                   hw.device.launch_overhead;
+    const seconds end = stage_end[s] + exposed_dp[s] + optimizer[s];
+    if (end > iteration) {
+      iteration = end;
+      r.critical_stage = s;
+    }
+  }
+  r.iteration_time = iteration;
+
+  // Breakdown of the critical stage: its passes' compute and exposed communication, times microbatches.
+  {
+    const int s = r.critical_stage;
+    TimeBreakdown& b = r.breakdown;
+    for (int c = 0; c < chunks; ++c) {
+      const ChunkCost& cc = r.chunk_costs[s * chunks + c];
+      const double n = chunks > 1 && r.plan.bidirectional ? microbatches / 2.0 : microbatches;
+      for (const PassCost* pc : {&cc.forward, &cc.backward, &cc.backward_weight}) {
+        b.compute += n * pc->compute;
+        b.exposed_tp += n * pc->exposed_tp;
+        b.exposed_ep += n * pc->exposed_ep;
+        b.exposed_cp += n * pc->exposed_cp;
+      }
+    }
+    if (!l.overlap.pp_p2p) b.exposed_pp = 2.0 * microbatches * chunks * p2p;
+    b.exposed_dp = exposed_dp[s];
+    b.optimizer = optimizer[s];
+    const seconds busy = r.pipeline.busy[s];
+    b.bubble = std::max(0.0, stage_end[s] - busy);
+    // DualPipe's fused pairs finish sooner than the sum of their parts: show the saving as hidden EP.
+    const seconds accounted = b.compute + b.exposed_tp + b.exposed_ep + b.exposed_cp + b.exposed_pp;
+    if (accounted > busy) b.exposed_ep = std::max(0.0, b.exposed_ep - (accounted - busy));
+  }
+  for (int s = 0; s < stages; ++s) r.stage_busy_fraction.push_back(iteration > 0 ? r.pipeline.busy[s] / iteration : 0);
+  r.bubble_fraction = r.pipeline.bubble_fraction;
+
+  // Throughput and utilisation. MFU = model FLOPs / (time x devices x dense BF16 peak) (PaLM App. B).
+  r.tokens_per_iteration = static_cast<double>(l.global_batch) * l.seq_len;
+  r.tokens_per_s = r.tokens_per_iteration / iteration;
+  const double device_seconds = iteration * l.devices;
+  r.mfu = r.flops_per_token.training * r.tokens_per_iteration / (device_seconds * hw.device.matrix_bf16);
+  r.hfu = r.hardware_flops_per_token * r.tokens_per_iteration / (device_seconds * hw.device.matrix_bf16);
+  r.tflops_per_device = r.flops_per_token.training * r.tokens_per_iteration / device_seconds / 1e12;
+
+  // Memory: activations of the in-flight microbatches the schedule actually kept.
+  std::vector<double> inflight(r.pipeline.peak_in_flight.begin(), r.pipeline.peak_in_flight.end());
+  r.memory = memory::stage_memory(m, l, r.plan, graphs, hw, inflight, r.imbalance);
+  r.capacity = hw.device.hbm_bytes;
+  for (const auto& sm : r.memory) r.peak_memory = std::max(r.peak_memory, sm.total());
+  r.fits = r.peak_memory <= r.capacity;
+  if (!r.fits) {
+    r.warnings.push_back("does not fit: peak stage needs " + std::to_string(r.peak_memory / 1e9).substr(0, 6) +
+                         " GB of " + std::to_string(r.capacity / 1e9).substr(0, 6) + " GB");
+  }
+  if (r.imbalance > 1.0) {
+    r.warnings.push_back("expert load imbalance " + std::to_string(r.imbalance).substr(0, 5) +
+                         " (max/mean tokens on the busiest EP rank)");
+  }
+  return r;
+}
+
+}  // namespace moesim::sim

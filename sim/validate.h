@@ -1,0 +1,67 @@
+#pragma once
+// Validation harness: simulate measured runs and compare like with like, under the FLOP-counting
+// convention each source used.
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "costmodels/specs.h"
+#include "sim/simulate.h"
+
+namespace moesim::validate {
+
+enum class Convention {
+  palm,                      // 6N + 12 L H Q T per token (PaLM App. B); MFU vs BF16 peak
+  megatron2021,              // 96 B s l h^2 (1 + s/6h + V/16lh): counts full recompute (Narayanan 2021 eq. 3)
+  korthikanti2022,           // 72 B L s h^2 (1 + s/6h + V/12hL): no recompute (Korthikanti 2022 eq. 7)
+  megatron_core_2024,        // Megatron-Core model FLOPs, full attention (= our model FLOPs)
+  megatron_core_2025,        // same for MoE: active + shared experts, logits
+  megatron_core_2026_causal, // same with the causal mask halving the s^2 term
+  none,
+};
+
+struct MeasuredRun {
+  std::string id;
+  std::string source_url;
+  ModelSpec model;
+  HardwareProfile hw;
+  LayoutSpec layout;
+  Convention convention = Convention::palm;
+  std::string metric;  // mfu | tflops_per_device | tokens_per_s | iteration_time_s
+  double measured = 0;
+  std::optional<double> measured_memory_bytes;
+  std::string skip_reason;  // non-empty: listed, not scored
+};
+
+// Reads an array of measured-run records (validation/*.json format). Records with a skip_reason are
+// kept (with their reason) without parsing the rest, so unmodellable entries cannot break a run.
+std::vector<MeasuredRun> load_runs(const std::string& path);
+
+struct RunResult {
+  std::string id;
+  std::string hardware;
+  std::string metric;
+  double measured = 0;
+  double predicted = 0;
+  double error_pct = 0;  // signed: (predicted - measured) / measured x 100
+  std::string skip_reason;
+  bool fits = true;
+};
+
+// Predicted value of the run's metric under its convention.
+double predicted_metric(const MeasuredRun& run, const sim::SimulationResult& r);
+
+RunResult evaluate(const MeasuredRun& run);
+
+struct Summary {
+  int count = 0;
+  double mape_pct = 0;
+  double max_abs_error_pct = 0;
+  std::vector<std::pair<std::string, std::pair<int, double>>> by_hardware;  // name -> (count, MAPE %)
+};
+Summary summarise(const std::vector<RunResult>& results);
+
+nlohmann::json to_json(const std::vector<RunResult>& results, const Summary& summary);
+
+}  // namespace moesim::validate

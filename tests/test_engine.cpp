@@ -1,0 +1,114 @@
+#include <sstream>
+#include <stdexcept>
+#include <string>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include "sim/engine.h"
+#include "sim/trace.h"
+
+using namespace moesim::sim;
+
+namespace {
+
+// Two streams with cross dependencies and a delay; small enough to check by hand.
+Engine small_graph() {
+  Engine e;
+  e.reserve(8, 8);
+  const auto a = e.add_stream("compute", 0), b = e.add_stream("comm", 1);
+  const auto t0 = e.add_task(a, 1.0, TaskCategory::compute, 10);  // [0, 1]
+  const auto t1 = e.add_task(a, 2.0, TaskCategory::compute, 11);  // waits for t2: [2.5, 4.5]
+  const auto t2 = e.add_task(b, 1.5, TaskCategory::ep_comm, 12);  // after t0: [1, 2.5]
+  const auto t3 = e.add_task(b, 0.5, TaskCategory::ep_comm, 13);  // stream order, t1 + 0.25: [4.75, 5.25]
+  e.add_dependency(t0, t2);
+  e.add_dependency(t2, t1);
+  e.add_dependency(t1, t3, 0.25);
+  return e;
+}
+
+}  // namespace
+
+TEST_CASE("engine: streams run in order, dependencies and delays respected", "[engine]") {
+  Engine e = small_graph();
+  e.run();
+  CHECK(e.start(0) == 0.0);
+  CHECK(e.finish(0) == 1.0);
+  CHECK(e.start(2) == 1.0);
+  CHECK(e.start(1) == 2.5);
+  CHECK(e.finish(1) == 4.5);
+  CHECK(e.start(3) == 4.75);
+  CHECK(e.makespan() == 5.25);
+  CHECK(e.busy(0) == 3.0);
+  CHECK(e.busy(1) == 2.0);
+  CHECK(e.task(3).label == 13);
+  CHECK(e.tasks().size() == 4);
+}
+
+TEST_CASE("engine: identical inputs give bit-identical timelines", "[engine]") {
+  Engine a = small_graph(), b = small_graph();
+  a.run();
+  b.run();
+  a.run();  // rerunning is idempotent too
+  for (TaskId t = 0; t < a.task_count(); ++t) {
+    CHECK(a.start(t) == b.start(t));
+    CHECK(a.finish(t) == b.finish(t));
+  }
+}
+
+TEST_CASE("engine: a dependency cycle is reported as deadlock", "[engine]") {
+  Engine e;
+  const auto s0 = e.add_stream("s0"), s1 = e.add_stream("s1");
+  const auto x = e.add_task(s0, 1.0), y = e.add_task(s1, 1.0);
+  e.add_dependency(x, y);
+  e.add_dependency(y, x);
+  CHECK_THROWS_WITH(e.run(), Catch::Contains("deadlock") && Catch::Contains("task 0"));
+}
+
+TEST_CASE("engine: a dependency against stream order is reported as deadlock", "[engine]") {
+  Engine e;
+  const auto s = e.add_stream("only");
+  const auto first = e.add_task(s, 1.0), second = e.add_task(s, 1.0);
+  e.add_dependency(second, first);  // first must wait for second, which waits behind first
+  CHECK_THROWS_WITH(e.run(), Catch::Contains("task 0 (stream 'only'") && Catch::Contains("waits for task 1"));
+}
+
+TEST_CASE("engine: rejects bad input", "[engine]") {
+  Engine e;
+  const auto s = e.add_stream("s");
+  CHECK_THROWS_AS(e.add_task(s, -1.0), std::invalid_argument);
+  CHECK_THROWS_AS(e.add_task(5, 1.0), std::invalid_argument);
+  const auto t = e.add_task(s, 1.0);
+  CHECK_THROWS_AS(e.add_dependency(t, 7), std::out_of_range);
+  CHECK_THROWS_AS(e.start(t), std::logic_error);  // not run yet
+}
+
+TEST_CASE("trace: Chrome trace JSON with complete and metadata events", "[engine][trace]") {
+  Engine e = small_graph();
+  e.run();
+  std::ostringstream out;
+  TraceNames names;
+  names.task = [](TaskId t) { return "op\"" + std::to_string(t); };  // quotes must be escaped
+  write_chrome_trace(out, e, names);
+  const auto json = nlohmann::json::parse(out.str());
+  int complete = 0, process_names = 0, thread_names = 0;
+  for (const auto& ev : json.at("traceEvents")) {
+    if (ev["ph"] == "X") {
+      ++complete;
+      if (ev["name"] == "op\"1") {
+        CHECK(ev["ts"].get<double>() == Approx(2.5e6));
+        CHECK(ev["dur"].get<double>() == Approx(2e6));
+        CHECK(ev["pid"] == 0);
+        CHECK(ev["cat"] == "compute");
+      }
+    } else if (ev["name"] == "process_name") {
+      ++process_names;
+    } else if (ev["name"] == "thread_name") {
+      ++thread_names;
+      if (ev["tid"] == 1) CHECK(ev["args"]["name"] == "comm");
+    }
+  }
+  CHECK(complete == 4);
+  CHECK(process_names == 2);
+  CHECK(thread_names == 2);
+}
