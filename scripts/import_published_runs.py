@@ -471,7 +471,17 @@ def layout_of(rec, group, assume):
     }
     if zero_stage == 3 or par["fsdp"]:
         layout["zero_stage"] = 3
+    if group in PRE_FLASH_ATTENTION_GROUPS:
+        layout["flash_attention"] = False
+        assume("flash_attention", "FlashAttention (Dao et al., May 2022) postdates this software; "
+                                  "the run materialised the s x s attention scores")
     return layout
+
+
+# Runs whose software predates fused (flash) attention: Megatron-LM 2021/2022, Megatron-DeepSpeed
+# (BLOOM, 2022), and DeepSpeed ZeRO-3 (2021).
+PRE_FLASH_ATTENTION_GROUPS = ("narayanan2021", "korthikanti2022", "megatron-readme-gpt3", "bloom",
+                              "mtnlg", "opt")
 
 
 def overlap_of(rec, group, is_moe, assume):

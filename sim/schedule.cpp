@@ -62,9 +62,10 @@ StageSchedule interleaved(int p, int m, int v, int s) {
 // to (p-1)(F+B-W).
 StageSchedule zero_bubble_h1(int p, int m, int s) {
   StageSchedule out;
-  int f = 0, b = 0, w = 0;
-  for (const int warmup = std::min(p - s - 1, m); f < warmup; ++f) out.push_back(fwd(f));
-  for (int deferred = 0; f < m;) {
+  const int warmup = std::min(p - s - 1, m);
+  int f = 0, b = 0, w = 0, deferred = 0;
+  while (f < warmup) out.push_back(fwd(f++));
+  while (f < m) {
     out.push_back(fwd(f++));
     out.push_back(bwd(b++));
     if (deferred < s) ++deferred;

@@ -61,15 +61,21 @@ OpTiming time_op(const Op& op, const LayoutSpec& l, const HardwareProfile& hw, d
       // Backward: data gradient (M x N times N x K) and weight gradient (K x M times M x N).
       const compute::OpTime dgrad = compute::gemm_time({s.m, s.k, s.n, s.count}, hbm, peak, d, grouped);
       const compute::OpTime wgrad = compute::gemm_time({s.k, s.n, s.m, s.count}, hbm, peak, d, grouped);
-      t.forward = f.time;
-      t.backward_input = dgrad.time;
+      // FP8 training quantises both GEMM operands first (read bf16, write fp8 + scales: ~3 bytes per
+      // element; Transformer Engine's cast kernels; Micikevicius et al. 2022 "FP8 formats" §4).
+      const seconds quantise = l.precision == Precision::fp8 && peak > d.matrix_bf16
+                                   ? compute::vector_time(0, 3 * (s.m * s.k + s.k * s.n) * s.count, d).time
+                                   : 0.0;
+      t.forward = f.time + quantise;
+      t.backward_input = dgrad.time + quantise;
       t.backward_weight = wgrad.time;
       t.bound = f.bound;
       t.efficiency = f.efficiency;
       break;
     }
     case OpKind::attention: {
-      const compute::OpTime f = compute::attention_time(op.flop_count, op.hbm_bytes, peak, d);
+      // FP8 recipes keep attention in bf16 (DeepSeek-V3 §3.3; Transformer Engine's default recipe).
+      const compute::OpTime f = compute::attention_time(op.flop_count, op.hbm_bytes, d.matrix_bf16, d);
       t.forward = f.time;
       t.backward_input = attention_backward_factor * (f.time - d.launch_overhead) + d.launch_overhead;
       t.bound = f.bound;
