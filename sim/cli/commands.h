@@ -4,4 +4,5 @@
 
 namespace moesim {
 int cmd_validate(const std::vector<std::string>& args);
+int cmd_sweep(const std::vector<std::string>& args);
 }

@@ -221,6 +221,7 @@ void usage() {
                "  simulate   simulate one training iteration (time, MFU, memory)\n"
                "  ops        per-layer operator table with predicted times and collectives\n"
                "  validate   compare predictions with measured runs\n"
+               "  sweep      search model hyperparameters and layouts (sweeps/README.md)\n"
                "  models     list built-in models\n"
                "  profiles   list built-in hardware profiles\n"
                "  gemm-table GEMM-efficiency sanity table of a profile\n\n"
@@ -244,6 +245,7 @@ int main(int argc, char** argv) {
     if (command == "ops") return cmd_ops(args);
     if (command == "gemm-table") return cmd_gemm_table(args);
     if (command == "validate") return cmd_validate(args);
+    if (command == "sweep") return cmd_sweep(args);
     std::cerr << "moesim: unknown command '" << command << "' (run 'moesim --help')\n";
     return 2;
   } catch (const InputError& e) {

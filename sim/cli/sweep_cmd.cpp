@@ -1,0 +1,141 @@
+// moesim sweep SPEC [--jobs N] [--out results.jsonl] [--csv FILE] [--json FILE] [--top K] [--resume]
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <boost/program_options.hpp>
+#include <algorithm>
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+#include "sim/cli/commands.h"
+#include "sim/io/input_error.h"
+#include "sim/sweep.h"
+
+namespace moesim {
+
+namespace po = boost::program_options;
+
+namespace {
+
+std::string layout_text(const sweep::json& l) {
+  return fmt::format("tp{} pp{} vpp{} ep{} etp{} cp{} dp{} mb{} {} {}{}", l.at("tp").get<int>(), l.at("pp").get<int>(),
+                     l.at("vpp").get<int>(), l.at("ep").get<int>(), l.at("etp").get<int>(), l.at("cp").get<int>(),
+                     l.at("dp").get<int>(), l.at("micro_batch").get<int>(), l.at("recompute").get<std::string>(),
+                     l.at("schedule").get<std::string>(), l.at("overlap").at("ep_all_to_all").get<bool>() ? " ep-overlap" : "");
+}
+
+std::string model_text(const sweep::SweepSpec& spec, const sweep::json& line) {
+  std::string s;
+  for (const auto& axis : spec.model_axes)
+    s += fmt::format("{}{}={}", s.empty() ? "" : " ", axis.name, line.at("model").at(axis.name).get<long>());
+  return s.empty() ? "base" : s;
+}
+
+void print_table(const sweep::SweepSpec& spec, const std::string& title, const std::vector<sweep::json>& lines, bool ranked) {
+  fmt::print("\n{}\n{:>4} {:>7}  {:<44} {:>8} {:>8} {:>7} {:>11} {:>8} {:>14}  {}\n", title, ranked ? "rank" : "", "index",
+             "model", "total B", "active B", "MFU %", "tokens/s", "mem GB",
+             ranked ? std::string(to_string(spec.objective)) : std::string("objective"), "layout");
+  int rank = 0;
+  for (const auto& l : lines) {
+    ++rank;
+    fmt::print("{:>4} {:>7}  {:<44} {:>8.1f} {:>8.2f} {:>7.2f} {:>11.4g} {:>8.1f} {:>14.6g}  {}\n",
+               ranked ? std::to_string(rank) : "", l.at("index").get<std::uint64_t>(), model_text(spec, l),
+               l.at("params").at("total").get<double>() / 1e9, l.at("params").at("active").get<double>() / 1e9,
+               100 * l.at("mfu").get<double>(), l.at("tokens_per_s").get<double>(),
+               l.at("peak_memory_bytes").get<double>() / 1e9, l.at("objective").get<double>(), layout_text(l.at("layout")));
+  }
+  if (lines.empty()) fmt::print("  (no point fits)\n");
+}
+
+void write_csv(const std::string& path, const sweep::SweepSpec& spec, const std::vector<sweep::json>& ranked) {
+  std::ofstream out(path);
+  if (!out) throw InputError(path + ": cannot write file");
+  out << "rank,index,layers,hidden,heads,experts,top_k,expert_intermediate,shared_experts,first_dense_layers,"
+         "total_params,active_params,objective,"
+      << to_string(spec.objective)
+      << ",mfu,tokens_per_s,iteration_time_s,peak_memory_bytes,tp,pp,vpp,ep,etp,cp,dp,micro_batch,recompute,schedule,"
+         "ep_overlap\n";
+  int rank = 0;
+  for (const auto& l : ranked) {
+    const auto& m = l.at("model");
+    const auto& y = l.at("layout");
+    out << fmt::format("{},{},{},{},{},{},{},{},{},{},{:.17g},{:.17g},{},{:.17g},{:.17g},{:.17g},{:.17g},{:.17g},{},{},{},{},{},{},{},{},{},{},{}\n",
+                       ++rank, l.at("index").get<std::uint64_t>(), m.at("layers").get<long>(), m.at("hidden").get<long>(),
+                       m.at("heads").get<long>(), m.at("experts").get<long>(), m.at("top_k").get<long>(),
+                       m.at("expert_intermediate").get<long>(), m.at("shared_experts").get<long>(),
+                       m.at("first_dense_layers").get<long>(), l.at("params").at("total").get<double>(),
+                       l.at("params").at("active").get<double>(), to_string(spec.objective), l.at("objective").get<double>(),
+                       l.at("mfu").get<double>(), l.at("tokens_per_s").get<double>(), l.at("iteration_time_s").get<double>(),
+                       l.at("peak_memory_bytes").get<double>(), y.at("tp").get<int>(), y.at("pp").get<int>(),
+                       y.at("vpp").get<int>(), y.at("ep").get<int>(), y.at("etp").get<int>(), y.at("cp").get<int>(),
+                       y.at("dp").get<int>(), y.at("micro_batch").get<int>(), y.at("recompute").get<std::string>(),
+                       y.at("schedule").get<std::string>(), y.at("overlap").at("ep_all_to_all").get<bool>());
+  }
+}
+
+}  // namespace
+
+int cmd_sweep(const std::vector<std::string>& args) {
+  po::options_description d("moesim sweep SPEC [--jobs N] [--out results.jsonl] [--csv FILE] [--json FILE] [--top K] [--resume]");
+  d.add_options()("help,h", "this help")("spec", po::value<std::string>()->required(), "sweep spec (sweeps/README.md)")(
+      "jobs,j", po::value<int>()->default_value(static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))),
+      "model points evaluated in parallel")("out,o", po::value<std::string>()->default_value("results.jsonl"),
+                                            "one JSON line per model point, in point order")(
+      "csv", po::value<std::string>(), "write the ranked table as CSV")("json", po::value<std::string>(),
+                                                                      "write the ranked table and Pareto fronts as JSON")(
+      "top", po::value<int>()->default_value(10), "rows of the ranked table")(
+      "resume", "keep the points already in --out and evaluate the rest")(
+      "no-prune", "simulate every valid layout (slow; checks that pruning loses nothing)");
+  po::positional_options_description pos;
+  pos.add("spec", 1);
+  po::variables_map vm;
+  po::store(po::command_line_parser(args).options(d).positional(pos).run(), vm);
+  if (vm.count("help")) {
+    std::cout << d;
+    return 0;
+  }
+  po::notify(vm);
+  const int jobs = vm["jobs"].as<int>(), top = vm["top"].as<int>();
+  if (jobs < 1) throw InputError("--jobs: expected a whole number >= 1, got " + std::to_string(jobs));
+  if (top < 0) throw InputError("--top: expected a whole number >= 0, got " + std::to_string(top));
+
+  const sweep::SweepSpec spec = sweep::load_spec(vm["spec"].as<std::string>());
+  sweep::RunOptions options;
+  options.jobs = jobs;
+  options.out_path = vm["out"].as<std::string>();
+  options.resume = vm.count("resume") > 0;
+  options.top_k = top;
+  options.eval.prune = vm.count("no-prune") == 0;
+  // The bar redraws one terminal line; in a log file it would only be noise.
+  if (isatty(STDERR_FILENO)) options.progress = &std::cerr;
+  sweep::RunStats stats;
+  const sweep::Summary summary = sweep::run_sweep(spec, options, &stats);
+
+  fmt::print("{} model points ({} evaluated now, {} from an earlier run): {} ok, {} infeasible, {} do not fit -> {}\n",
+             stats.points, stats.evaluated, stats.resumed, summary.ok, summary.infeasible, summary.no_fit, options.out_path);
+  const auto ranked = summary.ranked();
+  print_table(spec, fmt::format("top {} by {}", ranked.size(), to_string(spec.objective)), ranked, true);
+  const auto front_mfu = summary.pareto_mfu_active(), front_memory = summary.pareto_tokens_memory();
+  print_table(spec, "Pareto front: MFU vs active params (both higher is better)", front_mfu, false);
+  print_table(spec, "Pareto front: tokens/s (higher) vs peak memory (lower)", front_memory, false);
+
+  if (vm.count("csv")) write_csv(vm["csv"].as<std::string>(), spec, ranked);
+  if (vm.count("json")) {
+    const std::string path = vm["json"].as<std::string>();
+    std::ofstream out(path);
+    if (!out) throw InputError(path + ": cannot write file");
+    const sweep::json j = {{"spec", spec.file},
+                           {"objective", to_string(spec.objective)},
+                           {"points", stats.points},
+                           {"ok", summary.ok},
+                           {"infeasible", summary.infeasible},
+                           {"no_fit", summary.no_fit},
+                           {"ranked", ranked},
+                           {"pareto", {{"mfu_vs_active_params", front_mfu}, {"tokens_per_s_vs_peak_memory", front_memory}}}};
+    out << j.dump(2) << "\n";
+  }
+  return 0;
+}
+
+}  // namespace moesim
