@@ -219,14 +219,15 @@ class LayerBuilder {
     graph_.forward.push_back(core);
     if (!c_.flash_attention) {
       // Unfused attention keeps softmax output (2), its dropout mask (1) and the dropped-out
-      // scores (2 bytes) per score: 5 a s^2 b / t (Korthikanti et al. 2022 eq. 1). Selective
-      // recompute drops exactly this and recomputes the core.
+      // scores (2 bytes) per score: 5 a s^2 b / t (Korthikanti et al. 2022 eq. 1); without dropout
+      // only the softmax output (2). Selective recompute drops exactly this and recomputes the core.
+      const double bytes_per_score = c_.dropout ? 5 : 2;
       Op scores;
       scores.name = "attention_scores";
       scores.kind = OpKind::attention;
       scores.flop_count = 0;
-      scores.hbm_bytes = 5 * T * s_keys * heads;
-      scores.saved_bytes = 5 * T * s_keys * heads;
+      scores.hbm_bytes = bytes_per_score * T * s_keys * heads;
+      scores.saved_bytes = bytes_per_score * T * s_keys * heads;
       scores.dropped_by_selective = true;
       graph_.forward.push_back(scores);
       graph_.forward[graph_.forward.size() - 2].recomputed_by_selective = true;

@@ -274,6 +274,11 @@ def inline_model(rec, assume):
     if learned_pos:
         model["learned_position_embeddings"] = True
     model["source"] = {"config": m["arch_source"]}
+    if rid.startswith(("narayanan2021", "korthikanti2022", "megatron-readme-gpt3")):
+        # Megatron-LM's GPT defaults (--attention-dropout 0.1, --hidden-dropout 0.1), which
+        # Korthikanti et al. 2022 eq. 1 counts in the activation memory.
+        model["dropout"] = True
+        assume("model.dropout", "not stated; Megatron-LM GPT defaults attention/hidden dropout 0.1")
 
     if rid.startswith("palm"):
         # PaLM computes attention and MLP in parallel from one LayerNorm output.

@@ -57,11 +57,16 @@ LayoutSpec layout_from_flags(const po::variables_map& vm, const ModelSpec& model
     file = vm["layout"].as<std::string>();
     j = io::read_json_file(file);
     if (!j.is_object()) throw InputError(file + ": top level: expected a JSON object");
-    file += " (with command-line flags)";
   }
+  bool any_flag = false;
   const std::map<std::string, std::string> int_flags = {
       {"devices", "devices"}, {"tp", "tp"}, {"pp", "pp"}, {"vpp", "vpp"}, {"ep", "ep"}, {"etp", "etp"},
       {"cp", "cp"}, {"micro-batch", "micro_batch"}, {"global-batch", "global_batch"}, {"seq-len", "seq_len"}};
+  for (const char* flag : {"devices", "tp", "pp", "vpp", "ep", "etp", "cp", "micro-batch", "global-batch", "seq-len",
+                           "recompute", "schedule", "precision", "ep-overlap", "tp-overlap", "hierarchical-ep",
+                           "expert-skew", "redundant-experts"})
+    any_flag = any_flag || vm.count(flag);
+  if (vm.count("layout") && any_flag) file += " (with command-line flags)";
   for (const auto& [flag, key] : int_flags)
     if (vm.count(flag)) j[key] = vm[flag].as<int>();
   for (const auto& [flag, key] : std::map<std::string, std::string>{{"recompute", "recompute"}, {"schedule", "schedule"},
@@ -257,5 +262,8 @@ int main(int argc, char** argv) {
   } catch (const std::invalid_argument& e) {
     std::cerr << "moesim " << command << ": " << e.what() << "\n";
     return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "moesim " << command << ": internal error: " << e.what() << "\n";
+    return 3;
   }
 }

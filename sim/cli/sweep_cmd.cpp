@@ -19,10 +19,11 @@ namespace po = boost::program_options;
 namespace {
 
 std::string layout_text(const sweep::json& l) {
-  return fmt::format("tp{} pp{} vpp{} ep{} etp{} cp{} dp{} mb{} {} {}{}", l.at("tp").get<int>(), l.at("pp").get<int>(),
+  return fmt::format("tp{} pp{} vpp{} ep{} etp{} cp{} dp{} mb{} {} {}{}{}", l.at("tp").get<int>(), l.at("pp").get<int>(),
                      l.at("vpp").get<int>(), l.at("ep").get<int>(), l.at("etp").get<int>(), l.at("cp").get<int>(),
                      l.at("dp").get<int>(), l.at("micro_batch").get<int>(), l.at("recompute").get<std::string>(),
-                     l.at("schedule").get<std::string>(), l.at("overlap").at("ep_all_to_all").get<bool>() ? " ep-overlap" : "");
+                     l.at("schedule").get<std::string>(), l.at("overlap").at("ep_all_to_all").get<bool>() ? " ep-overlap" : "",
+                     l.at("overlap").at("tp_comm").get<bool>() ? " tp-overlap" : "");
 }
 
 std::string model_text(const sweep::SweepSpec& spec, const sweep::json& line) {
@@ -33,14 +34,16 @@ std::string model_text(const sweep::SweepSpec& spec, const sweep::json& line) {
 }
 
 void print_table(const sweep::SweepSpec& spec, const std::string& title, const std::vector<sweep::json>& lines, bool ranked) {
-  fmt::print("\n{}\n{:>4} {:>7}  {:<44} {:>8} {:>8} {:>7} {:>11} {:>8} {:>14}  {}\n", title, ranked ? "rank" : "", "index",
-             "model", "total B", "active B", "MFU %", "tokens/s", "mem GB",
+  size_t width = 5;
+  for (const auto& l : lines) width = std::max(width, model_text(spec, l).size());
+  fmt::print("\n{}\n{:>4} {:>7}  {:<{}} {:>8} {:>8} {:>7} {:>11} {:>8} {:>14}  {}\n", title, ranked ? "rank" : "", "index",
+             "model", width, "total B", "active B", "MFU %", "tokens/s", "mem GB",
              ranked ? std::string(to_string(spec.objective)) : std::string("objective"), "layout");
   int rank = 0;
   for (const auto& l : lines) {
     ++rank;
-    fmt::print("{:>4} {:>7}  {:<44} {:>8.1f} {:>8.2f} {:>7.2f} {:>11.4g} {:>8.1f} {:>14.6g}  {}\n",
-               ranked ? std::to_string(rank) : "", l.at("index").get<std::uint64_t>(), model_text(spec, l),
+    fmt::print("{:>4} {:>7}  {:<{}} {:>8.1f} {:>8.2f} {:>7.2f} {:>11.4g} {:>8.1f} {:>14.6g}  {}\n",
+               ranked ? std::to_string(rank) : "", l.at("index").get<std::uint64_t>(), model_text(spec, l), width,
                l.at("params").at("total").get<double>() / 1e9, l.at("params").at("active").get<double>() / 1e9,
                100 * l.at("mfu").get<double>(), l.at("tokens_per_s").get<double>(),
                l.at("peak_memory_bytes").get<double>() / 1e9, l.at("objective").get<double>(), layout_text(l.at("layout")));
@@ -52,15 +55,13 @@ void write_csv(const std::string& path, const sweep::SweepSpec& spec, const std:
   std::ofstream out(path);
   if (!out) throw InputError(path + ": cannot write file");
   out << "rank,index,layers,hidden,heads,experts,top_k,expert_intermediate,shared_experts,first_dense_layers,"
-         "total_params,active_params,objective,"
-      << to_string(spec.objective)
-      << ",mfu,tokens_per_s,iteration_time_s,peak_memory_bytes,tp,pp,vpp,ep,etp,cp,dp,micro_batch,recompute,schedule,"
-         "ep_overlap\n";
+         "total_params,active_params,objective,objective_value,mfu,tokens_per_s,iteration_time_s,peak_memory_bytes,tp,pp,vpp,ep,etp,cp,dp,micro_batch,recompute,schedule,"
+         "ep_overlap,tp_overlap\n";
   int rank = 0;
   for (const auto& l : ranked) {
     const auto& m = l.at("model");
     const auto& y = l.at("layout");
-    out << fmt::format("{},{},{},{},{},{},{},{},{},{},{:.17g},{:.17g},{},{:.17g},{:.17g},{:.17g},{:.17g},{:.17g},{},{},{},{},{},{},{},{},{},{},{}\n",
+    out << fmt::format("{},{},{},{},{},{},{},{},{},{},{:.17g},{:.17g},{},{:.17g},{:.17g},{:.17g},{:.17g},{:.17g},{},{},{},{},{},{},{},{},{},{},{},{}\n",
                        ++rank, l.at("index").get<std::uint64_t>(), m.at("layers").get<long>(), m.at("hidden").get<long>(),
                        m.at("heads").get<long>(), m.at("experts").get<long>(), m.at("top_k").get<long>(),
                        m.at("expert_intermediate").get<long>(), m.at("shared_experts").get<long>(),
@@ -70,7 +71,8 @@ void write_csv(const std::string& path, const sweep::SweepSpec& spec, const std:
                        l.at("peak_memory_bytes").get<double>(), y.at("tp").get<int>(), y.at("pp").get<int>(),
                        y.at("vpp").get<int>(), y.at("ep").get<int>(), y.at("etp").get<int>(), y.at("cp").get<int>(),
                        y.at("dp").get<int>(), y.at("micro_batch").get<int>(), y.at("recompute").get<std::string>(),
-                       y.at("schedule").get<std::string>(), y.at("overlap").at("ep_all_to_all").get<bool>());
+                       y.at("schedule").get<std::string>(), y.at("overlap").at("ep_all_to_all").get<bool>(),
+                       y.at("overlap").at("tp_comm").get<bool>());
   }
 }
 

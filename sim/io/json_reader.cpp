@@ -11,14 +11,20 @@ json read_json_file(const std::string& path) {
   if (!in) throw InputError(path + ": cannot open file");
   std::stringstream buffer;
   buffer << in.rdbuf();
+  // The last object key seen, so an error inside a value (a number out of range such as 1e999) can
+  // name its field.
+  std::string last_key;
+  const json::parser_callback_t track_keys = [&last_key](int, json::parse_event_t event, json& parsed) {
+    if (event == json::parse_event_t::key) last_key = parsed.get<std::string>();
+    return true;
+  };
   try {
-    // Depth-limited parse: a hostile file cannot exhaust the stack.
-    json parsed = json::parse(buffer.str(), nullptr, true, false);
-    return parsed;
-  } catch (const json::parse_error& e) {
+    return json::parse(buffer.str(), track_keys, true, false);
+  } catch (const json::exception& e) {  // parse errors, and numbers out of range (1e999)
     std::string what = e.what();
     const auto pos = what.find("parse error");
-    throw InputError(path + ": invalid JSON: " + (pos == std::string::npos ? what : what.substr(pos)));
+    const std::string field = last_key.empty() ? "" : "field '" + last_key + "': ";
+    throw InputError(path + ": invalid JSON: " + field + (pos == std::string::npos ? what : what.substr(pos)));
   }
 }
 

@@ -190,7 +190,10 @@ ModelSpec parse_hf_config(const json& j, const std::string& file) {
       s.shared_experts = 1;
       s.shared_expert_intermediate = f.positive("shared_expert_intermediate_size");
     }
-    s.first_dense_layers = f.non_negative_int_or("first_k_dense_replace", f.non_negative_int_or("num_dense_layers", 0));
+    if (s.top_k > s.experts) f.fail("num_experts_per_tok", "at most the expert count (" + std::to_string(s.experts) + ")");
+    const char* dense_key = f.has("first_k_dense_replace") ? "first_k_dense_replace" : "num_dense_layers";
+    s.first_dense_layers = f.non_negative_int_or(dense_key, 0);
+    if (s.first_dense_layers >= m.layers) f.fail(dense_key, "fewer than num_hidden_layers");
     m.moe = s;
     if (m.ffn.intermediate <= 0) m.ffn.intermediate = s.expert_intermediate;
   } else if (m.ffn.intermediate <= 0) {

@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# `moesim simulate` end to end on the Pangu Ultra MoE 6K layout: exit 0, the DESIGN.md report fields in
+# --json, a Chrome trace; a flags-only layout; `moesim models` and `moesim profiles` list every built-in.
+# Usage: bash simulate.sh MOESIM_BINARY SOURCE_DIR
+set -u
+bin=${1:?usage: simulate.sh MOESIM_BINARY SOURCE_DIR}
+src=${2:?usage: simulate.sh MOESIM_BINARY SOURCE_DIR}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+failures=0
+fail() {
+  echo "FAIL: $*"
+  failures=$((failures + 1))
+}
+
+# 1. Pangu Ultra MoE on 6K Ascend 910B2 from the layout file, with JSON report and trace.
+if "$bin" simulate --model pangu-ultra-moe-718b --hw ascend-910b2 \
+  --layout "$src/validation/layouts/pangu-ultra-moe-6k.json" \
+  --json "$tmp/out.json" --trace "$tmp/trace.json" >"$tmp/stdout" 2>"$tmp/stderr"; then
+  [ -s "$tmp/stderr" ] && fail "pangu simulate wrote to stderr: $(head -c 300 "$tmp/stderr")"
+  grep -q "iteration" "$tmp/stdout" || fail "pangu simulate printed no iteration line"
+  python3 - "$tmp/out.json" "$tmp/trace.json" <<'PY' || fail "pangu report or trace check (see above)"
+import json, math, sys
+report = json.load(open(sys.argv[1]))
+problems = []
+def get(path):
+    node = report
+    for key in path.split("."):
+        if not isinstance(node, dict) or key not in node:
+            problems.append("missing field " + path)
+            return None
+        node = node[key]
+    return node
+def number(path, low=None, high=None):
+    v = get(path)
+    if v is None:
+        return None
+    if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
+        problems.append(f"{path} = {v!r} is not a finite number")
+        return None
+    if low is not None and not v > low:
+        problems.append(f"{path} = {v} not > {low}")
+    if high is not None and not v < high:
+        problems.append(f"{path} = {v} not < {high}")
+    return v
+total = number("params.total", 7.1e11, 7.3e11)       # 718B published (719.1B counted)
+number("params.active", 3.8e10, 4.0e10)              # 39B published
+number("flops_per_token.model", 0)
+number("flops_per_token.hardware", 0)
+it = number("iteration_time_s", 0)
+tps = number("tokens_per_s", 0)
+mfu = number("mfu", 0, 1)
+hfu = number("hfu", 0, 1)
+number("tflops_per_device", 0)
+number("time_breakdown.compute_s", 0)
+number("time_breakdown.exposed_comm_s", -1e-12)
+number("time_breakdown.bubble_s", -1e-12)
+peak = number("memory.peak_bytes", 0)
+number("memory.capacity_bytes", 0)
+fits = get("memory.fits")
+if not isinstance(fits, bool):
+    problems.append(f"memory.fits = {fits!r} is not a boolean")
+warnings = get("warnings")
+if not isinstance(warnings, list):
+    problems.append("warnings is not a list")
+elif fits is False and not warnings:
+    problems.append("does not fit but no warning")
+stages = get("memory.stages")
+if not isinstance(stages, list) or len(stages) != 16:
+    problems.append(f"memory.stages should list 16 pipeline stages, got {stages if not isinstance(stages, list) else len(stages)}")
+else:
+    for s in stages:
+        parts = [s.get(k) for k in ("weights", "gradients", "optimizer", "activations", "buffers")]
+        if any(not isinstance(p, (int, float)) for p in parts) or "total" not in s:
+            problems.append(f"stage entry lacks fields: {sorted(s)}")
+            continue
+        if s["total"] + 1 < sum(parts):
+            problems.append(f"stage {s.get('stage')}: total {s['total']} < sum of parts {sum(parts)}")
+    if peak is not None and abs(max(s["total"] for s in stages) - peak) > 1:
+        problems.append("memory.peak_bytes is not the largest stage total")
+if it and tps:
+    expected = 1536 * 4096 / it  # global batch x seq_len per iteration, whole job
+    if abs(tps / expected - 1) > 1e-9:
+        problems.append(f"tokens_per_s {tps} != global_batch x seq_len / iteration_time = {expected}")
+if mfu is not None and hfu is not None and hfu < mfu:
+    problems.append(f"hfu {hfu} < mfu {mfu}")
+trace = json.load(open(sys.argv[2]))
+events = trace["traceEvents"] if isinstance(trace, dict) else trace
+if not isinstance(events, list) or not events:
+    problems.append("trace has no events")
+for p in problems:
+    print("  " + p)
+sys.exit(1 if problems else 0)
+PY
+else
+  fail "pangu simulate exited $?: $(head -c 500 "$tmp/stderr")"
+fi
+
+# 2. A flags-only layout (no --layout file).
+if "$bin" simulate --model gpt3-175b --hw a100-sxm-80g --devices 64 --tp 8 --pp 2 --global-batch 64 \
+  --micro-batch 1 --recompute selective --json "$tmp/flags.json" >"$tmp/stdout" 2>"$tmp/stderr"; then
+  python3 - "$tmp/flags.json" <<'PY' || fail "flags-only report check"
+import json, sys
+r = json.load(open(sys.argv[1]))
+l = r["layout"]
+problems = []
+for k, v in {"devices": 64, "tp": 8, "pp": 2, "dp": 4, "global_batch": 64, "micro_batch": 1, "seq_len": 2048,
+             "recompute": "selective"}.items():
+    if l.get(k) != v:
+        problems.append(f"layout.{k} = {l.get(k)!r}, expected {v!r}")
+if len(r["memory"]["stages"]) != 2:
+    problems.append("expected 2 memory stages")
+if not 0 < r["mfu"] < 1:
+    problems.append(f"mfu {r['mfu']} not in (0, 1)")
+for p in problems:
+    print("  " + p)
+sys.exit(1 if problems else 0)
+PY
+else
+  fail "flags-only simulate exited $?: $(head -c 500 "$tmp/stderr")"
+fi
+
+# 3. Flags override the layout file.
+if "$bin" simulate --model pangu-ultra-moe-718b --hw ascend-910b2 \
+  --layout "$src/validation/layouts/pangu-ultra-moe-6k.json" --recompute full --json "$tmp/override.json" \
+  >/dev/null 2>"$tmp/stderr"; then
+  grep -q '"recompute": "full"' "$tmp/override.json" || fail "--recompute full did not override the layout file"
+else
+  fail "override simulate exited $?: $(head -c 500 "$tmp/stderr")"
+fi
+
+# 4. Built-in lists.
+models=(deepseek-v3-671b gpt3-175b llama3-405b llama3-70b llama3-8b mixtral-8x22b mixtral-8x7b
+        pangu-pro-moe-72b pangu-ultra-135b pangu-ultra-moe-718b qwen2-57b-a14b qwen3-235b-a22b)
+profiles=(a100-sxm-80g ascend-910b2 ascend-910b3 ascend-910c-cm384 b200 gb200-nvl72 gb300-nvl72 h100-sxm
+          h200 h800 tpu-v4)
+if "$bin" models >"$tmp/models" 2>"$tmp/stderr"; then
+  [ "$(wc -l <"$tmp/models")" -eq 12 ] || fail "moesim models printed $(wc -l <"$tmp/models") lines, expected 12"
+  for m in "${models[@]}"; do grep -q "^$m " "$tmp/models" || fail "moesim models does not list $m"; done
+else
+  fail "moesim models exited $?: $(head -c 300 "$tmp/stderr")"
+fi
+if "$bin" profiles >"$tmp/profiles" 2>"$tmp/stderr"; then
+  [ "$(wc -l <"$tmp/profiles")" -eq 11 ] || fail "moesim profiles printed $(wc -l <"$tmp/profiles") lines, expected 11"
+  for p in "${profiles[@]}"; do grep -q "^$p " "$tmp/profiles" || fail "moesim profiles does not list $p"; done
+else
+  fail "moesim profiles exited $?: $(head -c 300 "$tmp/stderr")"
+fi
+
+if [ $failures -gt 0 ]; then
+  echo "$failures check(s) failed"
+  exit 1
+fi
+echo "all simulate checks passed"

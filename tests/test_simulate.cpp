@@ -1,0 +1,216 @@
+// sim::simulate end to end: overlap switches, expert skew, determinism, sane outputs, and the 1F1B
+// bubble with (almost) free communication.
+#include <catch2/catch.hpp>
+#include <cmath>
+
+#include "costmodels/layout.h"
+#include "sim/io/specs_io.h"
+#include "sim/report.h"
+#include "sim/schedule.h"
+#include "sim/simulate.h"
+
+using namespace moesim;
+
+namespace {
+
+struct Run {
+  ModelSpec model;
+  LayoutSpec layout;
+  HardwareProfile hw;
+};
+
+sim::SimulationResult simulate(Run r) {
+  if (auto err = complete_and_check_layout(r.model, r.layout)) FAIL("layout rejected: " << *err);
+  return sim::simulate(r.model, r.layout, r.hw);
+}
+
+LayoutSpec make_layout(int devices, int tp, int pp, int ep, int global_batch) {
+  LayoutSpec l;
+  l.devices = devices;
+  l.tp = tp;
+  l.etp = 1;
+  l.pp = pp;
+  l.ep = ep;
+  l.sequence_parallel = tp > 1;
+  l.global_batch = global_batch;
+  return l;
+}
+
+Run pangu_6k() {
+  return {io::load_model("pangu-ultra-moe-718b"),
+          io::load_layout(std::string(MOESIM_SOURCE_DIR) + "/validation/layouts/pangu-ultra-moe-6k.json"),
+          io::load_profile("ascend-910b2")};
+}
+
+// MoE layouts whose iterations have EP, TP and DP communication to hide.
+std::vector<std::pair<std::string, Run>> moe_runs() {
+  std::vector<std::pair<std::string, Run>> out;
+  out.push_back({"pangu 6k", pangu_6k()});
+  out.push_back({"mixtral-8x7b h100", {io::load_model("mixtral-8x7b"), make_layout(64, 2, 4, 8, 256), io::load_profile("h100-sxm")}});
+  {
+    Run r{io::load_model("deepseek-v3-671b"), make_layout(1024, 2, 8, 64, 1024), io::load_profile("h800")};
+    r.layout.etp = 2;
+    out.push_back({"deepseek-v3 h800 etp 2", r});
+  }
+  {
+    Run r{io::load_model("qwen3-235b-a22b"), make_layout(256, 4, 4, 16, 512), io::load_profile("ascend-910b3")};
+    r.layout.vpp = 2;
+    r.layout.schedule = ScheduleKind::interleaved;
+    out.push_back({"qwen3 910b3 interleaved", r});
+  }
+  return out;
+}
+
+bool is_finite(double v) { return std::isfinite(v); }
+
+}  // namespace
+
+TEST_CASE("simulate: overlap switches never make an iteration slower", "[simulate][monotone]") {
+  for (auto [name, base] : moe_runs()) {
+    CAPTURE(name);
+    // Every combination of the other switches, flipping one at a time.
+    for (int mask = 0; mask < 32; ++mask) {
+      CAPTURE(mask);
+      auto with = [&](int bits) {
+        Run r = base;
+        r.layout.overlap.ep_all_to_all = bits & 1;
+        r.layout.overlap.tp_comm = bits & 2;
+        r.layout.overlap.dp_grad_reduce = bits & 4;
+        r.layout.overlap.dp_param_gather = bits & 8;
+        r.layout.overlap.pp_p2p = bits & 16;
+        return simulate(r).iteration_time;
+      };
+      const seconds t = with(mask);
+      for (int bit = 0; bit < 5; ++bit) {
+        if (mask & (1 << bit)) continue;
+        const seconds on = with(mask | (1 << bit));
+        CAPTURE(bit);
+        INFO("switch off " << t << " s, on " << on << " s");
+        CHECK(on <= t * (1 + 1e-12));
+      }
+    }
+    // All switches on is strictly faster than all off on these layouts (there is communication to hide).
+    Run off = base, on = base;
+    off.layout.overlap = {false, false, false, false, false};
+    on.layout.overlap = {true, true, true, true, true};
+    CHECK(simulate(on).iteration_time < simulate(off).iteration_time);
+  }
+}
+
+TEST_CASE("simulate: more expert skew is never faster", "[simulate][monotone]") {
+  for (auto [name, base] : moe_runs()) {
+    CAPTURE(name);
+    seconds previous = 0;
+    double previous_imbalance = 0;
+    for (double skew : {0.0, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5}) {
+      CAPTURE(skew);
+      Run r = base;
+      r.layout.expert_load.skew = skew;
+      const auto res = simulate(r);
+      INFO("iteration " << res.iteration_time << " s, imbalance " << res.imbalance);
+      CHECK(res.imbalance >= previous_imbalance);
+      CHECK(res.iteration_time >= previous * (1 - 1e-12));
+      if (skew == 0) CHECK(res.imbalance == 1.0);
+      previous = res.iteration_time;
+      previous_imbalance = res.imbalance;
+    }
+    // Skew costs memory too: the busiest rank's expert activations grow.
+    Run balanced = base, skewed = base;
+    skewed.layout.expert_load.skew = 1.0;
+    CHECK(simulate(skewed).peak_memory >= simulate(balanced).peak_memory);
+  }
+}
+
+TEST_CASE("simulate: results are deterministic", "[simulate]") {
+  for (auto [name, base] : moe_runs()) {
+    CAPTURE(name);
+    base.layout.expert_load.skew = 0.5;
+    base.layout.expert_load.seed = 7;
+    const auto a = simulate(base), b = simulate(base);
+    CHECK(a.iteration_time == b.iteration_time);
+    CHECK(a.peak_memory == b.peak_memory);
+    CHECK(a.imbalance == b.imbalance);
+    LayoutSpec l = base.layout;
+    REQUIRE_FALSE(complete_and_check_layout(base.model, l));
+    CHECK(report::simulation_json(base.model, l, base.hw, a).dump() ==
+          report::simulation_json(base.model, l, base.hw, b).dump());
+    // Another seed draws other loads.
+    Run other = base;
+    other.layout.expert_load.seed = 8;
+    CHECK(simulate(other).imbalance != a.imbalance);
+  }
+}
+
+TEST_CASE("simulate: every built-in model on several profiles gives sane numbers", "[simulate]") {
+  for (const std::string& model_name : io::builtin_models()) {
+    const ModelSpec m = io::load_model(model_name);
+    for (const char* hw_name : {"h100-sxm", "ascend-910b2", "tpu-v4", "gb200-nvl72"}) {
+      CAPTURE(model_name, hw_name);
+      // 256 devices: TP 4, PP 4, DP 16; EP 8 folded over TP x DP for MoE models.
+      Run r{m, make_layout(256, 4, 4, m.is_moe() ? 8 : 1, 256), io::load_profile(hw_name)};
+      r.layout.recompute = Recompute::selective;
+      const auto res = simulate(r);
+      INFO("iteration " << res.iteration_time << " s, MFU " << res.mfu << ", HFU " << res.hfu);
+      CHECK(is_finite(res.iteration_time));
+      CHECK(res.iteration_time > 0);
+      CHECK(res.mfu > 0);
+      CHECK(res.mfu < 1);
+      CHECK(res.hfu >= res.mfu);
+      CHECK(res.hfu < 1);
+      CHECK(is_finite(res.tokens_per_s));
+      CHECK(res.tokens_per_s == Approx(256.0 * m.seq_len / res.iteration_time).epsilon(1e-12));
+      CHECK(is_finite(res.tflops_per_device));
+      CHECK(res.bubble_fraction >= 0);
+      CHECK(res.bubble_fraction < 1);
+      const auto& b = res.breakdown;
+      for (double v : {b.compute, b.exposed_tp, b.exposed_ep, b.exposed_cp, b.exposed_pp, b.exposed_dp, b.bubble,
+                       b.optimizer}) {
+        CHECK(is_finite(v));
+        CHECK(v >= 0);
+      }
+      CHECK(b.compute > 0);
+      REQUIRE(res.memory.size() == 4);
+      for (const auto& s : res.memory) {
+        CHECK(is_finite(s.total()));
+        CHECK(s.total() > 0);
+      }
+      CHECK(is_finite(res.peak_memory));
+      // The JSON report carries no NaN (nlohmann writes NaN as null).
+      LayoutSpec l = r.layout;
+      REQUIRE_FALSE(complete_and_check_layout(m, l));
+      const std::string dump = report::simulation_json(m, l, r.hw, res).dump();
+      CHECK(dump.find("null") == std::string::npos);
+    }
+  }
+}
+
+TEST_CASE("simulate: 1F1B with near-free communication has bubble (p-1)/(m+p-1)", "[simulate][pipeline]") {
+  // A dense model whose stages are alike: 16 equal layers over 4 stages, a 128-token vocabulary so the
+  // embedding and output head are negligible, one device per stage (no TP/DP/EP traffic), and
+  // interconnect tiers so fast that the pipeline's point-to-point sends cost next to nothing.
+  ModelSpec m;
+  m.name = "balanced-dense";
+  m.layers = 16;
+  m.hidden = 4096;
+  m.vocab = 128;
+  m.seq_len = 4096;
+  m.attention = {AttentionType::gqa, 32, 8, 128};
+  m.ffn = {14336, Activation::swiglu};
+  HardwareProfile hw = io::load_profile("h100-sxm");
+  for (Tier& t : hw.tiers) {
+    t.bandwidth = 1e18;
+    t.latency = 0;
+  }
+  for (auto [p, microbatches] : {std::pair{4, 16}, {4, 8}, {8, 32}, {2, 4}}) {
+    CAPTURE(p, microbatches);
+    Run r{m, make_layout(p, 1, p, 1, microbatches), hw};
+    const auto res = simulate(r);
+    const double expected = double(p - 1) / (microbatches + p - 1);
+    CHECK(expected == Approx(sim::closed_form_bubble_fraction(ScheduleKind::one_f_one_b, p, microbatches, 1)));
+    INFO("simulated bubble " << res.bubble_fraction << ", closed form " << expected);
+    CHECK(res.bubble_fraction == Approx(expected).margin(0.005));
+    // Communication is negligible: almost all time is compute, bubble and the optimizer step.
+    const auto& b = res.breakdown;
+    CHECK(b.exposed_tp + b.exposed_ep + b.exposed_cp + b.exposed_pp + b.exposed_dp < 1e-3 * res.iteration_time);
+  }
+}
