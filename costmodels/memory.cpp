@@ -95,7 +95,8 @@ std::vector<StageMemory> stage_memory(const ModelSpec& m, const LayoutSpec& l, c
     for (int c = 0; c < plan.chunks; ++c) per_chunk += chunk_activation_bytes(m, l, g, plan.at(s, c), imbalance);
     per_chunk /= plan.chunks;
     const double in_flight = s < static_cast<int>(inflight.size()) ? inflight[s] : 1.0;
-    sm.activations = per_chunk * in_flight;
+    // Swapped activations leave HBM while their microbatch waits; the one being computed stays resident.
+    sm.activations = in_flight >= 1 ? per_chunk * (1 + (in_flight - 1) * (1 - l.activation_swap)) : per_chunk * in_flight;
     sm.buffers = largest_op + p2p;
     sm.reserve = hw.device.framework_reserve;
     out.push_back(sm);

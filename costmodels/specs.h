@@ -98,6 +98,9 @@ struct LayoutSpec {
   bool distributed_optimizer = true;
   Precision precision = Precision::bf16;
   bool flash_attention = true;  // fused attention (no s x s scores kept); false for 2021-era Megatron
+  // Fraction of saved activations offloaded to host memory after the forward and fetched back for the
+  // backward (the swap half of Pangu Ultra MoE's "Selective R/S"): less HBM, more host-link traffic.
+  double activation_swap = 0.0;
   bool hierarchical_ep_all_to_all = false;  // Pangu Ultra MoE: inter-node all-gather + intra-node all-to-all
   int zero_stage = 0;           // 3: parameters sharded over DP too (ZeRO-3 / FSDP)
   std::vector<int> pipeline_layers;  // decoder layers per virtual stage (pp*vpp entries), empty = even split

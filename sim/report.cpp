@@ -28,6 +28,7 @@ json layout_json(const LayoutSpec& l) {
               {"schedule", io::to_string(l.schedule)},
               {"distributed_optimizer", l.distributed_optimizer},
               {"precision", io::to_string(l.precision)},
+              {"activation_swap", l.activation_swap},
               {"ep_all_to_all", l.hierarchical_ep_all_to_all ? "hierarchical" : "pairwise"},
               {"overlap",
                {{"ep_all_to_all", l.overlap.ep_all_to_all},
@@ -83,12 +84,13 @@ json simulation_json(const ModelSpec& m, const LayoutSpec& l, const HardwareProf
       {"tflops_per_device", r.tflops_per_device},
       {"time_breakdown",
        {{"compute_s", b.compute},
-        {"exposed_comm_s", b.exposed_tp + b.exposed_ep + b.exposed_cp + b.exposed_pp + b.exposed_dp},
+        {"exposed_comm_s", b.exposed_tp + b.exposed_ep + b.exposed_cp + b.exposed_pp + b.exposed_dp + b.exposed_swap},
         {"exposed_tp_s", b.exposed_tp},
         {"exposed_ep_s", b.exposed_ep},
         {"exposed_cp_s", b.exposed_cp},
         {"exposed_pp_s", b.exposed_pp},
         {"exposed_dp_s", b.exposed_dp},
+        {"exposed_swap_s", b.exposed_swap},
         {"bubble_s", b.bubble},
         {"optimizer_s", b.optimizer},
         {"critical_stage", r.critical_stage}}},
@@ -121,7 +123,7 @@ void print_simulation(std::ostream& out, const ModelSpec& m, const LayoutSpec& l
   fmt::print(out, "breakdown (stage {}):\n", r.critical_stage);
   for (auto [name, v] : {std::pair{"compute", b.compute}, {"exposed TP comm", b.exposed_tp}, {"exposed EP comm", b.exposed_ep},
                          {"exposed CP comm", b.exposed_cp}, {"exposed PP comm", b.exposed_pp},
-                         {"exposed DP comm", b.exposed_dp}, {"pipeline bubble", b.bubble}, {"optimizer", b.optimizer}}) {
+                         {"exposed DP comm", b.exposed_dp}, {"exposed swap", b.exposed_swap}, {"pipeline bubble", b.bubble}, {"optimizer", b.optimizer}}) {
     fmt::print(out, "  {:<18} {:9.3f} s  {:5.1f}%\n", name, v, pct(v));
   }
   fmt::print(out, "  expert imbalance   {:.3f}\n", r.imbalance);

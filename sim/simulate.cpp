@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
 
 #include "costmodels/comm.h"
 #include "costmodels/compute.h"
@@ -207,6 +208,14 @@ ChunkCost cost_chunk(const ModelSpec& m, const LayoutSpec& l, const HardwareProf
   cost.forward = apply_overlap(fwd, l, hw.device, paired);
   cost.backward = apply_overlap(bwd, l, hw.device, paired);
   cost.backward_weight = apply_overlap(wgt, l, hw.device, paired);
+  if (l.activation_swap > 0) {
+    // Offload runs on the copy engine during the forward; the fetch back during the backward
+    // (overlapped with compute, exposed only where the host link is the slower of the two).
+    const bytes swapped = l.activation_swap * memory::chunk_activation_bytes(m, l, g, c, imbalance);
+    const seconds transfer = swapped / hw.device.host_link_bandwidth;
+    cost.forward.exposed_swap = std::max(0.0, transfer - cost.forward.compute);
+    cost.backward.exposed_swap = std::max(0.0, transfer - cost.backward.compute);
+  }
   return cost;
 }
 
@@ -238,6 +247,8 @@ std::vector<OpCostRow> cost_layer_ops(const graph::LayerGraph& layer, const Layo
 }
 
 SimulationResult simulate(const ModelSpec& m, const LayoutSpec& l, const HardwareProfile& hw) {
+  if (l.activation_swap > 0 && hw.device.host_link_bandwidth <= 0)
+    throw std::invalid_argument("activation_swap needs the profile's device.host_link_bandwidth (" + hw.name + " has none)");
   SimulationResult r;
   r.params = count_params(m);
   r.flops_per_token = graph::model_flops_per_token(m, l.seq_len, l.recompute, l.flash_attention);
@@ -348,6 +359,7 @@ SimulationResult simulate(const ModelSpec& m, const LayoutSpec& l, const Hardwar
         b.exposed_tp += n * pc->exposed_tp;
         b.exposed_ep += n * pc->exposed_ep;
         b.exposed_cp += n * pc->exposed_cp;
+        b.exposed_swap += n * pc->exposed_swap;
       }
     }
     if (!l.overlap.pp_p2p) b.exposed_pp = 2.0 * microbatches * chunks * p2p;
@@ -356,7 +368,7 @@ SimulationResult simulate(const ModelSpec& m, const LayoutSpec& l, const Hardwar
     const seconds busy = r.pipeline.busy[s];
     b.bubble = std::max(0.0, stage_end[s] - busy);
     // DualPipe's fused pairs finish sooner than the sum of their parts: show the saving as hidden EP.
-    const seconds accounted = b.compute + b.exposed_tp + b.exposed_ep + b.exposed_cp + b.exposed_pp;
+    const seconds accounted = b.compute + b.exposed_tp + b.exposed_ep + b.exposed_cp + b.exposed_pp + b.exposed_swap;
     if (accounted > busy) b.exposed_ep = std::max(0.0, b.exposed_ep - (accounted - busy));
   }
   for (int s = 0; s < stages; ++s) r.stage_busy_fraction.push_back(iteration > 0 ? r.pipeline.busy[s] / iteration : 0);

@@ -20,7 +20,8 @@ struct PassCost {
   seconds compute = 0;     // matrix + vector + attention kernels, slowed by overlapped collectives
   seconds tp = 0, ep = 0, cp = 0;  // communication time before overlap
   seconds exposed_tp = 0, exposed_ep = 0, exposed_cp = 0;
-  seconds total() const { return compute + exposed_tp + exposed_ep + exposed_cp; }
+  seconds exposed_swap = 0;  // activation offload/fetch over the host link not hidden by compute
+  seconds total() const { return compute + exposed_tp + exposed_ep + exposed_cp + exposed_swap; }
 };
 
 struct ChunkCost {
@@ -31,6 +32,7 @@ struct ChunkCost {
 struct TimeBreakdown {
   seconds compute = 0;
   seconds exposed_tp = 0, exposed_ep = 0, exposed_cp = 0, exposed_pp = 0, exposed_dp = 0;
+  seconds exposed_swap = 0;
   seconds bubble = 0;
   seconds optimizer = 0;
 };

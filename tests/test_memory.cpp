@@ -3,6 +3,8 @@
 // of whole layouts.
 #include <catch2/catch.hpp>
 
+#include "tests/support.h"
+
 #include "costmodels/graph.h"
 #include "costmodels/layout.h"
 #include "costmodels/memory.h"
@@ -42,16 +44,8 @@ graph::LayerGraph gpt_layer(const ModelSpec& m, double s, double b, int t, bool 
   return graph::build_layer(m, ctx, graph::LayerKind::dense);
 }
 
-struct Run {
-  ModelSpec model;
-  LayoutSpec layout;
-  HardwareProfile hw;
-};
-
-sim::SimulationResult simulate(Run r) {
-  if (auto err = complete_and_check_layout(r.model, r.layout)) FAIL("layout rejected: " << *err);
-  return sim::simulate(r.model, r.layout, r.hw);
-}
+using test::Run;
+using test::simulate;
 
 Run pangu_6k() {
   Run r{io::load_model("pangu-ultra-moe-718b"),

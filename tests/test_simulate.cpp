@@ -1,6 +1,8 @@
 // sim::simulate end to end: overlap switches, expert skew, determinism, sane outputs, and the 1F1B
 // bubble with (almost) free communication.
 #include <catch2/catch.hpp>
+
+#include "tests/support.h"
 #include <cmath>
 
 #include "costmodels/layout.h"
@@ -13,16 +15,8 @@ using namespace moesim;
 
 namespace {
 
-struct Run {
-  ModelSpec model;
-  LayoutSpec layout;
-  HardwareProfile hw;
-};
-
-sim::SimulationResult simulate(Run r) {
-  if (auto err = complete_and_check_layout(r.model, r.layout)) FAIL("layout rejected: " << *err);
-  return sim::simulate(r.model, r.layout, r.hw);
-}
+using test::Run;
+using test::simulate;
 
 LayoutSpec make_layout(int devices, int tp, int pp, int ep, int global_batch) {
   LayoutSpec l;
@@ -213,4 +207,26 @@ TEST_CASE("simulate: 1F1B with near-free communication has bubble (p-1)/(m+p-1)"
     const auto& b = res.breakdown;
     CHECK(b.exposed_tp + b.exposed_ep + b.exposed_cp + b.exposed_pp + b.exposed_dp < 1e-3 * res.iteration_time);
   }
+}
+
+TEST_CASE("simulate: activation swap trades HBM for host-link time", "[simulate]") {
+  Run r{io::load_model("pangu-ultra-moe-718b"), io::load_layout(MOESIM_SOURCE_DIR "/validation/layouts/pangu-ultra-moe-6k.json"),
+        io::load_profile("ascend-910b2")};
+  const auto base = simulate(r);
+  double previous_peak = base.peak_memory;
+  double previous_time = base.iteration_time;
+  for (double swap : {0.25, 0.5, 1.0}) {
+    Run s = r;
+    s.layout.activation_swap = swap;
+    const auto res = simulate(s);
+    CHECK(res.peak_memory < previous_peak);           // more swap, less HBM
+    CHECK(res.iteration_time >= previous_time - 1e-12);  // never faster
+    previous_peak = res.peak_memory;
+    previous_time = res.iteration_time;
+  }
+  // A profile without a host link cannot swap.
+  Run none = r;
+  none.layout.activation_swap = 0.5;
+  none.hw.device.host_link_bandwidth = 0;
+  CHECK_THROWS_AS(simulate(none), std::invalid_argument);
 }

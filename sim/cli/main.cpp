@@ -46,7 +46,8 @@ void add_layout_flags(po::options_description& d) {
       ("tp-overlap", po::value<bool>(), "overlap TP communication with GEMMs (true|false)")
       ("hierarchical-ep", po::value<bool>(), "hierarchical EP all-to-all (true|false)")
       ("expert-skew", po::value<double>(), "lognormal sigma of per-expert load (0 = balanced)")
-      ("redundant-experts", po::value<int>(), "EPLB redundant expert replicas per EP group");
+      ("redundant-experts", po::value<int>(), "EPLB redundant expert replicas per EP group")
+      ("activation-swap", po::value<double>(), "fraction of saved activations swapped to host memory (0..1)");
 }
 
 // Layout from --layout (if given) with flags applied on top, as JSON, then parsed and checked in one place.
@@ -64,7 +65,7 @@ LayoutSpec layout_from_flags(const po::variables_map& vm, const ModelSpec& model
       {"cp", "cp"}, {"micro-batch", "micro_batch"}, {"global-batch", "global_batch"}, {"seq-len", "seq_len"}};
   for (const char* flag : {"devices", "tp", "pp", "vpp", "ep", "etp", "cp", "micro-batch", "global-batch", "seq-len",
                            "recompute", "schedule", "precision", "ep-overlap", "tp-overlap", "hierarchical-ep",
-                           "expert-skew", "redundant-experts"})
+                           "expert-skew", "redundant-experts", "activation-swap"})
     any_flag = any_flag || vm.count(flag);
   if (vm.count("layout") && any_flag) file += " (with command-line flags)";
   for (const auto& [flag, key] : int_flags)
@@ -77,6 +78,7 @@ LayoutSpec layout_from_flags(const po::variables_map& vm, const ModelSpec& model
   if (vm.count("hierarchical-ep")) j["ep_all_to_all"] = vm["hierarchical-ep"].as<bool>() ? "hierarchical" : "pairwise";
   if (vm.count("expert-skew")) j["expert_load"]["skew"] = vm["expert-skew"].as<double>();
   if (vm.count("redundant-experts")) j["expert_load"]["redundant_experts"] = vm["redundant-experts"].as<int>();
+  if (vm.count("activation-swap")) j["activation_swap"] = vm["activation-swap"].as<double>();
   if (!j.contains("seq_len") && model.seq_len > 0) j["seq_len"] = model.seq_len;
   LayoutSpec layout = io::parse_layout(j, file);
   if (auto err = complete_and_check_layout(model, layout)) throw InputError(file + ": invalid layout: " + *err);
