@@ -18,4 +18,18 @@ inline sim::SimulationResult simulate(Run r) {
   return sim::simulate(r.model, r.layout, r.hw);
 }
 
+// A layout with expert TP 1 and sequence parallelism whenever TP > 1; seq_len 0 takes the model's.
+inline LayoutSpec make_layout(int devices, int tp, int pp, int ep, int global_batch, int seq_len = 0) {
+  LayoutSpec l;
+  l.devices = devices;
+  l.tp = tp;
+  l.etp = 1;
+  l.pp = pp;
+  l.ep = ep;
+  l.sequence_parallel = tp > 1;
+  l.global_batch = global_batch;
+  l.seq_len = seq_len;
+  return l;
+}
+
 }  // namespace moesim::test

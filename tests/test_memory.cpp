@@ -46,6 +46,7 @@ graph::LayerGraph gpt_layer(const ModelSpec& m, double s, double b, int t, bool 
 
 using test::Run;
 using test::simulate;
+using test::make_layout;
 
 Run pangu_6k() {
   Run r{io::load_model("pangu-ultra-moe-718b"),
@@ -54,18 +55,6 @@ Run pangu_6k() {
   return r;
 }
 
-LayoutSpec make_layout(int devices, int tp, int pp, int ep, int global_batch, int seq_len) {
-  LayoutSpec l;
-  l.devices = devices;
-  l.tp = tp;
-  l.etp = 1;
-  l.pp = pp;
-  l.ep = ep;
-  l.sequence_parallel = tp > 1;
-  l.global_batch = global_batch;
-  l.seq_len = seq_len;
-  return l;
-}
 
 // Several layouts over dense and MoE models, schedules and hardware.
 std::vector<std::pair<std::string, Run>> layouts() {

@@ -17,18 +17,8 @@ namespace {
 
 using test::Run;
 using test::simulate;
+using test::make_layout;
 
-LayoutSpec make_layout(int devices, int tp, int pp, int ep, int global_batch) {
-  LayoutSpec l;
-  l.devices = devices;
-  l.tp = tp;
-  l.etp = 1;
-  l.pp = pp;
-  l.ep = ep;
-  l.sequence_parallel = tp > 1;
-  l.global_batch = global_batch;
-  return l;
-}
 
 Run pangu_6k() {
   return {io::load_model("pangu-ultra-moe-718b"),
