@@ -46,6 +46,16 @@ constexpr double attention_backward_factor = 2.5;
 // Element-wise backward reads the upstream gradient and the saved input and writes one gradient.
 constexpr double vector_backward_factor = 1.5;
 
+// An op whose backward repeats the forward's work `factor` times (one kernel launch each way).
+OpTiming scaled_backward(const compute::OpTime& forward, double factor, const DeviceSpec& d) {
+  OpTiming t;
+  t.forward = forward.time;
+  t.backward_input = factor * (forward.time - d.launch_overhead) + d.launch_overhead;
+  t.bound = forward.bound;
+  t.efficiency = forward.efficiency;
+  return t;
+}
+
 OpTiming time_op(const Op& op, const LayoutSpec& l, const HardwareProfile& hw, double imbalance) {
   const DeviceSpec& d = hw.device;
   const flops_per_second peak = hw.matrix_peak(l.precision);
@@ -76,20 +86,11 @@ OpTiming time_op(const Op& op, const LayoutSpec& l, const HardwareProfile& hw, d
     }
     case OpKind::attention: {
       // FP8 recipes keep attention in bf16 (DeepSeek-V3 §3.3; Transformer Engine's default recipe).
-      const compute::OpTime f = compute::attention_time(op.flop_count, op.hbm_bytes, d.matrix_bf16, d);
-      t.forward = f.time;
-      t.backward_input = attention_backward_factor * (f.time - d.launch_overhead) + d.launch_overhead;
-      t.bound = f.bound;
-      t.efficiency = f.efficiency;
-      break;
+      return scaled_backward(compute::attention_time(op.flop_count, op.hbm_bytes, d.matrix_bf16, d),
+                             attention_backward_factor, d);
     }
     case OpKind::vector: {
-      const compute::OpTime f = compute::vector_time(op.flop_count * load, op.hbm_bytes * load, d);
-      t.forward = f.time;
-      t.backward_input = vector_backward_factor * (f.time - d.launch_overhead) + d.launch_overhead;
-      t.bound = f.bound;
-      t.efficiency = f.efficiency;
-      break;
+      return scaled_backward(compute::vector_time(op.flop_count * load, op.hbm_bytes * load, d), vector_backward_factor, d);
     }
     case OpKind::collective: {
       const auto& c = op.collective;

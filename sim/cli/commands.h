@@ -1,8 +1,23 @@
 #pragma once
+// Subcommands of the moesim CLI and the pieces they share.
+#include <boost/program_options.hpp>
+#include <fstream>
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace moesim {
+
 int cmd_validate(const std::vector<std::string>& args);
 int cmd_sweep(const std::vector<std::string>& args);
-}
+
+// Parses a subcommand's arguments. With --help/-h it prints the options and returns nothing (the
+// command then exits 0) before required options are checked.
+std::optional<boost::program_options::variables_map> parse_command(
+    const std::vector<std::string>& args, const boost::program_options::options_description& options,
+    const boost::program_options::positional_options_description* positional = nullptr);
+
+// Opens a file the user asked for; one that cannot be written is an InputError naming it.
+std::ofstream open_output(const std::string& path);
+
+}  // namespace moesim

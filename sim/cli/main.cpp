@@ -85,16 +85,6 @@ LayoutSpec layout_from_flags(const po::variables_map& vm, const ModelSpec& model
   return layout;
 }
 
-po::variables_map parse(const std::vector<std::string>& args, const po::options_description& d,
-                        const po::positional_options_description* positional = nullptr) {
-  po::variables_map vm;
-  auto parser = po::command_line_parser(args).options(d);
-  if (positional) parser.positional(*positional);
-  po::store(parser.run(), vm);
-  po::notify(vm);
-  return vm;
-}
-
 int cmd_simulate(const std::vector<std::string>& args) {
   po::options_description d("moesim simulate --model M --hw H (--layout L.json | layout flags) [--json FILE] [--trace FILE]");
   d.add_options()("help,h", "this help")("model", po::value<std::string>()->required(), "built-in name, model file or HF config.json")(
@@ -102,26 +92,20 @@ int cmd_simulate(const std::vector<std::string>& args) {
       "json", po::value<std::string>(), "write the simulation report as JSON")(
       "trace", po::value<std::string>(), "write the simulated timeline as Chrome trace JSON (Perfetto)");
   add_layout_flags(d);
-  if (std::find(args.begin(), args.end(), "--help") != args.end() || std::find(args.begin(), args.end(), "-h") != args.end()) {
-    std::cout << d;
-    return 0;
-  }
-  const auto vm = parse(args, d);
+  const auto parsed = parse_command(args, d);
+  if (!parsed) return 0;
+  const po::variables_map& vm = *parsed;
   const ModelSpec model = io::load_model(vm["model"].as<std::string>());
   const HardwareProfile hw = io::load_profile(vm["hw"].as<std::string>());
   const LayoutSpec layout = layout_from_flags(vm, model);
   const sim::SimulationResult r = sim::simulate(model, layout, hw);
   report::print_simulation(std::cout, model, layout, hw, r);
   if (vm.count("json")) {
-    const std::string path = vm["json"].as<std::string>();
-    std::ofstream out(path);
-    if (!out) throw InputError(path + ": cannot write file");
+    auto out = open_output(vm["json"].as<std::string>());
     out << report::simulation_json(model, layout, hw, r).dump(2) << "\n";
   }
   if (vm.count("trace")) {
-    const std::string path = vm["trace"].as<std::string>();
-    std::ofstream out(path);
-    if (!out) throw InputError(path + ": cannot write file");
+    auto out = open_output(vm["trace"].as<std::string>());
     sim::write_pipeline_trace(out, r.pipeline);
   }
   return 0;
@@ -148,10 +132,12 @@ int cmd_list(const std::vector<std::string>& names, bool models) {
 
 int cmd_ops(const std::vector<std::string>& args) {
   po::options_description d("moesim ops --model M --hw H (--layout L.json | layout flags)");
-  d.add_options()("model", po::value<std::string>()->required(), "model")("hw", po::value<std::string>()->required(),
+  d.add_options()("help,h", "this help")("model", po::value<std::string>()->required(), "model")("hw", po::value<std::string>()->required(),
                                                                             "hardware profile");
   add_layout_flags(d);
-  const auto vm = parse(args, d);
+  const auto parsed = parse_command(args, d);
+  if (!parsed) return 0;
+  const po::variables_map& vm = *parsed;
   const ModelSpec model = io::load_model(vm["model"].as<std::string>());
   const HardwareProfile hw = io::load_profile(vm["hw"].as<std::string>());
   const LayoutSpec layout = layout_from_flags(vm, model);
@@ -191,11 +177,13 @@ int cmd_ops(const std::vector<std::string>& args) {
 // GEMM-efficiency sanity table: square GEMMs 512..16384 and per-expert grouped GEMMs with 64..4096 tokens.
 int cmd_gemm_table(const std::vector<std::string>& args) {
   po::options_description d("moesim gemm-table --hw H [--hidden 7168 --expert-intermediate 2048 --experts 8]");
-  d.add_options()("hw", po::value<std::string>()->required(), "hardware profile")(
+  d.add_options()("help,h", "this help")("hw", po::value<std::string>()->required(), "hardware profile")(
       "hidden", po::value<double>()->default_value(7168), "hidden size for expert GEMMs")(
       "expert-intermediate", po::value<double>()->default_value(2048), "expert FFN width")(
       "experts", po::value<double>()->default_value(8), "experts per grouped GEMM");
-  const auto vm = parse(args, d);
+  const auto parsed = parse_command(args, d);
+  if (!parsed) return 0;
+  const po::variables_map& vm = *parsed;
   const HardwareProfile hw = io::load_profile(vm["hw"].as<std::string>());
   const auto& dev = hw.device;
   fmt::print("{} bf16 peak {:.1f} TFLOP/s; curve: peak_fraction {:.2f}, half-saturation {:.2g} FLOP, tile {}x{}x{}, grouped x{:.2f}\n",

@@ -52,8 +52,7 @@ void print_table(const sweep::SweepSpec& spec, const std::string& title, const s
 }
 
 void write_csv(const std::string& path, const sweep::SweepSpec& spec, const std::vector<sweep::json>& ranked) {
-  std::ofstream out(path);
-  if (!out) throw InputError(path + ": cannot write file");
+  auto out = open_output(path);
   out << "rank,index,layers,hidden,heads,experts,top_k,expert_intermediate,shared_experts,first_dense_layers,"
          "total_params,active_params,objective,objective_value,mfu,tokens_per_s,iteration_time_s,peak_memory_bytes,tp,pp,vpp,ep,etp,cp,dp,micro_batch,recompute,schedule,"
          "ep_overlap,tp_overlap\n";
@@ -91,13 +90,9 @@ int cmd_sweep(const std::vector<std::string>& args) {
       "no-prune", "simulate every valid layout (slow; checks that pruning loses nothing)");
   po::positional_options_description pos;
   pos.add("spec", 1);
-  po::variables_map vm;
-  po::store(po::command_line_parser(args).options(d).positional(pos).run(), vm);
-  if (vm.count("help")) {
-    std::cout << d;
-    return 0;
-  }
-  po::notify(vm);
+  const auto parsed = parse_command(args, d, &pos);
+  if (!parsed) return 0;
+  const po::variables_map& vm = *parsed;
   const int jobs = vm["jobs"].as<int>(), top = vm["top"].as<int>();
   if (jobs < 1) throw InputError("--jobs: expected a whole number >= 1, got " + std::to_string(jobs));
   if (top < 0) throw InputError("--top: expected a whole number >= 0, got " + std::to_string(top));
@@ -124,9 +119,7 @@ int cmd_sweep(const std::vector<std::string>& args) {
 
   if (vm.count("csv")) write_csv(vm["csv"].as<std::string>(), spec, ranked);
   if (vm.count("json")) {
-    const std::string path = vm["json"].as<std::string>();
-    std::ofstream out(path);
-    if (!out) throw InputError(path + ": cannot write file");
+    auto out = open_output(vm["json"].as<std::string>());
     const sweep::json j = {{"spec", spec.file},
                            {"objective", to_string(spec.objective)},
                            {"points", stats.points},

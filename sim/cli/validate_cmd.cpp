@@ -21,13 +21,9 @@ int cmd_validate(const std::vector<std::string>& args) {
       "verbose,v", "also list skipped records");
   po::positional_options_description pos;
   pos.add("files", -1);
-  po::variables_map vm;
-  po::store(po::command_line_parser(args).options(d).positional(pos).run(), vm);
-  if (vm.count("help")) {
-    std::cout << d;
-    return 0;
-  }
-  po::notify(vm);
+  const auto parsed = parse_command(args, d, &pos);
+  if (!parsed) return 0;
+  const po::variables_map& vm = *parsed;
   std::vector<validate::RunResult> results;
   fmt::print("{:<70} {:<14} {:<18} {:>12} {:>12} {:>8}\n", "id", "hardware", "metric", "measured", "predicted", "error%");
   for (const auto& file : vm["files"].as<std::vector<std::string>>()) {
@@ -48,9 +44,7 @@ int cmd_validate(const std::vector<std::string>& args) {
              static_cast<int>(results.size()) - s.count, s.mape_pct, s.max_abs_error_pct);
   for (const auto& [name, v] : s.by_hardware) fmt::print("  {:<16} {:>4} runs  MAPE {:5.1f}%\n", name, v.first, v.second);
   if (vm.count("json")) {
-    const std::string path = vm["json"].as<std::string>();
-    std::ofstream out(path);
-    if (!out) throw InputError(path + ": cannot write file");
+    auto out = open_output(vm["json"].as<std::string>());
     out << validate::to_json(results, s).dump(2) << "\n";
   }
   if (vm.count("max-mape") && s.mape_pct > vm["max-mape"].as<double>()) {
