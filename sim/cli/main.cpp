@@ -85,19 +85,36 @@ LayoutSpec layout_from_flags(const po::variables_map& vm, const ModelSpec& model
   return layout;
 }
 
+// --model, --hw and the layout flags, shared by every command that takes one configuration.
+void add_configuration_flags(po::options_description& d) {
+  d.add_options()("help,h", "this help")("model", po::value<std::string>()->required(),
+                                         "built-in name, model file or HF config.json")(
+      "hw", po::value<std::string>()->required(), "built-in profile name or profile file");
+  add_layout_flags(d);
+}
+
+struct Configuration {
+  ModelSpec model;
+  HardwareProfile hw;
+  LayoutSpec layout;
+};
+
+Configuration load_configuration(const po::variables_map& vm) {
+  ModelSpec model = io::load_model(vm["model"].as<std::string>());
+  HardwareProfile hw = io::load_profile(vm["hw"].as<std::string>());
+  LayoutSpec layout = layout_from_flags(vm, model);
+  return {std::move(model), std::move(hw), std::move(layout)};
+}
+
 int cmd_simulate(const std::vector<std::string>& args) {
   po::options_description d("moesim simulate --model M --hw H (--layout L.json | layout flags) [--json FILE] [--trace FILE]");
-  d.add_options()("help,h", "this help")("model", po::value<std::string>()->required(), "built-in name, model file or HF config.json")(
-      "hw", po::value<std::string>()->required(), "built-in profile name or profile file")(
-      "json", po::value<std::string>(), "write the simulation report as JSON")(
+  add_configuration_flags(d);
+  d.add_options()("json", po::value<std::string>(), "write the simulation report as JSON")(
       "trace", po::value<std::string>(), "write the simulated timeline as Chrome trace JSON (Perfetto)");
-  add_layout_flags(d);
   const auto parsed = parse_command(args, d);
   if (!parsed) return 0;
   const po::variables_map& vm = *parsed;
-  const ModelSpec model = io::load_model(vm["model"].as<std::string>());
-  const HardwareProfile hw = io::load_profile(vm["hw"].as<std::string>());
-  const LayoutSpec layout = layout_from_flags(vm, model);
+  const auto [model, hw, layout] = load_configuration(vm);
   const sim::SimulationResult r = sim::simulate(model, layout, hw);
   report::print_simulation(std::cout, model, layout, hw, r);
   if (vm.count("json")) {
@@ -132,15 +149,10 @@ int cmd_list(const std::vector<std::string>& names, bool models) {
 
 int cmd_ops(const std::vector<std::string>& args) {
   po::options_description d("moesim ops --model M --hw H (--layout L.json | layout flags)");
-  d.add_options()("help,h", "this help")("model", po::value<std::string>()->required(), "model")("hw", po::value<std::string>()->required(),
-                                                                            "hardware profile");
-  add_layout_flags(d);
+  add_configuration_flags(d);
   const auto parsed = parse_command(args, d);
   if (!parsed) return 0;
-  const po::variables_map& vm = *parsed;
-  const ModelSpec model = io::load_model(vm["model"].as<std::string>());
-  const HardwareProfile hw = io::load_profile(vm["hw"].as<std::string>());
-  const LayoutSpec layout = layout_from_flags(vm, model);
+  const auto [model, hw, layout] = load_configuration(*parsed);
   const auto graphs = graph::build_model_graphs(model, graph::make_context(model, layout));
   const double imbalance = imbalance::layout_imbalance(model, layout);
   auto table = [&](const graph::LayerGraph& g, const char* title) {
