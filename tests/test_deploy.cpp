@@ -119,3 +119,13 @@ TEST_CASE("deploy: decode step reads the active weights at batch 1 and all kept 
   CHECK(pruned.devices_needed == 1);
   CHECK(pruned.decode.comm_s == 0);
 }
+
+TEST_CASE("deploy: the DeepSeek-V2-Lite fixture (ESFT's architecture) has its published 15.7B parameters", "[deploy]") {
+  // DeepSeek-V2 paper arXiv 2405.04434 Appendix B: 15.7B total, 2.4B activated per token.
+  const ModelSpec m = io::load_model(std::string(MOESIM_SOURCE_DIR) + "/tests/data/model-deepseek-v2-lite.json");
+  check_within("V2-Lite total", count_params(m).total(), 15.7e9, 0.01);
+  check_within("V2-Lite active (no input embedding)", count_params(m).active(), 2.4e9, 0.03);
+  // 6/16 (ESFT tasks pruned by moesim prune) keeps a quarter of 26 x 64 routed experts.
+  const ParamBreakdown p = pruned_params(m, keep_uniform(m, 6, 16));
+  CHECK(p.routed_experts == 26.0 * 16 * 3 * 2048 * 1408);
+}

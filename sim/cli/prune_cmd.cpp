@@ -56,7 +56,9 @@ void print_pruned(const premoe::TaskPattern& pattern, const premoe::PrunedModel&
   for (std::size_t i = 0; i < pruned.layers.size(); ++i) {
     const auto& kept = pruned.layers[i].experts;
     const auto& scores = pattern.layers[i].scores;
-    const std::string share = scores.empty() ? "-" : fmt::format("{:.3f}", premoe::kept_share(scores, kept));
+    // Signed top-logit scores have no mass to share out; probabilities do.
+    const bool has_mass = !scores.empty() && pattern.options.rule == premoe::ScoreRule::expected_probability;
+    const std::string share = has_mass ? fmt::format("{:.3f}", premoe::kept_share(scores, kept)) : "-";
     const std::vector<int> head(kept.begin(), kept.begin() + std::min<std::ptrdiff_t>(16, std::ssize(kept)));
     fmt::print("{:>6} {:>12}  {}{}\n", pruned.layers[i].layer, share, fmt::join(head, " "), kept.size() > 16 ? " ..." : "");
   }
