@@ -3,7 +3,6 @@
 // KV cache for a batch and context, transient activations, framework reserve, devices of a hardware
 // profile needed to hold it, and a memory-bound decode-step time. Pure math over specs; parameter
 // counts come from costmodels/params.h.
-#include <string>
 #include <vector>
 
 #include "costmodels/params.h"

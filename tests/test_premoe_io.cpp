@@ -19,10 +19,18 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// One scratch folder per test process, removed when the process exits.
 fs::path temp_dir() {
-  const fs::path d = fs::temp_directory_path() / ("moesim_premoe_io_" + std::to_string(::getpid()));
-  fs::create_directories(d);
-  return d;
+  struct Scratch {
+    fs::path path = fs::temp_directory_path() / ("moesim_premoe_io_" + std::to_string(::getpid()));
+    Scratch() { fs::create_directories(path); }
+    ~Scratch() {
+      std::error_code ignored;
+      fs::remove_all(path, ignored);
+    }
+  };
+  static const Scratch scratch;
+  return scratch.path;
 }
 
 // A .npy v1.0 file: magic, version, header length, the dict padded with spaces to a multiple of 64, data.
@@ -88,6 +96,16 @@ TEST_CASE("npy: reads float32 C-order arrays and rejects malformed files", "[pre
   const std::string cut = write_npy("cut.npy", d, floats({1, 2, 3, 4, 5, 6, 7, 8}));
   fs::resize_file(cut, 20);
   check_error([&] { io::read_npy(cut); }, "truncated");
+  // Every shorter prefix of a valid file is an InputError, never a crash or a partial array.
+  const std::string full = write_npy("full.npy", d, floats({1, 2, 3, 4, 5, 6, 7, 8}));
+  const auto size = fs::file_size(full);
+  for (std::uintmax_t n = 0; n < size; ++n) {
+    const fs::path prefix = temp_dir() / "prefix.npy";
+    fs::copy_file(full, prefix, fs::copy_options::overwrite_existing);
+    fs::resize_file(prefix, n);
+    INFO("prefix of " << n << " bytes");
+    CHECK_THROWS_AS(io::read_npy(prefix.string()), InputError);
+  }
 }
 
 TEST_CASE("router data: .npy logits and JSON give the hand-computed scores", "[premoe_io]") {

@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include <boost/program_options.hpp>
-#include <iostream>
 
 #include "costmodels/deploy.h"
 #include "sim/cli/commands.h"

@@ -4,8 +4,6 @@
 
 #include <boost/program_options.hpp>
 #include <filesystem>
-#include <iostream>
-#include <numeric>
 
 #include "costmodels/premoe.h"
 #include "sim/cli/commands.h"
