@@ -4,12 +4,18 @@
 #include <fstream>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace moesim {
 
 int cmd_validate(const std::vector<std::string>& args);
 int cmd_sweep(const std::vector<std::string>& args);
+int cmd_prune(const std::vector<std::string>& args);
+int cmd_deploy(const std::vector<std::string>& args);
+
+// "K/M" (experts activated per token / routed experts kept per layer, PreMoe notation) as {K, M}.
+std::pair<int, int> parse_prune_level(const std::string& text);
 
 // Parses a subcommand's arguments. With --help/-h it prints the options and returns nothing (the
 // command then exits 0) before required options are checked.

@@ -231,7 +231,9 @@ void usage() {
                "  sweep      search model hyperparameters and layouts (sweeps/README.md)\n"
                "  models     list built-in models\n"
                "  profiles   list built-in hardware profiles\n"
-               "  gemm-table GEMM-efficiency sanity table of a profile\n\n"
+               "  gemm-table GEMM-efficiency sanity table of a profile\n"
+               "  prune      PreMoe expert importance, pruning and task retrieval from router data\n"
+               "  deploy     inference memory, devices and decode time of a (pruned) model\n\n"
                "run 'moesim COMMAND --help' for a command's options\n";
 }
 
@@ -253,6 +255,8 @@ int main(int argc, char** argv) {
     if (command == "gemm-table") return cmd_gemm_table(args);
     if (command == "validate") return cmd_validate(args);
     if (command == "sweep") return cmd_sweep(args);
+    if (command == "prune") return cmd_prune(args);
+    if (command == "deploy") return cmd_deploy(args);
     std::cerr << "moesim: unknown command '" << command << "' (run 'moesim --help')\n";
     return 2;
   } catch (const InputError& e) {
