@@ -169,12 +169,12 @@ async function inspectReport(context, report, screenshotDir) {
       failures.push(`chart '${chart}': no visible point or bar to hover`);
       continue;
     }
-    await page.mouse.move(at.x, at.y);
-    await page.waitForTimeout(150);
-    const tooltip = await page.evaluate(() => {
+    await page.mouse.move(0, 0);
+    await page.mouse.move(at.x, at.y, { steps: 4 });
+    const tooltip = await page.waitForFunction(() => {
       const t = document.getElementById('vg-tooltip-element');
-      return t && t.classList.contains('visible') ? t.textContent : '';
-    });
+      return t && t.classList.contains('visible') && t.textContent;
+    }, null, { timeout: 3000 }).then((handle) => handle.jsonValue(), () => '');
     if (!tooltip) failures.push(`chart '${chart}': no tooltip when hovering its first mark`);
     else lines.push(`  ${chart} tooltip: ${tooltip.slice(0, 90)}...`);
   }

@@ -71,12 +71,18 @@
     seconds: (s) => (s >= 1 ? s.toFixed(2) + ' s' : (1e3 * s).toFixed(1) + ' ms'),
   };
 
-  function layoutText(l) {
-    let s = `TP${l.tp} PP${l.pp} VPP${l.vpp} EP${l.ep} ETP${l.etp} CP${l.cp} DP${l.dp} mb${l.micro_batch} ${l.recompute} ${l.schedule}`;
-    if (l.overlap && l.overlap.ep_all_to_all) s += ' ep-overlap';
-    if (l.overlap && l.overlap.tp_comm) s += ' tp-overlap';
-    return s;
+  // "TP8 PP16×2 EP32 ETP1 DP48 mb2": parallel sizes (PP × virtual stages); CP only when used.
+  function parallelText(l) {
+    return [`TP${l.tp}`, `PP${l.pp}` + (l.vpp > 1 ? `×${l.vpp}` : ''), `EP${l.ep}`, `ETP${l.etp}`]
+      .concat(l.cp > 1 ? [`CP${l.cp}`] : []).concat([`DP${l.dp}`, `mb${l.micro_batch}`]).join(' ');
   }
+  // "interleaved, selective recompute, EP+TP overlap"
+  function scheduleText(l) {
+    const overlap = [l.overlap && l.overlap.ep_all_to_all ? 'EP' : '', l.overlap && l.overlap.tp_comm ? 'TP' : '']
+      .filter((x) => x).join('+');
+    return `${l.schedule}, ${l.recompute} recompute` + (overlap ? `, ${overlap} overlap` : '');
+  }
+  const layoutText = (l) => `${parallelText(l)} · ${scheduleText(l)}`;
 
   // Time components of a breakdown ({compute_s, exposed_tp_s, ...}), in stacking order.
   const TIME_PARTS = [
@@ -147,6 +153,8 @@
   // ---------------------------------------------------------------------------------------------
   // Sweep report
 
+  const AXIS_TITLE = { layers: 'layers', hidden: 'hidden', heads: 'heads', experts: 'experts', top_k: 'top-k',
+    expert_intermediate: 'expert ffn', shared_experts: 'shared', first_dense_layers: 'dense layers' };
   const AXIS_SHORT = { layers: 'L', hidden: 'h', heads: 'heads', experts: 'E', top_k: 'top', expert_intermediate: 'ffn',
     shared_experts: 'shared', first_dense_layers: 'dense' };
 
@@ -162,6 +170,8 @@
       index: p.index,
       model: modelText(p),
       layout: layoutText(p.layout),
+      parallel: parallelText(p.layout),
+      schedule: scheduleText(p.layout),
       active_b: p.params.active / 1e9,
       total_b: p.params.total / 1e9,
       mfu_pct: 100 * p.mfu,
@@ -238,9 +248,10 @@
 
     // Ranked table (click a header to sort).
     const top = data.ranked.map((index) => rowByIndex.get(index));
-    const s2 = section(`Top ${top.length} configurations by ${data.objective}`, 'Click a column header to sort.');
+    const s2 = section(`Top ${top.length} configurations by ${data.objective}`,
+      'Click a column header to sort. Layout: PP8×2 is 8 pipeline stages of 2 virtual chunks each; mb: micro-batch size.');
     const columns = [['rank', 'rank', (r) => r.rank], ['index', 'point', (r) => r.index]]
-      .concat(axes.map((k) => [k, k.replace(/_/g, ' '), (r) => byIndex.get(r.index).model[k]]))
+      .concat(axes.map((k) => [k, AXIS_TITLE[k], (r) => byIndex.get(r.index).model[k]]))
       .concat([
         ['total_b', 'total B', (r) => r.total_b, (v) => v.toFixed(1)],
         ['active_b', 'active B', (r) => r.active_b, (v) => v.toFixed(2)],
@@ -248,7 +259,7 @@
         ['tokens_per_s', 'tokens/s', (r) => r.tokens_per_s, (v) => Math.round(v).toLocaleString('en-US')],
         ['iteration_s', 'iteration s', (r) => r.iteration_s, (v) => v.toFixed(2)],
         ['peak_gb', 'peak GB', (r) => r.peak_gb, (v) => v.toFixed(1)],
-        ['layout', 'layout', (r) => r.layout],
+        ['layout', 'layout', (r) => r.layout, null, (r) => [r.parallel, el('div', { class: 'detail' }, r.schedule)]],
       ]);
     const table = el('table', { class: 'ranked', id: 'ranked-table' });
     const head = el('tr', {}, columns.map(([key, title]) => el('th', { 'data-key': key }, title)));
@@ -263,8 +274,8 @@
         const order = typeof va === 'number' ? va - vb : String(va).localeCompare(String(vb));
         return ascending ? order : -order;
       });
-      body.replaceChildren(...sorted.map((r) => el('tr', {}, columns.map(([, , get, show]) =>
-        el('td', {}, show ? show(get(r)) : String(get(r)))))));
+      body.replaceChildren(...sorted.map((r) => el('tr', {}, columns.map(([, , get, show, cell]) =>
+        el('td', {}, cell ? cell(r) : show ? show(get(r)) : String(get(r)))))));
       head.querySelectorAll('th').forEach((th) => {
         th.className = th.dataset.key === sortKey ? (ascending ? 'sorted-asc' : 'sorted-desc') : '';
       });
@@ -344,7 +355,9 @@
       start: t.start_ms, end: t.start_ms + t.duration_ms, duration: t.duration_ms,
     }));
     const rowsCount = new Set(tasks.map((t) => t.row)).size;
-    const kinds = ['forward', 'backward', 'weight gradient', 'forward+backward (fused)', 'p2p send'];
+    const palette = { forward: '#4c78a8', backward: '#f58518', 'weight gradient': '#54a24b',
+      'forward+backward (fused)': '#b279a2', 'p2p send': '#bab0ac', other: '#999999' };
+    const kinds = Object.keys(palette).filter((k) => tasks.some((t) => t.kind === k));
     const s3 = section('Pipeline timeline', `Every pass of every stage (${tasks.length} tasks, ${data.layout.schedule} schedule); drag to pan, scroll to zoom, hover for the pass. The same timeline as the Chrome trace (--trace) for Perfetto.`);
     chart(s3, 'timeline', {
       height: Math.max(60, 13 * rowsCount),
@@ -358,7 +371,7 @@
         x: { field: 'start', type: 'quantitative', title: 'time (ms)' },
         x2: { field: 'end' },
         color: { field: 'kind', type: 'nominal', title: null,
-          scale: { domain: kinds, range: ['#4c78a8', '#f58518', '#54a24b', '#b279a2', '#bab0ac'] },
+          scale: { domain: kinds, range: kinds.map((k) => palette[k]) },
           legend: { orient: 'bottom' } },
         tooltip: [{ field: 'name', title: 'pass' }, { field: 'row', title: 'where' }, { field: 'kind', title: 'kind' },
           { field: 'start', title: 'start (ms)', format: '.2f' }, { field: 'duration', title: 'duration (ms)', format: '.2f' }],
@@ -383,7 +396,7 @@
     root.appendChild(el('p', { class: 'subtitle' }, `${runs.length} runs scored, ${data.runs.length - runs.length} listed but skipped`));
     cards([['MAPE', s.mape_pct.toFixed(1) + '%', 'good'], ['max |error|', s.max_abs_error_pct.toFixed(1) + '%'],
       ['runs', String(s.count)]].concat(Object.entries(s.by_hardware).map(([hw, v]) =>
-      [`${hw} (${v.count} runs)`, `MAPE ${v.mape_pct.toFixed(1)}%`])));
+      [`${hw}: MAPE of ${v.count} run${v.count > 1 ? 's' : ''}`, v.mape_pct.toFixed(1) + '%'])));
 
     const hardware = [...new Set(runs.map((r) => r.hardware))].sort();
     const tooltip = [{ field: 'id', title: 'run' }, { field: 'hardware', title: 'hardware' },
