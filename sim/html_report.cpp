@@ -32,10 +32,17 @@ json indices(const std::vector<json>& lines) {
   return out;
 }
 
-// Inside <script> the text "</" would end the element; JSON allows "\/" for "/" in strings.
-std::string script_safe(std::string text) {
-  for (std::size_t at = text.find("</"); at != std::string::npos; at = text.find("</", at + 3)) text.replace(at, 2, "<\\/");
-  return text;
+// Inside <script>, "</script" ends the element and "<!--" changes how the rest is parsed. In JSON
+// text "<" occurs only inside strings, where "\u003c" stands for it.
+std::string script_safe(const std::string& json_text) {
+  std::string out;
+  for (char c : json_text) {
+    if (c == '<')
+      out += "\\u003c";
+    else
+      out += c;
+  }
+  return out;
 }
 
 std::string html_escaped(const std::string& text) {

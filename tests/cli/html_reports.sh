@@ -45,7 +45,7 @@ start = html.index('id="moesim-data">') + len('id="moesim-data">')
 end = html.index("</script>", start)
 data = json.loads(html[start:end])
 data["points"] = [p for p in data["points"] if p["index"] in data["ranked"]]
-open(sys.argv[2], "w").write(html[:start] + json.dumps(data).replace("</", "<\\/") + html[end:])
+open(sys.argv[2], "w").write(html[:start] + json.dumps(data).replace("<", "\\u003c") + html[end:])
 PY
 if node "$source_dir/web/check_reports.mjs" --screenshots "$out/tampered" \
   --sweep "$out/tampered-report.html" "$out/sweep.jsonl" "$out/sweep.json" > "$out/tampered.txt" 2>&1; then
