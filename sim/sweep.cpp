@@ -508,6 +508,11 @@ PointResult evaluate_point(const SweepSpec& spec, std::uint64_t index, const Eva
     r.compute = b.compute;
     r.exposed_comm = b.exposed_tp + b.exposed_ep + b.exposed_cp + b.exposed_pp + b.exposed_dp;
     r.bubble = b.bubble;
+    r.breakdown = b;
+    r.peak_stage_memory = *std::max_element(s.memory.begin(), s.memory.end(), [](const auto& x, const auto& y) {
+      return x.total() < y.total();
+    });
+    r.capacity = s.capacity;
   }
   if (!found) {
     r.status = r.layouts_evaluated == 0 ? "infeasible" : "no_fit";
@@ -555,7 +560,15 @@ json result_json(const SweepSpec& spec, const PointResult& r) {
     j["peak_memory_bytes"] = r.peak_memory;
     j["fits"] = r.fits;
     j["objective"] = r.objective;
-    j["breakdown"] = {{"compute_s", r.compute}, {"exposed_comm_s", r.exposed_comm}, {"bubble_s", r.bubble}};
+    const sim::TimeBreakdown& b = r.breakdown;
+    j["breakdown"] = {{"compute_s", r.compute},      {"exposed_comm_s", r.exposed_comm}, {"bubble_s", r.bubble},
+                      {"exposed_tp_s", b.exposed_tp}, {"exposed_ep_s", b.exposed_ep},     {"exposed_cp_s", b.exposed_cp},
+                      {"exposed_pp_s", b.exposed_pp}, {"exposed_dp_s", b.exposed_dp},     {"exposed_swap_s", b.exposed_swap},
+                      {"optimizer_s", b.optimizer}};
+    const memory::StageMemory& m = r.peak_stage_memory;
+    j["memory"] = {{"stage", m.stage},          {"weights", m.weights}, {"gradients", m.gradients},
+                   {"optimizer", m.optimizer},  {"activations", m.activations}, {"buffers", m.buffers},
+                   {"reserve", m.reserve},      {"capacity", r.capacity}};
   }
   return j;
 }

@@ -11,8 +11,10 @@
 #include <string>
 #include <vector>
 
+#include "costmodels/memory.h"
 #include "costmodels/params.h"
 #include "costmodels/specs.h"
+#include "sim/simulate.h"
 
 namespace moesim::sweep {
 
@@ -110,6 +112,9 @@ struct PointResult {
   bytes peak_memory = 0;
   bool fits = false;
   seconds compute = 0, exposed_comm = 0, bubble = 0;
+  sim::TimeBreakdown breakdown;           // of the best layout's critical stage, by kind (HTML report)
+  memory::StageMemory peak_stage_memory;  // the best layout's fullest stage
+  bytes capacity = 0;
   int layouts_evaluated = 0, layouts_pruned = 0, layouts_invalid = 0;
 };
 

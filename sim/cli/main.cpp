@@ -17,6 +17,7 @@
 #include "sim/cli/commands.h"
 #include "sim/io/input_error.h"
 #include "sim/io/specs_io.h"
+#include "sim/html_report.h"
 #include "sim/report.h"
 #include "sim/simulate.h"
 #include "sim/trace.h"
@@ -107,10 +108,12 @@ Configuration load_configuration(const po::variables_map& vm) {
 }
 
 int cmd_simulate(const std::vector<std::string>& args) {
-  po::options_description d("moesim simulate --model M --hw H (--layout L.json | layout flags) [--json FILE] [--trace FILE]");
+  po::options_description d(
+      "moesim simulate --model M --hw H (--layout L.json | layout flags) [--json FILE] [--trace FILE] [--html FILE]");
   add_configuration_flags(d);
   d.add_options()("json", po::value<std::string>(), "write the simulation report as JSON")(
-      "trace", po::value<std::string>(), "write the simulated timeline as Chrome trace JSON (Perfetto)");
+      "trace", po::value<std::string>(), "write the simulated timeline as Chrome trace JSON (Perfetto)")(
+      "html", po::value<std::string>(), "write an interactive HTML report (breakdowns, memory, pipeline timeline)");
   const auto parsed = parse_command(args, d);
   if (!parsed) return 0;
   const po::variables_map& vm = *parsed;
@@ -124,6 +127,11 @@ int cmd_simulate(const std::vector<std::string>& args) {
   if (vm.count("trace")) {
     auto out = open_output(vm["trace"].as<std::string>());
     sim::write_pipeline_trace(out, r.pipeline);
+  }
+  if (vm.count("html")) {
+    auto out = open_output(vm["html"].as<std::string>());
+    html::write_report(out, fmt::format("moesim: {} on {} x {}", model.name, layout.devices, hw.name),
+                       html::simulation_report_data(model, layout, hw, r));
   }
   return 0;
 }
@@ -229,6 +237,7 @@ void usage() {
                "  ops        per-layer operator table with predicted times and collectives\n"
                "  validate   compare predictions with measured runs\n"
                "  sweep      search model hyperparameters and layouts (sweeps/README.md)\n"
+               "  report     interactive HTML report of a sweep's results\n"
                "  models     list built-in models\n"
                "  profiles   list built-in hardware profiles\n"
                "  gemm-table GEMM-efficiency sanity table of a profile\n"
@@ -257,6 +266,7 @@ int main(int argc, char** argv) {
     if (command == "sweep") return cmd_sweep(args);
     if (command == "prune") return cmd_prune(args);
     if (command == "deploy") return cmd_deploy(args);
+    if (command == "report") return cmd_report(args);
     std::cerr << "moesim: unknown command '" << command << "' (run 'moesim --help')\n";
     return 2;
   } catch (const InputError& e) {

@@ -1,4 +1,4 @@
-// moesim validate FILE... [--json out.json] [--max-mape X]
+// moesim validate FILE... [--json out.json] [--html report.html] [--max-mape X]
 #include <fmt/format.h>
 
 #include <boost/program_options.hpp>
@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "sim/cli/commands.h"
+#include "sim/html_report.h"
 #include "sim/io/input_error.h"
 #include "sim/validate.h"
 
@@ -14,9 +15,10 @@ namespace moesim {
 namespace po = boost::program_options;
 
 int cmd_validate(const std::vector<std::string>& args) {
-  po::options_description d("moesim validate FILE... [--json out.json] [--max-mape X]");
+  po::options_description d("moesim validate FILE... [--json out.json] [--html report.html] [--max-mape X]");
   d.add_options()("help,h", "this help")("files", po::value<std::vector<std::string>>()->required(), "measured-run files")(
       "json", po::value<std::string>(), "write runs and summary as JSON")(
+      "html", po::value<std::string>(), "write an interactive HTML report: predicted against measured")(
       "max-mape", po::value<double>(), "exit non-zero when the mean absolute % error exceeds this")(
       "verbose,v", "also list skipped records");
   po::positional_options_description pos;
@@ -46,6 +48,10 @@ int cmd_validate(const std::vector<std::string>& args) {
   if (vm.count("json")) {
     auto out = open_output(vm["json"].as<std::string>());
     out << validate::to_json(results, s).dump(2) << "\n";
+  }
+  if (vm.count("html")) {
+    auto out = open_output(vm["html"].as<std::string>());
+    html::write_report(out, "moesim validation", html::validation_report_data(results, s));
   }
   if (vm.count("max-mape") && s.mape_pct > vm["max-mape"].as<double>()) {
     std::cerr << fmt::format("moesim validate: MAPE {:.1f}% exceeds --max-mape {:.1f}%\n", s.mape_pct, vm["max-mape"].as<double>());
