@@ -129,18 +129,22 @@ void BM_ScalingStages(benchmark::State& state) {
 BENCHMARK(BM_ScalingStages)->ArgNames({"stages", "microbatches"})->ArgsProduct({{4, 8, 16, 32, 64}, {64, 256}})
     ->Unit(benchmark::kMicrosecond);
 
-// The analytic pre-screen of one layout: static memory lower bound and time lower bound.
+// The analytic pre-screen (static memory lower bound and time lower bound) of every candidate
+// layout of one model point of the Pangu sweep, as evaluate_point runs it: one PreScreen per point.
 void BM_PreScreen(benchmark::State& state) {
   const sweep::SweepSpec spec = sweep::load_spec(MOESIM_SOURCE_DIR "/sweeps/pangu-ultra-moe.json");
   const Configuration c = pangu();
   const sweep::Candidates candidates = sweep::candidate_layouts(spec, c.model);
-  std::size_t k = 0;
   for (auto _ : state) {
-    const LayoutSpec& l = candidates.valid[k++ % candidates.valid.size()];
-    benchmark::DoNotOptimize(sweep::static_memory_lower_bound(c.model, l, spec.hw));
-    benchmark::DoNotOptimize(sweep::time_lower_bound(c.model, l, spec.hw));
+    sweep::PreScreen prescreen(c.model, spec.hw);
+    for (const LayoutSpec& l : candidates.valid) {
+      benchmark::DoNotOptimize(prescreen.static_memory_lower_bound(l));
+      benchmark::DoNotOptimize(prescreen.time_lower_bound(l));
+    }
   }
-  state.counters["layouts/s"] = benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+  state.counters["layouts"] = static_cast<double>(candidates.valid.size());
+  state.counters["layouts/s"] = benchmark::Counter(static_cast<double>(state.iterations() * candidates.valid.size()),
+                                                   benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_PreScreen)->Unit(benchmark::kMicrosecond);
 
