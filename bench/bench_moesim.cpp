@@ -10,6 +10,7 @@
 #include "costmodels/layout.h"
 #include "costmodels/memory.h"
 #include "costmodels/params.h"
+#include "sim/allocator.h"
 #include "sim/io/json_reader.h"
 #include "sim/io/specs_io.h"
 #include "sim/pipeline.h"
@@ -172,4 +173,12 @@ BENCHMARK(BM_SweepPangu)->ArgNames({"jobs", "prescreen"})->ArgsProduct({{1, 2}, 
 }  // namespace
 }  // namespace moesim
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  // As the moesim CLI does (see sim/allocator.h), so the benchmarks time what the CLI runs.
+  moesim::sim::keep_freed_memory_for_reuse();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -67,6 +67,9 @@ std::vector<PassRecord> build_pipeline(Engine& engine, const PipelineSpec& spec)
 
   // Records in schedule order; the index makes every lookup below O(1).
   std::vector<PassRecord> records;
+  std::size_t passes = 0;
+  for (const auto& list : schedule) passes += list.size();
+  records.reserve(passes);
   PassIndex index(p, v, m);
   for (int s = 0; s < p; ++s) {
     for (const PipelineTask& t : schedule[s]) {
@@ -81,11 +84,14 @@ std::vector<PassRecord> build_pipeline(Engine& engine, const PipelineSpec& spec)
   const int directions = pipeline_directions(spec.schedule);
   const int positions = p * v / directions;
   std::vector<std::pair<int, int>> where(static_cast<std::size_t>(p) * v);
+  std::vector<int> position_of(static_cast<std::size_t>(p) * v);  // index stage * v + chunk; looked up per pass
   const auto direction_of = [&](int chunk) { return directions == 2 ? chunk : 0; };
   for (int s = 0; s < p; ++s)
-    for (int c = 0; c < v; ++c)
-      where[direction_of(c) * positions + pipeline_position(spec.schedule, s, c, p, v)] = {s, c};
-  const auto position = [&](const PassRecord& r) { return pipeline_position(spec.schedule, r.stage, r.task.chunk, p, v); };
+    for (int c = 0; c < v; ++c) {
+      position_of[s * v + c] = pipeline_position(spec.schedule, s, c, p, v);
+      where[direction_of(c) * positions + position_of[s * v + c]] = {s, c};
+    }
+  const auto position = [&](const PassRecord& r) { return position_of[r.stage * v + r.task.chunk]; };
   // Stage that receives this pass's output: the next position for a forward, the previous one for
   // a backward; -1 when the output stays on the stage (ends of the pipeline, W passes).
   const auto consumer_stage = [&](const PassRecord& r) {
