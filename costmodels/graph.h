@@ -71,6 +71,7 @@ struct GraphContext {
   bool dropout = false;         // GPT-3-era models keep dropout masks (1 byte per element)
   bytes activation_bytes = 2;   // bf16 activations
   bytes dispatch_bytes = 2;     // bytes per hidden element sent by EP dispatch (fp8 dispatch: 1)
+  bool operator==(const GraphContext&) const = default;
 };
 
 GraphContext make_context(const ModelSpec& model, const LayoutSpec& layout);

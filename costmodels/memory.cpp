@@ -27,8 +27,12 @@ DeviceParams layer_device_params(const ModelSpec& m, const LayoutSpec& l, bool m
 
 DeviceParams chunk_params(const ModelSpec& m, const LayoutSpec& l, const ChunkContent& chunk) {
   DeviceParams p;
+  // Every decoder layer of a kind holds the same share: computed once per kind, then added layer by
+  // layer as before (the same sum, term by term).
+  const DeviceParams dense_layer = chunk.layers > 0 ? layer_device_params(m, l, false) : DeviceParams{};
+  const DeviceParams moe_layer = chunk.layers > 0 && m.moe ? layer_device_params(m, l, true) : DeviceParams{};
   for (int i = chunk.first_layer; i < chunk.first_layer + chunk.layers; ++i) {
-    const DeviceParams lp = layer_device_params(m, l, m.moe && i >= m.moe->first_dense_layers);
+    const DeviceParams& lp = m.moe && i >= m.moe->first_dense_layers ? moe_layer : dense_layer;
     p.dense += lp.dense;
     p.expert += lp.expert;
   }
@@ -91,10 +95,12 @@ std::vector<StageMemory> stage_memory(const ModelSpec& m, const LayoutSpec& l, c
     sm.weights = weight_bytes_per_param * (p.dense / zero3_dense + p.expert / zero3_expert);
     sm.gradients = grad_bytes_per_param * (p.dense / zero3_dense + p.expert / zero3_expert);
     sm.optimizer = optimizer_bytes_per_param * (p.dense / dense_shard + p.expert / expert_shard);
-    bytes per_chunk = 0;
-    for (int c = 0; c < plan.chunks; ++c) per_chunk += chunk_activation_bytes(m, l, g, plan.at(s, c), imbalance);
-    per_chunk /= plan.chunks;
     const double in_flight = s < static_cast<int>(inflight.size()) ? inflight[s] : 1.0;
+    bytes per_chunk = 0;
+    if (in_flight > 0) {  // nothing in flight (a static lower bound) needs no activation sizes
+      for (int c = 0; c < plan.chunks; ++c) per_chunk += chunk_activation_bytes(m, l, g, plan.at(s, c), imbalance);
+      per_chunk /= plan.chunks;
+    }
     // Swapped activations leave HBM while their microbatch waits; the one being computed stays resident.
     sm.activations = in_flight >= 1 ? per_chunk * (1 + (in_flight - 1) * (1 - l.activation_swap)) : per_chunk * in_flight;
     sm.buffers = largest_op + p2p;

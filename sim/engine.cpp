@@ -70,10 +70,8 @@ void Engine::run() {
   for (const auto& d : deps_) ++succ_offset_[d.before + 1];
   for (std::size_t i = 0; i < n; ++i) succ_offset_[i + 1] += succ_offset_[i];
   succ_dep_.resize(deps_.size());
-  {
-    std::vector<std::int32_t> fill(succ_offset_.begin(), succ_offset_.end() - 1);
-    for (std::size_t k = 0; k < deps_.size(); ++k) succ_dep_[fill[deps_[k].before]++] = static_cast<std::int32_t>(k);
-  }
+  succ_fill_.assign(succ_offset_.begin(), succ_offset_.end() - 1);
+  for (std::size_t k = 0; k < deps_.size(); ++k) succ_dep_[succ_fill_[deps_[k].before]++] = static_cast<std::int32_t>(k);
   pending_.assign(n, 0);
   for (const auto& d : deps_) ++pending_[d.after];
   for (std::size_t i = 0; i < n; ++i)
@@ -81,40 +79,33 @@ void Engine::run() {
   ready_.assign(n, 0.0);
   start_.assign(n, -1.0);
   finish_.assign(n, -1.0);
-  heap_.clear();
-  heap_.reserve(n);
   makespan_ = 0;
 
-  // Min-heap on (time, id): ties break by task id so equal inputs process events in the same order.
-  const auto later = [](const Event& a, const Event& b) { return a.time > b.time || (a.time == b.time && a.task > b.task); };
-  const auto launch = [&](TaskId t) {
-    start_[t] = ready_[t];
-    finish_[t] = start_[t] + tasks_[t].duration;
-    heap_.push_back(Event{finish_[t], t});
-    std::push_heap(heap_.begin(), heap_.end(), later);
-  };
+  // Since no choices are made, a task's start is the latest finish (plus delay) among its stream
+  // predecessor and dependencies, whatever order tasks are settled in. So tasks are settled in
+  // topological order (Kahn's algorithm: a FIFO of tasks whose predecessors have all finished)
+  // instead of time order: no priority queue, O(tasks + dependencies), and the same times a
+  // time-ordered event loop computes, because max and + see the same operands either way.
+  ready_queue_.resize(n);
+  std::size_t head = 0, tail = 0;
+  for (std::size_t i = 0; i < n; ++i)
+    if (pending_[i] == 0) ready_queue_[tail++] = static_cast<TaskId>(i);
   const auto release = [&](TaskId t, seconds at) {
     ready_[t] = std::max(ready_[t], at);
-    if (--pending_[t] == 0) launch(t);
+    if (--pending_[t] == 0) ready_queue_[tail++] = t;
   };
-
-  for (std::size_t i = 0; i < n; ++i)
-    if (pending_[i] == 0) launch(static_cast<TaskId>(i));
-
-  std::size_t completed = 0;
-  while (!heap_.empty()) {
-    std::pop_heap(heap_.begin(), heap_.end(), later);
-    const Event e = heap_.back();
-    heap_.pop_back();
-    ++completed;
-    makespan_ = std::max(makespan_, e.time);
-    for (auto k = succ_offset_[e.task]; k < succ_offset_[e.task + 1]; ++k) {
+  while (head < tail) {
+    const TaskId t = ready_queue_[head++];
+    start_[t] = ready_[t];
+    const seconds done = finish_[t] = start_[t] + tasks_[t].duration;
+    makespan_ = std::max(makespan_, done);
+    for (auto k = succ_offset_[t]; k < succ_offset_[t + 1]; ++k) {
       const auto& d = deps_[succ_dep_[k]];
-      release(d.after, e.time + d.delay);
+      release(d.after, done + d.delay);
     }
-    if (next_in_stream_[e.task] != no_task) release(next_in_stream_[e.task], e.time);
+    if (next_in_stream_[t] != no_task) release(next_in_stream_[t], done);
   }
-  if (completed != n) report_deadlock(completed);
+  if (head != n) report_deadlock(head);
   ran_ = true;
 }
 

@@ -47,8 +47,8 @@ class Engine {
   // `after` may start only at finish(before) + delay.
   void add_dependency(TaskId before, TaskId after, seconds delay = 0);
 
-  // Computes every start and finish time. O((tasks + dependencies) log tasks); the event loop does
-  // not allocate. Throws std::runtime_error naming the first stuck task on deadlock (a dependency
+  // Computes every start and finish time. O(tasks + dependencies); after the first run the run
+  // state is reused, so repeated runs do not allocate. Throws std::runtime_error naming the first stuck task on deadlock (a dependency
   // cycle, or a dependency that contradicts a stream's order). May be called again after more
   // tasks were added.
   void run();
@@ -79,10 +79,6 @@ class Engine {
     TaskId before, after;
     seconds delay;
   };
-  struct Event {  // completion of a started task
-    seconds time;
-    TaskId task;
-  };
 
   void check_task(TaskId task) const;
   [[noreturn]] void report_deadlock(std::size_t completed) const;
@@ -96,10 +92,11 @@ class Engine {
   // Run state, sized by run() before the event loop.
   std::vector<std::int32_t> succ_offset_;  // CSR successors of each task over deps_
   std::vector<std::int32_t> succ_dep_;
+  std::vector<std::int32_t> succ_fill_;  // scratch for building succ_dep_
   std::vector<std::int32_t> pending_;  // unfinished predecessors (dependencies + stream predecessor)
   std::vector<seconds> ready_;         // earliest start allowed by finished predecessors
   std::vector<seconds> start_, finish_;
-  std::vector<Event> heap_;
+  std::vector<TaskId> ready_queue_;  // tasks in the order they were settled (topological)
   seconds makespan_ = 0;
   bool ran_ = false;
 };

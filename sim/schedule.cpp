@@ -196,8 +196,10 @@ std::vector<StageSchedule> build_schedule(ScheduleKind kind, int p, int m, int v
 }
 
 int pipeline_position(ScheduleKind kind, int stage, int chunk, int stages, int chunks) {
-  require(stage >= 0 && stage < stages && chunk >= 0 && chunk < chunks,
-          fmt::format("no stage {} chunk {} in a pipeline of {} stages x {} chunks", stage, chunk, stages, chunks));
+  // Called for every pass while building a pipeline: the message is formatted only on failure.
+  if (stage < 0 || stage >= stages || chunk < 0 || chunk >= chunks)
+    throw std::invalid_argument(
+        fmt::format("no stage {} chunk {} in a pipeline of {} stages x {} chunks", stage, chunk, stages, chunks));
   switch (kind) {
     case ScheduleKind::interleaved: return chunk * stages + stage;
     case ScheduleKind::dualpipe: return chunk == 0 ? stage : stages - 1 - stage;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
+#include <utility>
 
 #include "costmodels/comm.h"
 #include "costmodels/compute.h"
@@ -167,12 +168,35 @@ PassCost apply_overlap(const RawPass& r, const LayoutSpec& l, const DeviceSpec& 
   return p;
 }
 
-void accumulate_layer(const graph::LayerGraph& g, int count, const LayoutSpec& l, const HardwareProfile& hw,
-                      double imbalance, Recompute policy, RawPass& fwd, RawPass& bwd, RawPass& wgt,
-                      seconds& recompute) {
+// An op's time depends only on the op, the layout, the hardware and the imbalance, all fixed within
+// one simulation, yet every layer graph is summed once per chunk: each graph's op times are computed
+// on first use and reused by the other chunks.
+class OpTimings {
+ public:
+  OpTimings(const LayoutSpec& l, const HardwareProfile& hw, double imbalance) : l_(l), hw_(hw), imbalance_(imbalance) {}
+  const std::vector<OpTiming>& of(const graph::LayerGraph& g) {
+    for (const auto& [graph, timings] : cache_)
+      if (graph == &g) return timings;
+    std::vector<OpTiming> timings;
+    timings.reserve(g.forward.size());
+    for (const Op& op : g.forward) timings.push_back(time_op(op, l_, hw_, imbalance_));
+    return cache_.emplace_back(&g, std::move(timings)).second;
+  }
+
+ private:
+  const LayoutSpec& l_;
+  const HardwareProfile& hw_;
+  double imbalance_;
+  std::vector<std::pair<const graph::LayerGraph*, std::vector<OpTiming>>> cache_;
+};
+
+void accumulate_layer(const graph::LayerGraph& g, int count, OpTimings& timings, Recompute policy, RawPass& fwd,
+                      RawPass& bwd, RawPass& wgt, seconds& recompute) {
   if (count <= 0) return;
-  for (const Op& op : g.forward) {
-    const OpTiming t = time_op(op, l, hw, imbalance);
+  const std::vector<OpTiming>& times = timings.of(g);
+  for (std::size_t i = 0; i < g.forward.size(); ++i) {
+    const Op& op = g.forward[i];
+    const OpTiming& t = times[i];
     const bool rerun = g.recomputed(op, policy);
     if (op.kind == OpKind::collective) {
       fwd.add_comm(comm_class(op), count * t.forward);
@@ -195,16 +219,16 @@ void accumulate_layer(const graph::LayerGraph& g, int count, const LayoutSpec& l
 }
 
 ChunkCost cost_chunk(const ModelSpec& m, const LayoutSpec& l, const HardwareProfile& hw,
-                     const graph::ModelGraphs& g, const ChunkContent& c, double imbalance) {
+                     const graph::ModelGraphs& g, const ChunkContent& c, double imbalance, OpTimings& timings) {
   RawPass fwd, bwd, wgt;
   ChunkCost cost;
   const int moe_first = m.moe ? m.moe->first_dense_layers : m.layers;
   const int dense_count = std::max(0, std::min(c.first_layer + c.layers, moe_first) - c.first_layer);
-  accumulate_layer(g.dense, dense_count, l, hw, imbalance, l.recompute, fwd, bwd, wgt, cost.recompute);
-  accumulate_layer(g.moe, c.layers - dense_count, l, hw, imbalance, l.recompute, fwd, bwd, wgt, cost.recompute);
-  accumulate_layer(g.mtp, c.mtp_layers, l, hw, imbalance, l.recompute, fwd, bwd, wgt, cost.recompute);
-  accumulate_layer(g.embedding, c.embedding ? 1 : 0, l, hw, imbalance, Recompute::none, fwd, bwd, wgt, cost.recompute);
-  accumulate_layer(g.lm_head, c.lm_head ? 1 : 0, l, hw, imbalance, Recompute::none, fwd, bwd, wgt, cost.recompute);
+  accumulate_layer(g.dense, dense_count, timings, l.recompute, fwd, bwd, wgt, cost.recompute);
+  accumulate_layer(g.moe, c.layers - dense_count, timings, l.recompute, fwd, bwd, wgt, cost.recompute);
+  accumulate_layer(g.mtp, c.mtp_layers, timings, l.recompute, fwd, bwd, wgt, cost.recompute);
+  accumulate_layer(g.embedding, c.embedding ? 1 : 0, timings, Recompute::none, fwd, bwd, wgt, cost.recompute);
+  accumulate_layer(g.lm_head, c.lm_head ? 1 : 0, timings, Recompute::none, fwd, bwd, wgt, cost.recompute);
   const bool paired = l.schedule == ScheduleKind::dualpipe;
   cost.forward = apply_overlap(fwd, l, hw.device, paired);
   cost.backward = apply_overlap(bwd, l, hw.device, paired);
@@ -266,10 +290,11 @@ SimulationResult simulate(const ModelSpec& m, const LayoutSpec& l, const Hardwar
   spec.microbatches = microbatches;
   spec.chunks = chunks;
   spec.fused_pair_saving.assign(stages, 0.0);
+  OpTimings timings(l, hw, r.imbalance);
   for (int s = 0; s < stages; ++s) {
     seconds saving = 0;
     for (int c = 0; c < chunks; ++c) {
-      const ChunkCost cc = cost_chunk(m, l, hw, graphs, r.plan.at(s, c), r.imbalance);
+      const ChunkCost cc = cost_chunk(m, l, hw, graphs, r.plan.at(s, c), r.imbalance, timings);
       r.chunk_costs.push_back(cc);
       spec.durations.push_back({cc.forward.total(), cc.backward.total(), cc.backward_weight.total()});
       // DualPipe hides one pass's EP all-to-all behind the other pass's compute (DeepSeek-V3 §3.2.1).

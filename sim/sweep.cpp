@@ -394,27 +394,43 @@ Candidates candidate_layouts(const SweepSpec& spec, const ModelSpec& model) {
 }
 
 bytes static_memory_lower_bound(const ModelSpec& model, const LayoutSpec& layout, const HardwareProfile& hw) {
+  return PreScreen(model, hw).static_memory_lower_bound(layout);
+}
+
+seconds time_lower_bound(const ModelSpec& model, const LayoutSpec& layout, const HardwareProfile& hw) {
+  return PreScreen(model, hw).time_lower_bound(layout);
+}
+
+bytes PreScreen::static_memory_lower_bound(const LayoutSpec& layout) {
   // stage_memory with no microbatch in flight: weights, gradients, optimizer, buffers and reserve,
   // with the same sharding rules as the simulation. Balanced routing (imbalance 1) is the least
   // buffer any routing can need.
-  const PipelinePlan plan = partition_layers(model, layout);
-  const graph::ModelGraphs graphs = graph::build_model_graphs(model, graph::make_context(model, layout));
+  const graph::GraphContext context = graph::make_context(model_, layout);
+  auto known = std::find_if(graphs_.begin(), graphs_.end(), [&](const auto& entry) { return entry.first == context; });
+  const graph::ModelGraphs& graphs =
+      known != graphs_.end() ? known->second : graphs_.emplace_back(context, graph::build_model_graphs(model_, context)).second;
+  const PipelinePlan plan = partition_layers(model_, layout);
   const std::vector<double> none_in_flight(plan.stages, 0.0);
   bytes peak = 0;
-  for (const auto& sm : memory::stage_memory(model, layout, plan, graphs, hw, none_in_flight, 1.0))
+  for (const auto& sm : memory::stage_memory(model_, layout, plan, graphs, hw_, none_in_flight, 1.0))
     peak = std::max(peak, sm.total());
   return peak;
 }
 
-seconds time_lower_bound(const ModelSpec& model, const LayoutSpec& layout, const HardwareProfile& hw) {
+seconds PreScreen::time_lower_bound(const LayoutSpec& layout) {
   // Model FLOPs count the attention core at full s^2; a causal kernel may run half of it in the
   // forward, the backward and the recomputation, so at most 2x the forward core is subtracted.
-  const graph::FlopsPerToken f = graph::model_flops_per_token(model, layout.seq_len, layout.recompute, layout.flash_attention);
+  const FlopsKey key{layout.seq_len, layout.recompute, layout.flash_attention};
+  auto known = std::find_if(flops_.begin(), flops_.end(), [&](const auto& entry) { return entry.first == key; });
+  const graph::FlopsPerToken& f =
+      known != flops_.end()
+          ? known->second
+          : flops_.emplace_back(key, graph::model_flops_per_token(model_, key.seq_len, key.recompute, key.flash_attention)).second;
   const flops executed = f.training + f.recompute - 2 * f.attention_core;
-  const MatrixEfficiency& e = hw.device.matrix;
+  const MatrixEfficiency& e = hw_.device.matrix;
   const double best_efficiency = e.peak_fraction * std::max({1.0, e.attention_fraction, e.grouped_gemm_factor});
   const double tokens = static_cast<double>(layout.global_batch) * layout.seq_len;
-  return executed * tokens / (layout.devices * hw.matrix_peak(layout.precision) * best_efficiency);
+  return executed * tokens / (layout.devices * hw_.matrix_peak(layout.precision) * best_efficiency);
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -454,16 +470,17 @@ PointResult evaluate_point(const SweepSpec& spec, std::uint64_t index, const Eva
   };
   std::vector<Candidate> queue;
   bytes smallest_static = std::numeric_limits<double>::infinity();
+  PreScreen prescreen(m, spec.hw);
   for (const LayoutSpec& l : candidates.valid) {
     if (options.prune) {
-      const bytes static_bytes = static_memory_lower_bound(m, l, spec.hw);
+      const bytes static_bytes = prescreen.static_memory_lower_bound(l);
       smallest_static = std::min(smallest_static, static_bytes);
       if (static_bytes > budget) {
         ++r.layouts_pruned;
         continue;
       }
     }
-    queue.push_back({&l, time_lower_bound(m, l, spec.hw)});
+    queue.push_back({&l, prescreen.time_lower_bound(l)});
   }
   if (queue.empty()) {
     r.status = "no_fit";

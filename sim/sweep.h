@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "costmodels/memory.h"
+#include "costmodels/graph.h"
 #include "costmodels/params.h"
 #include "costmodels/specs.h"
 #include "sim/simulate.h"
@@ -94,6 +95,28 @@ Candidates candidate_layouts(const SweepSpec& spec, const ModelSpec& model);
 bytes static_memory_lower_bound(const ModelSpec& model, const LayoutSpec& layout, const HardwareProfile& hw);
 // Executed FLOPs per device at the best matrix efficiency the profile allows.
 seconds time_lower_bound(const ModelSpec& model, const LayoutSpec& layout, const HardwareProfile& hw);
+
+// The same bounds for many layouts of one model. The op graphs depend on a layout only through its
+// graph context and the model FLOPs only through (seq_len, recompute, flash attention), so each
+// distinct value is built once and reused by the other layouts. `model` and `hw` must outlive it.
+class PreScreen {
+ public:
+  PreScreen(const ModelSpec& model, const HardwareProfile& hw) : model_(model), hw_(hw) {}
+  bytes static_memory_lower_bound(const LayoutSpec& layout);
+  seconds time_lower_bound(const LayoutSpec& layout);
+
+ private:
+  struct FlopsKey {
+    int seq_len;
+    Recompute recompute;
+    bool flash_attention;
+    bool operator==(const FlopsKey&) const = default;
+  };
+  const ModelSpec& model_;
+  const HardwareProfile& hw_;
+  std::vector<std::pair<graph::GraphContext, graph::ModelGraphs>> graphs_;
+  std::vector<std::pair<FlopsKey, graph::FlopsPerToken>> flops_;
+};
 
 struct EvalOptions {
   bool prune = true;  // false simulates every valid layout (to check that pruning loses nothing)

@@ -183,6 +183,23 @@ TEST_CASE("the pruning bounds never exceed the simulation", "[sweep]") {
   }
 }
 
+TEST_CASE("a PreScreen reusing graphs across layouts gives each layout's own bounds", "[sweep]") {
+  // The Pangu sweep's candidates share graph contexts (pp and vpp do not change them) and differ in
+  // them (micro-batch, EP): every cached answer must equal a fresh computation, in any order.
+  const sweep::SweepSpec spec = sweep::load_spec(std::string(MOESIM_SOURCE_DIR) + "/sweeps/pangu-ultra-moe.json");
+  const sweep::Candidates c = sweep::candidate_layouts(spec, spec.base_model);
+  REQUIRE(c.valid.size() > 4);
+  sweep::PreScreen forward(spec.base_model, spec.hw), backward(spec.base_model, spec.hw);
+  for (std::size_t i = 0; i < c.valid.size(); ++i) {
+    const LayoutSpec& l = c.valid[i];
+    const LayoutSpec& r = c.valid[c.valid.size() - 1 - i];
+    CHECK(forward.static_memory_lower_bound(l) == sweep::static_memory_lower_bound(spec.base_model, l, spec.hw));
+    CHECK(forward.time_lower_bound(l) == sweep::time_lower_bound(spec.base_model, l, spec.hw));
+    CHECK(backward.static_memory_lower_bound(r) == sweep::static_memory_lower_bound(spec.base_model, r, spec.hw));
+    CHECK(backward.time_lower_bound(r) == sweep::time_lower_bound(spec.base_model, r, spec.hw));
+  }
+}
+
 TEST_CASE("sweep spec errors name the file and the field", "[sweep]") {
   auto error_for = [](json j) { return error_of([&] { sweep::parse_spec(j, "spec.json"); }); };
   json j = small_json();

@@ -14,6 +14,7 @@
 #include "costmodels/compute.h"
 #include "costmodels/imbalance.h"
 #include "costmodels/layout.h"
+#include "sim/allocator.h"
 #include "sim/cli/commands.h"
 #include "sim/io/input_error.h"
 #include "sim/io/specs_io.h"
@@ -249,6 +250,7 @@ void usage() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  sim::keep_freed_memory_for_reuse();
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
     usage();
