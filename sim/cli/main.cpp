@@ -229,6 +229,7 @@ void usage() {
                "  ops        per-layer operator table with predicted times and collectives\n"
                "  validate   compare predictions with measured runs\n"
                "  sweep      search model hyperparameters and layouts (sweeps/README.md)\n"
+               "  merge      join the part files of 'sweep --shard I/N' runs into one results file\n"
                "  models     list built-in models\n"
                "  profiles   list built-in hardware profiles\n"
                "  gemm-table GEMM-efficiency sanity table of a profile\n\n"
@@ -253,6 +254,7 @@ int main(int argc, char** argv) {
     if (command == "gemm-table") return cmd_gemm_table(args);
     if (command == "validate") return cmd_validate(args);
     if (command == "sweep") return cmd_sweep(args);
+    if (command == "merge") return cmd_merge(args);
     std::cerr << "moesim: unknown command '" << command << "' (run 'moesim --help')\n";
     return 2;
   } catch (const InputError& e) {
