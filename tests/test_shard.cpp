@@ -53,7 +53,7 @@ std::string run_shard(const sweep::SweepSpec& spec, shard::Shard s, sweep::RunSt
 
 }  // namespace
 
-TEST_CASE("--shard takes I/N with 0 <= I < N", "[shard]") {
+TEST_CASE("a shard is I/N with 0 <= I < N", "[shard]") {
   const shard::Shard s = shard::parse_shard("2/5", "--shard");
   CHECK(s.index == 2);
   CHECK(s.count == 5);
