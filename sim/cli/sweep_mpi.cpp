@@ -88,7 +88,8 @@ Unpacked unpack_results(const std::string& message) {
   return u;
 }
 
-// Evaluates `chunk` on up to `jobs` threads; the lines come back in chunk order.
+// Evaluates `chunk` on `jobs` threads (at most one per point), as run_sweep and rank 0 do; the lines
+// come back in chunk order.
 std::vector<std::string> evaluate_chunk(const sweep::SweepSpec& spec, const std::vector<std::uint64_t>& chunk,
                                         const sweep::RunOptions& options) {
   std::vector<std::string> lines(chunk.size());
@@ -97,8 +98,7 @@ std::vector<std::string> evaluate_chunk(const sweep::SweepSpec& spec, const std:
     for (size_t k; (k = next.fetch_add(1)) < chunk.size();) lines[k] = sweep::point_line(spec, chunk[k], options.eval).dump();
   };
   std::vector<std::thread> threads;
-  for (int t = 1; t < std::min<int>(options.jobs, static_cast<int>(chunk.size())); ++t) threads.emplace_back(work);
-  work();
+  for (int t = 0; t < std::min<int>(options.jobs, static_cast<int>(chunk.size())); ++t) threads.emplace_back(work);
   for (auto& t : threads) t.join();
   return lines;
 }
@@ -206,12 +206,14 @@ class Coordinator {
   size_t limit() const { return std::min<size_t>(todo_.size(), written_ + window_); }
 
   // Guided self-scheduling (Polychronopoulos and Kuck, IEEE Trans. Computers 1987): large chunks
-  // while much is left, down to one point per thread near the end, so the last chunks even out.
+  // while much is left, down to one point per thread near the end, so the last chunks even out. A
+  // quarter of the fair share (rather than all of it) and at most 8 points per thread, because point
+  // costs vary severalfold and one message (well under a millisecond) is cheap next to one point.
   std::vector<std::uint64_t> take_chunk(bool& stop) {
     std::lock_guard lock(mu_);
     stop = handed_ >= todo_.size();
     const std::uint64_t threads = static_cast<std::uint64_t>(mpi_.size) * options_.jobs;
-    const std::uint64_t per_thread = std::clamp<std::uint64_t>((todo_.size() - handed_) / (2 * threads), 1, 16);
+    const std::uint64_t per_thread = std::clamp<std::uint64_t>((todo_.size() - handed_) / (4 * threads), 1, 8);
     const size_t end = std::min<size_t>(handed_ + per_thread * options_.jobs, limit());
     std::vector<std::uint64_t> chunk;
     for (; handed_ < end; ++handed_) chunk.push_back(todo_[handed_]);
@@ -296,7 +298,7 @@ std::optional<MpiSweep> run_sweep_mpi(const std::string& spec_path, const sweep:
     Coordinator coordinator(mpi, *spec, options, todo);
     const Coordinator::Tally tally = coordinator.run(out, summary);
     if (!out) throw InputError(options.out_path + ": write failed");
-    std::cerr << fmt::format("moesim sweep --mpi: {} ranks x {} threads: {} points evaluated in {:.1f} s\n", mpi.size, options.jobs,
+    std::cerr << fmt::format("moesim sweep --mpi: {} ranks, {} threads each: {} points evaluated in {:.1f} s\n", mpi.size, options.jobs,
                              todo.size(), seconds_since(started));
     for (int r = 0; r < mpi.size; ++r)
       std::cerr << fmt::format("  rank {}: {} points, {:.1f} s evaluating\n", r, tally.points[r], tally.busy_seconds[r]);
