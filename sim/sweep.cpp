@@ -647,8 +647,10 @@ std::vector<json> Summary::pareto_tokens_memory() const { return by_index(front_
 namespace {
 
 // Reads the complete lines of an earlier run into `summary` and `done`; returns the byte length of
-// those lines. A last line without its newline was cut off mid-write and is dropped (rewritten).
-std::uint64_t read_existing(const std::string& path, std::uint64_t points, Summary& summary, std::set<std::uint64_t>& done) {
+// those lines. A last line without its newline was cut off mid-write and is dropped (rewritten). A
+// part file's first line must be its shard's header.
+std::uint64_t read_existing(const RunOptions& options, std::uint64_t points, Summary& summary, std::set<std::uint64_t>& done) {
+  const std::string& path = options.out_path;
   std::ifstream in(path, std::ios::binary);
   if (!in) return 0;
   std::stringstream buffer;
@@ -660,6 +662,12 @@ std::uint64_t read_existing(const std::string& path, std::uint64_t points, Summa
     const size_t end = text.find('\n', start);
     if (end == std::string::npos) break;
     ++line_no;
+    if (line_no == 1 && !options.header.empty()) {
+      if (text.compare(0, end, options.header) != 0)
+        throw InputError(fmt::format("{}: line 1: not the part header of this spec and shard ({}); cannot resume", path, options.header));
+      start = good = end + 1;
+      continue;
+    }
     json line;
     try {
       line = json::parse(text.substr(start, end - start));
@@ -669,9 +677,10 @@ std::uint64_t read_existing(const std::string& path, std::uint64_t points, Summa
     if (!line.is_object() || !line.contains("index") || !line["index"].is_number_unsigned() || !line.contains("status"))
       throw InputError(fmt::format("{}: line {}: not a sweep result line; cannot resume", path, line_no));
     const std::uint64_t index = index_of(line);
-    if (index >= points || !done.insert(index).second)
-      throw InputError(fmt::format("{}: line {}: point {} is not a new point of this spec ({} points); cannot resume", path,
-                                   line_no, index, points));
+    if (index >= points || index % options.shard_count != options.shard_index || !done.insert(index).second)
+      throw InputError(fmt::format("{}: line {}: point {} is not a new point of this spec ({} points{}); cannot resume", path,
+                                   line_no, index, points,
+                                   options.shard_count > 1 ? fmt::format(", shard {}/{}", options.shard_index, options.shard_count) : ""));
     summary.add(line);
     start = end + 1;
     good = start;
@@ -686,19 +695,41 @@ std::string clock(double s) {
 
 }  // namespace
 
-Summary run_sweep(const SweepSpec& spec, const RunOptions& options, RunStats* stats) {
-  const std::uint64_t points = point_count(spec);
-  Summary summary(spec.objective, options.top_k);
-  std::set<std::uint64_t> done;
+json point_line(const SweepSpec& spec, std::uint64_t index, const EvalOptions& options) {
+  try {
+    return result_json(spec, evaluate_point(spec, index, options));
+  } catch (const std::exception& e) {
+    PointResult failed;
+    failed.index = index;
+    failed.values = point_values(spec, index);
+    failed.reason = std::string("evaluation failed: ") + e.what();
+    return result_json(spec, failed);
+  }
+}
+
+std::ofstream open_results(const RunOptions& options, std::uint64_t points, Summary& summary, std::set<std::uint64_t>& done) {
+  if (options.shard_count < 1 || options.shard_index >= options.shard_count)
+    throw InputError(fmt::format("shard {}/{}: expected I/N with 0 <= I < N", options.shard_index, options.shard_count));
   std::ofstream out;
-  if (options.resume && fs::exists(options.out_path)) {
-    const std::uint64_t keep = read_existing(options.out_path, points, summary, done);
+  std::uint64_t keep = 0;
+  if (options.resume && fs::exists(options.out_path)) keep = read_existing(options, points, summary, done);
+  if (keep > 0) {
     fs::resize_file(options.out_path, keep);
     out.open(options.out_path, std::ios::binary | std::ios::app);
   } else {
     out.open(options.out_path, std::ios::binary | std::ios::trunc);
+    if (!options.header.empty()) out << options.header << '\n' << std::flush;
   }
   if (!out) throw InputError(options.out_path + ": cannot write file");
+  return out;
+}
+
+Summary run_sweep(const SweepSpec& spec, const RunOptions& options, RunStats* stats) {
+  const std::uint64_t points = point_count(spec);
+  Summary summary(spec.objective, options.top_k);
+  std::set<std::uint64_t> done;
+  std::ofstream out = open_results(options, points, summary, done);
+  auto skipped = [&](std::uint64_t i) { return done.count(i) || i % options.shard_count != options.shard_index; };
 
   // Workers take indices in order and hand back finished lines; this thread writes them in index
   // order. A worker waits while it is `window` points ahead of the writer, so one slow point cannot
@@ -715,21 +746,12 @@ Summary run_sweep(const SweepSpec& spec, const RunOptions& options, RunStats* st
     for (;;) {
       const std::uint64_t i = next.fetch_add(1);
       if (i >= points) return;
-      if (done.count(i)) continue;
+      if (skipped(i)) continue;
       {
         std::unique_lock lock(mu);
         space.wait(lock, [&] { return i < writer_at + window; });
       }
-      json line;
-      try {
-        line = result_json(spec, evaluate_point(spec, i, options.eval));
-      } catch (const std::exception& e) {
-        PointResult failed;
-        failed.index = i;
-        failed.values = point_values(spec, i);
-        failed.reason = std::string("evaluation failed: ") + e.what();
-        line = result_json(spec, failed);
-      }
+      json line = point_line(spec, i, options.eval);
       std::string text = line.dump();
       {
         std::lock_guard lock(mu);
@@ -744,9 +766,10 @@ Summary run_sweep(const SweepSpec& spec, const RunOptions& options, RunStats* st
   const auto started = std::chrono::steady_clock::now();
   auto last_draw = started - std::chrono::seconds(1);
   std::uint64_t evaluated = 0;
-  const std::uint64_t to_do = points - done.size();
+  const std::uint64_t selected = points / options.shard_count + (options.shard_index < points % options.shard_count);
+  const std::uint64_t to_do = selected - done.size();
   for (std::uint64_t i = 0; i < points; ++i) {
-    if (done.count(i)) {
+    if (skipped(i)) {
       {
         std::lock_guard lock(mu);
         writer_at = i + 1;
@@ -783,7 +806,7 @@ Summary run_sweep(const SweepSpec& spec, const RunOptions& options, RunStats* st
   for (auto& t : threads) t.join();
   if (options.progress && to_do > 0) *options.progress << "\n";
   if (!out) throw InputError(options.out_path + ": write failed");
-  if (stats) *stats = {points, evaluated, done.size()};
+  if (stats) *stats = {selected, evaluated, done.size()};
   return summary;
 }
 

@@ -5,9 +5,10 @@
 // evaluated in parallel and streamed as JSON lines in index order. The spec format is documented in
 // sweeps/README.md.
 #include <cstdint>
-#include <iosfwd>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -142,6 +143,8 @@ struct PointResult {
 };
 
 PointResult evaluate_point(const SweepSpec& spec, std::uint64_t index, const EvalOptions& options = {});
+// The result line of point `index`; an evaluation that throws becomes an infeasible line naming the error.
+json point_line(const SweepSpec& spec, std::uint64_t index, const EvalOptions& options = {});
 // One result line (no wall-clock fields, so reruns produce identical bytes).
 json result_json(const SweepSpec& spec, const PointResult& r);
 
@@ -171,6 +174,10 @@ struct RunOptions {
   int top_k = 10;
   EvalOptions eval;
   std::ostream* progress = nullptr;  // progress bar target (a terminal), or none
+  // A shard (sweep --shard, sim/shard.h) evaluates only the points with index % shard_count ==
+  // shard_index, and its part file starts with the line `header`, which resume requires unchanged.
+  std::uint64_t shard_index = 0, shard_count = 1;
+  std::string header;
 };
 
 struct RunStats {
@@ -181,5 +188,9 @@ struct RunStats {
 // (with resume: keeps the complete lines already there, drops a truncated last line). Returns the
 // summary over all lines of the file.
 Summary run_sweep(const SweepSpec& spec, const RunOptions& options, RunStats* stats = nullptr);
+
+// Opens options.out_path for run_sweep (and the MPI driver): truncated (then the header, if any), or
+// with resume after its complete lines, whose indices go into `done` and whose results into `summary`.
+std::ofstream open_results(const RunOptions& options, std::uint64_t points, Summary& summary, std::set<std::uint64_t>& done);
 
 }  // namespace moesim::sweep

@@ -239,6 +239,7 @@ void usage() {
                "  validate   compare predictions with measured runs\n"
                "  sweep      search model hyperparameters and layouts (sweeps/README.md)\n"
                "  report     interactive HTML report of a sweep's results\n"
+               "  merge      join the part files of 'sweep --shard I/N' runs into one results file\n"
                "  models     list built-in models\n"
                "  profiles   list built-in hardware profiles\n"
                "  gemm-table GEMM-efficiency sanity table of a profile\n"
@@ -269,6 +270,7 @@ int main(int argc, char** argv) {
     if (command == "prune") return cmd_prune(args);
     if (command == "deploy") return cmd_deploy(args);
     if (command == "report") return cmd_report(args);
+    if (command == "merge") return cmd_merge(args);
     std::cerr << "moesim: unknown command '" << command << "' (run 'moesim --help')\n";
     return 2;
   } catch (const InputError& e) {

@@ -1,4 +1,4 @@
-// moesim sweep SPEC [--jobs N] [--out results.jsonl] [--csv FILE] [--json FILE] [--top K] [--resume]
+// moesim sweep SPEC [--jobs N] [--out results.jsonl] [--csv FILE] [--json FILE] [--top K] [--resume] [--shard I/N | --mpi]
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -9,7 +9,9 @@
 #include <thread>
 
 #include "sim/cli/commands.h"
+#include "sim/cli/sweep_mpi.h"
 #include "sim/io/input_error.h"
+#include "sim/shard.h"
 #include "sim/sweep.h"
 
 namespace moesim {
@@ -75,41 +77,12 @@ void write_csv(const std::string& path, const sweep::SweepSpec& spec, const std:
   }
 }
 
-}  // namespace
-
-int cmd_sweep(const std::vector<std::string>& args) {
-  po::options_description d("moesim sweep SPEC [--jobs N] [--out results.jsonl] [--csv FILE] [--json FILE] [--top K] [--resume]");
-  d.add_options()("help,h", "this help")("spec", po::value<std::string>()->required(), "sweep spec (sweeps/README.md)")(
-      "jobs,j", po::value<int>()->default_value(static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))),
-      "model points evaluated in parallel")("out,o", po::value<std::string>()->default_value("results.jsonl"),
-                                            "one JSON line per model point, in point order")(
-      "csv", po::value<std::string>(), "write the ranked table as CSV")("json", po::value<std::string>(),
-                                                                      "write the ranked table and Pareto fronts as JSON")(
-      "top", po::value<int>()->default_value(10), "rows of the ranked table")(
-      "resume", "keep the points already in --out and evaluate the rest")(
-      "no-prune", "simulate every valid layout (slow; checks that pruning loses nothing)");
-  po::positional_options_description pos;
-  pos.add("spec", 1);
-  const auto parsed = parse_command(args, d, &pos);
-  if (!parsed) return 0;
-  const po::variables_map& vm = *parsed;
-  const int jobs = vm["jobs"].as<int>(), top = vm["top"].as<int>();
-  if (jobs < 1) throw InputError("--jobs: expected a whole number >= 1, got " + std::to_string(jobs));
-  if (top < 0) throw InputError("--top: expected a whole number >= 0, got " + std::to_string(top));
-
-  const sweep::SweepSpec spec = sweep::load_spec(vm["spec"].as<std::string>());
-  sweep::RunOptions options;
-  options.jobs = jobs;
-  options.out_path = vm["out"].as<std::string>();
-  options.resume = vm.count("resume") > 0;
-  options.top_k = top;
-  options.eval.prune = vm.count("no-prune") == 0;
-  // The bar redraws one terminal line; in a log file it would only be noise.
-  if (isatty(STDERR_FILENO)) options.progress = &std::cerr;
-  sweep::RunStats stats;
-  const sweep::Summary summary = sweep::run_sweep(spec, options, &stats);
-
-  fmt::print("{} model points ({} evaluated now, {} from an earlier run): {} ok, {} infeasible, {} do not fit -> {}\n",
+// The summary line, the ranked table and the Pareto fronts, and the --csv/--json files.
+void report_sweep(const po::variables_map& vm, const sweep::SweepSpec& spec, const sweep::Summary& summary,
+                  const sweep::RunStats& stats, const sweep::RunOptions& options) {
+  const std::string shard =
+      options.shard_count > 1 ? fmt::format("shard {}/{}: ", options.shard_index, options.shard_count) : std::string();
+  fmt::print("{}{} model points ({} evaluated now, {} from an earlier run): {} ok, {} infeasible, {} do not fit -> {}\n", shard,
              stats.points, stats.evaluated, stats.resumed, summary.ok, summary.infeasible, summary.no_fit, options.out_path);
   const auto ranked = summary.ranked();
   print_table(spec, fmt::format("top {} by {}", ranked.size(), to_string(spec.objective)), ranked, true);
@@ -130,6 +103,67 @@ int cmd_sweep(const std::vector<std::string>& args) {
                            {"pareto", {{"mfu_vs_active_params", front_mfu}, {"tokens_per_s_vs_peak_memory", front_memory}}}};
     out << j.dump(2) << "\n";
   }
+}
+
+}  // namespace
+
+int cmd_sweep(const std::vector<std::string>& args) {
+  po::options_description d(
+      "moesim sweep SPEC [--jobs N] [--out results.jsonl] [--csv FILE] [--json FILE] [--top K] [--resume] [--shard I/N | --mpi]");
+  d.add_options()("help,h", "this help")("spec", po::value<std::string>()->required(), "sweep spec (sweeps/README.md)")(
+      "jobs,j", po::value<int>()->default_value(static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))),
+      "model points evaluated in parallel (per rank with --mpi, where the default is 1)")(
+      "out,o", po::value<std::string>()->default_value("results.jsonl"), "one JSON line per model point, in point order")(
+      "csv", po::value<std::string>(), "write the ranked table as CSV")("json", po::value<std::string>(),
+                                                                      "write the ranked table and Pareto fronts as JSON")(
+      "top", po::value<int>()->default_value(10), "rows of the ranked table")(
+      "resume", "keep the points already in --out and evaluate the rest")(
+      "no-prune", "simulate every valid layout (slow; checks that pruning loses nothing)")(
+      "shard", po::value<std::string>(),
+      "evaluate only the points with index % N == I into a part file for 'moesim merge' (default --out "
+      "results.shard-I-of-N.jsonl)")("mpi", "share the points out over the ranks of mpirun (a build with -DMOESIM_WITH_MPI=ON)");
+  po::positional_options_description pos;
+  pos.add("spec", 1);
+  const auto parsed = parse_command(args, d, &pos);
+  if (!parsed) return 0;
+  const po::variables_map& vm = *parsed;
+  const int jobs = vm["jobs"].as<int>(), top = vm["top"].as<int>();
+  if (jobs < 1) throw InputError("--jobs: expected a whole number >= 1, got " + std::to_string(jobs));
+  if (top < 0) throw InputError("--top: expected a whole number >= 0, got " + std::to_string(top));
+  if (vm.count("mpi") && vm.count("shard")) throw InputError("--mpi and --shard: expected one of them (MPI ranks share the points out themselves)");
+
+  sweep::RunOptions options;
+  options.jobs = jobs;
+  options.out_path = vm["out"].as<std::string>();
+  options.resume = vm.count("resume") > 0;
+  options.top_k = top;
+  options.eval.prune = vm.count("no-prune") == 0;
+  const std::string spec_path = vm["spec"].as<std::string>();
+  if (vm.count("mpi")) {
+#ifdef MOESIM_WITH_MPI
+    // One rank per core is the usual MPI layout; threads per rank only when asked for.
+    if (vm["jobs"].defaulted()) options.jobs = 1;
+    const auto run = run_sweep_mpi(spec_path, options);
+    if (run) report_sweep(vm, run->spec, run->summary, run->stats, options);
+    return 0;
+#else
+    throw InputError("--mpi: this moesim was built without MPI (configure with -DMOESIM_WITH_MPI=ON; Debian: libopenmpi-dev)");
+#endif
+  }
+
+  const sweep::SweepSpec spec = sweep::load_spec(spec_path);
+  if (vm.count("shard")) {
+    const shard::Shard s = shard::parse_shard(vm["shard"].as<std::string>(), "--shard");
+    options.shard_index = s.index;
+    options.shard_count = s.count;
+    options.header = shard::part_header(spec, s);
+    if (vm["out"].defaulted()) options.out_path = fmt::format("results.shard-{}-of-{}.jsonl", s.index, s.count);
+  }
+  // The bar redraws one terminal line; in a log file it would only be noise.
+  if (isatty(STDERR_FILENO)) options.progress = &std::cerr;
+  sweep::RunStats stats;
+  const sweep::Summary summary = sweep::run_sweep(spec, options, &stats);
+  report_sweep(vm, spec, summary, stats, options);
   return 0;
 }
 
