@@ -10,6 +10,8 @@ namespace moesim {
 
 int cmd_validate(const std::vector<std::string>& args);
 int cmd_sweep(const std::vector<std::string>& args);
+int cmd_calibrate(const std::vector<std::string>& args);
+int cmd_replay(const std::vector<std::string>& args);
 
 // Parses a subcommand's arguments. With --help/-h it prints the options and returns nothing (the
 // command then exits 0) before required options are checked.

@@ -229,6 +229,8 @@ void usage() {
                "  ops        per-layer operator table with predicted times and collectives\n"
                "  validate   compare predictions with measured runs\n"
                "  sweep      search model hyperparameters and layouts (sweeps/README.md)\n"
+               "  calibrate  fit a hardware profile to profiler traces (Kineto JSON, Ascend)\n"
+               "  replay     predict every kernel of a profiler trace, error per operator kind\n"
                "  models     list built-in models\n"
                "  profiles   list built-in hardware profiles\n"
                "  gemm-table GEMM-efficiency sanity table of a profile\n\n"
@@ -253,6 +255,8 @@ int main(int argc, char** argv) {
     if (command == "gemm-table") return cmd_gemm_table(args);
     if (command == "validate") return cmd_validate(args);
     if (command == "sweep") return cmd_sweep(args);
+    if (command == "calibrate") return cmd_calibrate(args);
+    if (command == "replay") return cmd_replay(args);
     std::cerr << "moesim: unknown command '" << command << "' (run 'moesim --help')\n";
     return 2;
   } catch (const InputError& e) {
