@@ -4,6 +4,7 @@
 #include <array>
 #include <cctype>
 #include <cmath>
+#include <cstdio>
 #include <functional>
 #include <numeric>
 #include <unordered_map>
@@ -130,8 +131,8 @@ bool gemm_from_aten(const io::KernelSample& k, Sample& s) {
   return take(0, 1);
 }
 
-// Ascend MatMul/BatchMatMul/GroupedMatmul from ND Input and Output Shapes: M, N from the output; K is
-// the dimension of A that is not M (A may be transposed).
+// Ascend MatMul/BatchMatMul/GroupedMatmul from ND Input and Output Shapes: M, N from the output; K from
+// the weight B (or A), whichever dimension is not N (M); inputs may be transposed.
 bool gemm_from_ascend(const io::KernelSample& k, Sample& s, bool grouped) {
   const auto& in = k.input_shapes;
   if (in.size() < 2 || in[0].size() < 2 || in[1].size() < 2) return false;
@@ -144,9 +145,12 @@ bool gemm_from_ascend(const io::KernelSample& k, Sample& s, bool grouped) {
   } else {
     if (k.output_shapes.empty() || k.output_shapes[0].size() != A.size()) return false;  // non-ND (fractal) layouts
     const auto& C = k.output_shapes[0];
+    const auto& B = in[1];
     const double m = C[C.size() - 2], n = C.back();
+    // K is the dimension of B that is not N (B may be transposed), else the dimension of A that is not M.
+    const double b_rows = B[B.size() - 2], b_cols = B.back();
     const double a_rows = A[A.size() - 2], a_cols = A.back();
-    const double kk = a_rows == m ? a_cols : a_rows;
+    const double kk = b_cols == n && b_rows != n ? b_rows : b_rows == n && b_cols != n ? b_cols : a_rows == m ? a_cols : a_rows;
     s.gemm = {m, n, kk, product(C, 0, C.size() - 2)};
   }
   s.precision = precision_of(type);
@@ -499,16 +503,30 @@ std::vector<const Sample*> select(const std::vector<Sample>& samples, const std:
 
 bool is_half_precision(const Sample& s) { return s.precision != MatrixPrecision::fp32; }
 
+std::string fmt_pct(double before, double after, std::size_t samples) {
+  char text[160];
+  std::snprintf(text, sizeof text, ": rms residual would go %.1f%% -> %.1f%% over %zu samples", before, after, samples);
+  return text;
+}
+
 }  // namespace
 
 FitResult fit(const std::vector<Sample>& samples, const HardwareProfile& base) {
-  FitResult result{base, {}};
+  FitResult result{base, {}, {}};
   HardwareProfile& p = result.profile;
   DeviceSpec& d = p.device;
   auto record = [&](const std::string& parameter, double before, double after, const std::vector<const Sample*>& group,
                     const HardwareProfile& before_profile, std::string note) {
     result.values.push_back({parameter, before, after, static_cast<int>(group.size()), rms_pct(group, before_profile),
                              rms_pct(group, p), std::move(note)});
+  };
+  // Keeps a step's fit only if it lowers the rms relative residual of the samples it was fitted to.
+  auto improves = [&](const std::vector<const Sample*>& group, const HardwareProfile& before_profile, const std::string& what) {
+    const double before_rms = rms_pct(group, before_profile), after_rms = rms_pct(group, p);
+    if (after_rms <= before_rms) return true;
+    p = before_profile;
+    result.rejected.push_back(what + fmt_pct(before_rms, after_rms, group.size()));
+    return false;
   };
 
   // 1. Launch overhead and HBM efficiency from memory-bound vector ops: t = L + (1/e) * bytes / BW
@@ -532,10 +550,12 @@ FitResult fit(const std::vector<Sample>& samples, const HardwareProfile& base) {
       launch = std::max(0.0, launch);
       d.launch_overhead = launch;
       d.hbm_efficiency = 1.0 / inverse_efficiency;
+      if (improves(group, before, "launch_overhead and hbm_efficiency from vector ops")) {
       record("device.launch_overhead", before.device.launch_overhead, d.launch_overhead, group, before,
              "intercept of kernel time vs HBM bytes over memory-bound vector ops");
       record("device.hbm_efficiency", before.device.hbm_efficiency, d.hbm_efficiency, group, before,
              "inverse slope of kernel time vs bytes / hbm_bandwidth");
+      }
     }
   }
 
@@ -570,10 +590,12 @@ FitResult fit(const std::vector<Sample>& samples, const HardwareProfile& base) {
     }
     d.matrix.peak_fraction = std::min(1.0, 1.0 / inverse_peak);
     d.matrix.half_saturation_flops = half_saturation;
+    if (improves(half, before, "matrix curve from half-precision GEMMs")) {
     record("device.matrix_efficiency.peak_fraction", before.device.matrix.peak_fraction, d.matrix.peak_fraction, half, before,
            "half-precision GEMMs");
     record("device.matrix_efficiency.half_saturation_flops", before.device.matrix.half_saturation_flops,
            d.matrix.half_saturation_flops, half, before, f.ok ? "half-precision GEMMs" : "kept (too few distinct sizes)");
+    }
   }
   if (!single.empty()) {  // FP32 GEMM rate (and, without half-precision GEMMs, the saturation point)
     const HardwareProfile before = p;
@@ -589,11 +611,13 @@ FitResult fit(const std::vector<Sample>& samples, const HardwareProfile& base) {
       rate = 1.0 / (fit_one(one) * d.matrix.peak_fraction);
     }
     d.matrix_fp32 = rate;
+    if (improves(single, before, "FP32 GEMM rate")) {
     record("device.matrix_flops.fp32", matrix_peak(MatrixPrecision::fp32, before.device), d.matrix_fp32, single, before,
            "FP32 GEMMs (rate at peak_fraction)");
     if (f.ok)
       record("device.matrix_efficiency.half_saturation_flops", before.device.matrix.half_saturation_flops,
              d.matrix.half_saturation_flops, single, before, "FP32 GEMMs (no half-precision GEMMs in the traces)");
+    }
   }
 
   // 3. Grouped GEMM factor: t - L = F / (peak * matrix_efficiency without the factor) / factor.
@@ -606,6 +630,7 @@ FitResult fit(const std::vector<Sample>& samples, const HardwareProfile& base) {
                       s->measured});
     }
     d.matrix.grouped_gemm_factor = std::min(1.0, 1.0 / fit_one(rows));
+    if (improves(group, before, "grouped_gemm_factor"))
     record("device.matrix_efficiency.grouped_gemm_factor", before.device.matrix.grouped_gemm_factor,
            d.matrix.grouped_gemm_factor, group, before, "grouped GEMMs");
   }
@@ -618,6 +643,7 @@ FitResult fit(const std::vector<Sample>& samples, const HardwareProfile& base) {
       rows.push_back({s->op_flops / (matrix_peak(s->precision, d) * d.matrix.peak_fraction), 0,
                       s->measured - s->launches * d.launch_overhead, s->measured});
     d.matrix.attention_fraction = std::min(1.0 / d.matrix.peak_fraction, 1.0 / fit_one(rows));
+    if (improves(group, before, "attention_fraction"))
     record("device.matrix_efficiency.attention_fraction", before.device.matrix.attention_fraction, d.matrix.attention_fraction,
            group, before, "fused attention kernels");
   }
@@ -661,6 +687,7 @@ FitResult fit(const std::vector<Sample>& samples, const HardwareProfile& base) {
       tier.latency = latency;
       tier.efficiency = std::min(1.0, 1.0 / (inverse_bandwidth * tier.bandwidth));
       const std::string where = "tiers[" + std::to_string(t) + "] (" + tier.name + ")";
+      if (!improves(group, before, where + " latency and efficiency")) continue;
       if (f.ok) record(where + ".latency", before.tiers[t].latency, tier.latency, group, before, "collectives on this tier");
       record(where + ".efficiency", before.tiers[t].efficiency, tier.efficiency, group, before,
              spread ? "collectives on this tier" : "collectives on this tier (one message size: latency kept)");

@@ -132,6 +132,7 @@ int cmd_calibrate(const std::vector<std::string>& args) {
       src[key] = (src.contains(key) && src[key].is_string() ? src[key].get<std::string>() + "; " : std::string()) + citation;
     }
   }
+  for (const std::string& r : fit.rejected) fmt::print("not calibrated (kept the base value): {}\n", r);
   open_output(vm["out"].as<std::string>()) << out.dump(2) << "\n";
   print_replay(calibrate::replay(samples, base), base.name);
   print_replay(calibrate::replay(samples, calibrated), calibrated.name);
