@@ -304,12 +304,42 @@ Sample classify_one(const io::KernelSample& k, const HardwareProfile& hw, int wo
     }
   }
   s.kind = OpKind::vector;
+  // Lookups read the rows their indices select, not the whole table the shapes show.
+  for (const char* lookup : {"embedding", "index_select", "gather", "scatter", "index_add", "index_put", "take"})
+    if (contains(op, lookup) || contains(name, lookup)) return unpredictable(s.kind, "traffic depends on the indices");
   if (!has_shapes || !vector_from_shapes(k, s)) return unpredictable(s.kind, "shapes not recorded");
   s.predictable = true;
   return s;
 }
 
 }  // namespace
+
+int align_collectives(std::vector<io::Trace>& ranks) {
+  if (ranks.size() < 2) return 0;
+  auto collectives = [](io::Trace& t) {
+    std::vector<io::KernelSample*> out;
+    for (auto& k : t.kernels)
+      if (!k.collective.empty() || lower(k.name).find("nccl") != std::string::npos) out.push_back(&k);
+    std::sort(out.begin(), out.end(), [](const auto* a, const auto* b) { return a->start_us < b->start_us; });
+    return out;
+  };
+  std::vector<std::vector<io::KernelSample*>> per_rank;
+  for (io::Trace& t : ranks) {
+    if (t.format != io::TraceFormat::chrome_json || t.world_size != ranks.front().world_size || t.world_size < 2) return 0;
+    per_rank.push_back(collectives(t));
+    if (per_rank.back().size() != per_rank.front().size()) return 0;
+  }
+  const std::size_t n = per_rank.front().size();
+  for (std::size_t i = 0; i < n; ++i)
+    for (const auto& r : per_rank)
+      if (r[i]->name != per_rank.front()[i]->name) return 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    seconds shortest = per_rank.front()[i]->duration;
+    for (const auto& r : per_rank) shortest = std::min(shortest, r[i]->duration);
+    for (auto& r : per_rank) r[i]->duration = shortest;
+  }
+  return static_cast<int>(n);
+}
 
 std::vector<Sample> classify(const io::Trace& trace, const HardwareProfile& hw) {
   std::vector<Sample> out;
@@ -672,12 +702,22 @@ FitResult fit(const std::vector<Sample>& samples, const HardwareProfile& base) {
     }
     std::sort(sizes.begin(), sizes.end());
     const bool spread = sizes.back() > 4 * sizes.front();  // a latency needs small and large messages
-    LinearFit f = spread ? fit_two_non_negative(rows) : LinearFit{};
     Tier& tier = p.tiers[t];
+    // Bandwidth is identifiable only if some message spends longer on bytes than on latency steps.
+    const double base_inverse_bandwidth = 1.0 / (tier.bandwidth * tier.efficiency);
+    const bool bandwidth_visible = std::any_of(rows.begin(), rows.end(), [&](const Row& r) {
+      return r.x2 * base_inverse_bandwidth > r.x1 * tier.latency;
+    });
+    LinearFit f = spread && bandwidth_visible ? fit_two_non_negative(rows) : LinearFit{};
     double latency = tier.latency, inverse_bandwidth = 0;
     if (f.ok && f.b > 0) {
       latency = f.a;
       inverse_bandwidth = f.b;
+    } else if (!bandwidth_visible) {  // latency-bound messages only: fit the latency, keep the bandwidth
+      std::vector<Row> alpha_rows;
+      for (const Row& r : rows) alpha_rows.push_back({r.x1, 0, r.target - base_inverse_bandwidth * r.x2, r.measured});
+      latency = std::max(0.0, fit_one(alpha_rows));
+      inverse_bandwidth = base_inverse_bandwidth;
     } else {
       std::vector<Row> beta_rows;
       for (const Row& r : rows) beta_rows.push_back({r.x2, 0, r.target - latency * r.x1, r.measured});
@@ -688,9 +728,12 @@ FitResult fit(const std::vector<Sample>& samples, const HardwareProfile& base) {
       tier.efficiency = std::min(1.0, 1.0 / (inverse_bandwidth * tier.bandwidth));
       const std::string where = "tiers[" + std::to_string(t) + "] (" + tier.name + ")";
       if (!improves(group, before, where + " latency and efficiency")) continue;
-      if (f.ok) record(where + ".latency", before.tiers[t].latency, tier.latency, group, before, "collectives on this tier");
-      record(where + ".efficiency", before.tiers[t].efficiency, tier.efficiency, group, before,
-             spread ? "collectives on this tier" : "collectives on this tier (one message size: latency kept)");
+      if (f.ok || !bandwidth_visible)
+        record(where + ".latency", before.tiers[t].latency, tier.latency, group, before,
+               bandwidth_visible ? "collectives on this tier" : "latency-bound collectives on this tier");
+      if (bandwidth_visible)
+        record(where + ".efficiency", before.tiers[t].efficiency, tier.efficiency, group, before,
+               spread ? "collectives on this tier" : "collectives on this tier (one message size: latency kept)");
     }
   }
   return result;

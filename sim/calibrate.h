@@ -49,6 +49,13 @@ struct Sample {
   int outer_tier = -1;
 };
 
+// Per-rank traces of one run: a collective kernel's span includes the time its rank waits for the
+// others, so the k-th collective of every rank is given the shortest span among the ranks (the last
+// rank to arrive waits least; HTA's straggler analysis aligns ranks the same way). Applies to Kineto
+// traces with the same world size whose collective sequences have the same names; returns the number
+// of collectives aligned (0 when the traces are not ranks of one run).
+int align_collectives(std::vector<io::Trace>& ranks);
+
 // Classifies every kernel of a trace against a profile's tiers (a collective's tier comes from its
 // group size, or the transport the Ascend profiler recorded). The compute kernels one aten op launched
 // (a GEMM and its bias or split-K kernel) become one sample: the op's shapes describe them together.

@@ -228,6 +228,33 @@ TEST_CASE("Trace readers: truncated and malformed copies end with an error namin
   }
 }
 
+TEST_CASE("Collectives of the ranks of one run take the shortest rank's span", "[trace]") {
+  if (!have_traces()) return;
+  std::vector<io::Trace> ranks{io::read_trace(trace("hta/trace_filter/sampled_rank-0.json.gz")),
+                               io::read_trace(trace("hta/trace_filter/sampled_rank-1.json.gz"))};
+  std::vector<seconds> rank0_before;
+  for (const auto& k : ranks[0].kernels)
+    if (k.name.starts_with("ncclKernel")) rank0_before.push_back(k.duration);
+  CHECK(calibrate::align_collectives(ranks) == 10);  // 10 SendRecv per rank, SOURCES.md
+  std::vector<seconds> r0, r1;
+  for (const auto& k : ranks[0].kernels)
+    if (k.name.starts_with("ncclKernel")) r0.push_back(k.duration);
+  for (const auto& k : ranks[1].kernels)
+    if (k.name.starts_with("ncclKernel")) r1.push_back(k.duration);
+  REQUIRE(r0.size() == 10);
+  CHECK(r0 == r1);
+  int shortened = 0;
+  for (std::size_t i = 0; i < r0.size(); ++i) {
+    CHECK(r0[i] <= rank0_before[i]);
+    if (r0[i] < rank0_before[i]) ++shortened;
+  }
+  CHECK(shortened > 0);
+  // Traces of different runs are left alone.
+  std::vector<io::Trace> unrelated{io::read_trace(trace("hta/trace_filter/sampled_rank-0.json.gz")),
+                                   io::read_trace(trace("hta/nccl_parser_config/nccl_data.json.gz"))};
+  CHECK(calibrate::align_collectives(unrelated) == 0);
+}
+
 TEST_CASE("Kineto reader streams a large trace event by event", "[trace]") {
   // 100k kernels (~20 MB of JSON, gzip-compressed on disk): read without building a DOM of the file.
   const TempDir tmp;

@@ -17,13 +17,19 @@ namespace po = boost::program_options;
 
 namespace {
 
-std::vector<calibrate::Sample> load_samples(const std::vector<std::string>& traces, const HardwareProfile& hw) {
-  std::vector<calibrate::Sample> all;
-  for (const std::string& path : traces) {
-    const io::Trace t = io::read_trace(path);
-    auto s = calibrate::classify(t, hw);
+std::vector<calibrate::Sample> load_samples(const std::vector<std::string>& paths, const HardwareProfile& hw) {
+  std::vector<io::Trace> traces;
+  for (const std::string& path : paths) {
+    traces.push_back(io::read_trace(path));
+    const io::Trace& t = traces.back();
     fmt::print("{}: {} ({}{}{} kernels)\n", path, io::to_string(t.format), t.device_name.empty() ? "" : t.device_name + ", ",
                t.world_size > 0 ? fmt::format("world size {}, ", t.world_size) : "", t.kernels.size());
+  }
+  if (const int aligned = calibrate::align_collectives(traces))
+    fmt::print("{} collectives aligned across {} ranks (each takes the shortest rank's span)\n", aligned, traces.size());
+  std::vector<calibrate::Sample> all;
+  for (const io::Trace& t : traces) {
+    auto s = calibrate::classify(t, hw);
     all.insert(all.end(), std::make_move_iterator(s.begin()), std::make_move_iterator(s.end()));
   }
   return all;
@@ -54,19 +60,20 @@ void print_replay(const calibrate::ReplayReport& r, const std::string& profile) 
 }  // namespace
 
 int cmd_replay(const std::vector<std::string>& args) {
-  po::options_description d("moesim replay TRACE --hw PROFILE [--json FILE]");
-  d.add_options()("help,h", "this help")("trace", po::value<std::string>()->required(),
-                                         "Kineto .json/.json.gz, Ascend kernel_details.csv or ASCEND_PROFILER_OUTPUT folder")(
+  po::options_description d("moesim replay TRACE... --hw PROFILE [--json FILE] [--kernels FILE]");
+  d.add_options()("help,h", "this help")(
+      "trace", po::value<std::vector<std::string>>()->required(),
+      "Kineto .json/.json.gz, Ascend kernel_details.csv or ASCEND_PROFILER_OUTPUT folder; several: the ranks of one run")(
       "hw", po::value<std::string>()->required(), "hardware profile (built-in name or file)")(
       "json", po::value<std::string>(), "write per-kind errors and totals as JSON")(
       "kernels", po::value<std::string>(), "write every kernel (kind, measured, predicted, shapes or why not predicted) as CSV");
   po::positional_options_description pos;
-  pos.add("trace", 1);
+  pos.add("trace", -1);
   const auto parsed = parse_command(args, d, &pos);
   if (!parsed) return 0;
   const po::variables_map& vm = *parsed;
   const HardwareProfile hw = io::load_profile(vm["hw"].as<std::string>());
-  const auto samples = load_samples({vm["trace"].as<std::string>()}, hw);
+  const auto samples = load_samples(vm["trace"].as<std::vector<std::string>>(), hw);
   const calibrate::ReplayReport r = calibrate::replay(samples, hw);
   print_replay(r, hw.name);
   if (vm.count("json")) open_output(vm["json"].as<std::string>()) << calibrate::to_json(r).dump(2) << "\n";
