@@ -30,12 +30,14 @@ const char* to_string(TraceFormat f) {
   return "?";
 }
 
-namespace {
-
-std::string lower(std::string s) {
+std::string to_lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
   return s;
 }
+
+namespace {
+
+std::string lower(std::string s) { return to_lower(std::move(s)); }
 
 std::string trim(const std::string& s) {
   const auto b = s.find_first_not_of(" \t\r\n\"");
@@ -56,7 +58,6 @@ class GzipStreamBuf : public std::streambuf {
   ~GzipStreamBuf() override { gzclose(file_); }
   GzipStreamBuf(const GzipStreamBuf&) = delete;
   GzipStreamBuf& operator=(const GzipStreamBuf&) = delete;
-  std::size_t bytes_read() const { return total_; }
 
  protected:
   int_type underflow() override {

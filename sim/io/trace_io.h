@@ -55,6 +55,9 @@ struct Trace {
 TraceFormat detect_trace_format(const std::string& path);
 Trace read_trace(const std::string& path);
 
+// ASCII lower case (profiler names differ in case across vendors and versions).
+std::string to_lower(std::string s);
+
 // Bytes of one element of a profiler dtype name ("float", "c10::BFloat16", "DT_BF16", "FLOAT16", ...);
 // 0 when the name is unknown.
 double dtype_bytes(const std::string& dtype);
