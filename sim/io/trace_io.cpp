@@ -311,6 +311,7 @@ Trace read_chrome_trace(const std::string& path) {
     k.start_us = ts;
     if (!std::isfinite(dur) || dur < 0)
       throw InputError(path + ": kernel '" + k.name.substr(0, 60) + "': field 'dur': expected a duration >= 0 in us");
+    if (!std::isfinite(ts)) throw InputError(path + ": kernel '" + k.name.substr(0, 60) + "': field 'ts': expected a timestamp in us");
     k.duration = dur * 1e-6;
     if (npu_task) k.core = args["Task Type"].is_string() ? args["Task Type"].get<std::string>() : "";
     if (args.contains("Collective name") && args["Collective name"].is_string()) {
