@@ -230,6 +230,7 @@ Sample classify_one(const io::KernelSample& k, const HardwareProfile& hw, int wo
   const bool deep_ep = contains(name, "dpsk::ep") || contains(name, "deep_ep") || contains(name, "deepep");
   if (!k.collective.empty() || contains(name, "nccl") || contains(name, "hcom_") || core == "HCCL" || deep_ep) {
     s.kind = OpKind::collective;
+    s.excludes_peer_wait = k.excludes_peer_wait;
     const auto kind = collective_kind(!k.collective.empty() ? k.collective : k.name);
     if (!kind) return unpredictable(OpKind::collective, "collective kind not modelled (broadcast, reduce, custom)");
     s.collective = *kind;
@@ -321,7 +322,7 @@ int align_collectives(std::vector<io::Trace>& ranks) {
   };
   std::vector<std::vector<io::KernelSample*>> per_rank;
   for (io::Trace& t : ranks) {
-    if (t.format != io::TraceFormat::chrome_json || t.world_size != ranks.front().world_size || t.world_size < 2) return 0;
+    if (t.format != io::TraceFormat::chrome_json || t.world_size != static_cast<int>(ranks.size())) return 0;
     per_rank.push_back(collectives(t));
     if (per_rank.back().size() != per_rank.front().size()) return 0;
   }
@@ -332,7 +333,7 @@ int align_collectives(std::vector<io::Trace>& ranks) {
   for (std::size_t i = 0; i < n; ++i) {
     seconds shortest = per_rank.front()[i]->duration;
     for (const auto& r : per_rank) shortest = std::min(shortest, r[i]->duration);
-    for (auto& r : per_rank) r[i]->duration = shortest;
+    for (auto& r : per_rank) r[i]->duration = shortest, r[i]->excludes_peer_wait = true;
   }
   return static_cast<int>(n);
 }
@@ -678,7 +679,9 @@ FitResult fit(const std::vector<Sample>& samples, const HardwareProfile& base) {
   //    1/(bandwidth * efficiency); the coefficients come from comm::collective_time itself, evaluated
   //    with that tier's latency and bandwidth switched on and off (inner tiers at their fitted values).
   for (std::size_t t = 0; t < p.tiers.size(); ++t) {
-    const auto group = select(samples, [&](const Sample& s) { return s.kind == OpKind::collective && s.outer_tier == static_cast<int>(t); });
+    const auto group = select(samples, [&](const Sample& s) {
+      return s.kind == OpKind::collective && s.excludes_peer_wait && s.outer_tier == static_cast<int>(t);
+    });
     if (group.empty()) continue;
     const HardwareProfile before = p;
     auto time_with = [&](const Sample& s, seconds latency, bytes_per_second bandwidth) {

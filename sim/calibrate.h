@@ -47,13 +47,14 @@ struct Sample {
   int group_size = 0;
   int group_stride = 1;  // ranks between members (RDMA traffic: one member per innermost domain)
   int outer_tier = -1;
+  bool excludes_peer_wait = false;  // collectives: measured time is the transfer (fit only these)
 };
 
 // Per-rank traces of one run: a collective kernel's span includes the time its rank waits for the
 // others, so the k-th collective of every rank is given the shortest span among the ranks (the last
 // rank to arrive waits least; HTA's straggler analysis aligns ranks the same way). Applies to Kineto
-// traces with the same world size whose collective sequences have the same names; returns the number
-// of collectives aligned (0 when the traces are not ranks of one run).
+// traces of all world_size ranks of one run whose collective sequences have the same names; returns the
+// number of collectives aligned (0 when the traces are not all ranks of one run).
 int align_collectives(std::vector<io::Trace>& ranks);
 
 // Classifies every kernel of a trace against a profile's tiers (a collective's tier comes from its

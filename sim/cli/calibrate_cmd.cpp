@@ -27,6 +27,9 @@ std::vector<calibrate::Sample> load_samples(const std::vector<std::string>& path
   }
   if (const int aligned = calibrate::align_collectives(traces))
     fmt::print("{} collectives aligned across {} ranks (each takes the shortest rank's span)\n", aligned, traces.size());
+  else if (std::any_of(traces.begin(), traces.end(), [](const io::Trace& t) { return t.format == io::TraceFormat::chrome_json; }))
+    fmt::print("collective kernels keep their spans, waits for other ranks included (tier bandwidths are fitted only from "
+               "the traces of all ranks of a run)\n");
   std::vector<calibrate::Sample> all;
   for (const io::Trace& t : traces) {
     auto s = calibrate::classify(t, hw);

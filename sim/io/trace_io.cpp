@@ -600,6 +600,7 @@ Trace read_kernel_details(const std::string& path) {
         k.transport = it->second.transport;
         k.group_size = it->second.group_size;
         k.transit_time = it->second.transit_time;
+        k.excludes_peer_wait = true;
         matched.insert(k.name);
       }
     }
@@ -616,6 +617,7 @@ Trace read_kernel_details(const std::string& path) {
     k.transport = c.transport;
     k.group_size = c.group_size;
     k.transit_time = c.transit_time;
+    k.excludes_peer_wait = true;
     trace.kernels.push_back(std::move(k));
   }
   return trace;

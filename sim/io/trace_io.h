@@ -41,6 +41,9 @@ struct KernelSample {
   std::string transport;          // Ascend: HCCS, RDMA, PCIE, SIO
   int group_size = 0;
   seconds transit_time = 0;       // Ascend: time actually moving data (excludes waiting for peers)
+  // The duration excludes waiting for peers: Ascend transit times, or Kineto collectives aligned over
+  // all ranks of their run (calibrate::align_collectives). A single rank's NCCL kernel span does not.
+  bool excludes_peer_wait = false;
 };
 
 struct Trace {
