@@ -18,6 +18,8 @@ int cmd_deploy(const std::vector<std::string>& args);
 std::pair<int, int> parse_prune_level(const std::string& text);
 int cmd_report(const std::vector<std::string>& args);
 int cmd_merge(const std::vector<std::string>& args);
+int cmd_calibrate(const std::vector<std::string>& args);
+int cmd_replay(const std::vector<std::string>& args);
 
 // Parses a subcommand's arguments. With --help/-h it prints the options and returns nothing (the
 // command then exits 0) before required options are checked.

@@ -240,6 +240,8 @@ void usage() {
                "  sweep      search model hyperparameters and layouts (sweeps/README.md)\n"
                "  report     interactive HTML report of a sweep's results\n"
                "  merge      join the part files of 'sweep --shard I/N' runs into one results file\n"
+               "  calibrate  fit a hardware profile to profiler traces (Kineto JSON, Ascend)\n"
+               "  replay     predict every kernel of a profiler trace, error per operator kind\n"
                "  models     list built-in models\n"
                "  profiles   list built-in hardware profiles\n"
                "  gemm-table GEMM-efficiency sanity table of a profile\n"
@@ -271,6 +273,8 @@ int main(int argc, char** argv) {
     if (command == "deploy") return cmd_deploy(args);
     if (command == "report") return cmd_report(args);
     if (command == "merge") return cmd_merge(args);
+    if (command == "calibrate") return cmd_calibrate(args);
+    if (command == "replay") return cmd_replay(args);
     std::cerr << "moesim: unknown command '" << command << "' (run 'moesim --help')\n";
     return 2;
   } catch (const InputError& e) {

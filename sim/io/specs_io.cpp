@@ -269,6 +269,7 @@ HardwareProfile parse_profile(const json& j, const std::string& file) {
   hw.device.matrix_bf16 = mf.positive("bf16");
   hw.device.matrix_fp16 = mf.positive_or("fp16", hw.device.matrix_bf16);
   hw.device.matrix_fp8 = mf.non_negative_or("fp8", 0);
+  hw.device.matrix_fp32 = mf.non_negative_or("fp32", 0);
   hw.device.vector_flops = d.positive("vector_flops");
   hw.device.hbm_bytes = d.positive("hbm_bytes");
   hw.device.hbm_bandwidth = d.positive("hbm_bandwidth");
@@ -323,9 +324,50 @@ HardwareProfile parse_profile(const json& j, const std::string& file) {
   return hw;
 }
 
+std::string profile_path(const std::string& name_or_path) {
+  return resolve(name_or_path, "hw_profiles", "hardware profile");
+}
+
 HardwareProfile load_profile(const std::string& name_or_path) {
-  const std::string file = resolve(name_or_path, "hw_profiles", "hardware profile");
+  const std::string file = profile_path(name_or_path);
   return parse_profile(read_json_file(file), file);
+}
+
+json profile_json(const HardwareProfile& hw, const json& base) {
+  json j = base;
+  j["name"] = hw.name;
+  json& d = j["device"];
+  const DeviceSpec& dev = hw.device;
+  d["matrix_flops"]["bf16"] = dev.matrix_bf16;
+  d["matrix_flops"]["fp16"] = dev.matrix_fp16;
+  d["matrix_flops"]["fp8"] = dev.matrix_fp8;
+  if (dev.matrix_fp32 > 0) d["matrix_flops"]["fp32"] = dev.matrix_fp32;
+  d["vector_flops"] = dev.vector_flops;
+  d["hbm_bytes"] = dev.hbm_bytes;
+  d["hbm_bandwidth"] = dev.hbm_bandwidth;
+  const MatrixEfficiency& e = dev.matrix;
+  d["matrix_efficiency"]["peak_fraction"] = e.peak_fraction;
+  d["matrix_efficiency"]["half_saturation_flops"] = e.half_saturation_flops;
+  d["matrix_efficiency"]["tile"] = {e.tile_m, e.tile_n, e.tile_k};
+  d["matrix_efficiency"]["grouped_gemm_factor"] = e.grouped_gemm_factor;
+  d["matrix_efficiency"]["attention_fraction"] = e.attention_fraction;
+  d["vector_efficiency"] = dev.vector_efficiency;
+  d["hbm_efficiency"] = dev.hbm_efficiency;
+  d["launch_overhead"] = dev.launch_overhead;
+  d["comm_compute_slowdown"] = dev.comm_compute_slowdown;
+  d["host_link_bandwidth"] = dev.host_link_bandwidth;
+  d["framework_reserve"] = dev.framework_reserve;
+  json& tiers = j["tiers"];
+  for (std::size_t i = 0; i < hw.tiers.size() && i < tiers.size(); ++i) {
+    const Tier& t = hw.tiers[i];
+    tiers[i]["name"] = t.name;
+    tiers[i]["size"] = t.size;
+    tiers[i]["bandwidth"] = t.bandwidth;
+    tiers[i]["latency"] = t.latency;
+    tiers[i]["efficiency"] = t.efficiency;
+    tiers[i]["topology"] = t.topology == TierTopology::full_mesh ? "full_mesh" : "switched";
+  }
+  return j;
 }
 
 }  // namespace moesim::io

@@ -23,6 +23,11 @@ LayoutSpec load_layout(const std::string& path);
 
 HardwareProfile parse_profile(const json& j, const std::string& file);
 HardwareProfile load_profile(const std::string& name_or_path);
+// The file a built-in name or path resolves to (for tools that rewrite a profile).
+std::string profile_path(const std::string& name_or_path);
+// `hw` written over a copy of the profile file it was read from (`base`): every value comes from `hw`,
+// every other key (sources, reasoning) is kept, so parse_profile(profile_json(hw, base)) == hw.
+json profile_json(const HardwareProfile& hw, const json& base);
 std::vector<std::string> builtin_profiles();
 
 const char* to_string(ScheduleKind s);

@@ -1,0 +1,741 @@
+#include "sim/calibrate.h"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <numeric>
+#include <unordered_map>
+
+namespace moesim::calibrate {
+
+const char* to_string(OpKind k) {
+  switch (k) {
+    case OpKind::matmul: return "matmul";
+    case OpKind::grouped_matmul: return "grouped_matmul";
+    case OpKind::attention: return "attention";
+    case OpKind::vector: return "vector";
+    case OpKind::collective: return "collective";
+    case OpKind::other: return "other";
+  }
+  return "?";
+}
+
+namespace {
+
+std::string lower(const std::string& s) { return io::to_lower(s); }
+
+bool contains(const std::string& haystack, const char* needle) { return haystack.find(needle) != std::string::npos; }
+
+// Product of dims[from, to).
+double product(const std::vector<double>& dims, std::size_t from, std::size_t to) {
+  return std::accumulate(dims.begin() + static_cast<std::ptrdiff_t>(std::min(from, dims.size())),
+                         dims.begin() + static_cast<std::ptrdiff_t>(std::min(to, dims.size())), 1.0, std::multiplies<>());
+}
+double product(const std::vector<double>& dims) { return product(dims, 0, dims.size()); }
+
+// Element type of tensor i, else the first type the trace recorded.
+std::string type_of(const std::vector<std::string>& types, std::size_t i) {
+  if (i < types.size() && io::dtype_bytes(types[i]) > 0) return types[i];
+  for (const auto& t : types)
+    if (io::dtype_bytes(t) > 0) return t;
+  return "";
+}
+
+bytes tensor_bytes(const std::vector<std::vector<double>>& shapes, const std::vector<std::string>& types) {
+  bytes total = 0;
+  for (std::size_t i = 0; i < shapes.size(); ++i)
+    if (!shapes[i].empty()) total += product(shapes[i]) * io::dtype_bytes(type_of(types, i));
+  return total;
+}
+
+MatrixPrecision precision_of(const std::string& dtype) {
+  const std::string t = lower(dtype);
+  if (contains(t, "bf16") || contains(t, "bfloat16")) return MatrixPrecision::bf16;
+  if (contains(t, "float16") || contains(t, "half") || contains(t, "fp16")) return MatrixPrecision::fp16;
+  if (io::dtype_bytes(t) == 1) return MatrixPrecision::fp8;
+  return MatrixPrecision::fp32;
+}
+
+flops_per_second matrix_peak(MatrixPrecision p, const DeviceSpec& d) {
+  switch (p) {
+    case MatrixPrecision::bf16: return d.matrix_bf16;
+    case MatrixPrecision::fp16: return d.matrix_fp16;
+    case MatrixPrecision::fp8: return d.matrix_fp8 > 0 ? d.matrix_fp8 : d.matrix_bf16;
+    case MatrixPrecision::fp32:
+      // Assumption until calibrated: FP32 GEMMs (PyTorch >= 1.12 disables TF32 for matmul by default)
+      // run at the FP32 rate of the non-tensor units, half the non-tensor BF16 rate the profiles list
+      // (Hopper: 67 vs 133.8 TFLOPS, NVIDIA H100 datasheet).
+      return d.matrix_fp32 > 0 ? d.matrix_fp32 : d.vector_flops / 2;
+  }
+  return d.matrix_bf16;
+}
+
+// Collective kind from an NCCL kernel/collective name or an HCCL op type; nullopt for kinds moesim
+// does not model (broadcast, reduce, DeepEP's custom dispatch/combine without sizes).
+std::optional<comm::CollectiveKind> collective_kind(const std::string& name) {
+  std::string n = lower(name);
+  n.erase(std::remove(n.begin(), n.end(), '_'), n.end());
+  if (contains(n, "allreduce")) return comm::CollectiveKind::all_reduce;
+  if (contains(n, "allgather")) return comm::CollectiveKind::all_gather;
+  if (contains(n, "reducescatter")) return comm::CollectiveKind::reduce_scatter;
+  if (contains(n, "alltoall") || contains(n, "sendrecv")) return comm::CollectiveKind::all_to_all;
+  if (contains(n, "send") || contains(n, "recv") || contains(n, "receive")) return comm::CollectiveKind::send_recv;
+  return std::nullopt;
+}
+
+// Bytes a device moves for a collective of buffer S among n members, as a fraction of S (NCCL
+// "bus bandwidth" factors, nccl-tests doc/PERFORMANCE.md; Thakur, Rabenseifner & Gropp 2005).
+double traffic_fraction(comm::CollectiveKind kind, int n) {
+  const double nd = n;
+  switch (kind) {
+    case comm::CollectiveKind::all_reduce: return 2.0 * (nd - 1) / nd;
+    case comm::CollectiveKind::all_gather:
+    case comm::CollectiveKind::reduce_scatter:
+    case comm::CollectiveKind::all_to_all: return (nd - 1) / nd;
+    case comm::CollectiveKind::send_recv: return 1.0;
+  }
+  return 1.0;
+}
+
+bool is_matmul_op(const std::string& op) {
+  static const char* names[] = {"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::linear", "aten::matmul"};
+  return std::find(std::begin(names), std::end(names), op) != std::end(names);
+}
+
+// M, N, K (and batch count) of a GPU matmul from its launching aten op's Input Dims.
+bool gemm_from_aten(const io::KernelSample& k, Sample& s) {
+  const auto& d = k.input_shapes;
+  auto take = [&](std::size_t a, std::size_t b) -> bool {
+    if (d.size() <= std::max(a, b) || d[a].size() < 2 || d[b].size() < 2) return false;
+    const auto& A = d[a];
+    const auto& B = d[b];
+    if (k.op == "aten::linear") {  // input [..., K], weight [N, K]
+      s.gemm = {product(A, 0, A.size() - 1), B[0], A.back(), 1};
+    } else if (B.size() == 2) {  // [..., M, K] x [K, N]
+      s.gemm = {product(A, 0, A.size() - 1), B[1], A.back(), 1};
+    } else {  // batched: [b..., M, K] x [b..., K, N]
+      s.gemm = {A[A.size() - 2], B.back(), A.back(), product(A, 0, A.size() - 2)};
+    }
+    s.precision = precision_of(type_of(k.input_types, a));
+    s.hbm = (s.gemm.m * s.gemm.k + s.gemm.k * s.gemm.n + s.gemm.m * s.gemm.n) * s.gemm.count *
+            io::dtype_bytes(type_of(k.input_types, a));
+    return s.gemm.m > 0 && s.gemm.n > 0 && s.gemm.k > 0;
+  };
+  if (k.op == "aten::addmm" || k.op == "aten::baddbmm") return take(1, 2);
+  return take(0, 1);
+}
+
+// Ascend MatMul/BatchMatMul/GroupedMatmul from ND Input and Output Shapes: M, N from the output; K from
+// the weight B (or A), whichever dimension is not N (M); inputs may be transposed.
+bool gemm_from_ascend(const io::KernelSample& k, Sample& s, bool grouped) {
+  const auto& in = k.input_shapes;
+  if (in.size() < 2 || in[0].size() < 2 || in[1].size() < 2) return false;
+  const auto& A = in[0];
+  const std::string type = type_of(k.input_types, 0);
+  if (grouped) {  // x [tokens, K], weight [E, K, N]
+    if (in[1].size() != 3) return false;
+    const double experts = in[1][0];
+    s.gemm = {A[0] / experts, in[1][2], in[1][1], experts};
+  } else {
+    if (k.output_shapes.empty() || k.output_shapes[0].size() != A.size()) return false;  // non-ND (fractal) layouts
+    const auto& C = k.output_shapes[0];
+    const auto& B = in[1];
+    const double m = C[C.size() - 2], n = C.back();
+    // K is the dimension of B that is not N (B may be transposed), else the dimension of A that is not M.
+    const double b_rows = B[B.size() - 2], b_cols = B.back();
+    const double a_rows = A[A.size() - 2], a_cols = A.back();
+    const double kk = b_cols == n && b_rows != n ? b_rows : b_rows == n && b_cols != n ? b_cols : a_rows == m ? a_cols : a_rows;
+    s.gemm = {m, n, kk, product(C, 0, C.size() - 2)};
+  }
+  s.precision = precision_of(type);
+  s.hbm = (s.gemm.m * s.gemm.k + s.gemm.k * s.gemm.n + s.gemm.m * s.gemm.n) * s.gemm.count * io::dtype_bytes(type);
+  return s.gemm.m > 0 && s.gemm.n > 0 && s.gemm.k > 0 && io::dtype_bytes(type) > 0;
+}
+
+// Attention FLOPs: 4 * B * heads * S_q * S_kv * head_dim for QK^T and PV (FlashAttention-2, Dao 2023,
+// sec. 4.1 counts 4 * seqlen^2 * head_dim * heads per sequence); the backward does 2.5x the forward's
+// matmul FLOPs (5 GEMMs against 2). Causal masking is not visible in the trace and is absorbed by the
+// fitted attention_fraction.
+bool attention_from_shapes(const io::KernelSample& k, Sample& s) {
+  const auto& in = k.input_shapes;
+  if (in.size() < 2 || in[0].size() < 3 || in[1].size() != in[0].size()) return false;
+  const auto& q = in[0];
+  const auto& kv = in[1];
+  double work = 0;  // B * heads * S_q * S_kv * head_dim
+  const std::string op = lower(k.op);
+  if (q.size() == 3) {  // Ascend SBH layout (MindSpeed default): [S, B, heads * head_dim]
+    work = q[1] * q[0] * kv[0] * q[2];
+  } else if (contains(op, "aten::_flash_attention")) {  // [B, S, heads, head_dim]
+    work = q[0] * q[2] * q[1] * kv[1] * q[3];
+  } else {  // SDPA and Ascend BNSD: [B, heads, S, head_dim]
+    work = q[0] * q[1] * q[2] * kv[2] * q[3];
+  }
+  const bool backward = contains(op, "grad") || contains(op, "backward") || contains(lower(k.name), "bwd");
+  s.op_flops = 4.0 * work * (backward ? 2.5 : 1.0);
+  s.precision = precision_of(type_of(k.input_types, 0));
+  s.hbm = tensor_bytes(in, k.input_types) + product(q) * io::dtype_bytes(type_of(k.input_types, 0));
+  return s.op_flops > 0;
+}
+
+// Vector op: one operation per element of its largest tensor, HBM traffic = inputs + outputs (outputs
+// as recorded by Ascend; on GPUs one output the size of the largest input, the elementwise case).
+bool vector_from_shapes(const io::KernelSample& k, Sample& s) {
+  double largest = 0;
+  bytes largest_bytes = 0;
+  for (std::size_t i = 0; i < k.input_shapes.size(); ++i) {
+    if (k.input_shapes[i].empty()) continue;
+    const double e = product(k.input_shapes[i]);
+    if (e > largest) largest = e, largest_bytes = e * io::dtype_bytes(type_of(k.input_types, i));
+  }
+  bytes out = 0;
+  if (!k.output_shapes.empty()) {
+    out = tensor_bytes(k.output_shapes, k.output_types.empty() ? k.input_types : k.output_types);
+    for (const auto& o : k.output_shapes)
+      if (!o.empty()) largest = std::max(largest, product(o));
+  } else {
+    out = largest_bytes;
+  }
+  s.op_flops = largest;
+  s.hbm = tensor_bytes(k.input_shapes, k.input_types) + out;
+  return s.hbm > 0;
+}
+
+Sample classify_one(const io::KernelSample& k, const HardwareProfile& hw, int world_size) {
+  Sample s;
+  s.name = k.name;
+  s.measured = k.duration;
+  s.occurrences = k.occurrences;
+  std::string name = lower(k.name);
+  const std::string op = lower(k.op), core = k.core;
+  if (const auto fb = name.find("fbgemm"); fb != std::string::npos) name.erase(fb, 6);  // a library name, not a GEMM
+  const bool has_shapes = std::any_of(k.input_shapes.begin(), k.input_shapes.end(), [](const auto& d) { return !d.empty(); });
+  auto unpredictable = [&](OpKind kind, const char* why) {
+    s.kind = kind;
+    s.predictable = false;
+    s.why = why;
+    return s;
+  };
+  if (k.occurrences != 1) {  // aggregated op_statistic rows: classified, not predicted (no shapes)
+    s.kind = !k.collective.empty() ? OpKind::collective
+             : contains(op, "matmul") ? (contains(op, "group") ? OpKind::grouped_matmul : OpKind::matmul)
+             : contains(op, "attention") ? OpKind::attention
+             : (core == "AI_VECTOR_CORE" || core == "MIX_AIV") ? OpKind::vector
+                                                             : OpKind::other;
+    s.why = "aggregated statistics carry no shapes";
+    return s;
+  }
+  // Collectives.
+  const bool deep_ep = contains(name, "dpsk::ep") || contains(name, "deep_ep") || contains(name, "deepep");
+  if (!k.collective.empty() || contains(name, "nccl") || contains(name, "hcom_") || core == "HCCL" || deep_ep) {
+    s.kind = OpKind::collective;
+    s.excludes_peer_wait = k.excludes_peer_wait;
+    const auto kind = collective_kind(!k.collective.empty() ? k.collective : k.name);
+    if (!kind) return unpredictable(OpKind::collective, "collective kind not modelled (broadcast, reduce, custom)");
+    s.collective = *kind;
+    // A send/recv is a pair; other collectives span the recorded group, else (Kineto traces without a
+    // group size) the default process group of world_size ranks.
+    int n = *kind == comm::CollectiveKind::send_recv ? 2 : k.group_size > 0 ? k.group_size : world_size;
+    if (n <= 1) return unpredictable(OpKind::collective, "group size not recorded");
+    s.group_size = n;
+    if (k.transit_bytes > 0) {  // Ascend communication.json: traffic of this device, time moving it
+      if (!(k.transit_time > 0)) return unpredictable(OpKind::collective, "transit time not recorded");
+      s.buffer = k.transit_bytes / traffic_fraction(*kind, n);
+      s.measured = k.transit_time;
+    } else if (k.message_elements > 0) {  // Kineto NCCL kernel args
+      s.buffer = k.message_elements * io::dtype_bytes(k.message_type);
+    } else if (has_shapes) {  // the launching c10d op: its largest tensor is the buffer
+      for (std::size_t i = 0; i < k.input_shapes.size(); ++i)
+        if (!k.input_shapes[i].empty())
+          s.buffer = std::max(s.buffer, product(k.input_shapes[i]) * io::dtype_bytes(type_of(k.input_types, i)));
+    }
+    if (s.buffer <= 0) return unpredictable(OpKind::collective, "message size not recorded");
+    // RDMA traffic crosses nodes: one member per innermost domain.
+    const bool scale_out = k.transport == "RDMA" && hw.tiers.size() > 1;
+    const comm::GroupPlacement g{n, scale_out && n <= hw.tiers[0].size ? hw.tiers[0].size : 1};
+    s.group_stride = g.stride;
+    const auto levels = comm::group_levels(g, hw.tiers);
+    s.outer_tier = levels.empty() ? -1 : levels.back().tier;
+    s.predictable = true;
+    return s;
+  }
+  // Compute ops.
+  const bool ascend = !core.empty();
+  if (ascend) {
+    if (core == "AI_CPU" || core == "DSA_SQE" || contains(op, "conv")) return unpredictable(OpKind::other, "not modelled");
+    if (contains(op, "groupedmatmul")) {
+      s.kind = OpKind::grouped_matmul;
+      if (!gemm_from_ascend(k, s, true)) return unpredictable(s.kind, "shapes not recorded or not ND");
+    } else if (contains(op, "matmul")) {
+      s.kind = OpKind::matmul;
+      if (!gemm_from_ascend(k, s, false)) return unpredictable(s.kind, "shapes not recorded or not ND");
+    } else if (contains(op, "attention")) {
+      s.kind = OpKind::attention;
+      if (!attention_from_shapes(k, s)) return unpredictable(s.kind, "shapes not recorded");
+    } else {
+      s.kind = OpKind::vector;
+      if (!vector_from_shapes(k, s)) return unpredictable(s.kind, "shapes not recorded");
+    }
+    s.predictable = true;
+    return s;
+  }
+  if (contains(op, "conv") || contains(name, "conv") || contains(name, "cudnn")) return unpredictable(OpKind::other, "not modelled");
+  if (contains(name, "grouped_gemm") || contains(name, "grouped_mm") || contains(name, "groupedgemm")) {
+    return unpredictable(OpKind::grouped_matmul, "shapes not recorded");
+  }
+  if (contains(name, "flash") || contains(name, "fmha") || contains(name, "attn") || contains(op, "attention")) {
+    s.kind = OpKind::attention;
+    if (!has_shapes || !attention_from_shapes(k, s)) return unpredictable(s.kind, "shapes not recorded");
+    s.predictable = true;
+    return s;
+  }
+  const bool gemm_kernel = contains(name, "gemm") || contains(name, "gemv") || contains(name, "xmma") ||
+                           contains(name, "cutlass") || contains(name, "cublas");
+  if (gemm_kernel || is_matmul_op(k.op)) {
+    s.kind = gemm_kernel ? OpKind::matmul : OpKind::vector;  // a matmul op's non-GEMM kernels: bias, split-K reduce
+    if (gemm_kernel) {
+      if (!is_matmul_op(k.op) || !gemm_from_aten(k, s)) return unpredictable(s.kind, "shapes not recorded");
+      s.predictable = true;
+      return s;
+    }
+  }
+  s.kind = OpKind::vector;
+  // Lookups read the rows their indices select, not the whole table the shapes show.
+  for (const char* lookup : {"embedding", "index_select", "gather", "scatter", "index_add", "index_put", "take"})
+    if (contains(op, lookup) || contains(name, lookup)) return unpredictable(s.kind, "traffic depends on the indices");
+  if (!has_shapes || !vector_from_shapes(k, s)) return unpredictable(s.kind, "shapes not recorded");
+  s.predictable = true;
+  return s;
+}
+
+}  // namespace
+
+int align_collectives(std::vector<io::Trace>& ranks) {
+  if (ranks.size() < 2) return 0;
+  auto collectives = [](io::Trace& t) {
+    std::vector<io::KernelSample*> out;
+    for (auto& k : t.kernels)
+      if (!k.collective.empty() || lower(k.name).find("nccl") != std::string::npos) out.push_back(&k);
+    std::sort(out.begin(), out.end(), [](const auto* a, const auto* b) { return a->start_us < b->start_us; });
+    return out;
+  };
+  std::vector<std::vector<io::KernelSample*>> per_rank;
+  for (io::Trace& t : ranks) {
+    if (t.format != io::TraceFormat::chrome_json || t.world_size != static_cast<int>(ranks.size())) return 0;
+    per_rank.push_back(collectives(t));
+    if (per_rank.back().size() != per_rank.front().size()) return 0;
+  }
+  const std::size_t n = per_rank.front().size();
+  for (std::size_t i = 0; i < n; ++i)
+    for (const auto& r : per_rank)
+      if (r[i]->name != per_rank.front()[i]->name) return 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    seconds shortest = per_rank.front()[i]->duration;
+    for (const auto& r : per_rank) shortest = std::min(shortest, r[i]->duration);
+    for (auto& r : per_rank) r[i]->duration = shortest, r[i]->excludes_peer_wait = true;
+  }
+  return static_cast<int>(n);
+}
+
+std::vector<Sample> classify(const io::Trace& trace, const HardwareProfile& hw) {
+  std::vector<Sample> out;
+  out.reserve(trace.kernels.size());
+  std::unordered_map<long long, std::size_t> by_launch;  // launching op -> its sample
+  auto rank = [](const Sample& s) { return s.kind == OpKind::vector ? 0 : 1; };  // the op's GEMM/attention kernel names it
+  for (const io::KernelSample& k : trace.kernels) {
+    Sample s = classify_one(k, hw, trace.world_size);
+    const bool mergeable = k.launch_id >= 0 && !k.input_shapes.empty() && s.kind != OpKind::collective && s.kind != OpKind::other;
+    if (!mergeable) {
+      out.push_back(std::move(s));
+      continue;
+    }
+    const auto [it, first] = by_launch.try_emplace(k.launch_id, out.size());
+    if (first) {
+      out.push_back(std::move(s));
+      continue;
+    }
+    Sample& merged = out[it->second];
+    const seconds total = merged.measured + s.measured;
+    const int launches = merged.launches + 1;
+    if (rank(s) > rank(merged)) merged = std::move(s);
+    merged.measured = total;
+    merged.launches = launches;
+  }
+  return out;
+}
+
+seconds predict(const Sample& s, const HardwareProfile& hw) {
+  const DeviceSpec& d = hw.device;
+  const seconds extra_launches = (s.launches - 1) * d.launch_overhead;  // the cost models charge one per op
+  switch (s.kind) {
+    case OpKind::matmul:
+    case OpKind::grouped_matmul:
+      return compute::gemm_time(s.gemm, s.hbm, matrix_peak(s.precision, d), d, s.kind == OpKind::grouped_matmul).time +
+             extra_launches;
+    case OpKind::attention:
+      return compute::attention_time(s.op_flops, s.hbm, matrix_peak(s.precision, d), d).time + extra_launches;
+    case OpKind::vector: return compute::vector_time(s.op_flops, s.hbm, d).time + extra_launches;
+    case OpKind::collective:
+      return comm::collective_time(s.collective, s.buffer, {s.group_size, s.group_stride}, hw.tiers).time;
+    case OpKind::other: break;
+  }
+  return 0;
+}
+
+namespace {
+
+double percentile(std::vector<double> v, double q) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const double pos = q * static_cast<double>(v.size() - 1);
+  const std::size_t lo = static_cast<std::size_t>(std::floor(pos));
+  const std::size_t hi = std::min(lo + 1, v.size() - 1);
+  return v[lo] + (v[hi] - v[lo]) * (pos - static_cast<double>(lo));
+}
+
+double abs_error_pct(seconds predicted, seconds measured) { return std::abs(predicted - measured) / measured * 100.0; }
+
+bool scored(const Sample& s) { return s.predictable && s.measured > 0; }
+
+}  // namespace
+
+ReplayReport replay(const std::vector<Sample>& samples, const HardwareProfile& hw) {
+  ReplayReport r;
+  std::map<OpKind, std::vector<double>> errors;
+  for (const Sample& s : samples) {
+    r.kernels += 1;
+    r.all_kernels_measured += s.measured * s.occurrences;
+    KindError& k = r.kinds[s.kind];
+    k.recognised += 1;
+    if (!scored(s)) continue;
+    const seconds p = predict(s, hw);
+    k.count += 1;
+    k.measured += s.measured;
+    k.predicted += p;
+    errors[s.kind].push_back(abs_error_pct(p, s.measured));
+    r.predicted_kernels += 1;
+    r.measured_total += s.measured;
+    r.predicted_total += p;
+  }
+  for (auto& [kind, e] : errors) {
+    r.kinds[kind].median_abs_error_pct = percentile(e, 0.5);
+    r.kinds[kind].p90_abs_error_pct = percentile(e, 0.9);
+  }
+  return r;
+}
+
+nlohmann::json to_json(const ReplayReport& r) {
+  nlohmann::json kinds = nlohmann::json::object();
+  for (OpKind k : reported_kinds) {
+    const auto it = r.kinds.find(k);
+    const int n = it == r.kinds.end() ? 0 : it->second.count;
+    nlohmann::json e = {{"count", n}};
+    e["median_abs_error_pct"] = n > 0 ? nlohmann::json(it->second.median_abs_error_pct) : nlohmann::json(nullptr);
+    e["p90_abs_error_pct"] = n > 0 ? nlohmann::json(it->second.p90_abs_error_pct) : nlohmann::json(nullptr);
+    kinds[to_string(k)] = e;
+  }
+  return {{"kinds", kinds}, {"total", {{"measured_s", r.measured_total}, {"predicted_s", r.predicted_total}}}};
+}
+
+// ------------------------------------------------------------------------------------------------
+namespace {
+
+// One observation of a linear model target = a*x1 + b*x2, weighted by 1/measured^2 so the fit
+// minimises relative residuals.
+struct Row {
+  double x1, x2, target, measured;
+};
+
+struct LinearFit {
+  double a = 0, b = 0;
+  bool ok = false;
+};
+
+// Weighted least squares for target = a*x1 + b*x2 (normal equations).
+LinearFit fit_two(const std::vector<Row>& rows) {
+  double s11 = 0, s12 = 0, s22 = 0, t1 = 0, t2 = 0;
+  for (const Row& r : rows) {
+    const double w = 1.0 / (r.measured * r.measured);
+    s11 += w * r.x1 * r.x1;
+    s12 += w * r.x1 * r.x2;
+    s22 += w * r.x2 * r.x2;
+    t1 += w * r.x1 * r.target;
+    t2 += w * r.x2 * r.target;
+  }
+  const double det = s11 * s22 - s12 * s12;
+  if (rows.size() < 3 || !(std::abs(det) > 1e-9 * s11 * s22)) return {};
+  return {(t1 * s22 - t2 * s12) / det, (s11 * t2 - s12 * t1) / det, true};
+}
+
+// Weighted least squares for target = a*x1 (x2 ignored).
+double fit_one(const std::vector<Row>& rows) {
+  double sxx = 0, sxt = 0;
+  for (const Row& r : rows) {
+    const double w = 1.0 / (r.measured * r.measured);
+    sxx += w * r.x1 * r.x1;
+    sxt += w * r.x1 * r.target;
+  }
+  return sxx > 0 ? sxt / sxx : 0;
+}
+
+double weighted_sse(const std::vector<Row>& rows, double a, double b) {
+  double sse = 0;
+  for (const Row& r : rows) {
+    const double e = (r.target - a * r.x1 - b * r.x2) / r.measured;
+    sse += e * e;
+  }
+  return sse;
+}
+
+// target = a*x1 + b*x2 with a, b >= 0: the unconstrained solution if it is non-negative, else the
+// better of the two one-parameter fits on the boundary (the minimum of a convex problem with one
+// bound active). `ok` is false when neither parameter can be fitted.
+LinearFit fit_two_non_negative(const std::vector<Row>& rows) {
+  const LinearFit free = fit_two(rows);
+  if (free.ok && free.a >= 0 && free.b >= 0) return free;
+  std::vector<Row> only_b;
+  for (const Row& r : rows) only_b.push_back({r.x2, 0, r.target, r.measured});
+  const double a = std::max(0.0, fit_one(rows)), b = std::max(0.0, fit_one(only_b));
+  const double sse_a = weighted_sse(rows, a, 0), sse_b = weighted_sse(rows, 0, b);
+  if (a <= 0 && b <= 0) return {};
+  return sse_a <= sse_b ? LinearFit{a, 0, a > 0} : LinearFit{0, b, b > 0};
+}
+
+double rms_pct(const std::vector<const Sample*>& group, const HardwareProfile& hw) {
+  if (group.empty()) return 0;
+  double sum = 0;
+  for (const Sample* s : group) {
+    const double e = abs_error_pct(predict(*s, hw), s->measured);
+    sum += e * e;
+  }
+  return std::sqrt(sum / static_cast<double>(group.size()));
+}
+
+// Tile-quantisation product of a GEMM on the profile's tiles (matrix_efficiency with a unit curve).
+double quantisation(const compute::GemmShape& g, const MatrixEfficiency& e) {
+  MatrixEfficiency unit = e;
+  unit.peak_fraction = 1;
+  unit.half_saturation_flops = 0;
+  unit.grouped_gemm_factor = 1;
+  return compute::matrix_efficiency(g, unit, false);
+}
+
+std::vector<const Sample*> select(const std::vector<Sample>& samples, const std::function<bool(const Sample&)>& keep) {
+  std::vector<const Sample*> out;
+  for (const Sample& s : samples)
+    if (scored(s) && keep(s)) out.push_back(&s);
+  return out;
+}
+
+bool is_half_precision(const Sample& s) { return s.precision != MatrixPrecision::fp32; }
+
+std::string fmt_pct(double before, double after, std::size_t samples) {
+  char text[160];
+  std::snprintf(text, sizeof text, ": rms residual would go %.1f%% -> %.1f%% over %zu samples", before, after, samples);
+  return text;
+}
+
+}  // namespace
+
+FitResult fit(const std::vector<Sample>& samples, const HardwareProfile& base) {
+  FitResult result{base, {}, {}};
+  HardwareProfile& p = result.profile;
+  DeviceSpec& d = p.device;
+  auto record = [&](const std::string& parameter, double before, double after, const std::vector<const Sample*>& group,
+                    const HardwareProfile& before_profile, std::string note) {
+    result.values.push_back({parameter, before, after, static_cast<int>(group.size()), rms_pct(group, before_profile),
+                             rms_pct(group, p), std::move(note)});
+  };
+  // Keeps a step's fit only if it lowers the rms relative residual of the samples it was fitted to.
+  auto improves = [&](const std::vector<const Sample*>& group, const HardwareProfile& before_profile, const std::string& what) {
+    const double before_rms = rms_pct(group, before_profile), after_rms = rms_pct(group, p);
+    if (after_rms <= before_rms) return true;
+    p = before_profile;
+    result.rejected.push_back(what + fmt_pct(before_rms, after_rms, group.size()));
+    return false;
+  };
+
+  // 1. Launch overhead and HBM efficiency from memory-bound vector ops: t = L + (1/e) * bytes / BW
+  //    (the roofline's memory term plus the fixed per-kernel cost; DESIGN.md op-time rule).
+  {
+    const auto group = select(samples, [&](const Sample& s) {
+      return s.kind == OpKind::vector && s.hbm / d.hbm_bandwidth >= s.op_flops / (d.vector_flops * d.vector_efficiency);
+    });
+    std::vector<Row> rows;
+    for (const Sample* s : group) rows.push_back({static_cast<double>(s->launches), s->hbm / d.hbm_bandwidth, s->measured, s->measured});
+    LinearFit f = rows.size() >= 3 ? fit_two_non_negative(rows) : LinearFit{};
+    if (f.ok && f.b > 0) {
+      const HardwareProfile before = p;
+      double launch = f.a, inverse_efficiency = f.b;
+      if (inverse_efficiency < 1) {  // faster than the datasheet bandwidth: keep efficiency 1, refit L
+        inverse_efficiency = 1;
+        std::vector<Row> l_rows;
+        for (const Row& r : rows) l_rows.push_back({r.x1, 0, r.target - r.x2, r.measured});
+        launch = fit_one(l_rows);
+      }
+      launch = std::max(0.0, launch);
+      d.launch_overhead = launch;
+      d.hbm_efficiency = 1.0 / inverse_efficiency;
+      if (improves(group, before, "launch_overhead and hbm_efficiency from vector ops")) {
+      record("device.launch_overhead", before.device.launch_overhead, d.launch_overhead, group, before,
+             "intercept of kernel time vs HBM bytes over memory-bound vector ops");
+      record("device.hbm_efficiency", before.device.hbm_efficiency, d.hbm_efficiency, group, before,
+             "inverse slope of kernel time vs bytes / hbm_bandwidth");
+      }
+    }
+  }
+
+  // 2. Matrix curve from half-precision GEMMs: t - L = (F + F_half) / (peak * q * peak_fraction)
+  //    (compute::matrix_efficiency), linear in 1/peak_fraction and F_half/peak_fraction.
+  auto compute_bound = [&](const Sample& s) {
+    return s.gemm.flop_count() / (matrix_peak(s.precision, d) * compute::matrix_efficiency(s.gemm, d.matrix, false)) >=
+           s.hbm / (d.hbm_bandwidth * d.hbm_efficiency);
+  };
+  const auto half = select(samples, [&](const Sample& s) { return s.kind == OpKind::matmul && is_half_precision(s) && compute_bound(s); });
+  const auto single = select(samples, [&](const Sample& s) { return s.kind == OpKind::matmul && !is_half_precision(s) && compute_bound(s); });
+  auto gemm_rows = [&](const std::vector<const Sample*>& group, bool include_peak) {
+    std::vector<Row> rows;
+    for (const Sample* s : group) {
+      const double scale = quantisation(s->gemm, d.matrix) * (include_peak ? matrix_peak(s->precision, d) : 1.0);
+      rows.push_back({s->gemm.flop_count() / scale, 1.0 / scale, s->measured - s->launches * d.launch_overhead, s->measured});
+    }
+    return rows;
+  };
+  if (!half.empty()) {
+    const HardwareProfile before = p;
+    const std::vector<Row> rows = gemm_rows(half, true);
+    LinearFit f = rows.size() >= 3 ? fit_two_non_negative(rows) : LinearFit{};
+    double inverse_peak = 0, half_saturation = d.matrix.half_saturation_flops;
+    if (f.ok && f.a > 0) {
+      inverse_peak = f.a;
+      half_saturation = f.b / f.a;
+    } else {  // too few distinct sizes: fit peak_fraction with the base saturation point
+      std::vector<Row> one;
+      for (const Row& r : rows) one.push_back({r.x1 + half_saturation * r.x2, 0, r.target, r.measured});
+      inverse_peak = fit_one(one);
+    }
+    d.matrix.peak_fraction = std::min(1.0, 1.0 / inverse_peak);
+    d.matrix.half_saturation_flops = half_saturation;
+    if (improves(half, before, "matrix curve from half-precision GEMMs")) {
+    record("device.matrix_efficiency.peak_fraction", before.device.matrix.peak_fraction, d.matrix.peak_fraction, half, before,
+           "half-precision GEMMs");
+    record("device.matrix_efficiency.half_saturation_flops", before.device.matrix.half_saturation_flops,
+           d.matrix.half_saturation_flops, half, before, f.ok ? "half-precision GEMMs" : "kept (too few distinct sizes)");
+    }
+  }
+  if (!single.empty()) {  // FP32 GEMM rate (and, without half-precision GEMMs, the saturation point)
+    const HardwareProfile before = p;
+    const std::vector<Row> rows = gemm_rows(single, false);  // target = (F + F_half) / (P32 * q * pf)
+    LinearFit f = half.empty() && rows.size() >= 3 ? fit_two_non_negative(rows) : LinearFit{};
+    double rate = 0;
+    if (f.ok && f.a > 0) {
+      d.matrix.half_saturation_flops = f.b / f.a;
+      rate = 1.0 / (f.a * d.matrix.peak_fraction);
+    } else {
+      std::vector<Row> one;
+      for (const Row& r : rows) one.push_back({r.x1 + d.matrix.half_saturation_flops * r.x2, 0, r.target, r.measured});
+      rate = 1.0 / (fit_one(one) * d.matrix.peak_fraction);
+    }
+    d.matrix_fp32 = rate;
+    if (improves(single, before, "FP32 GEMM rate")) {
+    record("device.matrix_flops.fp32", matrix_peak(MatrixPrecision::fp32, before.device), d.matrix_fp32, single, before,
+           "FP32 GEMMs (rate at peak_fraction)");
+    if (f.ok)
+      record("device.matrix_efficiency.half_saturation_flops", before.device.matrix.half_saturation_flops,
+             d.matrix.half_saturation_flops, single, before, "FP32 GEMMs (no half-precision GEMMs in the traces)");
+    }
+  }
+
+  // 3. Grouped GEMM factor: t - L = F / (peak * matrix_efficiency without the factor) / factor.
+  if (const auto group = select(samples, [](const Sample& s) { return s.kind == OpKind::grouped_matmul; }); !group.empty()) {
+    const HardwareProfile before = p;
+    std::vector<Row> rows;
+    for (const Sample* s : group) {
+      const double eff = compute::matrix_efficiency(s->gemm, d.matrix, false);
+      rows.push_back({s->gemm.flop_count() / (matrix_peak(s->precision, d) * eff), 0, s->measured - s->launches * d.launch_overhead,
+                      s->measured});
+    }
+    d.matrix.grouped_gemm_factor = std::min(1.0, 1.0 / fit_one(rows));
+    if (improves(group, before, "grouped_gemm_factor"))
+    record("device.matrix_efficiency.grouped_gemm_factor", before.device.matrix.grouped_gemm_factor,
+           d.matrix.grouped_gemm_factor, group, before, "grouped GEMMs");
+  }
+
+  // 4. Attention fraction: t - L = F / (peak * peak_fraction * attention_fraction).
+  if (const auto group = select(samples, [](const Sample& s) { return s.kind == OpKind::attention; }); !group.empty()) {
+    const HardwareProfile before = p;
+    std::vector<Row> rows;
+    for (const Sample* s : group)
+      rows.push_back({s->op_flops / (matrix_peak(s->precision, d) * d.matrix.peak_fraction), 0,
+                      s->measured - s->launches * d.launch_overhead, s->measured});
+    d.matrix.attention_fraction = std::min(1.0 / d.matrix.peak_fraction, 1.0 / fit_one(rows));
+    if (improves(group, before, "attention_fraction"))
+    record("device.matrix_efficiency.attention_fraction", before.device.matrix.attention_fraction, d.matrix.attention_fraction,
+           group, before, "fused attention kernels");
+  }
+
+  // 5. Collectives, innermost tier first: the alpha-beta time is linear in the tier's latency and in
+  //    1/(bandwidth * efficiency); the coefficients come from comm::collective_time itself, evaluated
+  //    with that tier's latency and bandwidth switched on and off (inner tiers at their fitted values).
+  for (std::size_t t = 0; t < p.tiers.size(); ++t) {
+    const auto group = select(samples, [&](const Sample& s) {
+      return s.kind == OpKind::collective && s.excludes_peer_wait && s.outer_tier == static_cast<int>(t);
+    });
+    if (group.empty()) continue;
+    const HardwareProfile before = p;
+    auto time_with = [&](const Sample& s, seconds latency, bytes_per_second bandwidth) {
+      std::vector<Tier> tiers = p.tiers;
+      tiers[t].latency = latency;
+      tiers[t].bandwidth = bandwidth;
+      tiers[t].efficiency = 1;
+      return comm::collective_time(s.collective, s.buffer, {s.group_size, s.group_stride}, tiers).time;
+    };
+    constexpr double unlimited = 1e30;  // bytes/s: makes the tier's bandwidth term vanish
+    std::vector<Row> rows;
+    std::vector<double> sizes;
+    for (const Sample* s : group) {
+      const seconds rest = time_with(*s, 0, unlimited);
+      rows.push_back({time_with(*s, 1, unlimited) - rest, time_with(*s, 0, 1) - rest, s->measured - rest, s->measured});
+      sizes.push_back(s->buffer);
+    }
+    std::sort(sizes.begin(), sizes.end());
+    const bool spread = sizes.back() > 4 * sizes.front();  // a latency needs small and large messages
+    Tier& tier = p.tiers[t];
+    // Bandwidth is identifiable only if some message spends longer on bytes than on latency steps.
+    const double base_inverse_bandwidth = 1.0 / (tier.bandwidth * tier.efficiency);
+    const bool bandwidth_visible = std::any_of(rows.begin(), rows.end(), [&](const Row& r) {
+      return r.x2 * base_inverse_bandwidth > r.x1 * tier.latency;
+    });
+    LinearFit f = spread && bandwidth_visible ? fit_two_non_negative(rows) : LinearFit{};
+    double latency = tier.latency, inverse_bandwidth = 0;
+    if (f.ok && f.b > 0) {
+      latency = f.a;
+      inverse_bandwidth = f.b;
+    } else if (!bandwidth_visible) {  // latency-bound messages only: fit the latency, keep the bandwidth
+      std::vector<Row> alpha_rows;
+      for (const Row& r : rows) alpha_rows.push_back({r.x1, 0, r.target - base_inverse_bandwidth * r.x2, r.measured});
+      latency = std::max(0.0, fit_one(alpha_rows));
+      inverse_bandwidth = base_inverse_bandwidth;
+    } else {
+      std::vector<Row> beta_rows;
+      for (const Row& r : rows) beta_rows.push_back({r.x2, 0, r.target - latency * r.x1, r.measured});
+      inverse_bandwidth = fit_one(beta_rows);
+    }
+    if (inverse_bandwidth > 0) {
+      tier.latency = latency;
+      tier.efficiency = std::min(1.0, 1.0 / (inverse_bandwidth * tier.bandwidth));
+      const std::string where = "tiers[" + std::to_string(t) + "] (" + tier.name + ")";
+      if (!improves(group, before, where + " latency and efficiency")) continue;
+      if (f.ok || !bandwidth_visible)
+        record(where + ".latency", before.tiers[t].latency, tier.latency, group, before,
+               bandwidth_visible ? "collectives on this tier" : "latency-bound collectives on this tier");
+      if (bandwidth_visible)
+        record(where + ".efficiency", before.tiers[t].efficiency, tier.efficiency, group, before,
+               spread ? "collectives on this tier" : "collectives on this tier (one message size: latency kept)");
+    }
+  }
+  return result;
+}
+
+}  // namespace moesim::calibrate

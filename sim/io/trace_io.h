@@ -1,0 +1,68 @@
+#pragma once
+// Readers of real profiler output into one neutral list of device kernels (../shared/reference/traces.md
+// documents the formats):
+//  - Chrome trace JSON as PyTorch's profiler (Kineto) writes it, plain or gzip-compressed: GPU kernels
+//    with the CPU op that launched them (linked by External id) and its Input Dims / Input type, NCCL
+//    kernels with message sizes and group size where recorded. The same scanner reads the array form
+//    torch_npu writes (trace_view.json: device tasks of the "Ascend Hardware" process, no shapes).
+//  - Ascend profiler text export: kernel_details.csv (+ communication.json / communication_matrix.json
+//    next to it for collective sizes, transit times and group sizes), op_statistic.csv (aggregated), or
+//    an ASCEND_PROFILER_OUTPUT folder (or the *_ascend_pt folder above it).
+// Traces reach gigabytes: JSON is scanned event by event (SAX) and CSV line by line, so memory grows
+// with the number of kernels kept, not with the file. Truncated or malformed input raises InputError
+// naming the file and the byte offset or line.
+#include <string>
+#include <vector>
+
+#include "costmodels/units.h"
+
+namespace moesim::io {
+
+enum class TraceFormat { chrome_json, ascend_kernel_details, ascend_op_statistic, ascend_profiler_output };
+const char* to_string(TraceFormat f);
+
+struct KernelSample {
+  std::string name;  // kernel name (GPU) or task name (Ascend)
+  std::string op;    // launching CPU op (Kineto), op type (Ascend "Type"), empty if unknown
+  std::string core;  // Ascend accelerator core (AI_CORE, AI_VECTOR_CORE, MIX_AIC, HCCL, ...); empty on GPU
+  double start_us = 0;
+  seconds duration = 0;
+  long long launch_id = -1;  // Kineto External id of the launching op (kernels of one op share it); -1 if none
+  double occurrences = 1;  // > 1 only for aggregated rows (op_statistic.csv: duration is the mean)
+  std::vector<std::vector<double>> input_shapes;  // one dims list per input tensor (empty: not recorded)
+  std::vector<std::string> input_types;
+  std::vector<std::vector<double>> output_shapes;  // Ascend only
+  std::vector<std::string> output_types;
+  // Collectives, where the trace records them (0 / empty: unknown).
+  std::string collective;         // e.g. "allreduce", "allgather", "hcom_allReduce_"
+  double message_elements = 0;    // Kineto "In msg nelems" (output count for all-gather)
+  std::string message_type;       // element type of the message
+  bytes transit_bytes = 0;        // Ascend communication.json: bytes this device moved on its busiest transport
+  std::string transport;          // Ascend: HCCS, RDMA, PCIE, SIO
+  int group_size = 0;
+  seconds transit_time = 0;       // Ascend: time actually moving data (excludes waiting for peers)
+  // The duration excludes waiting for peers: Ascend transit times, or Kineto collectives aligned over
+  // all ranks of their run (calibrate::align_collectives). A single rank's NCCL kernel span does not.
+  bool excludes_peer_wait = false;
+};
+
+struct Trace {
+  std::string file;
+  TraceFormat format = TraceFormat::chrome_json;
+  std::string device_name;  // Kineto deviceProperties[0].name, when present
+  int world_size = 0;       // Kineto distributedInfo.world_size, when present
+  std::vector<KernelSample> kernels;
+};
+
+// Decides the format from the path (folder, .csv header, .json/.gz). Unknown input is an InputError.
+TraceFormat detect_trace_format(const std::string& path);
+Trace read_trace(const std::string& path);
+
+// ASCII lower case (profiler names differ in case across vendors and versions).
+std::string to_lower(std::string s);
+
+// Bytes of one element of a profiler dtype name ("float", "c10::BFloat16", "DT_BF16", "FLOAT16", ...);
+// 0 when the name is unknown.
+double dtype_bytes(const std::string& dtype);
+
+}  // namespace moesim::io

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# `moesim calibrate` and `moesim replay` end to end on a real Ascend trace (../shared/traces): the
+# calibrated profile names its traces, loads as a profile, and lowers the replay error; the --json
+# report has the documented keys; a cut trace ends with one error line and exit status 2.
+# Usage: bash calibrate.sh MOESIM_BINARY SOURCE_DIR
+set -u
+bin=${1:?usage: calibrate.sh MOESIM_BINARY SOURCE_DIR}
+src=${2:?usage: calibrate.sh MOESIM_BINARY SOURCE_DIR}
+traces="$src/../shared/traces"
+if [ ! -d "$traces" ]; then
+  echo "../shared/traces is absent: calibrate/replay CLI checks not run"
+  exit 0
+fi
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+failures=0
+fail() {
+  echo "FAIL: $*"
+  failures=$((failures + 1))
+}
+
+trace="$traces/ascend-msprof-analyze/gpt3_tp8_fp16/kernel_details.csv"
+if ! "$bin" calibrate "$trace" --hw ascend-910b2 --out "$tmp/cal.json" >"$tmp/cal.out" 2>"$tmp/cal.err"; then
+  fail "calibrate exited non-zero: $(cat "$tmp/cal.err")"
+fi
+"$bin" replay "$trace" --hw ascend-910b2 --json "$tmp/before.json" >/dev/null 2>"$tmp/err" || fail "replay (base): $(cat "$tmp/err")"
+"$bin" replay "$trace" --hw "$tmp/cal.json" --json "$tmp/after.json" >"$tmp/after.out" 2>"$tmp/err" ||
+  fail "replay (calibrated): $(cat "$tmp/err")"
+
+python3 - "$tmp" "$trace" <<'EOF' || failures=$((failures + 1))
+import json, sys
+tmp, trace = sys.argv[1], sys.argv[2]
+cal = json.load(open(f"{tmp}/cal.json"))
+before = json.load(open(f"{tmp}/before.json"))
+after = json.load(open(f"{tmp}/after.json"))
+errors = []
+if cal.get("calibrated_from") != [trace]:
+    errors.append(f"calibrated_from is {cal.get('calibrated_from')}")
+if "calibrated by moesim calibrate" not in cal["device"]["source"]["matrix_efficiency"]:
+    errors.append("matrix_efficiency source does not cite the calibration")
+for report in (before, after):
+    if set(report) != {"kinds", "total"} or set(report["total"]) != {"measured_s", "predicted_s"}:
+        errors.append(f"top-level keys {sorted(report)} / total keys {sorted(report.get('total', {}))}")
+    if set(report["kinds"]) != {"matmul", "grouped_matmul", "attention", "vector", "collective"}:
+        errors.append(f"kinds {sorted(report['kinds'])}")
+    for k, v in report["kinds"].items():
+        if set(v) != {"count", "median_abs_error_pct", "p90_abs_error_pct"}:
+            errors.append(f"{k} keys {sorted(v)}")
+m0, m1 = before["kinds"]["matmul"], after["kinds"]["matmul"]
+if not (m1["count"] == 13 and m1["median_abs_error_pct"] < 15 and m1["median_abs_error_pct"] < m0["median_abs_error_pct"]):
+    errors.append(f"matmul error before {m0} after {m1}")
+t0, t1 = before["total"], after["total"]
+if abs(t1["predicted_s"] / t1["measured_s"] - 1) >= abs(t0["predicted_s"] / t0["measured_s"] - 1):
+    errors.append(f"total not closer after calibration: before {t0} after {t1}")
+for e in errors:
+    print("FAIL:", e)
+if not errors:
+    print(f"ok   matmul median |error| {m0['median_abs_error_pct']:.1f}% -> {m1['median_abs_error_pct']:.1f}%")
+sys.exit(1 if errors else 0)
+EOF
+
+# A cut trace: exit status 2 and one line naming the file and the line.
+head -c 60000 "$trace" >"$tmp/kernel_details.csv"
+"$bin" replay "$tmp/kernel_details.csv" --hw ascend-910b2 >/dev/null 2>"$tmp/err"
+rc=$?
+if [ "$rc" -ne 2 ] || [ "$(wc -l <"$tmp/err")" -ne 1 ] || ! grep -q "kernel_details.csv:[0-9]*: expected" "$tmp/err"; then
+  fail "cut trace: exit $rc, stderr: $(cat "$tmp/err")"
+else
+  echo "ok   cut trace: $(cat "$tmp/err")"
+fi
+# A profile that is not a trace.
+"$bin" replay "$src/hw_profiles/h800.json" --hw h800 >/dev/null 2>"$tmp/err"
+rc=$?
+if [ "$rc" -ne 2 ] || [ "$(wc -l <"$tmp/err")" -ne 1 ] || ! grep -q "h800.json: field 'traceEvents'" "$tmp/err"; then
+  fail "non-trace JSON: exit $rc, stderr: $(cat "$tmp/err")"
+else
+  echo "ok   non-trace JSON: $(cat "$tmp/err")"
+fi
+
+[ "$failures" -eq 0 ] || { echo "$failures failure(s)"; exit 1; }
+echo "calibrate/replay CLI: all checks passed"
