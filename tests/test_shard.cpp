@@ -11,6 +11,7 @@
 #include "sim/io/input_error.h"
 #include "sim/shard.h"
 #include "sim/sweep.h"
+#include "tests/files.h"
 
 using namespace moesim;
 
@@ -18,16 +19,9 @@ namespace {
 
 const std::string small_spec = std::string(MOESIM_SOURCE_DIR) + "/tests/data/sweep-small.json";
 
-std::string temp_path(const std::string& name) {
-  return (std::filesystem::temp_directory_path() / ("moesim-test-shard-" + std::to_string(::getpid()) + "-" + name)).string();
-}
+std::string temp_path(const std::string& name) { return test::temp_path("moesim-test-shard", name); }
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using test::slurp;
 
 template <class F>
 std::string error_of(F&& f) {

@@ -11,6 +11,7 @@
 #include "sim/io/json_reader.h"
 #include "sim/simulate.h"
 #include "sim/sweep.h"
+#include "tests/files.h"
 
 using namespace moesim;
 using nlohmann::json;
@@ -21,16 +22,9 @@ const std::string small_spec = std::string(MOESIM_SOURCE_DIR) + "/tests/data/swe
 
 json small_json() { return io::read_json_file(small_spec); }
 
-std::string temp_path(const std::string& name) {
-  return (std::filesystem::temp_directory_path() / ("moesim-test-sweep-" + std::to_string(::getpid()) + "-" + name)).string();
-}
+std::string temp_path(const std::string& name) { return test::temp_path("moesim-test-sweep", name); }
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using test::slurp;
 
 std::string run(const sweep::SweepSpec& spec, int jobs, const std::string& name, bool resume = false) {
   sweep::RunOptions o;
