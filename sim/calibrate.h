@@ -25,6 +25,13 @@ constexpr OpKind reported_kinds[] = {OpKind::matmul, OpKind::grouped_matmul, OpK
 
 enum class MatrixPrecision { bf16, fp16, fp8, fp32 };
 
+// How a GPU matmul kernel executes, from its name (cuBLAS/CUTLASS names say it): on tensor cores at
+// the input precision (also every Ascend Cube matmul), FP32 inputs on tensor cores as TF32 (CUTLASS
+// `s1688`/`tf32`, cuBLAS `*_tf32_*`), FP32 on the CUDA cores (`sgemm`, `gemmSN`), or a matrix-vector
+// product (`gemv`, `dot`, `gemmk1`: M, N or K is 1), bound by reading its operands.
+enum class GemmPath { tensor_core, tf32, simt, gemv };
+const char* to_string(GemmPath p);
+
 // One kernel with what the cost models need to predict it. `predictable` is false when the trace did
 // not record enough (no shapes, no message size, a collective kind moesim does not model); `why` says.
 struct Sample {
@@ -38,6 +45,8 @@ struct Sample {
   // matmul / grouped matmul
   compute::GemmShape gemm;
   MatrixPrecision precision = MatrixPrecision::bf16;
+  GemmPath path = GemmPath::tensor_core;
+  compute::KernelTile tile;  // threadblock tile from the kernel name (tf32 and simt paths; 0: not named)
   // attention and vector ops: FLOPs and HBM bytes; matmuls: HBM bytes
   flops op_flops = 0;
   bytes hbm = 0;
