@@ -760,16 +760,35 @@ FitResult fit(const std::vector<Sample>& samples, const HardwareProfile& base) {
         targets.push_back(s->measured - s->launches * d.launch_overhead);
         weights.push_back(1.0 / (s->measured * s->measured));
       }
-      RateFit f{least_squares(columns, targets, weights), 0};
-      for (std::size_t r = 0; r < columns.size() && !f.inverse_rates.empty(); ++r) {
-        double predicted = 0;
-        for (std::size_t j = 0; j < f.inverse_rates.size(); ++j) predicted += f.inverse_rates[j] * columns[r][j];
-        f.sse += weights[r] * (targets[r] - predicted) * (targets[r] - predicted);
+      // Least absolute relative deviations by iteratively reweighted least squares (weights 1 / |e|,
+      // Schlossmacher 1973): the replay scores median |error|, and kernels slowed by concurrent streams
+      // are outliers that would pull a squared-error fit.
+      std::vector<double> irls(weights);
+      RateFit f;
+      for (int iteration = 0; iteration < 20; ++iteration) {
+        f = {least_squares(columns, targets, irls), 0};
+        if (f.inverse_rates.empty()) break;
+        for (std::size_t r = 0; r < columns.size(); ++r) {
+          double predicted = 0;
+          for (std::size_t j = 0; j < f.inverse_rates.size(); ++j) predicted += f.inverse_rates[j] * columns[r][j];
+          const double relative = std::abs(targets[r] - predicted) * std::sqrt(weights[r]);
+          irls[r] = weights[r] / std::max(relative, 1e-3);
+          f.sse += relative;  // sum of |relative residual|
+        }
       }
       return f;
     };
-    auto positive = [](const RateFit& f) {
-      return !f.inverse_rates.empty() && std::all_of(f.inverse_rates.begin(), f.inverse_rates.end(), [](double c) { return c > 0; });
+    // A fit is kept only with rates the hardware can reach: TF32 at most the datasheet TF32 peak, CUDA-core
+    // FP32 at most half the non-tensor rate (the profiles' FP32 assumption, matrix_peak). Few distinct
+    // shapes otherwise trade the rate against the fixed cost without bound (one A100 trace: 140 PFLOPS
+    // TF32 with F_half = 1 TFLOP, every GEMM a constant).
+    const std::array<flops_per_second, 2> ceiling{d.matrix_bf16 / 2, d.vector_flops / 2};
+    auto positive = [&](const RateFit& f) {
+      if (f.inverse_rates.empty()) return false;
+      std::size_t i = 0;
+      for (int path = 0; path < 2; ++path)
+        if (present[path] && !(f.inverse_rates[i++] * ceiling[path] >= 1)) return false;
+      return true;
     };
     flops half_saturation = d.matrix.half_saturation_flops;
     RateFit best = group.size() >= 3 ? fit_rates(half_saturation) : RateFit{};
