@@ -93,7 +93,10 @@ flops_per_second gemm_rate(const Sample& s, const DeviceSpec& d) {
 // Execution path of a GPU GEMM kernel from its name and the GEMM's shape (GemmPath).
 GemmPath gemm_path(const std::string& name, const Sample& s) {
   const bool vector_shape = std::min(s.gemm.m, s.gemm.n) == 1 || s.gemm.k == 1;  // cuBLAS dispatches these to GEMV
-  if (vector_shape || contains(name, "gemv") || contains(name, "dot_kernel") || contains(name, "gemmk1")) return GemmPath::gemv;
+  // The kernel's own name, not its template arguments (cuBLAS's small-N `gemmSN_TN_kernel<..,
+  // cublasGemvTensorStridedBatched<..>>` is a GEMM).
+  const std::string kernel = name.substr(0, name.find('<'));
+  if (vector_shape || contains(kernel, "gemv") || contains(kernel, "dot_kernel") || contains(kernel, "gemmk1")) return GemmPath::gemv;
   if (s.precision != MatrixPrecision::fp32) return GemmPath::tensor_core;
   for (const char* tensor : {"tensorop", "s1688", "s16816", "tf32", "xmma"})
     if (contains(name, tensor)) return GemmPath::tf32;
@@ -416,10 +419,10 @@ seconds predict(const Sample& s, const HardwareProfile& hw) {
   switch (s.kind) {
     case OpKind::matmul:
       // Replayed kernels off the simulator's tensor-core path: their own tile and rate (TF32, CUDA-core
-      // FP32), or a matrix-vector product, which streams its operands once (memory roofline).
-      if (s.path == GemmPath::tf32 || s.path == GemmPath::simt)
+      // FP32); a matrix-vector product on no tile, bound by streaming its operands once (the memory
+      // roofline) or, when tiny, by the same fixed fill/drain cost as a GEMM kernel.
+      if (s.path != GemmPath::tensor_core)
         return compute::kernel_gemm_time(s.gemm, s.tile, s.hbm, gemm_rate(s, d), d).time + extra_launches;
-      if (s.path == GemmPath::gemv) return compute::vector_time(s.gemm.flop_count(), s.hbm, d).time + extra_launches;
       [[fallthrough]];
     case OpKind::grouped_matmul:
       return compute::gemm_time(s.gemm, s.hbm, matrix_peak(s.precision, d), d, s.kind == OpKind::grouped_matmul).time +
@@ -738,7 +741,8 @@ FitResult fit(const std::vector<Sample>& samples, const HardwareProfile& base) {
       return compute::kernel_gemm_work(s.gemm, s.tile, d.matrix) / gemm_rate(s, d) >= s.hbm / (d.hbm_bandwidth * d.hbm_efficiency);
     };
     const auto group = select(samples, [&](const Sample& s) {
-      return s.kind == OpKind::matmul && (s.path == GemmPath::tf32 || s.path == GemmPath::simt) && path_bound(s);
+      const bool fp32_gemv = s.path == GemmPath::gemv && s.precision == MatrixPrecision::fp32;  // on the CUDA cores
+      return s.kind == OpKind::matmul && (s.path == GemmPath::tf32 || s.path == GemmPath::simt || fp32_gemv) && path_bound(s);
     });
     std::array<bool, 2> present{};  // tf32, simt: a path without samples keeps its rate
     for (const Sample* s : group) present[s->path == GemmPath::tf32 ? 0 : 1] = true;

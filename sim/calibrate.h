@@ -28,7 +28,8 @@ enum class MatrixPrecision { bf16, fp16, fp8, fp32 };
 // How a GPU matmul kernel executes, from its name (cuBLAS/CUTLASS names say it): on tensor cores at
 // the input precision (also every Ascend Cube matmul), FP32 inputs on tensor cores as TF32 (CUTLASS
 // `s1688`/`tf32`, cuBLAS `*_tf32_*`), FP32 on the CUDA cores (`sgemm`, `gemmSN`), or a matrix-vector
-// product (`gemv`, `dot`, `gemmk1`: M, N or K is 1), bound by reading its operands.
+// product (`gemv`, `dot`, `gemmk1`: M, N or K is 1), on no tile: bound by reading its operands, or when
+// tiny by a GEMM kernel's fixed fill/drain cost.
 enum class GemmPath { tensor_core, tf32, simt, gemv };
 const char* to_string(GemmPath p);
 

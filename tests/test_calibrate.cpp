@@ -380,7 +380,7 @@ TEST_CASE("Calibration on real traces lowers the replay error", "[calibrate]") {
     const auto before = calibrate::replay(samples, base), after = calibrate::replay(samples, fit.profile);
     for (auto kind : {calibrate::OpKind::matmul, calibrate::OpKind::vector})
       CHECK(after.kinds.at(kind).median_abs_error_pct < before.kinds.at(kind).median_abs_error_pct);
-    // Measured with the kernel paths: matmul median 35.5% (base; 260% with every FP32 GEMM on the
+    // Measured with the kernel paths: matmul median 35.8% (base; 260% with every FP32 GEMM on the
     // profile's 128 x 128 tiles at the CUDA-core rate) -> 19.9% calibrated (34% before the paths).
     CHECK(before.kinds.at(calibrate::OpKind::matmul).median_abs_error_pct < 40);
     CHECK(after.kinds.at(calibrate::OpKind::matmul).median_abs_error_pct < 22);
@@ -396,9 +396,9 @@ TEST_CASE("Calibration on real traces lowers the replay error", "[calibrate]") {
     const auto& m0 = before.kinds.at(calibrate::OpKind::matmul);
     const auto& m1 = after.kinds.at(calibrate::OpKind::matmul);
     CHECK(m1.count == 375);
-    // Measured: 41.1% -> 34.0% (161% -> 35% before the kernel paths).
+    // Measured: 41.4% -> 29.3% (161% -> 35% before the kernel paths).
     CHECK(m1.median_abs_error_pct < m0.median_abs_error_pct);
-    CHECK(m1.median_abs_error_pct < 36);
+    CHECK(m1.median_abs_error_pct < 31);
   }
   SECTION("V100 recommendation model: CUDA-core FP32 GEMMs") {
     const HardwareProfile base = io::load_profile("a100-sxm-80g");  // no V100 profile: every rate is fitted
@@ -428,8 +428,10 @@ TEST_CASE("GPU GEMM kernels: execution path and tile from the kernel name", "[ca
   gemm("void gemv2T_kernel_val<int, int, float, float, float, float, 128, 16, 2, 2, false>(Params)", {{32, 32}, {32, 1}}, "float");
   gemm("ampere_sgemm_32x32_sliced1x4_nn", {{1, 1024}, {1024, 512}}, "float");  // M = 1: cuBLAS runs it as a GEMV
   gemm("sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n_tilesize128x256x64", {{4096, 4096}, {4096, 4096}}, "c10::BFloat16");
+  gemm("void gemmSN_TN_kernel<float, 128, 16, 2, 4, 8, 9, false, cublasGemvTensorStridedBatched<float const>>(Params)",
+       {{16, 256}, {256, 128}}, "float");  // a small-N GEMM, though its template arguments say Gemv
   const auto s = calibrate::classify(t, io::load_profile("a100-sxm-80g"));
-  REQUIRE(s.size() == 5);
+  REQUIRE(s.size() == 6);
   CHECK(s[0].path == calibrate::GemmPath::tf32);
   CHECK((s[0].gemm.m == 96 && s[0].gemm.n == 512 && s[0].gemm.k == 1024));
   // cuBLAS is column-major: the kernel's 64-row tile dimension runs along aten's N.
@@ -439,6 +441,8 @@ TEST_CASE("GPU GEMM kernels: execution path and tile from the kernel name", "[ca
   CHECK(s[2].path == calibrate::GemmPath::gemv);
   CHECK(s[3].path == calibrate::GemmPath::gemv);
   CHECK(s[4].path == calibrate::GemmPath::tensor_core);
+  CHECK(s[5].path == calibrate::GemmPath::simt);
+  CHECK((s[5].tile.m == 0 && s[5].tile.n == 0));
 }
 
 TEST_CASE("A kernel's tile quantisation pads its work, not the fixed fill/drain cost", "[calibrate]") {
