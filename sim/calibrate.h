@@ -110,8 +110,9 @@ struct FitResult {
 };
 
 // Least-squares fit, in order: launch overhead and HBM efficiency from vector ops; the matrix curve
-// (peak_fraction, half_saturation_flops) from half-precision matmuls and the FP32 GEMM rate from FP32
-// ones; grouped_gemm_factor; attention_fraction; per tier latency and efficiency from collectives.
+// (peak_fraction, half_saturation_flops) from half-precision matmuls and the FP32 GEMM rate from FP32 Cube
+// ones; the TF32 and CUDA-core FP32 rates of replayed GPU kernels (GemmPath) by least absolute relative
+// deviations; grouped_gemm_factor; attention_fraction; per tier latency and efficiency from collectives.
 // A parameter without enough samples keeps its base value and is not listed; a fit that does not lower
 // the rms residual of its own samples (inconsistent shapes, a model that cannot describe them) is undone.
 FitResult fit(const std::vector<Sample>& samples, const HardwareProfile& base);
