@@ -45,6 +45,17 @@ OpTime gemm_time(const GemmShape& shape, bytes hbm, flops_per_second peak, const
   return roofline(shape.flop_count(), hbm, peak, matrix_efficiency(shape, device.matrix, grouped), device);
 }
 
+double kernel_gemm_work(const GemmShape& shape, KernelTile tile, const MatrixEfficiency& eff) {
+  const double quantisation =
+      tile_quantisation(shape.m, tile.m) * tile_quantisation(shape.n, tile.n) * tile_quantisation(shape.k, tile.k);
+  return (shape.flop_count() / quantisation + eff.half_saturation_flops) / eff.peak_fraction;
+}
+
+OpTime kernel_gemm_time(const GemmShape& shape, KernelTile tile, bytes hbm, flops_per_second rate, const DeviceSpec& device) {
+  const double work = kernel_gemm_work(shape, tile, device.matrix);
+  return roofline(shape.flop_count(), hbm, rate, shape.flop_count() / work, device);
+}
+
 OpTime attention_time(flops f, bytes hbm, flops_per_second peak, const DeviceSpec& device) {
   // Fused attention (FlashAttention, Ascend FusionAttention) runs its two matmuls with softmax in
   // between, below plain-GEMM efficiency; attention_fraction captures that (FlashAttention-2 §4.1

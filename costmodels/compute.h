@@ -36,6 +36,20 @@ double matrix_efficiency(const GemmShape& shape, const MatrixEfficiency& eff, bo
 OpTime roofline(flops f, bytes hbm, flops_per_second peak, double efficiency, const DeviceSpec& device);
 
 OpTime gemm_time(const GemmShape& shape, bytes hbm, flops_per_second peak, const DeviceSpec& device, bool grouped);
+
+// A profiled GEMM kernel whose threadblock tile is known (0: that dimension is not quantised): the
+// padded work F / q on that tile plus the fixed fill/drain cost F_half of the saturation curve, which
+// does not grow with padding: t = (F / q + F_half) / (rate x peak_fraction). matrix_efficiency divides
+// F_half by q too, harmless for the large, tile-filling GEMMs of training but a factor q^-1 (up to
+// 10^4 for a 2 x 1 x 2048 GEMM on 128 x 128 tiles) too slow for the tiny GEMMs cuBLAS runs on small
+// tiles (NVIDIA "Matrix Multiplication Background" guide: quantisation wastes the padded part of the
+// last tile, not a fixed cost).
+struct KernelTile {
+  int m = 0, n = 0, k = 0;
+};
+OpTime kernel_gemm_time(const GemmShape& shape, KernelTile tile, bytes hbm, flops_per_second rate, const DeviceSpec& device);
+// Unit-rate compute time of kernel_gemm_time: (F / q + F_half) / peak_fraction (FLOPs; divide by a rate).
+double kernel_gemm_work(const GemmShape& shape, KernelTile tile, const MatrixEfficiency& eff);
 OpTime attention_time(flops f, bytes hbm, flops_per_second peak, const DeviceSpec& device);
 OpTime vector_time(flops f, bytes hbm, const DeviceSpec& device);
 

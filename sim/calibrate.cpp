@@ -22,6 +22,16 @@ const char* to_string(OpKind k) {
   return "?";
 }
 
+const char* to_string(GemmPath p) {
+  switch (p) {
+    case GemmPath::tensor_core: return "tensor_core";
+    case GemmPath::tf32: return "tf32";
+    case GemmPath::simt: return "simt";
+    case GemmPath::gemv: return "gemv";
+  }
+  return "?";
+}
+
 namespace {
 
 std::string lower(const std::string& s) { return io::to_lower(s); }
@@ -70,6 +80,42 @@ flops_per_second matrix_peak(MatrixPrecision p, const DeviceSpec& d) {
       return d.matrix_fp32 > 0 ? d.matrix_fp32 : d.vector_flops / 2;
   }
   return d.matrix_bf16;
+}
+
+// Rate of a GEMM kernel on its path. TF32 until calibrated: half the BF16 tensor rate (A100: 156 vs
+// 312 TFLOPS, H100 SXM: 495 vs 989, NVIDIA A100 / H100 datasheets, dense).
+flops_per_second tf32_rate(const DeviceSpec& d) { return d.matrix_tf32 > 0 ? d.matrix_tf32 : d.matrix_bf16 / 2; }
+
+flops_per_second gemm_rate(const Sample& s, const DeviceSpec& d) {
+  return s.path == GemmPath::tf32 ? tf32_rate(d) : matrix_peak(s.precision, d);
+}
+
+// Execution path of a GPU GEMM kernel from its name and the GEMM's shape (GemmPath).
+GemmPath gemm_path(const std::string& name, const Sample& s) {
+  const bool vector_shape = std::min(s.gemm.m, s.gemm.n) == 1 || s.gemm.k == 1;  // cuBLAS dispatches these to GEMV
+  // The kernel's own name, not its template arguments (cuBLAS's small-N `gemmSN_TN_kernel<..,
+  // cublasGemvTensorStridedBatched<..>>` is a GEMM).
+  const std::string kernel = name.substr(0, name.find('<'));
+  if (vector_shape || contains(kernel, "gemv") || contains(kernel, "dot_kernel") || contains(kernel, "gemmk1")) return GemmPath::gemv;
+  if (s.precision != MatrixPrecision::fp32) return GemmPath::tensor_core;
+  for (const char* tensor : {"tensorop", "s1688", "s16816", "tf32", "xmma"})
+    if (contains(name, tensor)) return GemmPath::tf32;
+  return GemmPath::simt;
+}
+
+// Threadblock tile named by a cuBLAS/CUTLASS kernel: `..gemm_<M>x<N>_<K>x<stages>_..` (CUTLASS
+// `cutlass_80_tensorop_s1688gemm_64x64_32x6_tn_align4`: 64 x 64 tile, K step 32, 6 stages) or
+// `..sgemm_<M>x<N>_..` (cuBLAS `ampere_sgemm_128x64_nn`, K step not named). cuBLAS is column-major, so
+// PyTorch computes the row-major C = A B as C^T = B^T A^T: the kernel's M runs along aten's N
+// (aten/src/ATen/native/cuda/Blas.cpp swaps the operands), hence the swap below.
+compute::KernelTile tile_from_name(const std::string& name) {
+  const std::size_t at = name.find("gemm_");
+  if (at == std::string::npos) return {};
+  int tm = 0, tn = 0, tk = 0, stages = 0, used = 0;
+  const char* rest = name.c_str() + at + 5;
+  if (std::sscanf(rest, "%dx%d%n", &tm, &tn, &used) != 2) return {};
+  std::sscanf(rest + used, "_%dx%d", &tk, &stages);
+  return {tn, tm, tk};
 }
 
 // Collective kind from an NCCL kernel/collective name or an HCCL op type; nullopt for kinds moesim
@@ -296,6 +342,8 @@ Sample classify_one(const io::KernelSample& k, const HardwareProfile& hw, int wo
     s.kind = gemm_kernel ? OpKind::matmul : OpKind::vector;  // a matmul op's non-GEMM kernels: bias, split-K reduce
     if (gemm_kernel) {
       if (!is_matmul_op(k.op) || !gemm_from_aten(k, s)) return unpredictable(s.kind, "shapes not recorded");
+      s.path = gemm_path(name, s);
+      if (s.path == GemmPath::tf32 || s.path == GemmPath::simt) s.tile = tile_from_name(name);
       s.predictable = true;
       return s;
     }
@@ -370,6 +418,12 @@ seconds predict(const Sample& s, const HardwareProfile& hw) {
   const seconds extra_launches = (s.launches - 1) * d.launch_overhead;  // the cost models charge one per op
   switch (s.kind) {
     case OpKind::matmul:
+      // Replayed kernels off the simulator's tensor-core path: their own tile and rate (TF32, CUDA-core
+      // FP32); a matrix-vector product on no tile, bound by streaming its operands once (the memory
+      // roofline) or, when tiny, by the same fixed fill/drain cost as a GEMM kernel.
+      if (s.path != GemmPath::tensor_core)
+        return compute::kernel_gemm_time(s.gemm, s.tile, s.hbm, gemm_rate(s, d), d).time + extra_launches;
+      [[fallthrough]];
     case OpKind::grouped_matmul:
       return compute::gemm_time(s.gemm, s.hbm, matrix_peak(s.precision, d), d, s.kind == OpKind::grouped_matmul).time +
              extra_launches;
@@ -477,6 +531,35 @@ double fit_one(const std::vector<Row>& rows) {
     sxt += w * r.x1 * r.target;
   }
   return sxx > 0 ? sxt / sxx : 0;
+}
+
+// Weighted least squares for target = sum_j coef_j * x_j (normal equations, Gaussian elimination with
+// partial pivoting); empty when the columns are degenerate.
+std::vector<double> least_squares(const std::vector<std::vector<double>>& x, const std::vector<double>& target,
+                                  const std::vector<double>& weight) {
+  if (x.empty()) return {};
+  const std::size_t n = x.front().size();
+  std::vector<std::vector<double>> a(n, std::vector<double>(n + 1, 0.0));
+  for (std::size_t r = 0; r < x.size(); ++r)
+    for (std::size_t i = 0; i < n; ++i) {
+      for (std::size_t j = 0; j < n; ++j) a[i][j] += weight[r] * x[r][i] * x[r][j];
+      a[i][n] += weight[r] * x[r][i] * target[r];
+    }
+  for (std::size_t c = 0; c < n; ++c) {
+    std::size_t pivot = c;
+    for (std::size_t r = c + 1; r < n; ++r)
+      if (std::abs(a[r][c]) > std::abs(a[pivot][c])) pivot = r;
+    if (!(std::abs(a[pivot][c]) > 0)) return {};  // a column of zeros or a repeated column
+    std::swap(a[c], a[pivot]);
+    for (std::size_t r = 0; r < n; ++r) {
+      if (r == c) continue;
+      const double f = a[r][c] / a[c][c];
+      for (std::size_t k = c; k <= n; ++k) a[r][k] -= f * a[c][k];
+    }
+  }
+  std::vector<double> coef(n);
+  for (std::size_t i = 0; i < n; ++i) coef[i] = a[i][n] / a[i][i];
+  return coef;
 }
 
 double weighted_sse(const std::vector<Row>& rows, double a, double b) {
@@ -592,8 +675,9 @@ FitResult fit(const std::vector<Sample>& samples, const HardwareProfile& base) {
     return s.gemm.flop_count() / (matrix_peak(s.precision, d) * compute::matrix_efficiency(s.gemm, d.matrix, false)) >=
            s.hbm / (d.hbm_bandwidth * d.hbm_efficiency);
   };
-  const auto half = select(samples, [&](const Sample& s) { return s.kind == OpKind::matmul && is_half_precision(s) && compute_bound(s); });
-  const auto single = select(samples, [&](const Sample& s) { return s.kind == OpKind::matmul && !is_half_precision(s) && compute_bound(s); });
+  auto on_tensor_cores = [](const Sample& s) { return s.kind == OpKind::matmul && s.path == GemmPath::tensor_core; };
+  const auto half = select(samples, [&](const Sample& s) { return on_tensor_cores(s) && is_half_precision(s) && compute_bound(s); });
+  const auto single = select(samples, [&](const Sample& s) { return on_tensor_cores(s) && !is_half_precision(s) && compute_bound(s); });
   auto gemm_rows = [&](const std::vector<const Sample*>& group, bool include_peak) {
     std::vector<Row> rows;
     for (const Sample* s : group) {
@@ -644,6 +728,100 @@ FitResult fit(const std::vector<Sample>& samples, const HardwareProfile& base) {
     if (f.ok)
       record("device.matrix_efficiency.half_saturation_flops", before.device.matrix.half_saturation_flops,
              d.matrix.half_saturation_flops, single, before, "FP32 GEMMs (no half-precision GEMMs in the traces)");
+    }
+  }
+
+  // 2b. Replayed GPU kernels off the tensor-core path, TF32 and CUDA-core FP32 (GemmPath): t - L =
+  //     (F / q + F_half) / peak_fraction / rate on the kernel's own tile (compute::kernel_gemm_time),
+  //     linear in 1/rate_tf32 and 1/rate_fp32 for a given F_half. Without half-precision GEMMs to fix
+  //     the saturation point, F_half is the best of a log-spaced scan (one shared curve, the rates fitted
+  //     at each point).
+  {
+    auto path_bound = [&](const Sample& s) {
+      return compute::kernel_gemm_work(s.gemm, s.tile, d.matrix) / gemm_rate(s, d) >= s.hbm / (d.hbm_bandwidth * d.hbm_efficiency);
+    };
+    const auto group = select(samples, [&](const Sample& s) {
+      const bool fp32_gemv = s.path == GemmPath::gemv && s.precision == MatrixPrecision::fp32;  // on the CUDA cores
+      return s.kind == OpKind::matmul && (s.path == GemmPath::tf32 || s.path == GemmPath::simt || fp32_gemv) && path_bound(s);
+    });
+    std::array<bool, 2> present{};  // tf32, simt: a path without samples keeps its rate
+    for (const Sample* s : group) present[s->path == GemmPath::tf32 ? 0 : 1] = true;
+    struct RateFit {
+      std::vector<double> inverse_rates;  // per present path
+      double sse = 0;
+    };
+    auto fit_rates = [&](flops half_saturation) {
+      MatrixEfficiency curve = d.matrix;
+      curve.half_saturation_flops = half_saturation;
+      std::vector<std::vector<double>> columns;
+      std::vector<double> targets, weights;
+      for (const Sample* s : group) {
+        std::vector<double> x;
+        for (int path = 0; path < 2; ++path)
+          if (present[path])
+            x.push_back((s->path == GemmPath::tf32) == (path == 0) ? compute::kernel_gemm_work(s->gemm, s->tile, curve) : 0.0);
+        columns.push_back(std::move(x));
+        targets.push_back(s->measured - s->launches * d.launch_overhead);
+        weights.push_back(1.0 / (s->measured * s->measured));
+      }
+      // Least absolute relative deviations by iteratively reweighted least squares (weights 1 / |e|,
+      // Schlossmacher 1973): the replay scores median |error|, and kernels slowed by concurrent streams
+      // are outliers that would pull a squared-error fit.
+      std::vector<double> irls(weights);
+      RateFit f;
+      for (int iteration = 0; iteration < 20; ++iteration) {
+        f = {least_squares(columns, targets, irls), 0};
+        if (f.inverse_rates.empty()) break;
+        for (std::size_t r = 0; r < columns.size(); ++r) {
+          double predicted = 0;
+          for (std::size_t j = 0; j < f.inverse_rates.size(); ++j) predicted += f.inverse_rates[j] * columns[r][j];
+          const double relative = std::abs(targets[r] - predicted) * std::sqrt(weights[r]);
+          irls[r] = weights[r] / std::max(relative, 1e-3);
+          f.sse += relative;  // sum of |relative residual|
+        }
+      }
+      return f;
+    };
+    // A fit is kept only with rates the hardware can reach: TF32 at most the datasheet TF32 peak, CUDA-core
+    // FP32 at most half the non-tensor rate (the profiles' FP32 assumption, matrix_peak). Few distinct
+    // shapes otherwise trade the rate against the fixed cost without bound (one A100 trace: 140 PFLOPS
+    // TF32 with F_half = 1 TFLOP, every GEMM a constant).
+    const std::array<flops_per_second, 2> ceiling{d.matrix_bf16 / 2, d.vector_flops / 2};
+    auto positive = [&](const RateFit& f) {
+      if (f.inverse_rates.empty()) return false;
+      std::size_t i = 0;
+      for (int path = 0; path < 2; ++path)
+        if (present[path] && !(f.inverse_rates[i++] * ceiling[path] >= 1)) return false;
+      return true;
+    };
+    flops half_saturation = d.matrix.half_saturation_flops;
+    RateFit best = group.size() >= 3 ? fit_rates(half_saturation) : RateFit{};
+    if (half.empty() && group.size() >= 3) {
+      for (double f_half = 1e6; f_half <= 1e12; f_half *= std::pow(10.0, 0.125)) {  // 1 MFLOP .. 1 TFLOP, 8 per decade
+        const RateFit f = fit_rates(f_half);
+        if (positive(f) && (!positive(best) || f.sse < best.sse)) best = f, half_saturation = f_half;
+      }
+    }
+    if (positive(best)) {
+      const HardwareProfile before = p;
+      std::size_t i = 0;
+      if (present[0]) d.matrix_tf32 = 1.0 / best.inverse_rates[i++];
+      if (present[1]) d.matrix_fp32 = 1.0 / best.inverse_rates[i++];
+      d.matrix.half_saturation_flops = half_saturation;
+      if (improves(group, before, "TF32 and CUDA-core FP32 GEMM rates")) {
+        if (present[0])
+          record("device.matrix_flops.tf32", tf32_rate(before.device), d.matrix_tf32, group, before,
+                 "FP32 GEMM kernels on tensor cores (TF32), each on its named tile");
+        if (present[1])
+          record("device.matrix_flops.fp32", matrix_peak(MatrixPrecision::fp32, before.device), d.matrix_fp32, group, before,
+                 "FP32 GEMM kernels on CUDA cores (sgemm), each on its named tile");
+        if (half_saturation != before.device.matrix.half_saturation_flops)
+          record("device.matrix_efficiency.half_saturation_flops", before.device.matrix.half_saturation_flops, half_saturation, group,
+                 before, "TF32 / FP32 GEMM kernels (no half-precision GEMMs in the traces)");
+      }
+    } else if (group.size() >= 3) {
+      result.rejected.push_back("TF32 and CUDA-core FP32 GEMM rates: no positive least-squares solution over " +
+                                std::to_string(group.size()) + " kernels");
     }
   }
 

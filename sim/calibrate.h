@@ -25,6 +25,14 @@ constexpr OpKind reported_kinds[] = {OpKind::matmul, OpKind::grouped_matmul, OpK
 
 enum class MatrixPrecision { bf16, fp16, fp8, fp32 };
 
+// How a GPU matmul kernel executes, from its name (cuBLAS/CUTLASS names say it): on tensor cores at
+// the input precision (also every Ascend Cube matmul), FP32 inputs on tensor cores as TF32 (CUTLASS
+// `s1688`/`tf32`, cuBLAS `*_tf32_*`), FP32 on the CUDA cores (`sgemm`, `gemmSN`), or a matrix-vector
+// product (`gemv`, `dot`, `gemmk1`: M, N or K is 1), on no tile: bound by reading its operands, or when
+// tiny by a GEMM kernel's fixed fill/drain cost.
+enum class GemmPath { tensor_core, tf32, simt, gemv };
+const char* to_string(GemmPath p);
+
 // One kernel with what the cost models need to predict it. `predictable` is false when the trace did
 // not record enough (no shapes, no message size, a collective kind moesim does not model); `why` says.
 struct Sample {
@@ -38,6 +46,8 @@ struct Sample {
   // matmul / grouped matmul
   compute::GemmShape gemm;
   MatrixPrecision precision = MatrixPrecision::bf16;
+  GemmPath path = GemmPath::tensor_core;
+  compute::KernelTile tile;  // threadblock tile from the kernel name (tf32 and simt paths; 0: not named)
   // attention and vector ops: FLOPs and HBM bytes; matmuls: HBM bytes
   flops op_flops = 0;
   bytes hbm = 0;
@@ -100,8 +110,9 @@ struct FitResult {
 };
 
 // Least-squares fit, in order: launch overhead and HBM efficiency from vector ops; the matrix curve
-// (peak_fraction, half_saturation_flops) from half-precision matmuls and the FP32 GEMM rate from FP32
-// ones; grouped_gemm_factor; attention_fraction; per tier latency and efficiency from collectives.
+// (peak_fraction, half_saturation_flops) from half-precision matmuls and the FP32 GEMM rate from FP32 Cube
+// ones; the TF32 and CUDA-core FP32 rates of replayed GPU kernels (GemmPath) by least absolute relative
+// deviations; grouped_gemm_factor; attention_fraction; per tier latency and efficiency from collectives.
 // A parameter without enough samples keeps its base value and is not listed; a fit that does not lower
 // the rms residual of its own samples (inconsistent shapes, a model that cannot describe them) is undone.
 FitResult fit(const std::vector<Sample>& samples, const HardwareProfile& base);
