@@ -1,12 +1,13 @@
 #include "costmodels/layout.h"
 
+#include <initializer_list>
 #include <numeric>
 #include <stdexcept>
 
 namespace moesim {
 
 namespace {
-std::string str(long v) { return std::to_string(v); }
+std::string str(long long v) { return std::to_string(v); }
 }  // namespace
 
 std::optional<std::string> complete_and_check_layout(const ModelSpec& model, LayoutSpec& l) {
@@ -14,14 +15,24 @@ std::optional<std::string> complete_and_check_layout(const ModelSpec& model, Lay
                          {"cp", l.cp}, {"micro_batch", l.micro_batch}, {"devices", l.devices}}) {
     if (v < 1) return std::string(name) + " must be >= 1, got " + str(v);
   }
-  const long attention_group = static_cast<long>(l.tp) * l.cp * l.pp;
+  // Products of up to three sizes (each < 2^31) can overflow even 64 bits: stop at the first partial
+  // product beyond the device count, which cannot divide it anyway.
+  auto product = [&](std::initializer_list<int> sizes) {
+    long long p = 1;
+    for (int v : sizes) {
+      p *= v;
+      if (p > l.devices) return p;
+    }
+    return p;
+  };
+  const long long attention_group = product({l.tp, l.cp, l.pp});
   if (l.devices % attention_group != 0)
     return "devices " + str(l.devices) + " is not a multiple of tp*cp*pp = " + str(attention_group);
   const int derived_dp = static_cast<int>(l.devices / attention_group);
   if (l.dp == 0) l.dp = derived_dp;
   if (l.dp != derived_dp)
     return "tp*cp*dp*pp = " + str(attention_group * l.dp) + " does not equal devices " + str(l.devices);
-  const long expert_group = static_cast<long>(l.etp) * l.ep * l.pp;
+  const long long expert_group = product({l.etp, l.ep, l.pp});
   if (l.devices % expert_group != 0)
     return "devices " + str(l.devices) + " is not a multiple of etp*ep*pp = " + str(expert_group);
   if (model.attention.heads % l.tp != 0)
@@ -44,18 +55,31 @@ std::optional<std::string> complete_and_check_layout(const ModelSpec& model, Lay
   const long per_step = static_cast<long>(l.dp) * l.micro_batch;
   if (l.global_batch % per_step != 0)
     return "global_batch " + str(l.global_batch) + " is not a multiple of dp*micro_batch = " + str(per_step);
-  const int virtual_stages = l.pp * (l.schedule == ScheduleKind::dualpipe ? 1 : l.vpp);
-  if (virtual_stages > model.layers + model.mtp_layers)
+  const long long virtual_stages = static_cast<long long>(l.pp) * (l.schedule == ScheduleKind::dualpipe ? 1 : l.vpp);
+  if (virtual_stages > static_cast<long long>(model.layers) + model.mtp_layers)
     return "pp*vpp = " + str(virtual_stages) + " stages exceed the " + str(model.layers) + " layers";
-  if (l.schedule == ScheduleKind::interleaved && l.vpp > 1 && l.microbatches() % l.pp != 0)
+  // Megatron-LM interleaves model chunks across pipeline stages; with one stage there is nothing to
+  // interleave (it requires pipeline-model-parallel size > 1 for a virtual pipeline).
+  if (l.vpp > 1 && l.pp == 1) return "vpp " + str(l.vpp) + " needs pp > 1";
+  // The schedules' own preconditions (sim/schedule.cpp build_schedule), checked here so that a layout
+  // that passes is one the simulation can run.
+  if (l.schedule == ScheduleKind::interleaved && l.microbatches() % l.pp != 0)
     return "interleaved schedule needs microbatches (" + str(l.microbatches()) + ") divisible by pp " + str(l.pp);
-  if (l.schedule == ScheduleKind::dualpipe && (l.microbatches() % 2 != 0 || l.pp % 2 != 0))
-    return "dualpipe needs an even pp and an even number of microbatches (" + str(l.microbatches()) + ")";
+  if (l.schedule == ScheduleKind::dualpipe &&
+      (l.microbatches() % 2 != 0 || l.pp % 2 != 0 || l.microbatches() < 2LL * l.pp))
+    return "dualpipe needs an even pp and an even number of microbatches (" + str(l.microbatches()) + ") >= 2*pp";
+  // The simulation keeps one record per (stage, chunk, microbatch, pass): bound it so that a huge
+  // batch on few devices is refused instead of exhausting memory.
+  const long long pipeline_passes =
+      static_cast<long long>(l.pp) * (l.schedule == ScheduleKind::dualpipe ? 2 : l.vpp) * l.microbatches();
+  if (pipeline_passes > max_pipeline_passes)
+    return "pp*chunks*microbatches = " + str(pipeline_passes) + " exceeds the " + str(max_pipeline_passes) +
+           " pipeline passes one iteration can simulate (raise micro_batch or dp)";
   if (!l.pipeline_layers.empty()) {
     if (static_cast<int>(l.pipeline_layers.size()) != virtual_stages)
       return "pipeline_layers has " + str(static_cast<long>(l.pipeline_layers.size())) + " entries, expected pp*vpp = " +
              str(virtual_stages);
-    const int sum = std::accumulate(l.pipeline_layers.begin(), l.pipeline_layers.end(), 0);
+    const long long sum = std::accumulate(l.pipeline_layers.begin(), l.pipeline_layers.end(), 0LL);
     if (sum != model.layers) return "pipeline_layers sum to " + str(sum) + ", expected layers " + str(model.layers);
   }
   return std::nullopt;
@@ -76,9 +100,10 @@ PipelinePlan partition_layers(const ModelSpec& model, const LayoutSpec& layout) 
   if (!layout.pipeline_layers.empty()) {
     counts = layout.pipeline_layers;
   } else {
-    const int per = (model.layers + n_parts - 1) / n_parts;
+    // In 64 bits: layers + n_parts and per * n_parts can pass 2^31 with ~2e9 layers.
+    const int per = static_cast<int>((static_cast<long long>(model.layers) + n_parts - 1) / n_parts);
     counts.assign(n_parts, per);
-    int surplus = per * n_parts - model.layers;
+    int surplus = static_cast<int>(static_cast<long long>(per) * n_parts - model.layers);
     // Take layers from the last part (it also runs the head, loss and MTP), then the first (embedding),
     // alternating, then inwards (Llama 3 405B: one fewer layer on the first and last stage).
     for (int i = 0; surplus > 0; ++i) {

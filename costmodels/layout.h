@@ -10,6 +10,11 @@
 
 namespace moesim {
 
+// The most (stage, chunk, microbatch) forward passes one simulated iteration may hold: about 20 us
+// and 0.5 KB each, so a few seconds and ~150 MB at the limit; the largest published run
+// (validation/published_runs.json, Narayanan 2021 530B on 560 GPUs) has 117,600.
+constexpr long long max_pipeline_passes = 1 << 18;
+
 // Fills derived fields (dp) and returns the first rule the layout breaks, naming the product that
 // fails, or nothing when the layout can run.
 std::optional<std::string> complete_and_check_layout(const ModelSpec& model, LayoutSpec& layout);

@@ -70,7 +70,7 @@ ParamBreakdown count_params(const ModelSpec& m) {
   p.norms = m.layers * layer_norm_params(m) + (m.ffn.activation == Activation::gelu ? 2.0 : 1.0) * h;  // + final norm
   p.dense_ffn = m.dense_layers() * dense_ffn_params(m);
   if (m.moe) {
-    const int moe_layers = m.moe_layers();
+    const count moe_layers = m.moe_layers();  // a double, so that products with counts cannot wrap
     p.router = moe_layers * h * m.moe->experts;
     p.shared_experts = moe_layers * shared_expert_params(m);
     p.routed_experts = moe_layers * m.moe->experts * expert_params(m);

@@ -43,6 +43,8 @@ bool better(Objective o, double a, double b) { return o == Objective::time_to_tr
 
 namespace {
 
+constexpr double max_layout_candidates = 1e6;
+
 // The canonical model-axis order: it fixes how point indices map to values.
 const std::vector<std::string> model_axis_names = {"layers",         "hidden",     "experts", "top_k", "expert_intermediate",
                                                    "shared_experts", "heads",      "first_dense_layers"};
@@ -129,7 +131,8 @@ std::string resolve_near(const std::string& name, const std::string& spec_file) 
   const bool looks_like_path = name.find('/') != std::string::npos || name.ends_with(".json");
   if (!looks_like_path || fs::path(name).is_absolute()) return name;
   const fs::path near = fs::path(spec_file).parent_path() / name;
-  return fs::exists(near) ? near.string() : name;
+  std::error_code ec;  // a name too long for the file system is simply not there
+  return fs::exists(near, ec) ? near.string() : name;
 }
 
 }  // namespace
@@ -205,6 +208,15 @@ SweepSpec parse_spec(const json& j, const std::string& file) {
                                    fixed[it->second.first].contains(it->second.second);
       if (clash) la->fail(name, "a field that layout_fixed does not also set");
     }
+    // Every point enumerates the product of the candidate lists: keep it to what can be checked.
+    double product = 1;
+    for (const std::size_t n : {a.tp.size(), a.pp.size(), a.vpp.size(), a.ep.size(), a.etp.size(), a.cp.size(),
+                                a.micro_batch.size(), a.recompute.size(), a.schedule.size(), a.ep_overlap.size(),
+                                a.tp_overlap.size(), a.hierarchical_ep.size()})
+      product *= std::max<std::size_t>(n, 1);
+    if (product > max_layout_candidates)
+      f.fail("layout_axes", fmt::format("at most {} candidate layouts per point (the lists multiply to {:.3g})",
+                                        max_layout_candidates, product));
   }
   s.fixed_etp = fixed.contains("etp");
   s.fixed_schedule = fixed.contains("schedule");
@@ -646,6 +658,36 @@ std::vector<json> Summary::pareto_tokens_memory() const { return by_index(front_
 // ------------------------------------------------------------------------------------------------
 namespace {
 
+// Why `line` is not a result line that the summary and the report can use, or nothing: an earlier
+// run's file may have been edited or damaged anywhere.
+std::optional<std::string> result_line_error(const json& line) {
+  auto integer = [](const json& o, const char* k) { return o.is_object() && o.contains(k) && o[k].is_number_integer(); };
+  auto number = [](const json& o, const char* k) { return o.is_object() && o.contains(k) && o[k].is_number(); };
+  if (!line.is_object() || !line.contains("index") || !line["index"].is_number_unsigned()) return "no index";
+  if (!line.contains("status") || !line["status"].is_string()) return "no status";
+  const std::string status = line["status"].get<std::string>();
+  if (status != "ok" && status != "infeasible" && status != "no_fit") return "status '" + status + "' is not ok|infeasible|no_fit";
+  if (!line.contains("model") || !line["model"].is_object()) return "no model";
+  for (const auto& [key, value] : line["model"].items())
+    if (!value.is_number_integer()) return "model." + key + " is not a whole number";
+  if (status != "ok") return std::nullopt;
+  for (const auto& name : model_axis_names)
+    if (!integer(line["model"], name.c_str())) return "model." + name + " missing";
+  for (const char* k : {"objective", "mfu", "tokens_per_s", "iteration_time_s", "peak_memory_bytes"})
+    if (!number(line, k)) return std::string(k) + " missing";
+  if (!line.contains("params") || !number(line["params"], "total") || !number(line["params"], "active")) return "params missing";
+  if (!line.contains("layout")) return "layout missing";
+  const json& layout = line["layout"];
+  for (const char* k : {"tp", "pp", "vpp", "ep", "etp", "cp", "dp", "micro_batch"})
+    if (!integer(layout, k)) return std::string("layout.") + k + " missing";
+  for (const char* k : {"recompute", "schedule"})
+    if (!layout.contains(k) || !layout[k].is_string()) return std::string("layout.") + k + " missing";
+  if (!layout.contains("overlap") || !layout["overlap"].is_object()) return "layout.overlap missing";
+  for (const char* k : {"ep_all_to_all", "tp_comm"})
+    if (!layout["overlap"].contains(k) || !layout["overlap"][k].is_boolean()) return std::string("layout.overlap.") + k + " missing";
+  return std::nullopt;
+}
+
 // Reads the complete lines of an earlier run into `summary` and `done`; returns the byte length of
 // those lines. A last line without its newline was cut off mid-write and is dropped (rewritten). A
 // part file's first line must be its shard's header.
@@ -670,12 +712,12 @@ std::uint64_t read_existing(const RunOptions& options, std::uint64_t points, Sum
     }
     json line;
     try {
-      line = json::parse(text.substr(start, end - start));
-    } catch (const json::parse_error&) {
+      line = io::parse_json_text(text.substr(start, end - start), path);
+    } catch (const InputError&) {
       throw InputError(fmt::format("{}: line {}: not a JSON result line; cannot resume", path, line_no));
     }
-    if (!line.is_object() || !line.contains("index") || !line["index"].is_number_unsigned() || !line.contains("status"))
-      throw InputError(fmt::format("{}: line {}: not a sweep result line; cannot resume", path, line_no));
+    if (const auto why = result_line_error(line))
+      throw InputError(fmt::format("{}: line {}: not a sweep result line ({}); cannot resume", path, line_no, *why));
     const std::uint64_t index = index_of(line);
     if (index >= points || index % options.shard_count != options.shard_index || !done.insert(index).second)
       throw InputError(fmt::format("{}: line {}: point {} is not a new point of this spec ({} points{}); cannot resume", path,

@@ -32,8 +32,9 @@ Convention parse_convention(const std::string& s, const std::string& where) {
 
 }  // namespace
 
-std::vector<MeasuredRun> load_runs(const std::string& path) {
-  const json j = io::read_json_file(path);
+std::vector<MeasuredRun> load_runs(const std::string& path) { return parse_runs(io::read_json_file(path), path); }
+
+std::vector<MeasuredRun> parse_runs(const json& j, const std::string& path) {
   if (!j.is_array()) throw InputError(path + ": top level: expected an array of measured-run records");
   std::vector<MeasuredRun> runs;
   for (size_t i = 0; i < j.size(); ++i) {

@@ -37,6 +37,8 @@ struct MeasuredRun {
 // Reads an array of measured-run records (validation/*.json format). Records with a skip_reason are
 // kept (with their reason) without parsing the rest, so unmodellable entries cannot break a run.
 std::vector<MeasuredRun> load_runs(const std::string& path);
+// The same from an already parsed document; `path` names it in errors.
+std::vector<MeasuredRun> parse_runs(const nlohmann::json& j, const std::string& path);
 
 struct RunResult {
   std::string id;

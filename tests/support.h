@@ -1,8 +1,11 @@
 #pragma once
 // Shared by the simulation tests: one model/layout/hardware triple, simulated after the layout check.
 #include <catch2/catch.hpp>
+#include <string>
+#include <typeinfo>
 
 #include "costmodels/layout.h"
+#include "sim/io/input_error.h"
 #include "sim/simulate.h"
 
 namespace moesim::test {
@@ -30,6 +33,29 @@ inline LayoutSpec make_layout(int devices, int tp, int pp, int ep, int global_ba
   l.global_batch = global_batch;
   l.seq_len = seq_len;
   return l;
+}
+
+// Runs `f`, which must throw InputError; returns the message (empty and a failed check otherwise).
+template <class F>
+std::string input_error(F&& f) {
+  try {
+    f();
+  } catch (const InputError& e) {
+    return e.what();
+  } catch (const std::exception& e) {
+    FAIL_CHECK("threw a " << typeid(e).name() << " instead of InputError: " << e.what());
+    return "";
+  }
+  FAIL_CHECK("did not throw");
+  return "";
+}
+
+// The message is one line naming the file and the field.
+inline void check_names(const std::string& message, const std::string& file, const std::string& field) {
+  INFO("message: " << message);
+  CHECK(message.find(file) != std::string::npos);
+  CHECK(message.find(field) != std::string::npos);
+  CHECK(message.find('\n') == std::string::npos);  // one line
 }
 
 }  // namespace moesim::test

@@ -8,34 +8,15 @@
 #include "costmodels/params.h"
 #include "sim/io/input_error.h"
 #include "sim/io/specs_io.h"
+#include "tests/support.h"
 
 using namespace moesim;
+using test::check_names;
+using test::input_error;
 
 namespace {
 
 std::string data(const std::string& name) { return std::string(MOESIM_SOURCE_DIR) + "/tests/data/" + name; }
-
-// Runs `f`, which must throw InputError; returns the message (empty and a failed check otherwise).
-template <class F>
-std::string input_error(F&& f) {
-  try {
-    f();
-  } catch (const InputError& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    FAIL_CHECK("threw a " << typeid(e).name() << " instead of InputError: " << e.what());
-    return "";
-  }
-  FAIL_CHECK("did not throw");
-  return "";
-}
-
-void check_names(const std::string& message, const std::string& file, const std::string& field) {
-  INFO("message: " << message);
-  CHECK(message.find(file) != std::string::npos);
-  CHECK(message.find(field) != std::string::npos);
-  CHECK(message.find('\n') == std::string::npos);  // one line
-}
 
 }  // namespace
 
@@ -186,7 +167,9 @@ TEST_CASE("io: malformed model files name file and field", "[io][errors]") {
       {"model-nan-literal.json", "invalid JSON"},
       {"model-unparsable.json", "invalid JSON"},
   };
-  for (const auto& [file, field] : cases) {
+  for (const auto& c : cases) {
+    const auto& file = c.first;  // not a structured binding: clang 14 cannot capture those
+    const auto& field = c.second;
     CAPTURE(file);
     check_names(input_error([&] { io::load_model(data(file)); }), file, field);
   }
@@ -233,7 +216,9 @@ TEST_CASE("io: malformed layout files name file and field", "[io][errors]") {
       {"layout-overlap-not-bool.json", "overlap.ep_all_to_all"},
       {"layout-pipeline-layers-bad.json", "pipeline_layers"},
   };
-  for (const auto& [file, field] : cases) {
+  for (const auto& c : cases) {
+    const auto& file = c.first;  // not a structured binding: clang 14 cannot capture those
+    const auto& field = c.second;
     CAPTURE(file);
     check_names(input_error([&] { io::load_layout(data(file)); }), file, field);
   }
@@ -248,7 +233,9 @@ TEST_CASE("io: malformed profiles name file and field", "[io][errors]") {
       {"profile-no-tiers.json", "tiers"},
       {"profile-bf16-string.json", "device.matrix_flops.bf16"},
   };
-  for (const auto& [file, field] : cases) {
+  for (const auto& c : cases) {
+    const auto& file = c.first;  // not a structured binding: clang 14 cannot capture those
+    const auto& field = c.second;
     CAPTURE(file);
     check_names(input_error([&] { io::load_profile(data(file)); }), file, field);
   }
@@ -273,7 +260,9 @@ TEST_CASE("io: layout rules name the product that fails", "[io][layout]") {
       {"layout-global-batch-not-multiple.json", {"global_batch", "dp*micro_batch"}},
       {"layout-too-many-stages.json", {"pp*vpp", "layers"}},
   };
-  for (const auto& [file, words] : cases) {
+  for (const auto& c : cases) {
+    const auto& file = c.first;  // not a structured binding: clang 14 cannot capture those
+    const auto& words = c.second;
     CAPTURE(file);
     LayoutSpec l = io::load_layout(data(file));
     const auto err = complete_and_check_layout(m, l);

@@ -50,7 +50,9 @@ bool is_finite(double v) { return std::isfinite(v); }
 }  // namespace
 
 TEST_CASE("simulate: overlap switches never make an iteration slower", "[simulate][monotone]") {
-  for (auto [name, base] : moe_runs()) {
+  for (const auto& entry : moe_runs()) {
+    const std::string& name = entry.first;  // not a structured binding: clang 14 cannot capture those
+    const Run& base = entry.second;
     CAPTURE(name);
     // Every combination of the other switches, flipping one at a time.
     for (int mask = 0; mask < 32; ++mask) {

@@ -161,7 +161,12 @@ int cmd_ops(const std::vector<std::string>& args) {
   add_configuration_flags(d);
   const auto parsed = parse_command(args, d);
   if (!parsed) return 0;
-  const auto [model, hw, layout] = load_configuration(*parsed);
+  // Named references, not a structured binding: the lambda below captures them (clang 14 cannot
+  // capture structured bindings).
+  const Configuration configuration = load_configuration(*parsed);
+  const ModelSpec& model = configuration.model;
+  const HardwareProfile& hw = configuration.hw;
+  const LayoutSpec& layout = configuration.layout;
   const auto graphs = graph::build_model_graphs(model, graph::make_context(model, layout));
   const double imbalance = imbalance::layout_imbalance(model, layout);
   auto table = [&](const graph::LayerGraph& g, const char* title) {

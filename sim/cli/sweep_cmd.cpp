@@ -4,6 +4,7 @@
 
 #include <boost/program_options.hpp>
 #include <algorithm>
+#include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <thread>
@@ -161,6 +162,9 @@ int cmd_sweep(const std::vector<std::string>& args) {
   }
   // The bar redraws one terminal line; in a log file it would only be noise.
   if (isatty(STDERR_FILENO)) options.progress = &std::cerr;
+  // Said before the first point, so that a huge space shows its size while it streams.
+  fmt::print("{}: {} model points -> {}\n", spec.file, sweep::point_count(spec), options.out_path);
+  std::fflush(stdout);
   sweep::RunStats stats;
   const sweep::Summary summary = sweep::run_sweep(spec, options, &stats);
   report_sweep(vm, spec, summary, stats, options);

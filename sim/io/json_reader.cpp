@@ -2,29 +2,40 @@
 
 #include <cmath>
 #include <fstream>
-#include <sstream>
 
 namespace moesim::io {
 
 json read_json_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError(path + ": cannot open file");
-  std::stringstream buffer;
-  buffer << in.rdbuf();
+  std::string text;
+  char chunk[1 << 16];
+  while (in.read(chunk, sizeof chunk) || in.gcount() > 0) {
+    text.append(chunk, static_cast<std::size_t>(in.gcount()));
+    if (text.size() > max_json_file_bytes)
+      throw InputError(path + ": larger than " + std::to_string(max_json_file_bytes >> 20) + " MiB; not a moesim input file");
+  }
+  if (in.bad()) throw InputError(path + ": cannot read file");
+  return parse_json_text(text, path);
+}
+
+json parse_json_text(const std::string& text, const std::string& file) {
   // The last object key seen, so an error inside a value (a number out of range such as 1e999) can
   // name its field.
   std::string last_key;
-  const json::parser_callback_t track_keys = [&last_key](int, json::parse_event_t event, json& parsed) {
+  const json::parser_callback_t track_keys = [&](int depth, json::parse_event_t event, json& parsed) {
     if (event == json::parse_event_t::key) last_key = parsed.get<std::string>();
+    if (depth >= max_json_depth)
+      throw InputError(file + ": invalid JSON: nested deeper than " + std::to_string(max_json_depth) + " levels");
     return true;
   };
   try {
-    return json::parse(buffer.str(), track_keys, true, false);
+    return json::parse(text, track_keys, true, false);
   } catch (const json::exception& e) {  // parse errors, and numbers out of range (1e999)
     std::string what = e.what();
     const auto pos = what.find("parse error");
     const std::string field = last_key.empty() ? "" : "field '" + last_key + "': ";
-    throw InputError(path + ": invalid JSON: " + field + (pos == std::string::npos ? what : what.substr(pos)));
+    throw InputError(file + ": invalid JSON: " + field + (pos == std::string::npos ? what : what.substr(pos)));
   }
 }
 
@@ -41,7 +52,8 @@ void Field::fail(const std::string& key, const std::string& expected) const {
   if (!object_.contains(key)) {
     got = "missing";
   } else {
-    got = object_.at(key).dump();
+    // Strings set from command-line flags may hold invalid UTF-8, which a strict dump refuses.
+    got = object_.at(key).dump(-1, ' ', false, json::error_handler_t::replace);
     if (got.size() > 40) got = got.substr(0, 37) + "...";
   }
   throw InputError(file_ + ": field '" + where(key) + "': expected " + expected + ", got " + got);

@@ -11,8 +11,17 @@ namespace moesim::io {
 
 using nlohmann::json;
 
-// Reads and parses a JSON file; unreadable or unparsable files raise InputError naming the file.
+// Input files are configurations, a few hundred kilobytes at most; anything far larger (or endless,
+// such as /dev/zero) is refused before it is parsed, so memory stays bounded.
+constexpr std::size_t max_json_file_bytes = std::size_t{256} << 20;
+// Nesting deeper than this is refused while parsing: copying or printing a deeper value recurses
+// once per level and would overflow the stack (nlohmann::json copy and dump are recursive).
+constexpr int max_json_depth = 64;
+
+// Reads and parses a JSON file; unreadable, oversized or unparsable files raise InputError naming the file.
 json read_json_file(const std::string& path);
+// Parses JSON text from `file` with the same checks and messages as read_json_file.
+json parse_json_text(const std::string& text, const std::string& file);
 
 class Field {
  public:

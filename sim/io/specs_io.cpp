@@ -1,5 +1,7 @@
 #include "sim/io/specs_io.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
@@ -30,7 +32,8 @@ std::string resolve(const std::string& name_or_path, const std::string& folder, 
                                (name_or_path.size() > 5 && name_or_path.ends_with(".json"));
   if (looks_like_path) return name_or_path;
   const fs::path p = fs::path(data_dir()) / folder / (name_or_path + ".json");
-  if (!fs::exists(p)) {
+  std::error_code ec;  // a name too long for the file system is unknown, not an internal error
+  if (!fs::exists(p, ec)) {
     std::string known;
     for (const auto& n : json_stems(folder)) known += (known.empty() ? "" : ", ") + n;
     throw InputError("unknown " + what + " '" + name_or_path + "' (built-in: " + known + "; or give a path to a .json file)");
@@ -130,13 +133,14 @@ ModelSpec parse_model(const json& j, const std::string& file) {
     if (s.top_k > s.experts) moe->fail("top_k", "at most experts (" + std::to_string(s.experts) + ")");
     s.expert_intermediate = moe->positive_int("expert_intermediate");
     s.shared_experts = moe->non_negative_int_or("shared_experts", 0);
-    s.shared_expert_intermediate = moe->positive_or("shared_expert_intermediate", s.expert_intermediate);
+    s.shared_expert_intermediate = moe->positive_int_or("shared_expert_intermediate", static_cast<int>(s.expert_intermediate));
     s.first_dense_layers = moe->non_negative_int_or("first_dense_layers", 0);
     if (s.first_dense_layers >= m.layers) moe->fail("first_dense_layers", "fewer than layers");
     m.moe = s;
-    m.ffn.intermediate = s.first_dense_layers > 0 ? ffn.positive("intermediate") : ffn.positive_or("intermediate", s.expert_intermediate);
+    m.ffn.intermediate = s.first_dense_layers > 0 ? ffn.positive_int("intermediate")
+                                                : ffn.positive_int_or("intermediate", static_cast<int>(s.expert_intermediate));
   } else {
-    m.ffn.intermediate = ffn.positive("intermediate");
+    m.ffn.intermediate = ffn.positive_int("intermediate");
   }
   return m;
 }
@@ -170,8 +174,9 @@ ModelSpec parse_hf_config(const json& j, const std::string& file) {
     m.attention.kv_heads = f.positive_int_or("num_key_value_heads", m.attention.heads);
     m.attention.type = m.attention.kv_heads < m.attention.heads ? AttentionType::gqa : AttentionType::mha;
     m.attention.head_dim = f.positive_int_or("head_dim", static_cast<int>(m.hidden / m.attention.heads));
+    if (m.attention.head_dim < 1) f.fail("head_dim", "a value (hidden_size is smaller than num_attention_heads)");
   }
-  m.ffn.intermediate = f.positive_or("intermediate_size", 0);
+  m.ffn.intermediate = f.has("intermediate_size") ? f.positive_int("intermediate_size") : 0;
   // Routed-expert count: DeepSeek n_routed_experts, Pangu num_routed_experts, Mixtral num_local_experts,
   // Qwen-MoE num_experts.
   int experts = 0;
@@ -182,19 +187,20 @@ ModelSpec parse_hf_config(const json& j, const std::string& file) {
     s.experts = experts;
     s.top_k = f.positive_int("num_experts_per_tok");
     // Mixtral has no moe_intermediate_size: its experts are the FFN.
-    s.expert_intermediate = f.positive_or("moe_intermediate_size", m.ffn.intermediate);
+    s.expert_intermediate = f.has("moe_intermediate_size") ? f.positive_int("moe_intermediate_size") : m.ffn.intermediate;
     if (f.has("n_shared_experts")) s.shared_experts = f.non_negative_int_or("n_shared_experts", 0);
     if (f.has("num_shared_experts")) s.shared_experts = f.non_negative_int_or("num_shared_experts", 0);
     s.shared_expert_intermediate = s.expert_intermediate;
     if (f.has("shared_expert_intermediate_size")) {  // Qwen2-MoE: one shared expert of its own width
       s.shared_experts = 1;
-      s.shared_expert_intermediate = f.positive("shared_expert_intermediate_size");
+      s.shared_expert_intermediate = f.positive_int("shared_expert_intermediate_size");
     }
     if (s.top_k > s.experts) f.fail("num_experts_per_tok", "at most the expert count (" + std::to_string(s.experts) + ")");
     const char* dense_key = f.has("first_k_dense_replace") ? "first_k_dense_replace" : "num_dense_layers";
     s.first_dense_layers = f.non_negative_int_or(dense_key, 0);
     if (s.first_dense_layers >= m.layers) f.fail(dense_key, "fewer than num_hidden_layers");
     m.moe = s;
+    if (s.expert_intermediate <= 0) f.fail("moe_intermediate_size", "a whole number >= 1 (or intermediate_size)");
     if (m.ffn.intermediate <= 0) m.ffn.intermediate = s.expert_intermediate;
   } else if (m.ffn.intermediate <= 0) {
     f.fail("intermediate_size", "a number > 0");
@@ -288,6 +294,9 @@ HardwareProfile parse_profile(const json& j, const std::string& file) {
     }
     e.grouped_gemm_factor = me->positive_or("grouped_gemm_factor", e.grouped_gemm_factor);
     e.attention_fraction = me->positive_or("attention_fraction", e.attention_fraction);
+    // Both scale peak_fraction; the product is a fraction of peak and cannot exceed it (MFU > 1).
+    for (const auto& [key, factor] : {std::pair{"grouped_gemm_factor", e.grouped_gemm_factor}, {"attention_fraction", e.attention_fraction}})
+      if (e.peak_fraction * factor > 1) me->fail(key, fmt::format("at most 1 / peak_fraction = {:.4g}", 1 / e.peak_fraction));
   }
   auto fraction = [&](const Field& fl, const char* key, double fallback) {
     const double v = fl.positive_or(key, fallback);

@@ -41,20 +41,36 @@ for spec in "$small" "$work/long.json"; do
   cmp -s "$work/full.jsonl" "$work/cut.jsonl" || fail "$spec: resume after truncation differs from a full run"
 done
 
-# kill -9 at random moments of the long sweep, then resume.
-sort "$work/full.jsonl" > "$work/full.sorted"
-for attempt in 1 2 3 4 5; do
+# kill -9 at seeded random moments spread over the long sweep's run time, then resume. What the killed
+# run left must be a byte prefix of the full run (every line flushed whole, in order, at most one torn
+# last line), and the resumed file must equal the full run byte for byte (nothing lost, nothing twice).
+RANDOM=20261129
+start=$(date +%s%N)
+"$moesim" sweep "$work/long.json" --jobs 2 --out "$work/timed.jsonl" > /dev/null
+run_ms=$(( ($(date +%s%N) - start) / 1000000 ))
+partial_runs=0
+for attempt in 1 2 3 4 5 6; do
   rm -f "$work/killed.jsonl"
+  delay_ms=$(( RANDOM % (run_ms + 1) ))
   "$moesim" sweep "$work/long.json" --jobs 2 --out "$work/killed.jsonl" > /dev/null &
   pid=$!
-  sleep "0.$(printf '%03d' $((RANDOM % 1000)))"
+  sleep "$(printf '%d.%03d' $((delay_ms / 1000)) $((delay_ms % 1000)))"
   kill -9 "$pid" 2> /dev/null || true
   wait "$pid" 2> /dev/null || true
-  before=$( [ -f "$work/killed.jsonl" ] && wc -l < "$work/killed.jsonl" || echo 0)
+  before=0
+  if [ -f "$work/killed.jsonl" ]; then
+    before=$(wc -l < "$work/killed.jsonl")
+    size=$(wc -c < "$work/killed.jsonl")
+    cmp -s -n "$size" "$work/killed.jsonl" "$work/full.jsonl" ||
+      fail "attempt $attempt: the killed run's file is not a prefix of the full run"
+  fi
+  [ "$before" -gt 0 ] && [ "$before" -lt "$(wc -l < "$work/full.jsonl")" ] && partial_runs=$((partial_runs + 1))
   "$moesim" sweep "$work/long.json" --jobs 2 --out "$work/killed.jsonl" --resume > /dev/null
-  sort "$work/killed.jsonl" | cmp -s - "$work/full.sorted" ||
-    fail "attempt $attempt: resume after kill -9 (with $before lines written) differs from a full run"
+  cmp -s "$work/killed.jsonl" "$work/full.jsonl" ||
+    fail "attempt $attempt: resume after kill -9 at ${delay_ms} ms (with $before lines written) differs from a full run"
+  echo "sweep_resume: kill -9 at ${delay_ms} ms of ${run_ms} ms: $before lines kept, resumed to the full run"
 done
+[ "$partial_runs" -gt 0 ] || fail "no kill landed mid-run (run time ${run_ms} ms)"
 
 # A results file that is not ours is refused rather than overwritten.
 printf 'not json\n' > "$work/bad.jsonl"

@@ -1,0 +1,17 @@
+// seeds: models/*.json tests/data/model-*.json
+// A moesim model file: parse, check, simulate on one device of a fixed profile.
+#include "fuzz/fuzz.h"
+#include "sim/io/specs_io.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  using namespace moesim;
+  static const HardwareProfile hw = io::load_profile("h100-sxm");
+  return fuzz::run(data, size, [](const std::string& text) {
+    const ModelSpec model = io::parse_model(io::parse_json_text(text, "model.json"), "model.json");
+    LayoutSpec layout;
+    layout.devices = 1;
+    layout.global_batch = 2;
+    layout.seq_len = model.seq_len > 0 ? 0 : 1024;
+    fuzz::simulate_checked(model, layout, hw);
+  });
+}
