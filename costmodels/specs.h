@@ -103,6 +103,10 @@ struct LayoutSpec {
   double activation_swap = 0.0;
   bool hierarchical_ep_all_to_all = false;  // Pangu Ultra MoE: inter-node all-gather + intra-node all-to-all
   int zero_stage = 0;           // 3: parameters sharded over DP too (ZeRO-3 / FSDP)
+  // ZeRO-3 shard group: the DP x CP ranks a parameter's shards span (hybrid sharding: PaLM shards within
+  // one TPU pod and replicates across pods, Chowdhery et al. 2022 §4); 0 = the whole DP x CP group.
+  int zero_shard_dp = 0;
+  int zero_shard_group() const { return zero_shard_dp > 0 ? zero_shard_dp : dp * cp; }
   std::vector<int> pipeline_layers;  // decoder layers per virtual stage (pp*vpp entries), empty = even split
   OverlapSwitches overlap;
   ExpertLoadSpec expert_load;

@@ -248,6 +248,50 @@ ChunkCost cost_chunk(const ModelSpec& m, const LayoutSpec& l, const HardwareProf
 // and gradient (16 B) and writes master, m, v (12 B) and the bf16 weight (2 B).
 constexpr double optimizer_bytes_per_param_step = 30;
 
+
+// ZeRO-3 (Rajbhandari et al. 2020 §5.3, §7.2.2; DeepSpeed stage 3): parameters live sharded, so every
+// micro-step all-gathers the 16-bit weights for the forward, again for the backward, and once more for
+// the re-run forward of activation recomputation (checkpointed blocks re-fetch their released
+// parameters), and reduce-scatters the 16-bit gradients: 2 x (2 or 3) + 2 bytes per parameter per
+// micro-step, not per iteration (ZeRO §7.2.2 counts 3 x Psi per step, 1.5x data parallelism).
+// The collectives run over the flat DP process group, one per fetched submodule, each a ring whose
+// every rank forwards the whole buffer through its own link to the outer tier: the per-device bandwidth
+// of the outermost tier the group spans (one NIC per GPU), not the node-aggregated hierarchy Megatron's
+// bucketed DP collectives reach. Evidence: DeepSpeed ZeRO-3's iteration time in Narayanan et al. 2021
+// Table 2 stays flat (66.7 s for 175B at 768 and 1536 GPUs) while compute halves: ~8 B/param per
+// micro-step at ~21 GB/s per GPU, one HDR NIC.
+// Overlap: the prefetcher (stage3_prefetch_bucket_size) fetches ahead of the compute, so the forward
+// gather hides behind the forward and the backward gathers behind the backward; the gradient
+// reduce-scatter joins the backward's overlap only with overlap_comm (layout overlap.dp_grad_reduce;
+// DeepSpeed's documented default is off, https://www.deepspeed.ai/docs/config-json/), else it is exposed.
+// Hybrid sharding (zero_shard_dp): the collectives above run inside the shard group (the inner DP
+// ranks); the replicas then all-reduce their gradient shards once per iteration (PaLM §4: pods exchange
+// gradients over the data-centre network), overlapped with the last backward like DP gradients.
+seconds zero3_exposed_time(const memory::DeviceParams& p, comm::GroupPlacement dp_group, comm::GroupPlacement edp_group,
+                           const LayoutSpec& l, const HardwareProfile& hw, seconds forward_window, seconds backward_window) {
+  const int shard = l.zero_shard_group();
+  const comm::GroupPlacement replicas{dp_group.size / shard, dp_group.stride * shard};
+  dp_group.size = shard;
+  auto flat = [&](comm::CollectiveKind kind, bytes buffer, comm::GroupPlacement g) {
+    if (g.size <= 1 || buffer <= 0) return 0.0;
+    const Tier& outer = hw.tiers[static_cast<std::size_t>(comm::innermost_tier_holding(g, hw.tiers))];
+    return comm::flat_collective_time(kind, buffer, g.size, outer).time;
+  };
+  auto both = [&](comm::CollectiveKind kind, double bytes_per_param) {
+    return flat(kind, bytes_per_param * p.dense, dp_group) + flat(kind, bytes_per_param * p.expert, edp_group);
+  };
+  const seconds gather = both(comm::CollectiveKind::all_gather, 2);
+  const seconds grads = both(comm::CollectiveKind::reduce_scatter, 2);
+  const double backward_gathers = l.recompute == Recompute::none ? 1.0 : 2.0;
+  const seconds forward_exposed = std::max(0.0, gather - forward_window);
+  const seconds backward_exposed =
+      l.overlap.dp_grad_reduce ? std::max(0.0, backward_gathers * gather + grads - backward_window)
+                               : std::max(0.0, backward_gathers * gather - backward_window) + grads;
+  const seconds replica_grads =
+      comm::collective_time(comm::CollectiveKind::all_reduce, 2 * p.dense / shard, replicas, hw.tiers).time;
+  const seconds replica_exposed = l.overlap.dp_grad_reduce ? std::max(0.0, replica_grads - backward_window) : replica_grads;
+  return l.microbatches() * (forward_exposed + backward_exposed) + replica_exposed;
+}
 }  // namespace
 
 std::vector<OpCostRow> cost_layer_ops(const graph::LayerGraph& layer, const LayoutSpec& layout,
@@ -337,30 +381,32 @@ SimulationResult simulate(const ModelSpec& m, const LayoutSpec& l, const Hardwar
   std::vector<seconds> exposed_dp(stages), optimizer(stages);
   for (int s = 0; s < stages; ++s) {
     const memory::DeviceParams p = memory::stage_params(m, l, r.plan, s);
-    const double zero3 = l.zero_stage >= 3 ? 1.0 : 0.0;
-    // Gradients (fp32) reduce-scattered with a distributed optimizer, all-reduced without; updated
-    // bf16 parameters all-gathered (Megatron-LM distributed optimizer). ZeRO-3 also gathers
-    // parameters for the forward and backward (Rajbhandari et al. 2020 §5: 1.5x DP volume).
     const auto dp_group = placement(GroupKind::dp, l), edp_group = placement(GroupKind::expert_dp, l);
-    auto sync = [&](count params, comm::GroupPlacement g) {
-      if (g.size <= 1 || params <= 0) return std::pair<seconds, seconds>{0, 0};
-      seconds grads, gather = 0;
-      if (l.distributed_optimizer || l.zero_stage > 0) {
-        grads = comm::collective_time(comm::CollectiveKind::reduce_scatter, 4 * params, g, hw.tiers).time;
-        gather = comm::collective_time(comm::CollectiveKind::all_gather, 2 * params, g, hw.tiers).time * (1 + 2 * zero3);
-      } else {
-        grads = comm::collective_time(comm::CollectiveKind::all_reduce, 4 * params, g, hw.tiers).time;
-      }
-      return std::pair{grads, gather};
-    };
-    const auto [dense_grads, dense_gather] = sync(p.dense, dp_group);
-    const auto [expert_grads, expert_gather] = sync(p.expert, edp_group);
-    const seconds grads = dense_grads + expert_grads, gather = dense_gather + expert_gather;
-    // Overlapped gradient reduction hides behind the last microbatch's backward of the stage; the
-    // parameter all-gather behind the first forward of the next iteration.
-    const seconds exposed_grads = l.overlap.dp_grad_reduce ? std::max(0.0, grads - last_backward_window[s]) : grads;
-    const seconds exposed_gather = l.overlap.dp_param_gather ? std::max(0.0, gather - first_forward_window[s]) : gather;
-    exposed_dp[s] = exposed_grads + exposed_gather;
+    if (l.zero_stage >= 3) {
+      exposed_dp[s] = zero3_exposed_time(p, dp_group, edp_group, l, hw, first_forward_window[s], last_backward_window[s]);
+    } else {
+      // Gradients (fp32) reduce-scattered with a distributed optimizer, all-reduced without; updated
+      // bf16 parameters all-gathered (Megatron-LM distributed optimizer).
+      auto sync = [&](count params, comm::GroupPlacement g) {
+        if (g.size <= 1 || params <= 0) return std::pair<seconds, seconds>{0, 0};
+        seconds grads, gather = 0;
+        if (l.distributed_optimizer || l.zero_stage > 0) {
+          grads = comm::collective_time(comm::CollectiveKind::reduce_scatter, 4 * params, g, hw.tiers).time;
+          gather = comm::collective_time(comm::CollectiveKind::all_gather, 2 * params, g, hw.tiers).time;
+        } else {
+          grads = comm::collective_time(comm::CollectiveKind::all_reduce, 4 * params, g, hw.tiers).time;
+        }
+        return std::pair{grads, gather};
+      };
+      const auto [dense_grads, dense_gather] = sync(p.dense, dp_group);
+      const auto [expert_grads, expert_gather] = sync(p.expert, edp_group);
+      const seconds grads = dense_grads + expert_grads, gather = dense_gather + expert_gather;
+      // Overlapped gradient reduction hides behind the last microbatch's backward of the stage; the
+      // parameter all-gather behind the first forward of the next iteration.
+      const seconds exposed_grads = l.overlap.dp_grad_reduce ? std::max(0.0, grads - last_backward_window[s]) : grads;
+      const seconds exposed_gather = l.overlap.dp_param_gather ? std::max(0.0, gather - first_forward_window[s]) : gather;
+      exposed_dp[s] = exposed_grads + exposed_gather;
+    }
     const double shard = l.distributed_optimizer ? 1.0 : 0.0;
     const count local = p.dense / (shard > 0 ? l.dp * l.cp : 1) + p.expert / (shard > 0 ? l.expert_dp() : 1);
     optimizer[s] = local * optimizer_bytes_per_param_step / (hw.device.hbm_bandwidth * hw.device.hbm_efficiency) +

@@ -235,6 +235,7 @@ LayoutSpec parse_layout(const json& j, const std::string& file) {
   l.precision = f.choice_or("precision", {"bf16", "fp8"}, "bf16") == "fp8" ? Precision::fp8 : Precision::bf16;
   l.flash_attention = f.boolean_or("flash_attention", true);
   l.zero_stage = f.non_negative_int_or("zero_stage", 0);
+  l.zero_shard_dp = f.non_negative_int_or("zero_shard_dp", 0);
   l.activation_swap = f.non_negative_or("activation_swap", 0.0);
   if (l.activation_swap > 1) f.fail("activation_swap", "a fraction in [0, 1]");
   l.hierarchical_ep_all_to_all =
