@@ -476,6 +476,14 @@ def layout_of(rec, group, assume):
     }
     if zero_stage == 3 or par["fsdp"]:
         layout["zero_stage"] = 3
+    features = rec["training"]["other_features"] or ""
+    if "CUDA graphs local full_iteration" in features:
+        layout["cuda_graphs"] = "full"
+    elif "CUDA graphs transformer_engine" in features:
+        layout["cuda_graphs"] = "partial"
+    elif group == "mcore-moe-recipe":
+        layout["cuda_graphs"] = "none"
+        assume("cuda_graphs", "the recipe names no CUDA graphs: eager execution")
     if group == "palm":
         # Stated: 256-way fully sharded data parallelism per pod, 2-way plain DP across pods.
         layout["zero_shard_dp"] = 256
@@ -718,6 +726,7 @@ def check(rec):
     lay, rid = rec["layout"], rec["id"]
     for field, allowed in ENUMS.items():
         assert lay[field] in allowed, (rid, field, lay[field])
+    assert lay.get("cuda_graphs", "none") in {"none", "partial", "full"}, rid
     assert rec["convention"] in CONVENTIONS, rid
     for field in ("tp", "pp", "vpp", "ep", "etp", "cp", "micro_batch", "global_batch", "seq_len"):
         assert isinstance(lay[field], int) and lay[field] >= 1, (rid, field, lay[field])

@@ -128,6 +128,7 @@ GroupKind comm_class(const Op& op) {
 // Per-layer sums of one pass, before overlap rules.
 struct RawPass {
   seconds compute = 0, gemm = 0, attention = 0;
+  seconds host = 0;  // CPU time to issue the pass's eager (not graph-captured) ops
   seconds tp = 0, ep = 0, cp = 0;
   void add_comm(GroupKind g, seconds s) {
     if (g == GroupKind::ep) ep += s;
@@ -140,7 +141,12 @@ struct RawPass {
 // the hidden time's compute slowdown where collectives run on compute cores (Ascend HCCL on AI cores).
 PassCost apply_overlap(const RawPass& r, const LayoutSpec& l, const DeviceSpec& d, bool ep_hidden_by_pairing) {
   PassCost p;
-  p.compute = r.compute;
+  // Eager PyTorch issues kernels asynchronously, so the host hides behind the device while it runs
+  // ahead; the dropless MoE dispatcher's device-to-host sync of the per-expert token counts
+  // (Megatron-Core token dispatcher) stops it running ahead, so a pass lasts at least its host time
+  // (CUDA graphs remove the per-op host cost: Nguyen et al., "Accelerating PyTorch with CUDA Graphs",
+  // PyTorch blog 2021).
+  p.compute = std::max(r.compute, r.host);
   p.tp = r.tp;
   p.ep = r.ep;
   p.cp = r.cp;
@@ -190,14 +196,25 @@ class OpTimings {
   std::vector<std::pair<const graph::LayerGraph*, std::vector<OpTiming>>> cache_;
 };
 
-void accumulate_layer(const graph::LayerGraph& g, int count, OpTimings& timings, Recompute policy, RawPass& fwd,
-                      RawPass& bwd, RawPass& wgt, seconds& recompute) {
+void accumulate_layer(const graph::LayerGraph& g, int count, OpTimings& timings, Recompute policy, CudaGraphs graphs,
+                      seconds host_op, RawPass& fwd, RawPass& bwd, RawPass& wgt, seconds& recompute) {
   if (count <= 0) return;
   const std::vector<OpTiming>& times = timings.of(g);
+  // Partial CUDA graphs capture the static-shape part of a layer; from the expert dispatch on, shapes
+  // depend on routing and the ops run eagerly (Megatron-Core's TE graph scopes attn, moe_router,
+  // moe_preprocess).
+  bool dynamic_shapes = false;
   for (std::size_t i = 0; i < g.forward.size(); ++i) {
     const Op& op = g.forward[i];
     const OpTiming& t = times[i];
     const bool rerun = g.recomputed(op, policy);
+    if (op.kind == OpKind::collective && op.collective.expert_dispatch) dynamic_shapes = true;
+    const bool eager = graphs == CudaGraphs::none || (graphs == CudaGraphs::partial && dynamic_shapes);
+    if (eager) {
+      // One host issue forward, two backward (data and weight gradients), one more if recomputed.
+      fwd.host += count * host_op;
+      bwd.host += count * host_op * (2 + (rerun ? 1 : 0));
+    }
     if (op.kind == OpKind::collective) {
       fwd.add_comm(comm_class(op), count * t.forward);
       bwd.add_comm(comm_class(op), count * (t.backward_input + (rerun ? t.forward : 0)));
@@ -224,11 +241,13 @@ ChunkCost cost_chunk(const ModelSpec& m, const LayoutSpec& l, const HardwareProf
   ChunkCost cost;
   const int moe_first = m.moe ? m.moe->first_dense_layers : m.layers;
   const int dense_count = std::max(0, std::min(c.first_layer + c.layers, moe_first) - c.first_layer);
-  accumulate_layer(g.dense, dense_count, timings, l.recompute, fwd, bwd, wgt, cost.recompute);
-  accumulate_layer(g.moe, c.layers - dense_count, timings, l.recompute, fwd, bwd, wgt, cost.recompute);
-  accumulate_layer(g.mtp, c.mtp_layers, timings, l.recompute, fwd, bwd, wgt, cost.recompute);
-  accumulate_layer(g.embedding, c.embedding ? 1 : 0, timings, Recompute::none, fwd, bwd, wgt, cost.recompute);
-  accumulate_layer(g.lm_head, c.lm_head ? 1 : 0, timings, Recompute::none, fwd, bwd, wgt, cost.recompute);
+  const CudaGraphs graphs = l.cuda_graphs;
+  const seconds host_op = hw.device.host_op_overhead;
+  accumulate_layer(g.dense, dense_count, timings, l.recompute, graphs, host_op, fwd, bwd, wgt, cost.recompute);
+  accumulate_layer(g.moe, c.layers - dense_count, timings, l.recompute, graphs, host_op, fwd, bwd, wgt, cost.recompute);
+  accumulate_layer(g.mtp, c.mtp_layers, timings, l.recompute, graphs, host_op, fwd, bwd, wgt, cost.recompute);
+  accumulate_layer(g.embedding, c.embedding ? 1 : 0, timings, Recompute::none, graphs, host_op, fwd, bwd, wgt, cost.recompute);
+  accumulate_layer(g.lm_head, c.lm_head ? 1 : 0, timings, Recompute::none, graphs, host_op, fwd, bwd, wgt, cost.recompute);
   const bool paired = l.schedule == ScheduleKind::dualpipe;
   cost.forward = apply_overlap(fwd, l, hw.device, paired);
   cost.backward = apply_overlap(bwd, l, hw.device, paired);

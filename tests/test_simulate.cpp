@@ -258,3 +258,23 @@ TEST_CASE("layout: zero_shard_dp must divide dp*cp and needs ZeRO-3", "[simulate
   l.zero_shard_dp = 7;
   CHECK(complete_and_check_layout(m, l).has_value());
 }
+
+TEST_CASE("simulate: eager host overhead bounds a pass; CUDA graphs remove it", "[simulate][host]") {
+  auto run = [](double host_op, CudaGraphs graphs) {
+    Run r{io::load_model("mixtral-8x7b"), make_layout(16, 1, 1, 8, 64, 4096), io::load_profile("gb200-nvl72")};
+    r.hw.device.host_op_overhead = host_op;
+    r.layout.cuda_graphs = graphs;
+    return simulate(r).iteration_time;
+  };
+  const seconds device_bound = run(0, CudaGraphs::none);
+  // A host far slower than the device: the eager run is host-bound, partial graphs capture the
+  // attention and router part, full graphs leave only the device time.
+  const seconds eager = run(5e-3, CudaGraphs::none), partial = run(5e-3, CudaGraphs::partial),
+                full = run(5e-3, CudaGraphs::full);
+  CHECK(eager > 1.5 * device_bound);
+  CHECK(partial < eager);
+  CHECK(partial > device_bound);
+  CHECK(full == Approx(device_bound));
+  // A host faster than the device hides behind it.
+  CHECK(run(1e-9, CudaGraphs::none) == Approx(device_bound));
+}
