@@ -48,6 +48,8 @@ std::optional<std::string> complete_and_check_layout(const ModelSpec& model, Lay
   } else if (l.ep > 1) {
     return "ep " + str(l.ep) + " > 1 for a dense model";
   }
+  if (l.zero_shard_dp > 0 && (l.zero_stage < 3 || (l.dp * l.cp) % l.zero_shard_dp != 0))
+    return "zero_shard_dp " + str(l.zero_shard_dp) + " needs zero_stage 3 and must divide dp*cp = " + str(l.dp * l.cp);
   if (l.seq_len <= 0) l.seq_len = model.seq_len;
   if (l.seq_len <= 0) return "seq_len must be > 0 (set it in the layout or the model)";
   if (l.seq_len % l.cp != 0) return "seq_len " + str(l.seq_len) + " not divisible by cp " + str(l.cp);

@@ -80,10 +80,13 @@ std::vector<StageMemory> stage_memory(const ModelSpec& m, const LayoutSpec& l, c
   const bytes p2p = l.pp > 1 ? 2 * g.dense.layer_input_bytes : 0;
 
   // Distributed optimizer (Megatron-LM): optimizer states sharded over the data-parallel group
-  // (DP x CP for dense parameters, expert-DP for experts). ZeRO-3 shards weights and gradients too.
-  const double dense_shard = l.distributed_optimizer ? static_cast<double>(l.dp) * l.cp : 1.0;
+  // (DP x CP for dense parameters, expert-DP for experts). ZeRO-3 shards weights and gradients too
+  // (dense ones over its shard group).
+  const double dense_shard = l.zero_stage >= 3         ? l.zero_shard_group()
+                            : l.distributed_optimizer ? static_cast<double>(l.dp) * l.cp
+                                                      : 1.0;
   const double expert_shard = l.distributed_optimizer ? l.expert_dp() : 1.0;
-  const double zero3_dense = l.zero_stage >= 3 ? dense_shard : 1.0;
+  const double zero3_dense = l.zero_stage >= 3 ? l.zero_shard_group() : 1.0;
   const double zero3_expert = l.zero_stage >= 3 ? expert_shard : 1.0;
 
   std::vector<StageMemory> out;

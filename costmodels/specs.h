@@ -67,6 +67,9 @@ struct ModelSpec {
 enum class Recompute { none, selective, full };
 enum class ScheduleKind { gpipe, one_f_one_b, interleaved, zero_bubble, dualpipe };
 enum class Precision { bf16, fp8 };
+// CUDA graphs as Megatron-Core uses them: none (eager), partial (Transformer Engine graphs of the
+// static-shape modules: attention, router, MoE preprocess), full (the whole iteration captured).
+enum class CudaGraphs { none, partial, full };
 
 // Which communication hides behind compute. Each switch can only make an iteration faster.
 struct OverlapSwitches {
@@ -103,6 +106,11 @@ struct LayoutSpec {
   double activation_swap = 0.0;
   bool hierarchical_ep_all_to_all = false;  // Pangu Ultra MoE: inter-node all-gather + intra-node all-to-all
   int zero_stage = 0;           // 3: parameters sharded over DP too (ZeRO-3 / FSDP)
+  // ZeRO-3 shard group: the DP x CP ranks a parameter's shards span (hybrid sharding: PaLM shards within
+  // one TPU pod and replicates across pods, Chowdhery et al. 2022 §4); 0 = the whole DP x CP group.
+  int zero_shard_dp = 0;
+  CudaGraphs cuda_graphs = CudaGraphs::none;
+  int zero_shard_group() const { return zero_shard_dp > 0 ? zero_shard_dp : dp * cp; }
   std::vector<int> pipeline_layers;  // decoder layers per virtual stage (pp*vpp entries), empty = even split
   OverlapSwitches overlap;
   ExpertLoadSpec expert_load;
@@ -148,6 +156,9 @@ struct DeviceSpec {
   double vector_efficiency = 0.5;
   double hbm_efficiency = 0.8;
   seconds launch_overhead = 5e-6;        // per kernel
+  // Host (CPU) time to issue one modelled op in eager PyTorch (Python, dispatcher and the launches of
+  // the op's kernels); 0: the host is never the bottleneck. Removed by CUDA graphs.
+  seconds host_op_overhead = 0;
   double comm_compute_slowdown = 0.0;    // compute slowdown while overlapped collectives run on compute cores
   bytes_per_second host_link_bandwidth = 0;  // device <-> host, for activation swap
   bytes framework_reserve = 0;           // runtime, allocator fragmentation, workspace

@@ -476,6 +476,17 @@ def layout_of(rec, group, assume):
     }
     if zero_stage == 3 or par["fsdp"]:
         layout["zero_stage"] = 3
+    features = rec["training"]["other_features"] or ""
+    if "CUDA graphs local full_iteration" in features:
+        layout["cuda_graphs"] = "full"
+    elif "CUDA graphs transformer_engine" in features:
+        layout["cuda_graphs"] = "partial"
+    elif group == "mcore-moe-recipe":
+        layout["cuda_graphs"] = "none"
+        assume("cuda_graphs", "the recipe names no CUDA graphs: eager execution")
+    if group == "palm":
+        # Stated: 256-way fully sharded data parallelism per pod, 2-way plain DP across pods.
+        layout["zero_shard_dp"] = 256
     if group in PRE_FLASH_ATTENTION_GROUPS:
         layout["flash_attention"] = False
         assume("flash_attention", "FlashAttention (Dao et al., May 2022) postdates this software; "
@@ -496,8 +507,10 @@ def overlap_of(rec, group, is_moe, assume):
 
     if group in ("narayanan2021", "korthikanti2022", "megatron-readme-gpt3", "bloom", "mtnlg"):
         if par["zero_stage"] == 3:
-            ov = {"ep_all_to_all": False, "tp_comm": False, "dp_grad_reduce": True, "dp_param_gather": True}
-            why = "not stated; DeepSpeed ZeRO-3 overlaps its reduce-scatter and parameter prefetch"
+            ov = {"ep_all_to_all": False, "tp_comm": False, "dp_grad_reduce": False, "dp_param_gather": True}
+            why = ("not stated; DeepSpeed ZeRO-3 defaults: parameter prefetch on (stage3_prefetch_bucket_size "
+                   "5e7), gradient reduce-scatter not overlapped (overlap_comm false; "
+                   "https://www.deepspeed.ai/docs/config-json/)")
         else:
             ov = {"ep_all_to_all": False, "tp_comm": False, "dp_grad_reduce": False, "dp_param_gather": False}
             why = ("not stated; Megatron-LM 2021/2022 (and Megatron-DeepSpeed) all-reduce gradients "
@@ -713,6 +726,7 @@ def check(rec):
     lay, rid = rec["layout"], rec["id"]
     for field, allowed in ENUMS.items():
         assert lay[field] in allowed, (rid, field, lay[field])
+    assert lay.get("cuda_graphs", "none") in {"none", "partial", "full"}, rid
     assert rec["convention"] in CONVENTIONS, rid
     for field in ("tp", "pp", "vpp", "ep", "etp", "cp", "micro_batch", "global_batch", "seq_len"):
         assert isinstance(lay[field], int) and lay[field] >= 1, (rid, field, lay[field])

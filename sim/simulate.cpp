@@ -128,6 +128,7 @@ GroupKind comm_class(const Op& op) {
 // Per-layer sums of one pass, before overlap rules.
 struct RawPass {
   seconds compute = 0, gemm = 0, attention = 0;
+  seconds host = 0;  // CPU time to issue the pass's eager (not graph-captured) ops
   seconds tp = 0, ep = 0, cp = 0;
   void add_comm(GroupKind g, seconds s) {
     if (g == GroupKind::ep) ep += s;
@@ -140,7 +141,12 @@ struct RawPass {
 // the hidden time's compute slowdown where collectives run on compute cores (Ascend HCCL on AI cores).
 PassCost apply_overlap(const RawPass& r, const LayoutSpec& l, const DeviceSpec& d, bool ep_hidden_by_pairing) {
   PassCost p;
-  p.compute = r.compute;
+  // Eager PyTorch issues kernels asynchronously, so the host hides behind the device while it runs
+  // ahead; the dropless MoE dispatcher's device-to-host sync of the per-expert token counts
+  // (Megatron-Core token dispatcher) stops it running ahead, so a pass lasts at least its host time
+  // (CUDA graphs remove the per-op host cost: Nguyen et al., "Accelerating PyTorch with CUDA Graphs",
+  // PyTorch blog 2021).
+  p.compute = std::max(r.compute, r.host);
   p.tp = r.tp;
   p.ep = r.ep;
   p.cp = r.cp;
@@ -190,14 +196,25 @@ class OpTimings {
   std::vector<std::pair<const graph::LayerGraph*, std::vector<OpTiming>>> cache_;
 };
 
-void accumulate_layer(const graph::LayerGraph& g, int count, OpTimings& timings, Recompute policy, RawPass& fwd,
-                      RawPass& bwd, RawPass& wgt, seconds& recompute) {
+void accumulate_layer(const graph::LayerGraph& g, int count, OpTimings& timings, Recompute policy, CudaGraphs graphs,
+                      seconds host_op, RawPass& fwd, RawPass& bwd, RawPass& wgt, seconds& recompute) {
   if (count <= 0) return;
   const std::vector<OpTiming>& times = timings.of(g);
+  // Partial CUDA graphs capture the static-shape part of a layer; from the expert dispatch on, shapes
+  // depend on routing and the ops run eagerly (Megatron-Core's TE graph scopes attn, moe_router,
+  // moe_preprocess).
+  bool dynamic_shapes = false;
   for (std::size_t i = 0; i < g.forward.size(); ++i) {
     const Op& op = g.forward[i];
     const OpTiming& t = times[i];
     const bool rerun = g.recomputed(op, policy);
+    if (op.kind == OpKind::collective && op.collective.expert_dispatch) dynamic_shapes = true;
+    const bool eager = graphs == CudaGraphs::none || (graphs == CudaGraphs::partial && dynamic_shapes);
+    if (eager) {
+      // One host issue forward, two backward (data and weight gradients), one more if recomputed.
+      fwd.host += count * host_op;
+      bwd.host += count * host_op * (2 + (rerun ? 1 : 0));
+    }
     if (op.kind == OpKind::collective) {
       fwd.add_comm(comm_class(op), count * t.forward);
       bwd.add_comm(comm_class(op), count * (t.backward_input + (rerun ? t.forward : 0)));
@@ -224,11 +241,13 @@ ChunkCost cost_chunk(const ModelSpec& m, const LayoutSpec& l, const HardwareProf
   ChunkCost cost;
   const int moe_first = m.moe ? m.moe->first_dense_layers : m.layers;
   const int dense_count = std::max(0, std::min(c.first_layer + c.layers, moe_first) - c.first_layer);
-  accumulate_layer(g.dense, dense_count, timings, l.recompute, fwd, bwd, wgt, cost.recompute);
-  accumulate_layer(g.moe, c.layers - dense_count, timings, l.recompute, fwd, bwd, wgt, cost.recompute);
-  accumulate_layer(g.mtp, c.mtp_layers, timings, l.recompute, fwd, bwd, wgt, cost.recompute);
-  accumulate_layer(g.embedding, c.embedding ? 1 : 0, timings, Recompute::none, fwd, bwd, wgt, cost.recompute);
-  accumulate_layer(g.lm_head, c.lm_head ? 1 : 0, timings, Recompute::none, fwd, bwd, wgt, cost.recompute);
+  const CudaGraphs graphs = l.cuda_graphs;
+  const seconds host_op = hw.device.host_op_overhead;
+  accumulate_layer(g.dense, dense_count, timings, l.recompute, graphs, host_op, fwd, bwd, wgt, cost.recompute);
+  accumulate_layer(g.moe, c.layers - dense_count, timings, l.recompute, graphs, host_op, fwd, bwd, wgt, cost.recompute);
+  accumulate_layer(g.mtp, c.mtp_layers, timings, l.recompute, graphs, host_op, fwd, bwd, wgt, cost.recompute);
+  accumulate_layer(g.embedding, c.embedding ? 1 : 0, timings, Recompute::none, graphs, host_op, fwd, bwd, wgt, cost.recompute);
+  accumulate_layer(g.lm_head, c.lm_head ? 1 : 0, timings, Recompute::none, graphs, host_op, fwd, bwd, wgt, cost.recompute);
   const bool paired = l.schedule == ScheduleKind::dualpipe;
   cost.forward = apply_overlap(fwd, l, hw.device, paired);
   cost.backward = apply_overlap(bwd, l, hw.device, paired);
@@ -248,6 +267,50 @@ ChunkCost cost_chunk(const ModelSpec& m, const LayoutSpec& l, const HardwareProf
 // and gradient (16 B) and writes master, m, v (12 B) and the bf16 weight (2 B).
 constexpr double optimizer_bytes_per_param_step = 30;
 
+
+// ZeRO-3 (Rajbhandari et al. 2020 §5.3, §7.2.2; DeepSpeed stage 3): parameters live sharded, so every
+// micro-step all-gathers the 16-bit weights for the forward, again for the backward, and once more for
+// the re-run forward of activation recomputation (checkpointed blocks re-fetch their released
+// parameters), and reduce-scatters the 16-bit gradients: 2 x (2 or 3) + 2 bytes per parameter per
+// micro-step, not per iteration (ZeRO §7.2.2 counts 3 x Psi per step, 1.5x data parallelism).
+// The collectives run over the flat DP process group, one per fetched submodule, each a ring whose
+// every rank forwards the whole buffer through its own link to the outer tier: the per-device bandwidth
+// of the outermost tier the group spans (one NIC per GPU), not the node-aggregated hierarchy Megatron's
+// bucketed DP collectives reach. Evidence: DeepSpeed ZeRO-3's iteration time in Narayanan et al. 2021
+// Table 2 stays flat (66.7 s for 175B at 768 and 1536 GPUs) while compute halves: ~8 B/param per
+// micro-step at ~21 GB/s per GPU, one HDR NIC.
+// Overlap: the prefetcher (stage3_prefetch_bucket_size) fetches ahead of the compute, so the forward
+// gather hides behind the forward and the backward gathers behind the backward; the gradient
+// reduce-scatter joins the backward's overlap only with overlap_comm (layout overlap.dp_grad_reduce;
+// DeepSpeed's documented default is off, https://www.deepspeed.ai/docs/config-json/), else it is exposed.
+// Hybrid sharding (zero_shard_dp): the collectives above run inside the shard group (the inner DP
+// ranks); the replicas then all-reduce their gradient shards once per iteration (PaLM §4: pods exchange
+// gradients over the data-centre network), overlapped with the last backward like DP gradients.
+seconds zero3_exposed_time(const memory::DeviceParams& p, comm::GroupPlacement dp_group, comm::GroupPlacement edp_group,
+                           const LayoutSpec& l, const HardwareProfile& hw, seconds forward_window, seconds backward_window) {
+  const int shard = l.zero_shard_group();
+  const comm::GroupPlacement replicas{dp_group.size / shard, dp_group.stride * shard};
+  dp_group.size = shard;
+  auto flat = [&](comm::CollectiveKind kind, bytes buffer, comm::GroupPlacement g) {
+    if (g.size <= 1 || buffer <= 0) return 0.0;
+    const Tier& outer = hw.tiers[static_cast<std::size_t>(comm::innermost_tier_holding(g, hw.tiers))];
+    return comm::flat_collective_time(kind, buffer, g.size, outer).time;
+  };
+  auto both = [&](comm::CollectiveKind kind, double bytes_per_param) {
+    return flat(kind, bytes_per_param * p.dense, dp_group) + flat(kind, bytes_per_param * p.expert, edp_group);
+  };
+  const seconds gather = both(comm::CollectiveKind::all_gather, 2);
+  const seconds grads = both(comm::CollectiveKind::reduce_scatter, 2);
+  const double backward_gathers = l.recompute == Recompute::none ? 1.0 : 2.0;
+  const seconds forward_exposed = std::max(0.0, gather - forward_window);
+  const seconds backward_exposed =
+      l.overlap.dp_grad_reduce ? std::max(0.0, backward_gathers * gather + grads - backward_window)
+                               : std::max(0.0, backward_gathers * gather - backward_window) + grads;
+  const seconds replica_grads =
+      comm::collective_time(comm::CollectiveKind::all_reduce, 2 * p.dense / shard, replicas, hw.tiers).time;
+  const seconds replica_exposed = l.overlap.dp_grad_reduce ? std::max(0.0, replica_grads - backward_window) : replica_grads;
+  return l.microbatches() * (forward_exposed + backward_exposed) + replica_exposed;
+}
 }  // namespace
 
 std::vector<OpCostRow> cost_layer_ops(const graph::LayerGraph& layer, const LayoutSpec& layout,
@@ -337,30 +400,32 @@ SimulationResult simulate(const ModelSpec& m, const LayoutSpec& l, const Hardwar
   std::vector<seconds> exposed_dp(stages), optimizer(stages);
   for (int s = 0; s < stages; ++s) {
     const memory::DeviceParams p = memory::stage_params(m, l, r.plan, s);
-    const double zero3 = l.zero_stage >= 3 ? 1.0 : 0.0;
-    // Gradients (fp32) reduce-scattered with a distributed optimizer, all-reduced without; updated
-    // bf16 parameters all-gathered (Megatron-LM distributed optimizer). ZeRO-3 also gathers
-    // parameters for the forward and backward (Rajbhandari et al. 2020 §5: 1.5x DP volume).
     const auto dp_group = placement(GroupKind::dp, l), edp_group = placement(GroupKind::expert_dp, l);
-    auto sync = [&](count params, comm::GroupPlacement g) {
-      if (g.size <= 1 || params <= 0) return std::pair<seconds, seconds>{0, 0};
-      seconds grads, gather = 0;
-      if (l.distributed_optimizer || l.zero_stage > 0) {
-        grads = comm::collective_time(comm::CollectiveKind::reduce_scatter, 4 * params, g, hw.tiers).time;
-        gather = comm::collective_time(comm::CollectiveKind::all_gather, 2 * params, g, hw.tiers).time * (1 + 2 * zero3);
-      } else {
-        grads = comm::collective_time(comm::CollectiveKind::all_reduce, 4 * params, g, hw.tiers).time;
-      }
-      return std::pair{grads, gather};
-    };
-    const auto [dense_grads, dense_gather] = sync(p.dense, dp_group);
-    const auto [expert_grads, expert_gather] = sync(p.expert, edp_group);
-    const seconds grads = dense_grads + expert_grads, gather = dense_gather + expert_gather;
-    // Overlapped gradient reduction hides behind the last microbatch's backward of the stage; the
-    // parameter all-gather behind the first forward of the next iteration.
-    const seconds exposed_grads = l.overlap.dp_grad_reduce ? std::max(0.0, grads - last_backward_window[s]) : grads;
-    const seconds exposed_gather = l.overlap.dp_param_gather ? std::max(0.0, gather - first_forward_window[s]) : gather;
-    exposed_dp[s] = exposed_grads + exposed_gather;
+    if (l.zero_stage >= 3) {
+      exposed_dp[s] = zero3_exposed_time(p, dp_group, edp_group, l, hw, first_forward_window[s], last_backward_window[s]);
+    } else {
+      // Gradients (fp32) reduce-scattered with a distributed optimizer, all-reduced without; updated
+      // bf16 parameters all-gathered (Megatron-LM distributed optimizer).
+      auto sync = [&](count params, comm::GroupPlacement g) {
+        if (g.size <= 1 || params <= 0) return std::pair<seconds, seconds>{0, 0};
+        seconds grads, gather = 0;
+        if (l.distributed_optimizer || l.zero_stage > 0) {
+          grads = comm::collective_time(comm::CollectiveKind::reduce_scatter, 4 * params, g, hw.tiers).time;
+          gather = comm::collective_time(comm::CollectiveKind::all_gather, 2 * params, g, hw.tiers).time;
+        } else {
+          grads = comm::collective_time(comm::CollectiveKind::all_reduce, 4 * params, g, hw.tiers).time;
+        }
+        return std::pair{grads, gather};
+      };
+      const auto [dense_grads, dense_gather] = sync(p.dense, dp_group);
+      const auto [expert_grads, expert_gather] = sync(p.expert, edp_group);
+      const seconds grads = dense_grads + expert_grads, gather = dense_gather + expert_gather;
+      // Overlapped gradient reduction hides behind the last microbatch's backward of the stage; the
+      // parameter all-gather behind the first forward of the next iteration.
+      const seconds exposed_grads = l.overlap.dp_grad_reduce ? std::max(0.0, grads - last_backward_window[s]) : grads;
+      const seconds exposed_gather = l.overlap.dp_param_gather ? std::max(0.0, gather - first_forward_window[s]) : gather;
+      exposed_dp[s] = exposed_grads + exposed_gather;
+    }
     const double shard = l.distributed_optimizer ? 1.0 : 0.0;
     const count local = p.dense / (shard > 0 ? l.dp * l.cp : 1) + p.expert / (shard > 0 ? l.expert_dp() : 1);
     optimizer[s] = local * optimizer_bytes_per_param_step / (hw.device.hbm_bandwidth * hw.device.hbm_efficiency) +

@@ -17,7 +17,8 @@ namespace moesim::sim {
 
 // Where one pass's time goes (per microbatch, per chunk).
 struct PassCost {
-  seconds compute = 0;     // matrix + vector + attention kernels, slowed by overlapped collectives
+  seconds compute = 0;     // matrix + vector + attention kernels, slowed by overlapped collectives;
+                           // at least the host issue time of the pass's eager ops
   seconds tp = 0, ep = 0, cp = 0;  // communication time before overlap
   seconds exposed_tp = 0, exposed_ep = 0, exposed_cp = 0;
   seconds exposed_swap = 0;  // activation offload/fetch over the host link not hidden by compute

@@ -222,3 +222,61 @@ TEST_CASE("simulate: activation swap trades HBM for host-link time", "[simulate]
   none.hw.device.host_link_bandwidth = 0;
   CHECK_THROWS_AS(simulate(none), std::invalid_argument);
 }
+
+TEST_CASE("simulate: ZeRO-3 gathers and reduce-scatters every micro-step at one outer link per device", "[simulate][zero3]") {
+  // GPT-3 175B with DeepSpeed ZeRO-3 and no model parallelism (Narayanan et al. 2021 Table 2 setup).
+  auto run = [](int devices, int micro_batch, int shard) {
+    Run r{io::load_model("gpt3-175b"), make_layout(devices, 1, 1, 1, 1536, 2048), io::load_profile("a100-sxm-80g")};
+    r.layout.micro_batch = micro_batch;
+    r.layout.recompute = Recompute::full;
+    r.layout.zero_stage = 3;
+    r.layout.zero_shard_dp = shard;
+    r.layout.overlap.dp_grad_reduce = false;
+    return simulate(r);
+  };
+  const auto r768 = run(768, 2, 0), r1536 = run(1536, 1, 0);
+  const HardwareProfile hw = io::load_profile("a100-sxm-80g");
+  const Tier& ib = hw.tiers.back();
+  // The un-overlapped 16-bit gradient reduce-scatter alone: 2 bytes/param through one NIC per GPU.
+  const double n = 1536;
+  const seconds grads_floor = 2.0 * r1536.params.total() * (n - 1) / n / (ib.bandwidth * ib.efficiency);
+  CHECK(r1536.breakdown.exposed_dp >= grads_floor);
+  // Communication-bound: doubling the devices halves the compute but not the iteration.
+  CHECK(r1536.iteration_time == Approx(r768.iteration_time).epsilon(0.1));
+  // Hybrid sharding inside the NVLink domain moves the gathers off the NICs.
+  const auto hybrid = run(1536, 1, 8);
+  CHECK(hybrid.breakdown.exposed_dp < 0.5 * r1536.breakdown.exposed_dp);
+  CHECK(hybrid.iteration_time < r1536.iteration_time);
+}
+
+TEST_CASE("layout: zero_shard_dp must divide dp*cp and needs ZeRO-3", "[simulate][zero3]") {
+  const ModelSpec m = io::load_model("gpt3-175b");
+  LayoutSpec l = make_layout(64, 1, 1, 1, 64, 2048);
+  l.zero_shard_dp = 8;
+  CHECK(complete_and_check_layout(m, l).has_value());  // zero_stage 0
+  l.zero_stage = 3;
+  l.dp = 0;
+  CHECK_FALSE(complete_and_check_layout(m, l).has_value());
+  l.zero_shard_dp = 7;
+  CHECK(complete_and_check_layout(m, l).has_value());
+}
+
+TEST_CASE("simulate: eager host overhead bounds a pass; CUDA graphs remove it", "[simulate][host]") {
+  auto run = [](double host_op, CudaGraphs graphs) {
+    Run r{io::load_model("mixtral-8x7b"), make_layout(16, 1, 1, 8, 64, 4096), io::load_profile("gb200-nvl72")};
+    r.hw.device.host_op_overhead = host_op;
+    r.layout.cuda_graphs = graphs;
+    return simulate(r).iteration_time;
+  };
+  const seconds device_bound = run(0, CudaGraphs::none);
+  // A host far slower than the device: the eager run is host-bound, partial graphs capture the
+  // attention and router part, full graphs leave only the device time.
+  const seconds eager = run(5e-3, CudaGraphs::none), partial = run(5e-3, CudaGraphs::partial),
+                full = run(5e-3, CudaGraphs::full);
+  CHECK(eager > 1.5 * device_bound);
+  CHECK(partial < eager);
+  CHECK(partial > device_bound);
+  CHECK(full == Approx(device_bound));
+  // A host faster than the device hides behind it.
+  CHECK(run(1e-9, CudaGraphs::none) == Approx(device_bound));
+}

@@ -241,6 +241,11 @@ LayoutSpec parse_layout(const json& j, const std::string& file) {
   l.precision = f.choice_or("precision", {"bf16", "fp8"}, "bf16") == "fp8" ? Precision::fp8 : Precision::bf16;
   l.flash_attention = f.boolean_or("flash_attention", true);
   l.zero_stage = f.non_negative_int_or("zero_stage", 0);
+  l.zero_shard_dp = f.non_negative_int_or("zero_shard_dp", 0);
+  {
+    const std::string graphs = f.choice_or("cuda_graphs", {"none", "partial", "full"}, "none");
+    l.cuda_graphs = graphs == "full" ? CudaGraphs::full : graphs == "partial" ? CudaGraphs::partial : CudaGraphs::none;
+  }
   l.activation_swap = f.non_negative_or("activation_swap", 0.0);
   if (l.activation_swap > 1) f.fail("activation_swap", "a fraction in [0, 1]");
   l.hierarchical_ep_all_to_all =
@@ -306,6 +311,7 @@ HardwareProfile parse_profile(const json& j, const std::string& file) {
   hw.device.vector_efficiency = fraction(d, "vector_efficiency", hw.device.vector_efficiency);
   hw.device.hbm_efficiency = fraction(d, "hbm_efficiency", hw.device.hbm_efficiency);
   hw.device.launch_overhead = d.non_negative_or("launch_overhead", hw.device.launch_overhead);
+  hw.device.host_op_overhead = d.non_negative_or("host_op_overhead", 0.0);
   hw.device.comm_compute_slowdown = d.non_negative_or("comm_compute_slowdown", 0);
   hw.device.host_link_bandwidth = d.non_negative_or("host_link_bandwidth", 0);
   hw.device.framework_reserve = d.non_negative_or("framework_reserve", 0);
@@ -365,6 +371,7 @@ json profile_json(const HardwareProfile& hw, const json& base) {
   d["vector_efficiency"] = dev.vector_efficiency;
   d["hbm_efficiency"] = dev.hbm_efficiency;
   d["launch_overhead"] = dev.launch_overhead;
+  d["host_op_overhead"] = dev.host_op_overhead;
   d["comm_compute_slowdown"] = dev.comm_compute_slowdown;
   d["host_link_bandwidth"] = dev.host_link_bandwidth;
   d["framework_reserve"] = dev.framework_reserve;
