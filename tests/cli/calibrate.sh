@@ -8,8 +8,8 @@ bin=${1:?usage: calibrate.sh MOESIM_BINARY SOURCE_DIR}
 src=${2:?usage: calibrate.sh MOESIM_BINARY SOURCE_DIR}
 traces="$src/../shared/traces"
 if [ ! -d "$traces" ]; then
-  echo "../shared/traces is absent: calibrate/replay CLI checks not run"
-  exit 0
+  echo "FAIL: needs ../shared/traces (not found at $traces)"
+  exit 1
 fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

@@ -10,23 +10,11 @@ trap 'rm -rf "$work"' EXIT
 
 fail() { echo "sweep_resume: $*" >&2; exit 1; }
 
-# The small test spec, plus a longer one (60 points, about a second) so that kills land mid-run.
+# The small test spec, plus a longer one (tests/data/sweep-uneven.json: 60 points of uneven cost, about
+# a second) so that kills land mid-run.
 small=$source_dir/tests/data/sweep-small.json
-cat > "$work/long.json" <<'JSON'
-{
-  "base_model": "mixtral-8x7b",
-  "hardware": "h100-sxm",
-  "devices": 32,
-  "seq_len": 2048,
-  "global_batch_tokens": 131072,
-  "model_axes": {"layers": {"from": 4, "to": 32, "step": 2}, "hidden": [2048, 4096], "experts": [8, 16]},
-  "layout": "auto",
-  "layout_axes": {"tp": [1, 2, 4], "pp": [1, 2, 4], "vpp": [1, 2], "micro_batch": [1, 2]},
-  "objective": "mfu"
-}
-JSON
 
-for spec in "$small" "$work/long.json"; do
+for spec in "$small" "$source_dir/tests/data/sweep-uneven.json"; do
   "$moesim" sweep "$spec" --jobs 2 --out "$work/full.jsonl" > /dev/null
   "$moesim" sweep "$spec" --jobs 1 --out "$work/one.jsonl" > /dev/null
   cmp -s "$work/full.jsonl" "$work/one.jsonl" || fail "$spec: --jobs 1 and --jobs 2 differ"
@@ -46,13 +34,13 @@ done
 # last line), and the resumed file must equal the full run byte for byte (nothing lost, nothing twice).
 RANDOM=20261129
 start=$(date +%s%N)
-"$moesim" sweep "$work/long.json" --jobs 2 --out "$work/timed.jsonl" > /dev/null
+"$moesim" sweep "$source_dir/tests/data/sweep-uneven.json" --jobs 2 --out "$work/timed.jsonl" > /dev/null
 run_ms=$(( ($(date +%s%N) - start) / 1000000 ))
 partial_runs=0
 for attempt in 1 2 3 4 5 6; do
   rm -f "$work/killed.jsonl"
   delay_ms=$(( RANDOM % (run_ms + 1) ))
-  "$moesim" sweep "$work/long.json" --jobs 2 --out "$work/killed.jsonl" > /dev/null &
+  "$moesim" sweep "$source_dir/tests/data/sweep-uneven.json" --jobs 2 --out "$work/killed.jsonl" > /dev/null &
   pid=$!
   sleep "$(printf '%d.%03d' $((delay_ms / 1000)) $((delay_ms % 1000)))"
   kill -9 "$pid" 2> /dev/null || true
@@ -65,7 +53,7 @@ for attempt in 1 2 3 4 5 6; do
       fail "attempt $attempt: the killed run's file is not a prefix of the full run"
   fi
   [ "$before" -gt 0 ] && [ "$before" -lt "$(wc -l < "$work/full.jsonl")" ] && partial_runs=$((partial_runs + 1))
-  "$moesim" sweep "$work/long.json" --jobs 2 --out "$work/killed.jsonl" --resume > /dev/null
+  "$moesim" sweep "$source_dir/tests/data/sweep-uneven.json" --jobs 2 --out "$work/killed.jsonl" --resume > /dev/null
   cmp -s "$work/killed.jsonl" "$work/full.jsonl" ||
     fail "attempt $attempt: resume after kill -9 at ${delay_ms} ms (with $before lines written) differs from a full run"
   echo "sweep_resume: kill -9 at ${delay_ms} ms of ${run_ms} ms: $before lines kept, resumed to the full run"

@@ -13,21 +13,9 @@ fail() { echo "sweep_mpi: $*" >&2; exit 1; }
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 mpi() { local ranks=$1; shift; mpirun -np "$ranks" --oversubscribe "$moesim" "$@"; }
 
-# 60 points of uneven cost (4 to 32 layers), and 400 mostly cheap points (the parameter cap rejects
-# most before any layout is simulated), more than rank 0's reorder window of 64 per thread.
-cat > "$work/long.json" <<'JSON'
-{
-  "base_model": "mixtral-8x7b",
-  "hardware": "h100-sxm",
-  "devices": 32,
-  "seq_len": 2048,
-  "global_batch_tokens": 131072,
-  "model_axes": {"layers": {"from": 4, "to": 32, "step": 2}, "hidden": [2048, 4096], "experts": [8, 16]},
-  "layout": "auto",
-  "layout_axes": {"tp": [1, 2, 4], "pp": [1, 2, 4], "vpp": [1, 2], "micro_batch": [1, 2]},
-  "objective": "mfu"
-}
-JSON
+# tests/data/sweep-uneven.json: 60 points of uneven cost (4 to 32 layers); wide.json: 400 mostly cheap
+# points (the parameter cap rejects most before any layout is simulated), more than rank 0's reorder
+# window of 64 per thread.
 cat > "$work/wide.json" <<'JSON'
 {
   "base_model": "mixtral-8x7b",
@@ -43,7 +31,7 @@ cat > "$work/wide.json" <<'JSON'
 }
 JSON
 
-for spec in "$source_dir/tests/data/sweep-small.json" "$work/long.json" "$work/wide.json"; do
+for spec in "$source_dir/tests/data/sweep-small.json" "$source_dir/tests/data/sweep-uneven.json" "$work/wide.json"; do
   name=$(basename "$spec" .json)
   "$moesim" sweep "$spec" --jobs 1 --out "$work/$name.one.jsonl" > /dev/null
   mpi 2 sweep "$spec" --mpi --out "$work/$name.mpi2.jsonl" > "$work/$name.out" 2> "$work/$name.err"
@@ -57,15 +45,15 @@ for spec in "$source_dir/tests/data/sweep-small.json" "$work/long.json" "$work/w
   echo "$name: $(tr '\n' ' ' < "$work/$name.err")"
 done
 
-mpi 3 sweep "$work/long.json" --mpi --jobs 2 --out "$work/long.mpi3.jsonl" > /dev/null 2>&1
-cmp "$work/long.one.jsonl" "$work/long.mpi3.jsonl" || fail "long: mpirun -np 3 --jobs 2 differs from the one-process file"
+mpi 3 sweep "$source_dir/tests/data/sweep-uneven.json" --mpi --jobs 2 --out "$work/sweep-uneven.mpi3.jsonl" > /dev/null 2>&1
+cmp "$work/sweep-uneven.one.jsonl" "$work/sweep-uneven.mpi3.jsonl" || fail "sweep-uneven: mpirun -np 3 --jobs 2 differs from the one-process file"
 
 # Resume across MPI runs: cut mid-line, rerun with --resume, same file; only the rest is evaluated.
-size=$(wc -c < "$work/long.one.jsonl")
-head -c $((size / 2)) "$work/long.one.jsonl" > "$work/cut.jsonl"
+size=$(wc -c < "$work/sweep-uneven.one.jsonl")
+head -c $((size / 2)) "$work/sweep-uneven.one.jsonl" > "$work/cut.jsonl"
 kept=$(wc -l < "$work/cut.jsonl")
-mpi 2 sweep "$work/long.json" --mpi --out "$work/cut.jsonl" --resume > "$work/cut.out" 2> /dev/null
-cmp "$work/long.one.jsonl" "$work/cut.jsonl" || fail "long: resume under mpirun differs from the one-process file"
+mpi 2 sweep "$source_dir/tests/data/sweep-uneven.json" --mpi --out "$work/cut.jsonl" --resume > "$work/cut.out" 2> /dev/null
+cmp "$work/sweep-uneven.one.jsonl" "$work/cut.jsonl" || fail "sweep-uneven: resume under mpirun differs from the one-process file"
 grep -q "($((60 - kept)) evaluated now, $kept from an earlier run)" "$work/cut.out" || fail "resume summary: $(head -1 "$work/cut.out")"
 
 # A bad spec: a non-zero exit and the error once (the lowest failing rank prints it).
