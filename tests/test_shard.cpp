@@ -12,6 +12,7 @@
 #include "sim/shard.h"
 #include "sim/sweep.h"
 #include "tests/files.h"
+#include "tests/support.h"
 
 using namespace moesim;
 
@@ -22,16 +23,6 @@ const std::string small_spec = std::string(MOESIM_SOURCE_DIR) + "/tests/data/swe
 std::string temp_path(const std::string& name) { return test::temp_path("moesim-test-shard", name); }
 
 using test::slurp;
-
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  return "";
-}
 
 // Runs shard `s` of `spec` into a part file and returns its path.
 std::string run_shard(const sweep::SweepSpec& spec, shard::Shard s, sweep::RunStats* stats = nullptr) {
@@ -52,7 +43,7 @@ TEST_CASE("a shard is I/N with 0 <= I < N", "[shard]") {
   CHECK(s.index == 2);
   CHECK(s.count == 5);
   for (const char* bad : {"5/5", "1/0", "-1/3", "1", "/3", "1/", "a/b", "1/3x", " 1/3", "99999999999999999999/3"})
-    CHECK_THAT(error_of([&] { shard::parse_shard(bad, "--shard"); }), Catch::StartsWith("--shard: expected I/N"));
+    CHECK_THAT(test::input_error([&] { shard::parse_shard(bad, "--shard"); }), Catch::StartsWith("--shard: expected I/N"));
 }
 
 TEST_CASE("the spec fingerprint ignores spacing and key order but not values", "[shard]") {
@@ -93,15 +84,15 @@ TEST_CASE("shards merge into the bytes of a one-process run", "[shard]") {
 
   // Refusals name the file and leave no output behind.
   const std::string refused = temp_path("refused.jsonl");
-  CHECK_THAT(error_of([&] { shard::merge_parts({parts[0], parts[2]}, refused); }),
+  CHECK_THAT(test::input_error([&] { shard::merge_parts({parts[0], parts[2]}, refused); }),
              Catch::Contains("point 1 of 8 is in none of the parts") && Catch::Contains("shard 1/3"));
-  CHECK_THAT(error_of([&] { shard::merge_parts({parts[0], parts[1], parts[2], parts[1]}, refused); }),
+  CHECK_THAT(test::input_error([&] { shard::merge_parts({parts[0], parts[1], parts[2], parts[1]}, refused); }),
              Catch::Contains(parts[1] + ": shard 1/3 again"));
   const std::string cut = temp_path("cut.jsonl");
   const std::string part1 = slurp(parts[1]);
   std::ofstream(cut, std::ios::binary) << part1.substr(0, part1.size() - 10);
-  CHECK_THAT(error_of([&] { shard::merge_parts({parts[0], cut, parts[2]}, refused); }), Catch::Contains(cut + ": line 4: cut off"));
-  CHECK_THAT(error_of([&] { shard::merge_parts({o.out_path}, refused); }), Catch::Contains("not a sweep part file"));
+  CHECK_THAT(test::input_error([&] { shard::merge_parts({parts[0], cut, parts[2]}, refused); }), Catch::Contains(cut + ": line 4: cut off"));
+  CHECK_THAT(test::input_error([&] { shard::merge_parts({o.out_path}, refused); }), Catch::Contains("not a sweep part file"));
   CHECK(!std::filesystem::exists(refused));
   CHECK(!std::filesystem::exists(refused + ".merging"));
 
@@ -120,7 +111,7 @@ TEST_CASE("shards merge into the bytes of a one-process run", "[shard]") {
   // ... but not as another shard's part.
   r.shard_index = 2;
   r.header = shard::part_header(spec, {2, 3});
-  CHECK_THAT(error_of([&] { sweep::run_sweep(spec, r); }), Catch::Contains("line 1: not the part header"));
+  CHECK_THAT(test::input_error([&] { sweep::run_sweep(spec, r); }), Catch::Contains("line 1: not the part header"));
 
   for (const auto& p : parts) std::filesystem::remove(p);
   for (const auto& p : {o.out_path, merged, cut}) std::filesystem::remove(p);
@@ -135,7 +126,7 @@ TEST_CASE("parts of different specs do not merge", "[shard]") {
   const sweep::SweepSpec other = sweep::load_spec(other_file);
   const std::string a = run_shard(spec, {0, 2});
   const std::string b = run_shard(other, {1, 2});
-  CHECK_THAT(error_of([&] { shard::merge_parts({a, b}, temp_path("never.jsonl")); }),
+  CHECK_THAT(test::input_error([&] { shard::merge_parts({a, b}, temp_path("never.jsonl")); }),
              Catch::Contains(b + ": a part of spec") && Catch::Contains("cannot merge parts of different specs"));
   for (const auto& p : {a, b, other_file}) std::filesystem::remove(p);
 }

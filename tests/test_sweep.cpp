@@ -12,6 +12,7 @@
 #include "sim/simulate.h"
 #include "sim/sweep.h"
 #include "tests/files.h"
+#include "tests/support.h"
 
 using namespace moesim;
 using nlohmann::json;
@@ -33,17 +34,6 @@ std::string run(const sweep::SweepSpec& spec, int jobs, const std::string& name,
   o.resume = resume;
   sweep::run_sweep(spec, o);
   return o.out_path;
-}
-
-// The message of the InputError `f` throws ("" when it does not throw).
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  return "";
 }
 
 }  // namespace
@@ -114,7 +104,7 @@ TEST_CASE("resume after a truncated results file rewrites the cut line and appen
   sweep::RunOptions o;
   o.out_path = bad;
   o.resume = true;
-  CHECK_THAT(error_of([&] { sweep::run_sweep(spec, o); }), Catch::Contains("line 1") && Catch::Contains("cannot resume"));
+  CHECK_THAT(test::input_error([&] { sweep::run_sweep(spec, o); }), Catch::Contains("line 1") && Catch::Contains("cannot resume"));
   std::filesystem::remove(bad);
   std::filesystem::remove(full_path);
 }
@@ -195,7 +185,7 @@ TEST_CASE("a PreScreen reusing graphs across layouts gives each layout's own bou
 }
 
 TEST_CASE("sweep spec errors name the file and the field", "[sweep]") {
-  auto error_for = [](json j) { return error_of([&] { sweep::parse_spec(j, "spec.json"); }); };
+  auto error_for = [](json j) { return test::input_error([&] { sweep::parse_spec(j, "spec.json"); }); };
   json j = small_json();
   j["model_axis"] = json::object();
   CHECK_THAT(error_for(j), Catch::StartsWith("spec.json: field 'model_axis'"));
