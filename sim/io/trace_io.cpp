@@ -191,6 +191,13 @@ class ChromeTraceScanner : public json::json_sax_t {
   json metadata_ = json::object();
 };
 
+// A text field of an event object; a missing field or one of another type reads as "" (traces from
+// other tools put numbers where Kineto puts names).
+std::string text_of(const json& object, const char* key) {
+  const auto it = object.find(key);
+  return it != object.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
 double number_of(const json& v) {
   if (v.is_number()) return v.get<double>();
   if (v.is_string()) {  // torch_npu writes ts as a string with nanosecond decimals
@@ -244,7 +251,10 @@ long long thread_key(const json& e) {
     if (v.is_string()) return static_cast<long long>(std::hash<std::string>{}(v.get<std::string>()));
     return 0;
   };
-  return id(e.value("pid", json(0))) * 1000003LL + id(e.value("tid", json(0)));
+  // Unsigned, so that any pid/tid mixes without signed overflow.
+  const unsigned long long pid = static_cast<unsigned long long>(id(e.value("pid", json(0))));
+  const unsigned long long tid = static_cast<unsigned long long>(id(e.value("tid", json(0))));
+  return static_cast<long long>(pid * 1000003ULL + tid);
 }
 
 // Innermost op on `thread` whose span holds `t` (ops sorted by thread, start, longest first).
@@ -273,22 +283,26 @@ Trace read_chrome_trace(const std::string& path) {
   std::unordered_map<long long, std::string> process_names;         // trace_view.json: pid -> name
   std::vector<long long> kernel_pids;
   auto on_event = [&](const json& e) {
-    const std::string ph = e.value("ph", "");
-    if (ph == "M" && e.value("name", "") == "process_name" && e.contains("args") && e["args"].contains("name") &&
+    if (!e.is_object()) return;
+    const std::string ph = text_of(e, "ph");
+    if (ph == "M" && text_of(e, "name") == "process_name" && e.contains("args") && e["args"].contains("name") &&
         e.contains("pid") && e["pid"].is_number_integer())
       process_names[e["pid"].get<long long>()] = e["args"]["name"].is_string() ? e["args"]["name"].get<std::string>() : "";
     if (ph != "X") return;
-    const std::string cat = lower(e.value("cat", ""));
+    const std::string cat = lower(text_of(e, "cat"));
     const json& args = e.contains("args") && e["args"].is_object() ? e["args"] : json::object();
     auto integer_arg = [&](const char* key) -> long long {
       const auto it = args.find(key);
-      return it != args.end() && it->is_number() ? it->get<long long>() : -1;
+      if (it == args.end() || !it->is_number()) return -1;
+      if (it->is_number_integer()) return it->get<long long>();
+      const double v = it->get<double>();  // an id written as a float; out of range is no id
+      return std::isfinite(v) && std::fabs(v) < 9e18 ? static_cast<long long>(v) : -1;
     };
     const double ts = e.contains("ts") ? number_of(e["ts"]) : NAN;
     const double dur = e.contains("dur") ? number_of(e["dur"]) : NAN;
     if (cat == "cpu_op" || cat == "operator") {
       CpuOp op;
-      op.name = e.value("name", "");
+      op.name = text_of(e, "name");
       if (args.contains("Input Dims")) op.dims = dims_of(args["Input Dims"]);
       if (args.contains("Input type")) op.types = strings_of(args["Input type"]);
       op.external_id = integer_arg("External id");
@@ -307,7 +321,7 @@ Trace read_chrome_trace(const std::string& path) {
     const bool npu_task = cat.empty() && args.contains("Task Type");
     if (!gpu_kernel && !npu_task) return;
     KernelSample k;
-    k.name = e.value("name", "");
+    k.name = text_of(e, "name");
     k.start_us = ts;
     if (!std::isfinite(dur) || dur < 0)
       throw InputError(path + ": kernel '" + k.name.substr(0, 60) + "': field 'dur': expected a duration >= 0 in us");
@@ -320,7 +334,10 @@ Trace read_chrome_trace(const std::string& path) {
       const char* count_key = gather ? "Out msg nelems" : "In msg nelems";
       if (args.contains(count_key)) k.message_elements = number_of(args[count_key]);
       if (args.contains("dtype") && args["dtype"].is_string()) k.message_type = args["dtype"].get<std::string>();
-      if (args.contains("Group size")) k.group_size = static_cast<int>(number_of(args["Group size"]));
+      if (args.contains("Group size")) {
+        const double group = number_of(args["Group size"]);
+        k.group_size = group >= 1 && group <= 1e7 ? static_cast<int>(group) : 0;  // else: not recorded
+      }
     }
     kernel_links.emplace_back(integer_arg("External id"), integer_arg("correlation"));
     kernel_pids.push_back(e.contains("pid") && e["pid"].is_number_integer() ? e["pid"].get<long long>() : -1);
@@ -335,9 +352,11 @@ Trace read_chrome_trace(const std::string& path) {
   const json& meta = scanner.metadata();
   if (meta.contains("deviceProperties") && meta["deviceProperties"].is_array() && !meta["deviceProperties"].empty() &&
       meta["deviceProperties"][0].is_object())
-    trace.device_name = meta["deviceProperties"][0].value("name", "");
-  if (meta.contains("distributedInfo") && meta["distributedInfo"].is_object())
-    trace.world_size = static_cast<int>(number_of(meta["distributedInfo"].value("world_size", json(0))));
+    trace.device_name = text_of(meta["deviceProperties"][0], "name");
+  if (meta.contains("distributedInfo") && meta["distributedInfo"].is_object()) {
+    const double world = number_of(meta["distributedInfo"].value("world_size", json(0)));
+    trace.world_size = world >= 1 && world <= 1e7 ? static_cast<int>(world) : 0;  // else: not recorded
+  }
   std::sort(op_spans.begin(), op_spans.end(), [](const ThreadSpan& a, const ThreadSpan& b) {
     return a.thread != b.thread ? a.thread < b.thread : a.start_us != b.start_us ? a.start_us < b.start_us : a.end_us > b.end_us;
   });
