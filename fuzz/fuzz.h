@@ -3,13 +3,10 @@
 // real parser, the spec checks and, where cheap, the simulation. An InputError is the right answer to
 // bad input; anything else (another exception, a broken result invariant, a sanitizer report, a hang)
 // is a finding: the harness aborts so libFuzzer saves the input.
-#include <unistd.h>
-
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
-#include <filesystem>
 #include <fstream>
 #include <string>
 
@@ -18,6 +15,7 @@
 #include "sim/io/input_error.h"
 #include "sim/io/json_reader.h"
 #include "sim/simulate.h"
+#include "tests/files.h"
 
 namespace moesim::fuzz {
 
@@ -42,18 +40,9 @@ int run(const std::uint8_t* data, std::size_t size, Body&& body) {
 
 // Readers that take a path (traces, .npy) get the input as a file named `name` in a folder of this
 // process, removed at exit; the name carries what format detection looks at (extension, file name).
-struct ScratchDir {
-  std::filesystem::path path = std::filesystem::temp_directory_path() / ("moesim-fuzz-" + std::to_string(::getpid()));
-  ScratchDir() { std::filesystem::create_directories(path); }
-  ~ScratchDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path, ignored);
-  }
-};
-
 inline std::string as_file(const std::string& bytes, const std::string& name) {
-  static const ScratchDir dir;
-  const std::string path = (dir.path / name).string();
+  static const test::ScratchDir dir("moesim-fuzz");
+  const std::string path = dir.file(name);
   std::ofstream(path, std::ios::binary | std::ios::trunc).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
   return path;
 }

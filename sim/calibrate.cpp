@@ -34,8 +34,6 @@ const char* to_string(GemmPath p) {
 
 namespace {
 
-std::string lower(const std::string& s) { return io::to_lower(s); }
-
 bool contains(const std::string& haystack, const char* needle) { return haystack.find(needle) != std::string::npos; }
 
 // Product of dims[from, to).
@@ -61,7 +59,7 @@ bytes tensor_bytes(const std::vector<std::vector<double>>& shapes, const std::ve
 }
 
 MatrixPrecision precision_of(const std::string& dtype) {
-  const std::string t = lower(dtype);
+  const std::string t = io::to_lower(dtype);
   if (contains(t, "bf16") || contains(t, "bfloat16")) return MatrixPrecision::bf16;
   if (contains(t, "float16") || contains(t, "half") || contains(t, "fp16")) return MatrixPrecision::fp16;
   if (io::dtype_bytes(t) == 1) return MatrixPrecision::fp8;
@@ -121,7 +119,7 @@ compute::KernelTile tile_from_name(const std::string& name) {
 // Collective kind from an NCCL kernel/collective name or an HCCL op type; nullopt for kinds moesim
 // does not model (broadcast, reduce, DeepEP's custom dispatch/combine without sizes).
 std::optional<comm::CollectiveKind> collective_kind(const std::string& name) {
-  std::string n = lower(name);
+  std::string n = io::to_lower(name);
   n.erase(std::remove(n.begin(), n.end(), '_'), n.end());
   if (contains(n, "allreduce")) return comm::CollectiveKind::all_reduce;
   if (contains(n, "allgather")) return comm::CollectiveKind::all_gather;
@@ -210,7 +208,7 @@ bool attention_from_shapes(const io::KernelSample& k, Sample& s) {
   const auto& q = in[0];
   const auto& kv = in[1];
   double work = 0;  // B * heads * S_q * S_kv * head_dim
-  const std::string op = lower(k.op);
+  const std::string op = io::to_lower(k.op);
   if (q.size() == 3) {  // Ascend SBH layout (MindSpeed default): [S, B, heads * head_dim]
     work = q[1] * q[0] * kv[0] * q[2];
   } else if (contains(op, "aten::_flash_attention")) {  // [B, S, heads, head_dim]
@@ -218,7 +216,7 @@ bool attention_from_shapes(const io::KernelSample& k, Sample& s) {
   } else {  // SDPA and Ascend BNSD: [B, heads, S, head_dim]
     work = q[0] * q[1] * q[2] * kv[2] * q[3];
   }
-  const bool backward = contains(op, "grad") || contains(op, "backward") || contains(lower(k.name), "bwd");
+  const bool backward = contains(op, "grad") || contains(op, "backward") || contains(io::to_lower(k.name), "bwd");
   s.op_flops = 4.0 * work * (backward ? 2.5 : 1.0);
   s.precision = precision_of(type_of(k.input_types, 0));
   s.hbm = tensor_bytes(in, k.input_types) + product(q) * io::dtype_bytes(type_of(k.input_types, 0));
@@ -253,8 +251,8 @@ Sample classify_one(const io::KernelSample& k, const HardwareProfile& hw, int wo
   s.name = k.name;
   s.measured = k.duration;
   s.occurrences = k.occurrences;
-  std::string name = lower(k.name);
-  const std::string op = lower(k.op), core = k.core;
+  std::string name = io::to_lower(k.name);
+  const std::string op = io::to_lower(k.op), core = k.core;
   if (const auto fb = name.find("fbgemm"); fb != std::string::npos) name.erase(fb, 6);  // a library name, not a GEMM
   const bool has_shapes = std::any_of(k.input_shapes.begin(), k.input_shapes.end(), [](const auto& d) { return !d.empty(); });
   auto unpredictable = [&](OpKind kind, const char* why) {
@@ -364,7 +362,7 @@ int align_collectives(std::vector<io::Trace>& ranks) {
   auto collectives = [](io::Trace& t) {
     std::vector<io::KernelSample*> out;
     for (auto& k : t.kernels)
-      if (!k.collective.empty() || lower(k.name).find("nccl") != std::string::npos) out.push_back(&k);
+      if (!k.collective.empty() || io::to_lower(k.name).find("nccl") != std::string::npos) out.push_back(&k);
     std::sort(out.begin(), out.end(), [](const auto* a, const auto* b) { return a->start_us < b->start_us; });
     return out;
   };

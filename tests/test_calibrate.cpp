@@ -13,6 +13,7 @@
 #include "sim/calibrate.h"
 #include "sim/io/specs_io.h"
 #include "sim/io/trace_io.h"
+#include "tests/files.h"
 
 using namespace moesim;
 namespace fs = std::filesystem;
@@ -30,20 +31,7 @@ bool have_traces() {
 
 std::string trace(const std::string& relative) { return (traces_dir / relative).string(); }
 
-// A scratch folder for cut copies, removed at the end of the test.
-struct TempDir {
-  fs::path path = fs::temp_directory_path() / ("moesim_calibrate_test_" + std::to_string(::getpid()));
-  TempDir() { fs::create_directories(path); }
-  ~TempDir() { fs::remove_all(path); }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
-
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using test::slurp;
 
 void write_bytes(const std::string& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary);
@@ -167,15 +155,15 @@ TEST_CASE("Ascend reader: the real malformed row of a trimmed kernel_details.csv
 
 TEST_CASE("Trace readers: truncated and malformed copies end with an error naming file and position", "[trace]") {
   if (!have_traces()) return;
-  const TempDir tmp;
+  const test::ScratchDir tmp("moesim-calibrate-test");  // cut copies, removed at the end of the test
   SECTION("Kineto JSON cut in the middle") {
-    const std::string bytes = read_bytes(trace("deepseek-profile-data/train.json"));
+    const std::string bytes = slurp(trace("deepseek-profile-data/train.json"));
     const std::string cut = tmp.file("cut.json");
     write_bytes(cut, bytes.substr(0, bytes.size() / 2));
     CHECK_THAT(error_of(cut), Catch::Contains("cut.json") && Catch::Contains("malformed JSON at byte"));
   }
   SECTION("Kineto JSON with a broken token") {
-    std::string bytes = read_bytes(trace("deepseek-profile-data/train.json"));
+    std::string bytes = slurp(trace("deepseek-profile-data/train.json"));
     const auto at = bytes.find("\"dur\"", bytes.size() / 3);
     bytes[at + 6] = '?';  // "dur": ?
     const std::string bad = tmp.file("bad.json");
@@ -183,7 +171,7 @@ TEST_CASE("Trace readers: truncated and malformed copies end with an error namin
     CHECK_THAT(error_of(bad), Catch::Contains("bad.json: malformed JSON at byte " + std::to_string(at + 7)));
   }
   SECTION("gzip trace cut in the middle") {
-    const std::string bytes = read_bytes(trace("hta/nccl_parser_config/nccl_data.json.gz"));
+    const std::string bytes = slurp(trace("hta/nccl_parser_config/nccl_data.json.gz"));
     const std::string cut = tmp.file("cut.json.gz");
     write_bytes(cut, bytes.substr(0, bytes.size() / 2));
     const std::string e = error_of(cut);
@@ -191,7 +179,7 @@ TEST_CASE("Trace readers: truncated and malformed copies end with an error namin
     CHECK((e.find("malformed JSON") != std::string::npos || e.find("corrupt compressed data") != std::string::npos));
   }
   SECTION("kernel_details.csv cut mid-line") {
-    const std::string bytes = read_bytes(trace("ascend-msprof-analyze/gpt3_tp8_fp16/kernel_details.csv"));
+    const std::string bytes = slurp(trace("ascend-msprof-analyze/gpt3_tp8_fp16/kernel_details.csv"));
     const std::string cut = tmp.file("kernel_details.csv");
     const auto line_start = bytes.find('\n', bytes.size() / 2) + 1;
     write_bytes(cut, bytes.substr(0, line_start + 40));
@@ -200,7 +188,7 @@ TEST_CASE("Trace readers: truncated and malformed copies end with an error namin
                                   Catch::Contains("truncated or malformed line"));
   }
   SECTION("kernel_details.csv with a non-numeric duration") {
-    std::string bytes = read_bytes(trace("ascend-msprof-analyze/llm_bf16_flashattn/kernel_details.csv"));
+    std::string bytes = slurp(trace("ascend-msprof-analyze/llm_bf16_flashattn/kernel_details.csv"));
     const auto at = bytes.find(",185.504,");
     REQUIRE(at != std::string::npos);
     bytes.replace(at + 1, 7, "185.5us");
@@ -214,7 +202,7 @@ TEST_CASE("Trace readers: truncated and malformed copies end with an error namin
     const fs::path out = tmp.path / "ASCEND_PROFILER_OUTPUT";
     fs::create_directories(out);
     fs::copy_file(src / "kernel_details.csv", out / "kernel_details.csv");
-    const std::string comm = read_bytes((src / "communication.json").string());
+    const std::string comm = slurp((src / "communication.json").string());
     write_bytes((out / "communication.json").string(), comm.substr(0, comm.size() / 2));
     CHECK_THAT(error_of(tmp.path.string()), Catch::Contains("communication.json") && Catch::Contains("invalid JSON"));
   }
@@ -262,7 +250,7 @@ TEST_CASE("Collectives of all ranks of one run take the shortest rank's span", "
 
 TEST_CASE("Kineto reader streams a large trace event by event", "[trace]") {
   // 100k kernels (~20 MB of JSON, gzip-compressed on disk): read without building a DOM of the file.
-  const TempDir tmp;
+  const test::ScratchDir tmp("moesim-calibrate-test");  // cut copies, removed at the end of the test
   const std::string path = tmp.file("large.json.gz");
   gzFile out = gzopen(path.c_str(), "wb1");
   REQUIRE(out);

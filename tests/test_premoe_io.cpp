@@ -13,6 +13,7 @@
 #include "sim/io/input_error.h"
 #include "sim/io/npy.h"
 #include "sim/io/premoe_io.h"
+#include "tests/files.h"
 
 using namespace moesim;
 namespace fs = std::filesystem;
@@ -21,15 +22,7 @@ namespace {
 
 // One scratch folder per test process, removed when the process exits.
 fs::path temp_dir() {
-  struct Scratch {
-    fs::path path = fs::temp_directory_path() / ("moesim_premoe_io_" + std::to_string(::getpid()));
-    Scratch() { fs::create_directories(path); }
-    ~Scratch() {
-      std::error_code ignored;
-      fs::remove_all(path, ignored);
-    }
-  };
-  static const Scratch scratch;
+  static const test::ScratchDir scratch("moesim-premoe-io");
   return scratch.path;
 }
 

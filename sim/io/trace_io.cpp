@@ -37,8 +37,6 @@ std::string to_lower(std::string s) {
 
 namespace {
 
-std::string lower(std::string s) { return to_lower(std::move(s)); }
-
 std::string trim(const std::string& s) {
   const auto b = s.find_first_not_of(" \t\r\n\"");
   if (b == std::string::npos) return "";
@@ -198,6 +196,10 @@ std::string text_of(const json& object, const char* key) {
   return it != object.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
+// A rank count as a trace records it (group or world size); a value out of range (NaN included) reads
+// as 0, not recorded.
+int rank_count_of(double v) { return v >= 1 && v <= 1e7 ? static_cast<int>(v) : 0; }
+
 double number_of(const json& v) {
   if (v.is_number()) return v.get<double>();
   if (v.is_string()) {  // torch_npu writes ts as a string with nanosecond decimals
@@ -289,7 +291,7 @@ Trace read_chrome_trace(const std::string& path) {
         e.contains("pid") && e["pid"].is_number_integer())
       process_names[e["pid"].get<long long>()] = e["args"]["name"].is_string() ? e["args"]["name"].get<std::string>() : "";
     if (ph != "X") return;
-    const std::string cat = lower(text_of(e, "cat"));
+    const std::string cat = to_lower(text_of(e, "cat"));
     const json& args = e.contains("args") && e["args"].is_object() ? e["args"] : json::object();
     auto integer_arg = [&](const char* key) -> long long {
       const auto it = args.find(key);
@@ -327,17 +329,14 @@ Trace read_chrome_trace(const std::string& path) {
       throw InputError(path + ": kernel '" + k.name.substr(0, 60) + "': field 'dur': expected a duration >= 0 in us");
     if (!std::isfinite(ts)) throw InputError(path + ": kernel '" + k.name.substr(0, 60) + "': field 'ts': expected a timestamp in us");
     k.duration = dur * 1e-6;
-    if (npu_task) k.core = args["Task Type"].is_string() ? args["Task Type"].get<std::string>() : "";
+    if (npu_task) k.core = text_of(args, "Task Type");
     if (args.contains("Collective name") && args["Collective name"].is_string()) {
-      k.collective = lower(args["Collective name"].get<std::string>());
+      k.collective = to_lower(args["Collective name"].get<std::string>());
       const bool gather = k.collective.find("gather") != std::string::npos;
       const char* count_key = gather ? "Out msg nelems" : "In msg nelems";
       if (args.contains(count_key)) k.message_elements = number_of(args[count_key]);
-      if (args.contains("dtype") && args["dtype"].is_string()) k.message_type = args["dtype"].get<std::string>();
-      if (args.contains("Group size")) {
-        const double group = number_of(args["Group size"]);
-        k.group_size = group >= 1 && group <= 1e7 ? static_cast<int>(group) : 0;  // else: not recorded
-      }
+      if (args.contains("dtype")) k.message_type = text_of(args, "dtype");
+      if (args.contains("Group size")) k.group_size = rank_count_of(number_of(args["Group size"]));
     }
     kernel_links.emplace_back(integer_arg("External id"), integer_arg("correlation"));
     kernel_pids.push_back(e.contains("pid") && e["pid"].is_number_integer() ? e["pid"].get<long long>() : -1);
@@ -354,8 +353,7 @@ Trace read_chrome_trace(const std::string& path) {
       meta["deviceProperties"][0].is_object())
     trace.device_name = text_of(meta["deviceProperties"][0], "name");
   if (meta.contains("distributedInfo") && meta["distributedInfo"].is_object()) {
-    const double world = number_of(meta["distributedInfo"].value("world_size", json(0)));
-    trace.world_size = world >= 1 && world <= 1e7 ? static_cast<int>(world) : 0;  // else: not recorded
+    trace.world_size = rank_count_of(number_of(meta["distributedInfo"].value("world_size", json(0))));
   }
   std::sort(op_spans.begin(), op_spans.end(), [](const ThreadSpan& a, const ThreadSpan& b) {
     return a.thread != b.thread ? a.thread < b.thread : a.start_us != b.start_us ? a.start_us < b.start_us : a.end_us > b.end_us;
@@ -680,7 +678,7 @@ std::string csv_header(const std::string& path) {
 }  // namespace
 
 double dtype_bytes(const std::string& dtype) {
-  const std::string t = lower(dtype);
+  const std::string t = to_lower(dtype);
   if (t.empty()) return 0;
   // Order matters: "bfloat16" and "float16" contain "float".
   if (t.find("bf16") != std::string::npos || t.find("bfloat16") != std::string::npos) return 2;
@@ -710,7 +708,7 @@ TraceFormat detect_trace_format(const std::string& path) {
     throw InputError(path + ": folder has no ASCEND_PROFILER_OUTPUT/kernel_details.csv, trace_view.json or op_statistic.csv");
   }
   if (!fs::exists(p)) throw InputError(path + ": cannot open file");
-  const std::string name = lower(p.filename().string());
+  const std::string name = to_lower(p.filename().string());
   if (name.ends_with(".csv")) {
     const std::string header = csv_header(path);
     if (header.find("Duration(us)") != std::string::npos && header.find("Accelerator Core") != std::string::npos)
