@@ -34,7 +34,7 @@ const char* to_string(GemmPath p) {
 
 namespace {
 
-bool contains(const std::string& haystack, const char* needle) { return haystack.find(needle) != std::string::npos; }
+bool contains(std::string_view haystack, const char* needle) { return haystack.find(needle) != std::string_view::npos; }
 
 // Product of dims[from, to).
 double product(const std::vector<double>& dims, std::size_t from, std::size_t to) {
@@ -44,21 +44,21 @@ double product(const std::vector<double>& dims, std::size_t from, std::size_t to
 double product(const std::vector<double>& dims) { return product(dims, 0, dims.size()); }
 
 // Element type of tensor i, else the first type the trace recorded.
-std::string type_of(const std::vector<std::string>& types, std::size_t i) {
+std::string_view type_of(std::span<const std::string> types, std::size_t i) {
   if (i < types.size() && io::dtype_bytes(types[i]) > 0) return types[i];
   for (const auto& t : types)
     if (io::dtype_bytes(t) > 0) return t;
   return "";
 }
 
-bytes tensor_bytes(const std::vector<std::vector<double>>& shapes, const std::vector<std::string>& types) {
+bytes tensor_bytes(std::span<const std::vector<double>> shapes, std::span<const std::string> types) {
   bytes total = 0;
   for (std::size_t i = 0; i < shapes.size(); ++i)
     if (!shapes[i].empty()) total += product(shapes[i]) * io::dtype_bytes(type_of(types, i));
   return total;
 }
 
-MatrixPrecision precision_of(const std::string& dtype) {
+MatrixPrecision precision_of(std::string_view dtype) {
   const std::string t = io::to_lower(dtype);
   if (contains(t, "bf16") || contains(t, "bfloat16")) return MatrixPrecision::bf16;
   if (contains(t, "float16") || contains(t, "half") || contains(t, "fp16")) return MatrixPrecision::fp16;
@@ -118,7 +118,7 @@ compute::KernelTile tile_from_name(const std::string& name) {
 
 // Collective kind from an NCCL kernel/collective name or an HCCL op type; nullopt for kinds moesim
 // does not model (broadcast, reduce, DeepEP's custom dispatch/combine without sizes).
-std::optional<comm::CollectiveKind> collective_kind(const std::string& name) {
+std::optional<comm::CollectiveKind> collective_kind(std::string_view name) {
   std::string n = io::to_lower(name);
   n.erase(std::remove(n.begin(), n.end(), '_'), n.end());
   if (contains(n, "allreduce")) return comm::CollectiveKind::all_reduce;
@@ -143,7 +143,7 @@ double traffic_fraction(comm::CollectiveKind kind, int n) {
   return 1.0;
 }
 
-bool is_matmul_op(const std::string& op) {
+bool is_matmul_op(std::string_view op) {
   static const char* names[] = {"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::linear", "aten::matmul"};
   return std::find(std::begin(names), std::end(names), op) != std::end(names);
 }
@@ -177,7 +177,7 @@ bool gemm_from_ascend(const io::KernelSample& k, Sample& s, bool grouped) {
   const auto& in = k.input_shapes;
   if (in.size() < 2 || in[0].size() < 2 || in[1].size() < 2) return false;
   const auto& A = in[0];
-  const std::string type = type_of(k.input_types, 0);
+  const std::string_view type = type_of(k.input_types, 0);
   if (grouped) {  // x [tokens, K], weight [E, K, N]
     if (in[1].size() != 3) return false;
     const double experts = in[1][0];
@@ -252,7 +252,8 @@ Sample classify_one(const io::KernelSample& k, const HardwareProfile& hw, int wo
   s.measured = k.duration;
   s.occurrences = k.occurrences;
   std::string name = io::to_lower(k.name);
-  const std::string op = io::to_lower(k.op), core = k.core;
+  const std::string op = io::to_lower(k.op);
+  const std::string_view core = k.core;
   if (const auto fb = name.find("fbgemm"); fb != std::string::npos) name.erase(fb, 6);  // a library name, not a GEMM
   const bool has_shapes = std::any_of(k.input_shapes.begin(), k.input_shapes.end(), [](const auto& d) { return !d.empty(); });
   auto unpredictable = [&](OpKind kind, const char* why) {

@@ -36,13 +36,13 @@ const char* to_string(GemmPath p);
 // One kernel with what the cost models need to predict it. `predictable` is false when the trace did
 // not record enough (no shapes, no message size, a collective kind moesim does not model); `why` says.
 struct Sample {
-  std::string name;
+  std::string_view name;  // a view into the classified trace's pool: valid while that Trace lives
   OpKind kind = OpKind::other;
   seconds measured = 0;
   double occurrences = 1;
   int launches = 1;  // kernels merged into this sample (all kernels one aten op launched)
   bool predictable = false;
-  std::string why;
+  std::string_view why;  // a literal
   // matmul / grouped matmul
   compute::GemmShape gemm;
   MatrixPrecision precision = MatrixPrecision::bf16;
@@ -71,6 +71,8 @@ int align_collectives(std::vector<io::Trace>& ranks);
 // group size, or the transport the Ascend profiler recorded). The compute kernels one aten op launched
 // (a GEMM and its bias or split-K kernel) become one sample: the op's shapes describe them together.
 std::vector<Sample> classify(const io::Trace& trace, const HardwareProfile& hw);
+// Samples view the trace's names: classifying a temporary would leave them dangling.
+std::vector<Sample> classify(io::Trace&& trace, const HardwareProfile& hw) = delete;
 
 // Cost-model time of one predictable sample.
 seconds predict(const Sample& s, const HardwareProfile& hw);

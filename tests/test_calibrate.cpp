@@ -270,7 +270,8 @@ TEST_CASE("Kineto reader streams a large trace event by event", "[trace]") {
   const io::Trace t = io::read_trace(path);
   REQUIRE(t.kernels.size() == kernels);
   CHECK(t.kernels.back().op == "aten::mm");
-  CHECK(t.kernels.back().input_shapes == std::vector<std::vector<double>>{{64, 128}, {128, 256}});
+  const auto& shapes = t.kernels.back().input_shapes;
+  CHECK(std::vector<std::vector<double>>(shapes.begin(), shapes.end()) == std::vector<std::vector<double>>{{64, 128}, {128, 256}});
   CHECK(t.kernels.back().duration == Approx(3.5e-6));
 }
 
@@ -335,7 +336,8 @@ TEST_CASE("Calibration on real traces lowers the replay error", "[calibrate]") {
   if (!have_traces()) return;
   SECTION("GPT-3 TP8 fp16 layer on Ascend 910B2: matmul median under 15%") {
     const HardwareProfile base = io::load_profile("ascend-910b2");
-    const auto samples = calibrate::classify(io::read_trace(trace("ascend-msprof-analyze/gpt3_tp8_fp16/kernel_details.csv")), base);
+    const io::Trace t = io::read_trace(trace("ascend-msprof-analyze/gpt3_tp8_fp16/kernel_details.csv"));
+    const auto samples = calibrate::classify(t, base);
     const calibrate::FitResult fit = calibrate::fit(samples, base);
     const auto before = calibrate::replay(samples, base), after = calibrate::replay(samples, fit.profile);
     const auto& m0 = before.kinds.at(calibrate::OpKind::matmul);
@@ -349,8 +351,10 @@ TEST_CASE("Calibration on real traces lowers the replay error", "[calibrate]") {
   SECTION("AlexNet DDP on 910B2, two ranks: HCCS all-reduce and FP32 GEMMs") {
     const HardwareProfile base = io::load_profile("ascend-910b2");
     std::vector<calibrate::Sample> samples;
+    std::vector<io::Trace> ranks;  // the samples view their names
     for (const char* rank : {"ascend-msinsight-alexnet-910b/rank0_ascend_pt", "ascend-msinsight-alexnet-910b/rank1_ascend_pt"}) {
-      const auto s = calibrate::classify(io::read_trace(trace(rank)), base);
+      ranks.push_back(io::read_trace(trace(rank)));
+      const auto s = calibrate::classify(ranks.back(), base);
       samples.insert(samples.end(), s.begin(), s.end());
     }
     const calibrate::FitResult fit = calibrate::fit(samples, base);
@@ -363,7 +367,8 @@ TEST_CASE("Calibration on real traces lowers the replay error", "[calibrate]") {
   }
   SECTION("A100 recommendation model (Kineto, FP32 GEMMs on TF32 tensor cores, CUDA cores and GEMV)") {
     const HardwareProfile base = io::load_profile("a100-sxm-80g");
-    const auto samples = calibrate::classify(io::read_trace(trace("hta/trace_diff/control/control.json.gz")), base);
+    const io::Trace t = io::read_trace(trace("hta/trace_diff/control/control.json.gz"));
+    const auto samples = calibrate::classify(t, base);
     const calibrate::FitResult fit = calibrate::fit(samples, base);
     const auto before = calibrate::replay(samples, base), after = calibrate::replay(samples, fit.profile);
     for (auto kind : {calibrate::OpKind::matmul, calibrate::OpKind::vector})
@@ -377,8 +382,10 @@ TEST_CASE("Calibration on real traces lowers the replay error", "[calibrate]") {
   }
   SECTION("Held out: fitted on rank 0 of a sampled A100 recsys step, replayed on rank 1") {
     const HardwareProfile base = io::load_profile("a100-sxm-80g");
-    const auto fitted_on = calibrate::classify(io::read_trace(trace("hta/trace_filter/sampled_rank-0.json.gz")), base);
-    const auto held_out = calibrate::classify(io::read_trace(trace("hta/trace_filter/sampled_rank-1.json.gz")), base);
+    const io::Trace rank0 = io::read_trace(trace("hta/trace_filter/sampled_rank-0.json.gz"));
+    const io::Trace rank1 = io::read_trace(trace("hta/trace_filter/sampled_rank-1.json.gz"));
+    const auto fitted_on = calibrate::classify(rank0, base);
+    const auto held_out = calibrate::classify(rank1, base);
     const calibrate::FitResult fit = calibrate::fit(fitted_on, base);
     const auto before = calibrate::replay(held_out, base), after = calibrate::replay(held_out, fit.profile);
     const auto& m0 = before.kinds.at(calibrate::OpKind::matmul);
@@ -390,7 +397,8 @@ TEST_CASE("Calibration on real traces lowers the replay error", "[calibrate]") {
   }
   SECTION("V100 recommendation model: CUDA-core FP32 GEMMs") {
     const HardwareProfile base = io::load_profile("a100-sxm-80g");  // no V100 profile: every rate is fitted
-    const auto samples = calibrate::classify(io::read_trace(trace("hta/trace_diff/test/test.json.gz")), base);
+    const io::Trace t = io::read_trace(trace("hta/trace_diff/test/test.json.gz"));
+    const auto samples = calibrate::classify(t, base);
     const calibrate::FitResult fit = calibrate::fit(samples, base);
     const calibrate::ReplayReport after = calibrate::replay(samples, fit.profile);
     const auto& m1 = after.kinds.at(calibrate::OpKind::matmul);
@@ -404,12 +412,12 @@ TEST_CASE("GPU GEMM kernels: execution path and tile from the kernel name", "[ca
   io::Trace t;
   auto gemm = [&](const std::string& name, std::vector<std::vector<double>> shapes, const std::string& type) {
     io::KernelSample k;
-    k.name = name;
+    k.name = t.pool->text(name);
     k.op = "aten::mm";
     k.duration = 20e-6;
     k.launch_id = static_cast<long long>(t.kernels.size());
-    k.input_shapes = std::move(shapes);
-    k.input_types = {type, type};
+    k.input_shapes = t.pool->shapes(std::move(shapes));
+    k.input_types = t.pool->types({type, type});
     t.kernels.push_back(k);
   };
   gemm("void cutlass::Kernel<cutlass_80_tensorop_s1688gemm_64x128_32x3_nt_align4>(Params)", {{96, 1024}, {1024, 512}}, "float");

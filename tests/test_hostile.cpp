@@ -13,8 +13,11 @@
 #include "costmodels/params.h"
 #include "sim/invariants.h"
 #include "sim/io/json_reader.h"
+#include "sim/io/npy.h"
 #include "sim/io/specs_io.h"
+#include "sim/io/trace_io.h"
 #include "sim/sweep.h"
+#include "tests/files.h"
 #include "tests/support.h"
 
 using namespace moesim;
@@ -229,6 +232,14 @@ TEST_CASE("hostile: endless and oversized input files are refused with bounded m
   check_names(input_error([] { io::load_model("/dev/zero"); }), "/dev/zero", "larger than 256 MiB");
   check_names(input_error([] { io::load_profile("/dev/null"); }), "/dev/null", "invalid JSON");
   check_names(input_error([] { io::load_layout(std::string(MOESIM_SOURCE_DIR) + "/tests"); }), "tests", "");
+  // Readers of traces and router data stream their files; endless bytes under their file names are
+  // refused early: not a CSV line of 16 MiB, not a Chrome trace, not a .npy magic.
+  const test::ScratchDir dir("moesim-hostile-endless");
+  for (const char* name : {"kernel_details.csv", "trace.json", "router.npy"})
+    std::filesystem::create_symlink("/dev/zero", dir.file(name));
+  check_names(input_error([&] { io::read_trace(dir.file("kernel_details.csv")); }), "kernel_details.csv", "longer than 16 MiB");
+  check_names(input_error([&] { io::read_trace(dir.file("trace.json")); }), "trace.json", "malformed JSON");
+  check_names(input_error([&] { io::read_npy(dir.file("router.npy")); }), "router.npy", "not a NumPy");
 }
 
 TEST_CASE("hostile: a sweep space of 10^12 points is counted and addressed without materialising it", "[hostile][sweep]") {

@@ -17,8 +17,15 @@ namespace po = boost::program_options;
 
 namespace {
 
-std::vector<calibrate::Sample> load_samples(const std::vector<std::string>& paths, const HardwareProfile& hw) {
+// The samples of the traces; they view the traces' names, so the traces are kept with them.
+struct LoadedTraces {
   std::vector<io::Trace> traces;
+  std::vector<calibrate::Sample> samples;
+};
+
+LoadedTraces load_samples(const std::vector<std::string>& paths, const HardwareProfile& hw) {
+  LoadedTraces loaded;
+  std::vector<io::Trace>& traces = loaded.traces;
   for (const std::string& path : paths) {
     traces.push_back(io::read_trace(path));
     const io::Trace& t = traces.back();
@@ -30,12 +37,11 @@ std::vector<calibrate::Sample> load_samples(const std::vector<std::string>& path
   else if (std::any_of(traces.begin(), traces.end(), [](const io::Trace& t) { return t.format == io::TraceFormat::chrome_json; }))
     fmt::print("collective kernels keep their spans, waits for other ranks included (tier bandwidths are fitted only from "
                "the traces of all ranks of a run)\n");
-  std::vector<calibrate::Sample> all;
   for (const io::Trace& t : traces) {
     auto s = calibrate::classify(t, hw);
-    all.insert(all.end(), std::make_move_iterator(s.begin()), std::make_move_iterator(s.end()));
+    loaded.samples.insert(loaded.samples.end(), s.begin(), s.end());
   }
-  return all;
+  return loaded;
 }
 
 void print_replay(const calibrate::ReplayReport& r, const std::string& profile) {
@@ -76,7 +82,8 @@ int cmd_replay(const std::vector<std::string>& args) {
   if (!parsed) return 0;
   const po::variables_map& vm = *parsed;
   const HardwareProfile hw = io::load_profile(vm["hw"].as<std::string>());
-  const auto samples = load_samples(vm["trace"].as<std::vector<std::string>>(), hw);
+  const LoadedTraces loaded = load_samples(vm["trace"].as<std::vector<std::string>>(), hw);
+  const auto& samples = loaded.samples;
   const calibrate::ReplayReport r = calibrate::replay(samples, hw);
   print_replay(r, hw.name);
   if (vm.count("json")) open_output(vm["json"].as<std::string>()) << calibrate::to_json(r).dump(2) << "\n";
@@ -85,7 +92,7 @@ int cmd_replay(const std::vector<std::string>& args) {
     out << "kind,measured_us,predicted_us,abs_error_pct,m,n,k,count,flops,hbm_bytes,collective_bytes,group_size,not_predicted,name\n";
     for (const calibrate::Sample& s : samples) {
       const double p = s.predictable ? calibrate::predict(s, hw) : 0;
-      std::string name = s.name.substr(0, 120);
+      std::string name(s.name.substr(0, 120));
       std::replace(name.begin(), name.end(), '"', '\'');
       out << fmt::format("{},{:.3f},{},{},{},{},{},{},{:.6g},{:.6g},{:.6g},{},{},\"{}\"\n", calibrate::to_string(s.kind),
                          s.measured * 1e6, s.predictable ? fmt::format("{:.3f}", p * 1e6) : "",
@@ -111,7 +118,8 @@ int cmd_calibrate(const std::vector<std::string>& args) {
   const io::json base_json = io::read_json_file(base_file);
   const HardwareProfile base = io::parse_profile(base_json, base_file);
   const auto traces = vm["traces"].as<std::vector<std::string>>();
-  const auto samples = load_samples(traces, base);
+  const LoadedTraces loaded = load_samples(traces, base);
+  const auto& samples = loaded.samples;
   const calibrate::FitResult fit = calibrate::fit(samples, base);
   if (fit.values.empty())
     throw InputError(traces.front() + ": no kernel with recorded shapes or message sizes to fit (nothing calibrated)");

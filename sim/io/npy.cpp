@@ -5,7 +5,6 @@
 #include <cstdint>
 #include <cstring>
 #include <fstream>
-#include <iterator>
 #include <regex>
 
 #include "sim/io/input_error.h"
@@ -38,28 +37,35 @@ void convert(const std::vector<char>& raw, std::vector<double>& out) {
 }  // namespace
 
 NpyArray read_npy(const std::string& path) {
+  // Read piece by piece: the header first, then at most the data it declares (and one byte more, to
+  // detect trailing bytes), so an endless input (/dev/zero, a pipe) or a huge file of the wrong kind
+  // is refused without being read into memory.
   std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError(path + ": cannot open file");
-  const std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto read_up_to = [&](char* into, std::size_t n) {
+    in.read(into, static_cast<std::streamsize>(n));
+    return static_cast<std::size_t>(in.gcount());
+  };
+  char lead[12];
   const char magic[] = "\x93NUMPY";
-  if (bytes.size() < 10 || std::memcmp(bytes.data(), magic, 6) != 0)
+  if (read_up_to(lead, 10) < 10 || std::memcmp(lead, magic, 6) != 0)
     throw InputError(path + ": not a NumPy .npy file (expected the magic \\x93NUMPY)");
-  const int major = static_cast<unsigned char>(bytes[6]);
-  std::size_t header_len = 0, offset = 0;
+  const int major = static_cast<unsigned char>(lead[6]);
+  std::size_t header_len = 0;
   if (major == 1) {
-    header_len = static_cast<unsigned char>(bytes[8]) | static_cast<unsigned char>(bytes[9]) << 8;
-    offset = 10;
+    header_len = static_cast<unsigned char>(lead[8]) | static_cast<unsigned char>(lead[9]) << 8;
   } else if (major == 2 || major == 3) {
-    if (bytes.size() < 12) throw InputError(path + ": .npy header: truncated");
+    if (read_up_to(lead + 10, 2) < 2) throw InputError(path + ": .npy header: truncated");
     std::uint32_t len;
-    std::memcpy(&len, bytes.data() + 8, 4);
+    std::memcpy(&len, lead + 8, 4);
     header_len = len;
-    offset = 12;
   } else {
     throw InputError(path + ": .npy version " + std::to_string(major) + ": expected 1, 2 or 3");
   }
-  if (bytes.size() < offset + header_len) throw InputError(path + ": .npy header: truncated");
-  const std::string header(bytes.data() + offset, header_len);
+  // numpy writes headers of a few hundred bytes; a shape of many dimensions stays far below 1 MiB.
+  if (header_len > (std::size_t{1} << 20)) throw InputError(path + ": .npy header: " + std::to_string(header_len) + " bytes long, expected at most 1 MiB");
+  std::string header(header_len, '\0');
+  if (read_up_to(header.data(), header_len) < header_len) throw InputError(path + ": .npy header: truncated");
 
   NpyArray a;
   a.dtype = header_value(header, "descr", path);
@@ -95,13 +101,19 @@ NpyArray read_npy(const std::string& path) {
   else
     throw InputError(path + ": .npy header: field 'descr': expected one of <f4|<f8|<i4|<i8|<u2|u1 (little-endian), got '" +
                      a.dtype + "'");
-  const std::size_t data_offset = offset + header_len;
   const std::size_t expected = elements * item;
-  const std::size_t got = bytes.size() - data_offset;
-  if (got != expected)
+  std::vector<char> raw;
+  constexpr std::size_t chunk = std::size_t{1} << 20;  // grows with the bytes really there, not the declared size
+  while (raw.size() <= expected) {
+    const std::size_t before = raw.size(), want = std::min(chunk, expected + 1 - before);
+    raw.resize(before + want);
+    const std::size_t got = read_up_to(raw.data() + before, want);
+    raw.resize(before + got);
+    if (got < want) break;
+  }
+  if (raw.size() != expected)
     throw InputError(path + ": .npy data: shape " + shape + " of " + a.dtype + " needs " + std::to_string(expected) +
-                     " bytes, file has " + std::to_string(got) + (got < expected ? " (truncated)" : " (trailing bytes)"));
-  const std::vector<char> raw(bytes.begin() + static_cast<std::ptrdiff_t>(data_offset), bytes.end());
+                     " bytes, file has " + (raw.size() < expected ? std::to_string(raw.size()) + " (truncated)" : "more (trailing bytes)"));
   if (a.dtype == "<f4") convert<float>(raw, a.values);
   else if (a.dtype == "<f8") convert<double>(raw, a.values);
   else if (a.dtype == "<i4") convert<std::int32_t>(raw, a.values);

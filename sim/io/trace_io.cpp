@@ -9,6 +9,7 @@
 #include <functional>
 #include <fstream>
 #include <istream>
+#include <limits>
 #include <map>
 #include <set>
 #include <streambuf>
@@ -30,9 +31,22 @@ const char* to_string(TraceFormat f) {
   return "?";
 }
 
-std::string to_lower(std::string s) {
+std::string to_lower(std::string_view text) {
+  std::string s(text);
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
   return s;
+}
+
+std::string_view TracePool::text(std::string_view s) { return *texts_.emplace(s).first; }
+
+std::span<const std::vector<double>> TracePool::shapes(Shapes s) {
+  if (s.empty()) return {};
+  return *shapes_.insert(std::move(s)).first;
+}
+
+std::span<const std::string> TracePool::types(std::vector<std::string> s) {
+  if (s.empty()) return {};
+  return *types_.insert(std::move(s)).first;
 }
 
 namespace {
@@ -191,9 +205,9 @@ class ChromeTraceScanner : public json::json_sax_t {
 
 // A text field of an event object; a missing field or one of another type reads as "" (traces from
 // other tools put numbers where Kineto puts names).
-std::string text_of(const json& object, const char* key) {
+std::string_view text_of(const json& object, const char* key) {
   const auto it = object.find(key);
-  return it != object.end() && it->is_string() ? it->get<std::string>() : std::string();
+  return it != object.end() && it->is_string() ? std::string_view(it->get_ref<const std::string&>()) : std::string_view();
 }
 
 // A rank count as a trace records it (group or world size); a value out of range (NaN included) reads
@@ -232,19 +246,69 @@ std::vector<std::string> strings_of(const json& v) {
   return out;
 }
 
-// The CPU op that launched a kernel, as far as the trace records it.
-struct CpuOp {
-  std::string name;
-  std::vector<std::vector<double>> dims;
-  std::vector<std::string> types;
-  long long external_id = -1;
+// What a kernel takes from the CPU op that launched it: the op's name, Input Dims and Input type (views
+// into the trace's pool). Ops repeat every step and layer, so each distinct signature is held once and
+// an op is 16 bytes: a gigabyte trace has millions of them.
+struct OpSignature {
+  std::string_view name;
+  std::span<const std::vector<double>> dims;
+  std::span<const std::string> types;
 };
+
+struct CpuOp {
+  long long external_id = -1;
+  std::uint32_t signature = 0;
+};
+
+class OpSignatures {
+ public:
+  std::uint32_t add(const OpSignature& s) {
+    // Pooled views are equal exactly when their data pointers are.
+    const Key key{s.name.data(), s.name.size(), s.dims.data(), s.types.data()};
+    const auto [it, added] = index_.try_emplace(key, static_cast<std::uint32_t>(list_.size()));
+    if (added) list_.push_back(s);
+    return it->second;
+  }
+  const OpSignature& operator[](std::uint32_t i) const { return list_[i]; }
+
+ private:
+  struct Key {
+    const void* name;
+    std::size_t name_size;
+    const void* dims;
+    const void* types;
+    bool operator==(const Key&) const = default;
+  };
+  struct KeyHash {
+    std::size_t operator()(const Key& k) const {
+      std::size_t h = std::hash<const void*>{}(k.name) ^ k.name_size * 0x9e3779b97f4a7c15ULL;
+      h = h * 31 + std::hash<const void*>{}(k.dims);
+      return h * 31 + std::hash<const void*>{}(k.types);
+    }
+  };
+  std::vector<OpSignature> list_;
+  std::unordered_map<Key, std::uint32_t, KeyHash> index_;
+};
+
+// A CUDA runtime/driver launch call: the thread and time it ran at, found by its correlation id.
+struct LaunchCall {
+  long long correlation = 0;
+  long long thread = 0;
+  double start_us = 0;
+};
+
+// The entry for `key` of a list sorted (stably) by key; of repeated keys the last one recorded wins.
+template <class T, class Key>
+const T* last_with_key(const std::vector<T>& sorted, long long key, Key key_of) {
+  const auto it = std::upper_bound(sorted.begin(), sorted.end(), key, [&](long long k, const T& e) { return k < key_of(e); });
+  return it != sorted.begin() && key_of(*std::prev(it)) == key ? &*std::prev(it) : nullptr;
+}
 
 // A CPU-side span on one thread (cpu_op or a CUDA launch call).
 struct ThreadSpan {
   long long thread = 0;  // pid and tid folded together
   double start_us = 0, end_us = 0;
-  std::size_t op = 0;  // index into the op list (cpu_ops only)
+  std::uint32_t op = 0;  // index into the op list (cpu_ops only)
 };
 
 long long thread_key(const json& e) {
@@ -277,16 +341,19 @@ Trace read_chrome_trace(const std::string& path) {
   Trace trace;
   trace.file = path;
   trace.format = TraceFormat::chrome_json;
+  TracePool& pool = *trace.pool;
+  // Lists, not hash maps, sorted once at the end: a gigabyte trace has millions of ops and launches.
+  OpSignatures signatures;
   std::vector<CpuOp> ops;
-  std::unordered_map<long long, std::size_t> op_by_external_id;
+  std::vector<std::uint32_t> op_by_external_id;  // indices of the ops with an External id
   std::vector<ThreadSpan> op_spans;
-  std::unordered_map<long long, ThreadSpan> launch_by_correlation;  // CUDA runtime/driver launch calls
-  std::vector<std::pair<long long, long long>> kernel_links;        // (External id, correlation)
-  std::unordered_map<long long, std::string> process_names;         // trace_view.json: pid -> name
+  std::vector<LaunchCall> launches;
+  std::vector<std::pair<long long, long long>> kernel_links;  // (External id, correlation)
+  std::unordered_map<long long, std::string> process_names;   // trace_view.json: pid -> name
   std::vector<long long> kernel_pids;
   auto on_event = [&](const json& e) {
     if (!e.is_object()) return;
-    const std::string ph = text_of(e, "ph");
+    const std::string_view ph = text_of(e, "ph");
     if (ph == "M" && text_of(e, "name") == "process_name" && e.contains("args") && e["args"].contains("name") &&
         e.contains("pid") && e["pid"].is_number_integer())
       process_names[e["pid"].get<long long>()] = e["args"]["name"].is_string() ? e["args"]["name"].get<std::string>() : "";
@@ -303,19 +370,19 @@ Trace read_chrome_trace(const std::string& path) {
     const double ts = e.contains("ts") ? number_of(e["ts"]) : NAN;
     const double dur = e.contains("dur") ? number_of(e["dur"]) : NAN;
     if (cat == "cpu_op" || cat == "operator") {
-      CpuOp op;
-      op.name = text_of(e, "name");
-      if (args.contains("Input Dims")) op.dims = dims_of(args["Input Dims"]);
-      if (args.contains("Input type")) op.types = strings_of(args["Input type"]);
-      op.external_id = integer_arg("External id");
-      if (op.external_id >= 0) op_by_external_id[op.external_id] = ops.size();
-      if (std::isfinite(ts) && std::isfinite(dur)) op_spans.push_back({thread_key(e), ts, ts + dur, ops.size()});
-      ops.push_back(std::move(op));
+      OpSignature signature;
+      signature.name = pool.text(text_of(e, "name"));
+      if (args.contains("Input Dims")) signature.dims = pool.shapes(dims_of(args["Input Dims"]));
+      if (args.contains("Input type")) signature.types = pool.types(strings_of(args["Input type"]));
+      if (ops.size() >= std::numeric_limits<std::uint32_t>::max()) throw InputError(path + ": more than 4e9 CPU ops");
+      const auto index = static_cast<std::uint32_t>(ops.size());
+      ops.push_back({integer_arg("External id"), signatures.add(signature)});
+      if (ops.back().external_id >= 0) op_by_external_id.push_back(index);
+      if (std::isfinite(ts) && std::isfinite(dur)) op_spans.push_back({thread_key(e), ts, ts + dur, index});
       return;
     }
     if (cat == "cuda_runtime" || cat == "cuda_driver") {
-      if (const long long c = integer_arg("correlation"); c >= 0 && std::isfinite(ts))
-        launch_by_correlation[c] = {thread_key(e), ts, ts, 0};
+      if (const long long c = integer_arg("correlation"); c >= 0 && std::isfinite(ts)) launches.push_back({c, thread_key(e), ts});
       return;
     }
     // Kineto kernels have cat "kernel"; torch_npu device tasks carry a "Task Type".
@@ -323,19 +390,20 @@ Trace read_chrome_trace(const std::string& path) {
     const bool npu_task = cat.empty() && args.contains("Task Type");
     if (!gpu_kernel && !npu_task) return;
     KernelSample k;
-    k.name = text_of(e, "name");
+    k.name = pool.text(text_of(e, "name"));
     k.start_us = ts;
     if (!std::isfinite(dur) || dur < 0)
-      throw InputError(path + ": kernel '" + k.name.substr(0, 60) + "': field 'dur': expected a duration >= 0 in us");
-    if (!std::isfinite(ts)) throw InputError(path + ": kernel '" + k.name.substr(0, 60) + "': field 'ts': expected a timestamp in us");
+      throw InputError(path + ": kernel '" + std::string(k.name.substr(0, 60)) + "': field 'dur': expected a duration >= 0 in us");
+    if (!std::isfinite(ts))
+      throw InputError(path + ": kernel '" + std::string(k.name.substr(0, 60)) + "': field 'ts': expected a timestamp in us");
     k.duration = dur * 1e-6;
-    if (npu_task) k.core = text_of(args, "Task Type");
+    if (npu_task) k.core = pool.text(text_of(args, "Task Type"));
     if (args.contains("Collective name") && args["Collective name"].is_string()) {
-      k.collective = to_lower(args["Collective name"].get<std::string>());
+      k.collective = pool.text(to_lower(args["Collective name"].get<std::string>()));
       const bool gather = k.collective.find("gather") != std::string::npos;
       const char* count_key = gather ? "Out msg nelems" : "In msg nelems";
       if (args.contains(count_key)) k.message_elements = number_of(args[count_key]);
-      if (args.contains("dtype")) k.message_type = text_of(args, "dtype");
+      if (args.contains("dtype")) k.message_type = pool.text(text_of(args, "dtype"));
       if (args.contains("Group size")) k.group_size = rank_count_of(number_of(args["Group size"]));
     }
     kernel_links.emplace_back(integer_arg("External id"), integer_arg("correlation"));
@@ -358,12 +426,14 @@ Trace read_chrome_trace(const std::string& path) {
   std::sort(op_spans.begin(), op_spans.end(), [](const ThreadSpan& a, const ThreadSpan& b) {
     return a.thread != b.thread ? a.thread < b.thread : a.start_us != b.start_us ? a.start_us < b.start_us : a.end_us > b.end_us;
   });
+  std::stable_sort(op_by_external_id.begin(), op_by_external_id.end(),
+                   [&](std::uint32_t a, std::uint32_t b) { return ops[a].external_id < ops[b].external_id; });
+  std::stable_sort(launches.begin(), launches.end(), [](const LaunchCall& a, const LaunchCall& b) { return a.correlation < b.correlation; });
   // Link each kernel to its launching op: by External id where the trace shares it between op and
   // kernel (newer Kineto), else by the op that encloses the kernel's launch call on the CPU thread
   // (older Kineto, where the kernel's External id is its correlation id; HTA links them the same way).
   // torch_npu: keep only the device tasks of "Ascend Hardware".
-  std::vector<KernelSample> kept;
-  kept.reserve(trace.kernels.size());
+  std::size_t kept = 0;  // kernels are kept in place, in order
   for (std::size_t i = 0; i < trace.kernels.size(); ++i) {
     KernelSample& k = trace.kernels[i];
     if (!k.core.empty()) {
@@ -372,20 +442,21 @@ Trace read_chrome_trace(const std::string& path) {
     }
     const auto [external_id, correlation] = kernel_links[i];
     const CpuOp* op = nullptr;
-    if (const auto it = op_by_external_id.find(external_id); it != op_by_external_id.end()) {
-      op = &ops[it->second];
-    } else if (const auto launch = launch_by_correlation.find(correlation); launch != launch_by_correlation.end()) {
-      if (const ThreadSpan* span = enclosing_op(op_spans, launch->second.thread, launch->second.start_us)) op = &ops[span->op];
+    if (const auto* by_id = last_with_key(op_by_external_id, external_id, [&](std::uint32_t i) { return ops[i].external_id; })) {
+      op = &ops[*by_id];
+    } else if (const auto* launch = last_with_key(launches, correlation, [](const LaunchCall& c) { return c.correlation; })) {
+      if (const ThreadSpan* span = enclosing_op(op_spans, launch->thread, launch->start_us)) op = &ops[span->op];
     }
     if (op) {
-      k.op = op->name;
+      const OpSignature& signature = signatures[op->signature];
+      k.op = signature.name;
       k.launch_id = op->external_id >= 0 ? op->external_id : static_cast<long long>(op - ops.data());
-      k.input_shapes = op->dims;
-      k.input_types = op->types;
+      k.input_shapes = signature.dims;
+      k.input_types = signature.types;
     }
-    kept.push_back(std::move(k));
+    trace.kernels[kept++] = k;
   }
-  trace.kernels = std::move(kept);
+  trace.kernels.resize(kept);
   return trace;
 }
 
@@ -420,12 +491,26 @@ std::vector<std::string> split_csv_line(const std::string& line) {
   return fields;
 }
 
+// std::getline with a cap: endless bytes without a newline (/dev/zero, a binary file) are refused, not
+// read into memory. False at the end of the input.
+bool read_csv_line(std::istream& in, std::string& line, const std::string& where) {
+  constexpr std::size_t max_line_bytes = std::size_t{16} << 20;
+  line.clear();
+  std::streambuf* buffer = in.rdbuf();
+  for (auto c = buffer->sbumpc(); c != std::char_traits<char>::eof(); c = buffer->sbumpc()) {
+    if (c == '\n') return true;
+    line.push_back(static_cast<char>(c));
+    if (line.size() > max_line_bytes) throw InputError(where + ": a line longer than 16 MiB (not a profiler CSV?)");
+  }
+  return !line.empty();
+}
+
 class CsvTable {
  public:
   explicit CsvTable(const std::string& path) : path_(path), in_(path, std::ios::binary) {
     if (!in_) throw InputError(path + ": cannot open file");
     std::string header;
-    if (!std::getline(in_, header)) throw InputError(path + ": empty file (expected a CSV header)");
+    if (!read_csv_line(in_, header, path + ":1")) throw InputError(path + ": empty file (expected a CSV header)");
     if (header.size() >= 3 && header.compare(0, 3, "\xEF\xBB\xBF") == 0) header.erase(0, 3);  // UTF-8 BOM
     columns_ = split_csv_line(header);
     line_ = 1;
@@ -444,7 +529,7 @@ class CsvTable {
   // Next row, checked for its field count (a truncated last line has fewer).
   bool next(std::vector<std::string>& row) {
     std::string line;
-    while (std::getline(in_, line)) {
+    while (read_csv_line(in_, line, path_ + ":" + std::to_string(line_ + 1))) {
       ++line_;
       if (trim(line).empty()) continue;
       row = split_csv_line(line);
@@ -587,6 +672,7 @@ Trace read_kernel_details(const std::string& path) {
   Trace trace;
   trace.file = path;
   trace.format = TraceFormat::ascend_kernel_details;
+  TracePool& pool = *trace.pool;
   const auto collectives = read_ascend_communication(fs::path(path).parent_path());
   CsvTable csv(path);
   const int name = csv.require({"Name"}), type = csv.require({"Type"}), core = csv.require({"Accelerator Core"}),
@@ -598,27 +684,27 @@ Trace read_kernel_details(const std::string& path) {
   std::vector<std::string> row;
   while (csv.next(row)) {
     KernelSample k;
-    k.name = row[static_cast<std::size_t>(name)];
-    k.op = row[static_cast<std::size_t>(type)];
-    k.core = row[static_cast<std::size_t>(core)];
+    k.name = pool.text(row[static_cast<std::size_t>(name)]);
+    k.op = pool.text(row[static_cast<std::size_t>(type)]);
+    k.core = pool.text(row[static_cast<std::size_t>(core)]);
     k.start_us = csv.number(row, start);
     const double dur_us = csv.number(row, duration);
     if (dur_us < 0) throw InputError(csv.where() + ": column 'Duration(us)': expected a duration >= 0");
     k.duration = dur_us * 1e-6;
-    if (in_shapes >= 0) k.input_shapes = parse_shapes(row[static_cast<std::size_t>(in_shapes)]);
-    if (in_types >= 0) k.input_types = parse_types(row[static_cast<std::size_t>(in_types)]);
-    if (out_shapes >= 0) k.output_shapes = parse_shapes(row[static_cast<std::size_t>(out_shapes)]);
-    if (out_types >= 0) k.output_types = parse_types(row[static_cast<std::size_t>(out_types)]);
+    if (in_shapes >= 0) k.input_shapes = pool.shapes(parse_shapes(row[static_cast<std::size_t>(in_shapes)]));
+    if (in_types >= 0) k.input_types = pool.types(parse_types(row[static_cast<std::size_t>(in_types)]));
+    if (out_shapes >= 0) k.output_shapes = pool.shapes(parse_shapes(row[static_cast<std::size_t>(out_shapes)]));
+    if (out_types >= 0) k.output_types = pool.types(parse_types(row[static_cast<std::size_t>(out_types)]));
     if (k.core == "HCCL" || k.op.starts_with("hcom_")) {
-      if (!seen_collectives.insert({row[static_cast<std::size_t>(start)], k.name}).second) continue;
+      if (!seen_collectives.insert({row[static_cast<std::size_t>(start)], std::string(k.name)}).second) continue;
       k.collective = k.op;
-      if (const auto it = collectives.find(k.name); it != collectives.end()) {
+      if (const auto it = collectives.find(std::string(k.name)); it != collectives.end()) {
         k.transit_bytes = it->second.transit_bytes;
-        k.transport = it->second.transport;
+        k.transport = pool.text(it->second.transport);
         k.group_size = it->second.group_size;
         k.transit_time = it->second.transit_time;
         k.excludes_peer_wait = true;
-        matched.insert(k.name);
+        matched.emplace(k.name);
       }
     }
     trace.kernels.push_back(std::move(k));
@@ -627,11 +713,11 @@ Trace read_kernel_details(const std::string& path) {
   for (const auto& [op_name, c] : collectives) {
     if (matched.count(op_name)) continue;
     KernelSample k;
-    k.name = k.collective = op_name;
+    k.name = k.collective = pool.text(op_name);
     k.core = "HCCL";
     k.duration = c.transit_time;
     k.transit_bytes = c.transit_bytes;
-    k.transport = c.transport;
+    k.transport = pool.text(c.transport);
     k.group_size = c.group_size;
     k.transit_time = c.transit_time;
     k.excludes_peer_wait = true;
@@ -644,14 +730,15 @@ Trace read_op_statistic(const std::string& path) {
   Trace trace;
   trace.file = path;
   trace.format = TraceFormat::ascend_op_statistic;
+  TracePool& pool = *trace.pool;
   CsvTable csv(path);
   const int type = csv.require({"OP Type"}), core = csv.require({"Core Type"}), count = csv.require({"Count"}),
             avg = csv.require({"Avg Time(us)"});
   std::vector<std::string> row;
   while (csv.next(row)) {
     KernelSample k;
-    k.op = k.name = row[static_cast<std::size_t>(type)];
-    k.core = row[static_cast<std::size_t>(core)];
+    k.op = k.name = pool.text(row[static_cast<std::size_t>(type)]);
+    k.core = pool.text(row[static_cast<std::size_t>(core)]);
     k.occurrences = csv.number(row, count);
     k.duration = csv.number(row, avg) * 1e-6;
     if (k.occurrences < 1 || k.duration < 0) throw InputError(csv.where() + ": expected Count >= 1 and Avg Time(us) >= 0");
@@ -671,13 +758,13 @@ std::string csv_header(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError(path + ": cannot open file");
   std::string header;
-  std::getline(in, header);
+  read_csv_line(in, header, path + ":1");
   return header;
 }
 
 }  // namespace
 
-double dtype_bytes(const std::string& dtype) {
+double dtype_bytes(std::string_view dtype) {
   const std::string t = to_lower(dtype);
   if (t.empty()) return 0;
   // Order matters: "bfloat16" and "float16" contain "float".

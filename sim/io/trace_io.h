@@ -9,9 +9,15 @@
 //    next to it for collective sizes, transit times and group sizes), op_statistic.csv (aggregated), or
 //    an ASCEND_PROFILER_OUTPUT folder (or the *_ascend_pt folder above it).
 // Traces reach gigabytes: JSON is scanned event by event (SAX) and CSV line by line, so memory grows
-// with the number of kernels kept, not with the file. Truncated or malformed input raises InputError
-// naming the file and the byte offset or line.
+// with the number of kernels kept, not with the file; a kernel's texts and shape lists are held once per
+// distinct value (a trace of repeated steps repeats them) and each kernel refers to them. Truncated or
+// malformed input raises InputError naming the file and the byte offset or line.
+#include <memory>
+#include <set>
+#include <span>
 #include <string>
+#include <string_view>
+#include <unordered_set>
 #include <vector>
 
 #include "costmodels/units.h"
@@ -21,24 +27,42 @@ namespace moesim::io {
 enum class TraceFormat { chrome_json, ascend_kernel_details, ascend_op_statistic, ascend_profiler_output };
 const char* to_string(TraceFormat f);
 
+using Shapes = std::vector<std::vector<double>>;  // one dims list per tensor
+
+// The distinct texts, shape lists and type lists of a trace's kernels. Views into it stay valid while the
+// pool lives (its containers never move an element), so kernels hold views, not copies.
+class TracePool {
+ public:
+  std::string_view text(std::string_view s);
+  std::span<const std::vector<double>> shapes(Shapes s);
+  std::span<const std::string> types(std::vector<std::string> s);
+
+ private:
+  std::unordered_set<std::string> texts_;
+  std::set<Shapes> shapes_;
+  std::set<std::vector<std::string>> types_;
+};
+
+// One kernel. Its texts and lists are views into the pool of the Trace it came from (or, in tests, into
+// literals and data that outlive it).
 struct KernelSample {
-  std::string name;  // kernel name (GPU) or task name (Ascend)
-  std::string op;    // launching CPU op (Kineto), op type (Ascend "Type"), empty if unknown
-  std::string core;  // Ascend accelerator core (AI_CORE, AI_VECTOR_CORE, MIX_AIC, HCCL, ...); empty on GPU
+  std::string_view name;  // kernel name (GPU) or task name (Ascend)
+  std::string_view op;    // launching CPU op (Kineto), op type (Ascend "Type"), empty if unknown
+  std::string_view core;  // Ascend accelerator core (AI_CORE, AI_VECTOR_CORE, MIX_AIC, HCCL, ...); empty on GPU
   double start_us = 0;
   seconds duration = 0;
   long long launch_id = -1;  // Kineto External id of the launching op (kernels of one op share it); -1 if none
   double occurrences = 1;  // > 1 only for aggregated rows (op_statistic.csv: duration is the mean)
-  std::vector<std::vector<double>> input_shapes;  // one dims list per input tensor (empty: not recorded)
-  std::vector<std::string> input_types;
-  std::vector<std::vector<double>> output_shapes;  // Ascend only
-  std::vector<std::string> output_types;
+  std::span<const std::vector<double>> input_shapes;  // one dims list per input tensor (empty: not recorded)
+  std::span<const std::string> input_types;
+  std::span<const std::vector<double>> output_shapes;  // Ascend only
+  std::span<const std::string> output_types;
   // Collectives, where the trace records them (0 / empty: unknown).
-  std::string collective;         // e.g. "allreduce", "allgather", "hcom_allReduce_"
+  std::string_view collective;    // e.g. "allreduce", "allgather", "hcom_allReduce_"
   double message_elements = 0;    // Kineto "In msg nelems" (output count for all-gather)
-  std::string message_type;       // element type of the message
+  std::string_view message_type;  // element type of the message
   bytes transit_bytes = 0;        // Ascend communication.json: bytes this device moved on its busiest transport
-  std::string transport;          // Ascend: HCCS, RDMA, PCIE, SIO
+  std::string_view transport;     // Ascend: HCCS, RDMA, PCIE, SIO
   int group_size = 0;
   seconds transit_time = 0;       // Ascend: time actually moving data (excludes waiting for peers)
   // The duration excludes waiting for peers: Ascend transit times, or Kineto collectives aligned over
@@ -51,6 +75,7 @@ struct Trace {
   TraceFormat format = TraceFormat::chrome_json;
   std::string device_name;  // Kineto deviceProperties[0].name, when present
   int world_size = 0;       // Kineto distributedInfo.world_size, when present
+  std::shared_ptr<TracePool> pool = std::make_shared<TracePool>();  // what the kernels' views point into
   std::vector<KernelSample> kernels;
 };
 
@@ -59,10 +84,10 @@ TraceFormat detect_trace_format(const std::string& path);
 Trace read_trace(const std::string& path);
 
 // ASCII lower case (profiler names differ in case across vendors and versions).
-std::string to_lower(std::string s);
+std::string to_lower(std::string_view s);
 
 // Bytes of one element of a profiler dtype name ("float", "c10::BFloat16", "DT_BF16", "FLOAT16", ...);
 // 0 when the name is unknown.
-double dtype_bytes(const std::string& dtype);
+double dtype_bytes(std::string_view dtype);
 
 }  // namespace moesim::io
