@@ -11,13 +11,7 @@ if [ ! -d "$traces" ]; then
   echo "FAIL: needs ../shared/traces (not found at $traces)"
   exit 1
 fi
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failures=0
-fail() {
-  echo "FAIL: $*"
-  failures=$((failures + 1))
-}
+source "$src/tests/cli.bash"
 
 trace="$traces/ascend-msprof-analyze/gpt3_tp8_fp16/kernel_details.csv"
 if ! "$bin" calibrate "$trace" --hw ascend-910b2 --out "$tmp/cal.json" >"$tmp/cal.out" 2>"$tmp/cal.err"; then
@@ -101,5 +95,4 @@ else
   echo "ok   non-trace JSON: $(cat "$tmp/err")"
 fi
 
-[ "$failures" -eq 0 ] || { echo "$failures failure(s)"; exit 1; }
-echo "calibrate/replay CLI: all checks passed"
+finish "calibrate/replay CLI"

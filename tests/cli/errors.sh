@@ -6,50 +6,14 @@ set -u
 bin=${1:?usage: errors.sh MOESIM_BINARY SOURCE_DIR}
 src=${2:?usage: errors.sh MOESIM_BINARY SOURCE_DIR}
 data="$src/tests/data"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failures=0
-
-# expect_error DESCRIPTION WORD1 WORD2 -- ARGS...: stderr must be one line containing both words.
-expect_error() {
-  local desc=$1 word1=$2 word2=$3
-  shift 4
-  "$bin" "$@" >"$tmp/out" 2>"$tmp/err"
-  local rc=$?
-  local lines
-  lines=$(wc -l <"$tmp/err")
-  local ok=1
-  if [ "$rc" -ne 2 ]; then
-    echo "FAIL [$desc]: exit status $rc, expected 2$([ "$rc" -gt 128 ] && echo " (killed by signal $((rc - 128)))")"
-    ok=0
-  fi
-  if [ "$lines" -ne 1 ]; then
-    echo "FAIL [$desc]: $lines lines on stderr, expected exactly 1"
-    ok=0
-  fi
-  if ! grep -qF -- "$word1" "$tmp/err"; then
-    echo "FAIL [$desc]: stderr does not name '$word1'"
-    ok=0
-  fi
-  if ! grep -qF -- "$word2" "$tmp/err"; then
-    echo "FAIL [$desc]: stderr does not name '$word2'"
-    ok=0
-  fi
-  if [ $ok -eq 1 ]; then
-    echo "ok   [$desc]: $(head -c 300 "$tmp/err")"
-  else
-    echo "     stderr was: $(head -c 500 "$tmp/err")"
-    failures=$((failures + 1))
-  fi
-}
+source "$src/tests/cli.bash"
 
 layout="$data/layout-valid.json"
 model="$data/model-valid.json"
 
 # The valid fixtures run (so the failures below are the malformed inputs' doing).
 if ! "$bin" simulate --model "$model" --hw "$data/profile-valid.json" --layout "$layout" >"$tmp/out" 2>"$tmp/err"; then
-  echo "FAIL [valid fixtures]: $(cat "$tmp/err")"
-  failures=$((failures + 1))
+  fail "[valid fixtures]: $(cat "$tmp/err")"
 fi
 
 # Malformed model files.
@@ -121,8 +85,4 @@ expect_error "bad recompute flag" "recompute" "partial" -- \
 expect_error "unwritable --json" "no-such-dir" "cannot write" -- \
   simulate --model "$model" --hw h100-sxm --layout "$layout" --json "$tmp/no-such-dir/out.json"
 
-if [ $failures -gt 0 ]; then
-  echo "$failures error case(s) failed"
-  exit 1
-fi
-echo "all error cases passed"
+finish "error cases"

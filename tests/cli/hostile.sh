@@ -7,23 +7,7 @@ set -u
 bin=${1:?usage: hostile.sh MOESIM_BINARY SOURCE_DIR}
 src=${2:?usage: hostile.sh MOESIM_BINARY SOURCE_DIR}
 data="$src/tests/data"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failures=0
-fail() { echo "FAIL [$1]: $2"; failures=$((failures + 1)); }
-
-# expect_error DESCRIPTION WORD1 WORD2 -- ARGS...: exit 2, stderr one line containing both words.
-expect_error() {
-  local desc=$1 word1=$2 word2=$3
-  shift 4
-  "$bin" "$@" > "$tmp/out" 2> "$tmp/err"
-  local rc=$?
-  if [ "$rc" -ne 2 ] || [ "$(wc -l < "$tmp/err")" -ne 1 ] || ! grep -qF -- "$word1" "$tmp/err" || ! grep -qF -- "$word2" "$tmp/err"; then
-    fail "$desc" "exit $rc, stderr: $(head -c 400 "$tmp/err")"
-  else
-    echo "ok   [$desc]: $(head -c 200 "$tmp/err")"
-  fi
-}
+source "$src/tests/cli.bash"
 
 layout="$data/layout-valid.json"
 model="$data/model-valid.json"
@@ -86,8 +70,4 @@ else
   echo "ok   [10^12-point sweep]: count printed, $lines lines streamed in 3 s, peak RSS $((rss_kb / 1024)) MiB"
 fi
 
-if [ $failures -gt 0 ]; then
-  echo "$failures hostile case(s) failed"
-  exit 1
-fi
-echo "all hostile cases passed"
+finish "hostile cases"

@@ -7,13 +7,7 @@ set -u
 bin=${1:?usage: prune_deploy.sh MOESIM_BINARY SOURCE_DIR}
 src=${2:?usage: prune_deploy.sh MOESIM_BINARY SOURCE_DIR}
 routing="$src/../shared/routing"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failures=0
-fail() {
-  echo "FAIL: $*"
-  failures=$((failures + 1))
-}
+source "$src/tests/cli.bash"
 run() {  # run ARGS...: must exit 0 with an empty stderr
   if ! "$bin" "$@" >"$tmp/stdout" 2>"$tmp/stderr"; then
     fail "moesim $* exited non-zero: $(head -c 300 "$tmp/stderr")"
@@ -21,18 +15,6 @@ run() {  # run ARGS...: must exit 0 with an empty stderr
   fi
   [ -s "$tmp/stderr" ] && fail "moesim $* wrote to stderr: $(head -c 300 "$tmp/stderr")"
   return 0
-}
-# expect_error DESCRIPTION WORD -- ARGS...: exit 2 and one stderr line containing WORD.
-expect_error() {
-  local desc=$1 word=$2
-  shift 3
-  "$bin" "$@" >"$tmp/out" 2>"$tmp/err"
-  local rc=$?
-  if [ "$rc" -ne 2 ] || [ "$(wc -l <"$tmp/err")" -ne 1 ] || ! grep -qF -- "$word" "$tmp/err"; then
-    fail "[$desc] exit $rc, stderr: $(head -c 300 "$tmp/err") (expected exit 2 and one line naming '$word')"
-  else
-    echo "ok   [$desc]: $(cat "$tmp/err")"
-  fi
 }
 # json_check FILE PYTHON_EXPRESSION MESSAGE: the expression over `r` (the parsed JSON) must be true.
 json_check() {
@@ -98,8 +80,4 @@ echo '{"format": "moesim-pruned-experts", "experts": 64, "top_k": 6, "layers": [
 expect_error "fewer kept than top_k" "layers[0].experts" -- deploy --model "$src/tests/data/model-deepseek-v2-lite.json" --pruned "$tmp/few.json" --hw h200
 expect_error "two router-data sources" "exactly one" -- prune --logits "$tmp/truncated.npy" --router-json "$tmp/few.json" --prune 8/32
 
-if [ $failures -gt 0 ]; then
-  echo "$failures failure(s)"
-  exit 1
-fi
-echo "prune/deploy CLI checks passed"
+finish "prune/deploy CLI"

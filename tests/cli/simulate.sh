@@ -5,13 +5,7 @@
 set -u
 bin=${1:?usage: simulate.sh MOESIM_BINARY SOURCE_DIR}
 src=${2:?usage: simulate.sh MOESIM_BINARY SOURCE_DIR}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failures=0
-fail() {
-  echo "FAIL: $*"
-  failures=$((failures + 1))
-}
+source "$src/tests/cli.bash"
 
 # 1. Pangu Ultra MoE on 6K Ascend 910B2 from the layout file, with JSON report and trace.
 if "$bin" simulate --model pangu-ultra-moe-718b --hw ascend-910b2 \
@@ -147,8 +141,4 @@ else
   fail "moesim profiles exited $?: $(head -c 300 "$tmp/stderr")"
 fi
 
-if [ $failures -gt 0 ]; then
-  echo "$failures check(s) failed"
-  exit 1
-fi
-echo "all simulate checks passed"
+finish "simulate CLI"
