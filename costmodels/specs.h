@@ -131,6 +131,9 @@ struct Tier {
   bytes_per_second bandwidth = 0;  // per device, per direction, peak
   seconds latency = 0;             // per message step
   double efficiency = 1.0;         // achievable fraction of `bandwidth` for large messages
+  // All-to-all's achievable fraction where it differs from `efficiency` (rings and trees stream to one
+  // neighbour; an all-to-all keeps a flow to every peer at once); unset: `efficiency`.
+  std::optional<double> all_to_all_efficiency;
   TierTopology topology = TierTopology::switched;
 };
 

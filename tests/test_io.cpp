@@ -228,6 +228,7 @@ TEST_CASE("io: malformed profiles name file and field", "[io][errors]") {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"profile-missing-hbm-bytes.json", "device.hbm_bytes"},
       {"profile-peak-fraction-above-one.json", "device.matrix_efficiency.peak_fraction"},
+      {"profile-all-to-all-efficiency-above-one.json", "tiers[1].all_to_all_efficiency"},
       {"profile-tier-size-not-nested.json", "tiers[1].size"},
       {"profile-zero-bandwidth.json", "tiers[0].bandwidth"},
       {"profile-no-tiers.json", "tiers"},

@@ -332,6 +332,7 @@ HardwareProfile parse_profile(const json& j, const std::string& file) {
     tier.bandwidth = t.positive("bandwidth");
     tier.latency = t.non_negative("latency");
     tier.efficiency = fraction(t, "efficiency", 1.0);
+    if (t.has("all_to_all_efficiency")) tier.all_to_all_efficiency = fraction(t, "all_to_all_efficiency", 1.0);
     tier.topology = t.choice_or("topology", {"switched", "full_mesh"}, "switched") == "full_mesh" ? TierTopology::full_mesh
                                                                                                   : TierTopology::switched;
     if (!t.has("source")) t.fail("source", "a citation for this tier's numbers");
@@ -383,6 +384,7 @@ json profile_json(const HardwareProfile& hw, const json& base) {
     tiers[i]["bandwidth"] = t.bandwidth;
     tiers[i]["latency"] = t.latency;
     tiers[i]["efficiency"] = t.efficiency;
+    if (t.all_to_all_efficiency) tiers[i]["all_to_all_efficiency"] = *t.all_to_all_efficiency;
     tiers[i]["topology"] = t.topology == TierTopology::full_mesh ? "full_mesh" : "switched";
   }
   return j;
