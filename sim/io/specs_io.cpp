@@ -239,6 +239,8 @@ LayoutSpec parse_layout(const json& j, const std::string& file) {
   l.schedule = parse_schedule(f.string_or("schedule", l.vpp > 1 ? "interleaved" : "1f1b"), file + ": field 'schedule'");
   l.distributed_optimizer = f.boolean_or("distributed_optimizer", true);
   l.precision = f.choice_or("precision", {"bf16", "fp8"}, "bf16") == "fp8" ? Precision::fp8 : Precision::bf16;
+  l.fp8_dispatch = f.boolean_or("fp8_dispatch", false);
+  if (l.fp8_dispatch && l.precision != Precision::fp8) f.fail("fp8_dispatch", "false unless precision is fp8");
   l.flash_attention = f.boolean_or("flash_attention", true);
   l.zero_stage = f.non_negative_int_or("zero_stage", 0);
   l.zero_shard_dp = f.non_negative_int_or("zero_shard_dp", 0);
