@@ -10,8 +10,8 @@ namespace {
 bool is_mesh(const Tier& tier) { return tier.topology == TierTopology::full_mesh; }
 
 // Bandwidth a level may use; a zero or negative value would turn every byte into an infinite time.
-bytes_per_second usable_bandwidth(const Tier& tier, int peers_in_domain) {
-  const bytes_per_second b = effective_bandwidth(tier, peers_in_domain);
+bytes_per_second usable_bandwidth(const Tier& tier, int peers_in_domain, CollectiveKind kind) {
+  const bytes_per_second b = effective_bandwidth(tier, peers_in_domain, kind);
   if (!(b > 0)) throw std::invalid_argument("comm: tier '" + tier.name + "' has no usable bandwidth");
   return b;
 }
@@ -77,7 +77,8 @@ CollectiveCost spanning_all_to_all(bytes buffer, int n, const std::vector<GroupL
     const Tier& tier = tiers[static_cast<std::size_t>(l.tier)];
     const int peers = l.cumulative - inner;
     const double fraction = static_cast<double>(peers) / n;
-    bandwidth_term = std::max(bandwidth_term, fraction * buffer / usable_bandwidth(tier, l.members));
+    const bytes_per_second b = usable_bandwidth(tier, l.members, CollectiveKind::all_to_all);
+    bandwidth_term = std::max(bandwidth_term, fraction * buffer / b);
     latency_term += (is_mesh(tier) ? 1.0 : peers) * tier.latency;
     inner = l.cumulative;
   }
@@ -114,12 +115,19 @@ std::vector<GroupLevel> group_levels(const GroupPlacement& group, const std::vec
   return levels;
 }
 
-bytes_per_second effective_bandwidth(const Tier& tier, int peers_in_domain) {
-  if (tier.topology == TierTopology::switched || tier.size <= 1) return tier.bandwidth * tier.efficiency;
+bytes_per_second effective_bandwidth(const Tier& tier, int peers_in_domain, CollectiveKind kind) {
+  // A ring or tree keeps one stream per channel to a neighbour and reaches near line rate; an
+  // all-to-all holds a flow to every peer at once, and across a switched fabric those flows collide
+  // (NCCL alltoall_perf over 8 H800 nodes: 24-28 GB/s per GPU at 8 MB, lower and unstable beyond,
+  // NVIDIA/nccl#1531; rings reach 48-49 GB/s per 400 Gb/s NIC, NVIDIA/nccl-tests#267), so a tier may
+  // state a lower all-to-all efficiency.
+  const double efficiency =
+      kind == CollectiveKind::all_to_all && tier.all_to_all_efficiency ? *tier.all_to_all_efficiency : tier.efficiency;
+  if (tier.topology == TierTopology::switched || tier.size <= 1) return tier.bandwidth * efficiency;
   // Full mesh (Ascend HCCS, hardware.md sec. 2b: 7 links x 28 GB/s per NPU): the device bandwidth is
   // split evenly over size-1 point-to-point links and a group drives only the links to its own peers.
   const int links = std::clamp(peers_in_domain - 1, 0, tier.size - 1);
-  return tier.bandwidth / (tier.size - 1) * links * tier.efficiency;
+  return tier.bandwidth / (tier.size - 1) * links * efficiency;
 }
 
 CollectiveCost flat_collective_time(CollectiveKind kind, bytes buffer, int n, const Tier& tier,
@@ -132,7 +140,7 @@ CollectiveCost flat_collective_time(CollectiveKind kind, bytes buffer, int n, co
   const std::string where = "(" + tier.name + ")";
   switch (kind) {
     case CollectiveKind::all_reduce: {
-      const seconds beta = 2.0 * (nd - 1.0) / nd * buffer / usable_bandwidth(tier, n);
+      const seconds beta = 2.0 * (nd - 1.0) / nd * buffer / usable_bandwidth(tier, n, kind);
       // Full mesh: direct reduce-scatter + all-gather, each one step over all peer links at once
       // (HCCL's mesh algorithm; bandwidth term as ring, Thakur et al. 2005 lower bound).
       if (mesh) return {beta + 2.0 * a, -1, "mesh" + where};
@@ -149,20 +157,20 @@ CollectiveCost flat_collective_time(CollectiveKind kind, bytes buffer, int n, co
     case CollectiveKind::reduce_scatter: {
       // Ring (Thakur et al. 2005; NCCL busbw factor (n-1)/n): (n-1)/n S/B + (n-1) alpha;
       // full mesh: every peer link at once, one step.
-      const seconds beta = (nd - 1.0) / nd * buffer / usable_bandwidth(tier, n);
+      const seconds beta = (nd - 1.0) / nd * buffer / usable_bandwidth(tier, n, kind);
       if (mesh) return {beta + a, -1, "mesh" + where};
       return {beta + (nd - 1.0) * a, -1, "ring" + where};
     }
     case CollectiveKind::all_to_all: {
       // Pairwise exchange (Thakur et al. 2005): (n-1)/n of the buffer leaves the device,
       // n-1 steps; on a full mesh all peers are reached over their own links in one step.
-      const seconds beta = (nd - 1.0) / nd * buffer / usable_bandwidth(tier, n);
+      const seconds beta = (nd - 1.0) / nd * buffer / usable_bandwidth(tier, n, kind);
       if (mesh) return {beta + a, -1, "mesh" + where};
       return {beta + (nd - 1.0) * a, -1, "pairwise" + where};
     }
     case CollectiveKind::send_recv:
       // Point to point (Hockney): alpha + S/B; on a full mesh one link.
-      return {buffer / usable_bandwidth(tier, 2) + a, -1, "p2p" + where};
+      return {buffer / usable_bandwidth(tier, 2, kind) + a, -1, "p2p" + where};
   }
   throw std::logic_error("comm: unknown collective kind");
 }
@@ -243,7 +251,7 @@ CollectiveCost expert_dispatch_time(double tokens, bytes token_bytes, int top_k,
   const bytes outer_bytes = tokens * token_bytes * imbalance * remote_hits;
   seconds t = 0;
   if (outer_bytes > 0)
-    t = outer_bytes / usable_bandwidth(outer_tier, outer.members) +
+    t = outer_bytes / usable_bandwidth(outer_tier, outer.members, CollectiveKind::all_to_all) +
         (is_mesh(outer_tier) ? 1.0 : domains - 1.0) * outer_tier.latency;
   t += collective_time(CollectiveKind::all_to_all, copies, {inner_members, group.stride}, tiers).time;
   return {t, outer.tier, "hierarchical(" + tier_chain(levels, tiers) + ")"};

@@ -65,8 +65,10 @@ std::vector<GroupLevel> group_levels(const GroupPlacement& group, const std::vec
 // Effective per-device bandwidth of `tier` for a group with `peers_in_domain` members inside one of its
 // domains: a switched tier gives every device its full bandwidth; a full-mesh tier (Ascend HCCS:
 // 7 point-to-point links per NPU) gives bandwidth/(size-1) per peer link, so a group reaches only the
-// links to its own members. Both are scaled by tier.efficiency. 0 for a full mesh with no peer.
-bytes_per_second effective_bandwidth(const Tier& tier, int peers_in_domain);
+// links to its own members. Both are scaled by tier.efficiency (tier.all_to_all_efficiency, where set,
+// for kind all_to_all). 0 for a full mesh with no peer.
+bytes_per_second effective_bandwidth(const Tier& tier, int peers_in_domain,
+                                     CollectiveKind kind = CollectiveKind::all_reduce);
 
 // One collective among `n` members on a single tier (no hierarchy), with the tier's effective bandwidth
 // for n members. Building block of collective_time; exposed for tests and calibration.

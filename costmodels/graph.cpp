@@ -84,7 +84,7 @@ GraphContext make_context(const ModelSpec& model, const LayoutSpec& layout) {
   ctx.sequence_parallel = layout.sequence_parallel;
   ctx.flash_attention = layout.flash_attention;
   ctx.dropout = model.dropout;
-  ctx.dispatch_bytes = layout.precision == Precision::fp8 ? 1.0 : 2.0;
+  ctx.dispatch_bytes = layout.precision == Precision::fp8 && layout.fp8_dispatch ? 1.0 : 2.0;
   return ctx;
 }
 

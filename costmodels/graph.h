@@ -70,7 +70,7 @@ struct GraphContext {
   bool causal = true;           // causal mask: fused kernels skip the masked half
   bool dropout = false;         // GPT-3-era models keep dropout masks (1 byte per element)
   bytes activation_bytes = 2;   // bf16 activations
-  bytes dispatch_bytes = 2;     // bytes per hidden element sent by EP dispatch (fp8 dispatch: 1)
+  bytes dispatch_bytes = 2;     // bytes per hidden element sent by EP dispatch (layout fp8_dispatch: 1)
   bool operator==(const GraphContext&) const = default;
 };
 

@@ -100,6 +100,11 @@ struct LayoutSpec {
   ScheduleKind schedule = ScheduleKind::one_f_one_b;
   bool distributed_optimizer = true;
   Precision precision = Precision::bf16;
+  // FP8 tokens in the EP dispatch (DeepSeek-V3 §3.3.4 quantises before the dispatch, combines in BF16).
+  // Megatron-Core dispatches BF16 and quantises inside the expert GEMMs: its HybridEP backend asserts
+  // "HybridEP dispatcher does not support fp8 dispatch now", DeepEP and all-to-all get the BF16 hidden
+  // states (megatron/core/transformer/moe/fused_a2a.py, token_dispatcher.py).
+  bool fp8_dispatch = false;
   bool flash_attention = true;  // fused attention (no s x s scores kept); false for 2021-era Megatron
   // Fraction of saved activations offloaded to host memory after the forward and fetched back for the
   // backward (the swap half of Pangu Ultra MoE's "Selective R/S"): less HBM, more host-link traffic.
@@ -131,6 +136,9 @@ struct Tier {
   bytes_per_second bandwidth = 0;  // per device, per direction, peak
   seconds latency = 0;             // per message step
   double efficiency = 1.0;         // achievable fraction of `bandwidth` for large messages
+  // All-to-all's achievable fraction where it differs from `efficiency` (rings and trees stream to one
+  // neighbour; an all-to-all keeps a flow to every peer at once); unset: `efficiency`.
+  std::optional<double> all_to_all_efficiency;
   TierTopology topology = TierTopology::switched;
 };
 

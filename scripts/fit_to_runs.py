@@ -35,6 +35,7 @@ DEVICE_PARAMS = [  # (path in the profile, step, lower, upper)
 TIER_PARAMS = [
     (("tiers", 0, "efficiency"), 0.1, 0.3, 1.0),
     (("tiers", 1, "efficiency"), 0.1, 0.3, 1.0),
+    (("tiers", 1, "all_to_all_efficiency"), 0.05, 0.3, 1.0),  # only where the profile states one
 ]
 # Stepped by a factor (1 + step) instead of by adding the step.
 MULTIPLICATIVE = {"half_saturation_flops", "launch_overhead"}

@@ -477,6 +477,15 @@ def layout_of(rec, group, assume):
     if zero_stage == 3 or par["fsdp"]:
         layout["zero_stage"] = 3
     features = rec["training"]["other_features"] or ""
+    if precision == "fp8" and group == "mcore-moe-recipe":
+        # Megatron-Core's HybridEP backend dispatches BF16 tokens ("HybridEP dispatcher does not support
+        # fp8 dispatch now", megatron/core/transformer/moe/fused_a2a.py); DeepEP takes FP8 tokens
+        # (DeepSeek-V3 sec. 3.3.4), kept as the simulator modelled it before the field existed.
+        layout["fp8_dispatch"] = "dispatcher deepep" in features
+        assume("fp8_dispatch", "dispatcher deepep: FP8 dispatch (DeepEP's FP8 path, not verified in the "
+                               "recipe)" if layout["fp8_dispatch"] else
+               "dispatcher hybridep: BF16 dispatch (Megatron-Core's HybridEP backend asserts it has no FP8 "
+               "dispatch)")
     if "CUDA graphs local full_iteration" in features:
         layout["cuda_graphs"] = "full"
     elif "CUDA graphs transformer_engine" in features:

@@ -28,6 +28,7 @@ json layout_json(const LayoutSpec& l) {
               {"schedule", io::to_string(l.schedule)},
               {"distributed_optimizer", l.distributed_optimizer},
               {"precision", io::to_string(l.precision)},
+              {"fp8_dispatch", l.fp8_dispatch},
               {"activation_swap", l.activation_swap},
               {"ep_all_to_all", l.hierarchical_ep_all_to_all ? "hierarchical" : "pairwise"},
               {"overlap",

@@ -491,12 +491,15 @@ TEST_CASE("A calibrated profile round-trips through the profile writer with its 
   hw.device.matrix_fp32 = 4.2e13;
   hw.device.matrix_tf32 = 9.1e13;
   hw.tiers[0].efficiency = 0.55;
+  hw.tiers[1].all_to_all_efficiency = 0.45;
   const io::json written = io::profile_json(hw, base_json);
   const HardwareProfile back = io::parse_profile(written, "written.json");
   CHECK(back.device.matrix.peak_fraction == 0.777);
   CHECK(back.device.matrix_fp32 == 4.2e13);
   CHECK(back.device.matrix_tf32 == 9.1e13);
   CHECK(back.tiers[0].efficiency == 0.55);
+  CHECK(back.tiers[0].all_to_all_efficiency == std::nullopt);
+  CHECK(back.tiers[1].all_to_all_efficiency == 0.45);
   CHECK(back.tiers[1].bandwidth == hw.tiers[1].bandwidth);
   CHECK(written["device"]["source"] == base_json["device"]["source"]);
   CHECK(written["tiers"][0]["source"] == base_json["tiers"][0]["source"]);

@@ -166,6 +166,33 @@ TEST_CASE("comm: all-to-all across tiers, hand-computed", "[comm]") {
         Approx(7.0 / 32.0 * S / 10e9).epsilon(1e-12));
 }
 
+TEST_CASE("comm: a tier's all-to-all efficiency slows all-to-alls only", "[comm]") {
+  std::vector<Tier> tiers = nvlink_ib();
+  tiers[1].efficiency = 0.9;
+  const double S = 1e9;
+  const CollectiveCost rs_before = collective_time(CollectiveKind::reduce_scatter, S, {4, 8}, tiers);
+  const CollectiveCost ag_before = collective_time(CollectiveKind::all_gather, S, {32, 1}, tiers);
+  tiers[1].all_to_all_efficiency = 0.6;
+  // Rings keep the tier's efficiency: reduce-scatter over 4 nodes, 3/4 * 1e9 / (25e9 * 0.9) + 3 * 10 us.
+  const CollectiveCost rs = collective_time(CollectiveKind::reduce_scatter, S, {4, 8}, tiers);
+  CHECK(rs.time == Approx(0.75 * S / (25e9 * 0.9) + 3 * 10e-6).epsilon(1e-12));
+  CHECK(rs.time == rs_before.time);
+  CHECK(collective_time(CollectiveKind::all_gather, S, {32, 1}, tiers).time == ag_before.time);
+  CHECK(effective_bandwidth(tiers[1], 4) == Approx(25e9 * 0.9));
+  CHECK(effective_bandwidth(tiers[1], 4, CollectiveKind::all_to_all) == Approx(25e9 * 0.6));
+  // EP 32 = 4 nodes x 8: 24/32 of S crosses IB at 25e9 * 0.6 (50 ms, the max term); NVLink has no
+  // all-to-all efficiency of its own (7/32 * 1e9 / 200e9); latencies 7 * 2 us + 24 * 10 us.
+  CHECK(collective_time(CollectiveKind::all_to_all, S, {32, 1}, tiers).time ==
+        Approx(0.75 * S / (25e9 * 0.6) + 254e-6).epsilon(1e-12));
+  // Hierarchical expert dispatch: its stage over the outer tier is an all-to-all among node peers.
+  const double tokens = 4096, token_bytes = 2048;
+  const double remote = 3.0 * (1.0 - std::pow(0.75, 2));
+  const double copies = tokens * 2 * token_bytes;
+  CHECK(expert_dispatch_time(tokens, token_bytes, 2, 1.0, {32, 1}, tiers, AllToAllAlgorithm::hierarchical).time ==
+        Approx(tokens * token_bytes * remote / (25e9 * 0.6) + 3 * 10e-6 + 7.0 / 8.0 * copies / 200e9 + 7 * 2e-6)
+            .epsilon(1e-12));
+}
+
 TEST_CASE("comm: a group of one, or nothing to send, costs nothing", "[comm]") {
   const std::vector<Tier> tiers = nvlink_ib();
   for (CollectiveKind k : kAllKinds) {

@@ -215,6 +215,7 @@ TEST_CASE("io: malformed layout files name file and field", "[io][errors]") {
       {"layout-bad-schedule.json", "schedule"},
       {"layout-overlap-not-bool.json", "overlap.ep_all_to_all"},
       {"layout-pipeline-layers-bad.json", "pipeline_layers"},
+      {"layout-fp8-dispatch-bf16.json", "fp8_dispatch"},
   };
   for (const auto& c : cases) {
     const auto& file = c.first;  // not a structured binding: clang 14 cannot capture those
@@ -228,6 +229,7 @@ TEST_CASE("io: malformed profiles name file and field", "[io][errors]") {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"profile-missing-hbm-bytes.json", "device.hbm_bytes"},
       {"profile-peak-fraction-above-one.json", "device.matrix_efficiency.peak_fraction"},
+      {"profile-all-to-all-efficiency-above-one.json", "tiers[1].all_to_all_efficiency"},
       {"profile-tier-size-not-nested.json", "tiers[1].size"},
       {"profile-zero-bandwidth.json", "tiers[0].bandwidth"},
       {"profile-no-tiers.json", "tiers"},

@@ -280,3 +280,24 @@ TEST_CASE("simulate: eager host overhead bounds a pass; CUDA graphs remove it", 
   // A host faster than the device hides behind it.
   CHECK(run(1e-9, CudaGraphs::none) == Approx(device_bound));
 }
+
+TEST_CASE("simulate: FP8 halves the EP dispatch bytes only with fp8_dispatch", "[simulate][fp8]") {
+  const ModelSpec m = io::load_model("mixtral-8x7b");
+  LayoutSpec l = make_layout(16, 1, 1, 8, 64, 4096);
+  l.precision = Precision::fp8;
+  auto dispatch_bytes = [&](const LayoutSpec& layout) {
+    const graph::ModelGraphs g = graph::build_model_graphs(m, graph::make_context(m, layout));
+    for (const graph::Op& op : g.moe.forward)
+      if (op.kind == graph::OpKind::collective && op.collective.expert_dispatch && op.name == "ep_dispatch")
+        return op.collective.token_bytes;
+    FAIL("no ep_dispatch op");
+    return 0.0;
+  };
+  // Megatron-Core: BF16 tokens go out, the expert GEMMs quantise after the dispatch.
+  CHECK(dispatch_bytes(l) == Approx(2.0 * m.hidden));
+  l.fp8_dispatch = true;  // DeepSeek-V3 §3.3.4: FP8 dispatch
+  CHECK(dispatch_bytes(l) == Approx(1.0 * m.hidden));
+  const seconds fp8_tokens = simulate({m, l, io::load_profile("h100-sxm")}).iteration_time;
+  l.fp8_dispatch = false;
+  CHECK(fp8_tokens < simulate({m, l, io::load_profile("h100-sxm")}).iteration_time);
+}

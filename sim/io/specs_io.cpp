@@ -239,6 +239,8 @@ LayoutSpec parse_layout(const json& j, const std::string& file) {
   l.schedule = parse_schedule(f.string_or("schedule", l.vpp > 1 ? "interleaved" : "1f1b"), file + ": field 'schedule'");
   l.distributed_optimizer = f.boolean_or("distributed_optimizer", true);
   l.precision = f.choice_or("precision", {"bf16", "fp8"}, "bf16") == "fp8" ? Precision::fp8 : Precision::bf16;
+  l.fp8_dispatch = f.boolean_or("fp8_dispatch", false);
+  if (l.fp8_dispatch && l.precision != Precision::fp8) f.fail("fp8_dispatch", "false unless precision is fp8");
   l.flash_attention = f.boolean_or("flash_attention", true);
   l.zero_stage = f.non_negative_int_or("zero_stage", 0);
   l.zero_shard_dp = f.non_negative_int_or("zero_shard_dp", 0);
@@ -332,6 +334,7 @@ HardwareProfile parse_profile(const json& j, const std::string& file) {
     tier.bandwidth = t.positive("bandwidth");
     tier.latency = t.non_negative("latency");
     tier.efficiency = fraction(t, "efficiency", 1.0);
+    if (t.has("all_to_all_efficiency")) tier.all_to_all_efficiency = fraction(t, "all_to_all_efficiency", 1.0);
     tier.topology = t.choice_or("topology", {"switched", "full_mesh"}, "switched") == "full_mesh" ? TierTopology::full_mesh
                                                                                                   : TierTopology::switched;
     if (!t.has("source")) t.fail("source", "a citation for this tier's numbers");
@@ -383,6 +386,7 @@ json profile_json(const HardwareProfile& hw, const json& base) {
     tiers[i]["bandwidth"] = t.bandwidth;
     tiers[i]["latency"] = t.latency;
     tiers[i]["efficiency"] = t.efficiency;
+    if (t.all_to_all_efficiency) tiers[i]["all_to_all_efficiency"] = *t.all_to_all_efficiency;
     tiers[i]["topology"] = t.topology == TierTopology::full_mesh ? "full_mesh" : "switched";
   }
   return j;
