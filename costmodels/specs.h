@@ -149,6 +149,9 @@ struct DeviceSpec {
   flops_per_second matrix_fp8 = 0;  // 0 when the hardware has no FP8 matrix rate
   flops_per_second matrix_fp32 = 0;  // FP32 GEMM rate when measured (calibrated); 0: not given
   flops_per_second matrix_tf32 = 0;  // FP32 GEMMs on tensor cores (TF32) when measured (calibrated); 0: not given
+  // TF32 GEMM kernels whose operands allow only scalar (4-byte) global loads, CUTLASS `align1`/`align2`
+  // (a leading dimension not a multiple of 4 floats), when measured (calibrated); 0: matrix_tf32.
+  flops_per_second matrix_tf32_unaligned = 0;
   flops_per_second vector_flops = 0;
   bytes hbm_bytes = 0;
   bytes_per_second hbm_bandwidth = 0;

@@ -84,8 +84,28 @@ flops_per_second matrix_peak(MatrixPrecision p, const DeviceSpec& d) {
 // 312 TFLOPS, H100 SXM: 495 vs 989, NVIDIA A100 / H100 datasheets, dense).
 flops_per_second tf32_rate(const DeviceSpec& d) { return d.matrix_tf32 > 0 ? d.matrix_tf32 : d.matrix_bf16 / 2; }
 
+// A TF32 kernel on unaligned operands: CUTLASS names its operand alignment in elements per global
+// load (`_align4`: 128-bit vector loads of 4 floats; `_align1`: scalar 32-bit loads, chosen when a
+// leading dimension is not a multiple of 4 floats). Scalar loads issue 4x the load instructions and
+// cannot use 16-byte asynchronous copies (cp.async.cg), so the main loop is fed more slowly (CUTLASS
+// docs/efficient_gemm.md, "Vectorized memory access"; NVIDIA "Matrix Multiplication Background" guide,
+// Tensor Core requirements: dimensions in multiples of 16 bytes). Until calibrated: the TF32 rate.
+bool unaligned_tf32(const Sample& s) { return s.path == GemmPath::tf32 && s.alignment > 0 && s.alignment * 4 < 16; }
+flops_per_second tf32_unaligned_rate(const DeviceSpec& d) {
+  return d.matrix_tf32_unaligned > 0 ? d.matrix_tf32_unaligned : tf32_rate(d);
+}
+
 flops_per_second gemm_rate(const Sample& s, const DeviceSpec& d) {
+  if (unaligned_tf32(s)) return tf32_unaligned_rate(d);
   return s.path == GemmPath::tf32 ? tf32_rate(d) : matrix_peak(s.precision, d);
+}
+
+// Operand alignment (elements) named by a CUTLASS kernel, `..._align<N>`; 0 when not named.
+int alignment_from_name(std::string_view name) {
+  const std::size_t at = name.find("_align");
+  if (at == std::string_view::npos || at + 6 >= name.size()) return 0;
+  const char digit = name[at + 6];
+  return digit >= '1' && digit <= '9' ? digit - '0' : 0;
 }
 
 // Execution path of a GPU GEMM kernel from its name and the GEMM's shape (GemmPath).
@@ -343,6 +363,7 @@ Sample classify_one(const io::KernelSample& k, const HardwareProfile& hw, int wo
       if (!is_matmul_op(k.op) || !gemm_from_aten(k, s)) return unpredictable(s.kind, "shapes not recorded");
       s.path = gemm_path(name, s);
       if (s.path == GemmPath::tf32 || s.path == GemmPath::simt) s.tile = tile_from_name(name);
+      if (s.path == GemmPath::tf32) s.alignment = alignment_from_name(name);
       s.predictable = true;
       return s;
     }
@@ -732,19 +753,26 @@ FitResult fit(const std::vector<Sample>& samples, const HardwareProfile& base) {
 
   // 2b. Replayed GPU kernels off the tensor-core path, TF32 and CUDA-core FP32 (GemmPath): t - L =
   //     (F / q + F_half) / peak_fraction / rate on the kernel's own tile (compute::kernel_gemm_time),
-  //     linear in 1/rate_tf32 and 1/rate_fp32 for a given F_half. Without half-precision GEMMs to fix
+  //     linear in 1/rate_tf32, 1/rate_tf32_unaligned (unaligned_tf32) and 1/rate_fp32 for a given F_half. Without half-precision GEMMs to fix
   //     the saturation point, F_half is the best of a log-spaced scan (one shared curve, the rates fitted
   //     at each point).
   {
+    // Kernels whose measured time exceeds their HBM roofline time are limited by their main loop, not by
+    // memory: the ones the rates describe. The measured time, not the base rates, decides: an unaligned
+    // kernel the base TF32 rate would call memory-bound can run several times slower than its HBM time.
     auto path_bound = [&](const Sample& s) {
-      return compute::kernel_gemm_work(s.gemm, s.tile, d.matrix) / gemm_rate(s, d) >= s.hbm / (d.hbm_bandwidth * d.hbm_efficiency);
+      return s.measured - s.launches * d.launch_overhead >= s.hbm / (d.hbm_bandwidth * d.hbm_efficiency);
     };
     const auto group = select(samples, [&](const Sample& s) {
       const bool fp32_gemv = s.path == GemmPath::gemv && s.precision == MatrixPrecision::fp32;  // on the CUDA cores
       return s.kind == OpKind::matmul && (s.path == GemmPath::tf32 || s.path == GemmPath::simt || fp32_gemv) && path_bound(s);
     });
-    std::array<bool, 2> present{};  // tf32, simt: a path without samples keeps its rate
-    for (const Sample* s : group) present[s->path == GemmPath::tf32 ? 0 : 1] = true;
+    // Rate columns: TF32 on aligned operands, TF32 on unaligned ones, CUDA-core FP32. A column without
+    // samples keeps its rate.
+    constexpr int columns_count = 3;
+    auto column_of = [](const Sample& s) { return s.path == GemmPath::tf32 ? (unaligned_tf32(s) ? 1 : 0) : 2; };
+    std::array<bool, columns_count> present{};
+    for (const Sample* s : group) present[column_of(*s)] = true;
     struct RateFit {
       std::vector<double> inverse_rates;  // per present path
       double sse = 0;
@@ -756,9 +784,8 @@ FitResult fit(const std::vector<Sample>& samples, const HardwareProfile& base) {
       std::vector<double> targets, weights;
       for (const Sample* s : group) {
         std::vector<double> x;
-        for (int path = 0; path < 2; ++path)
-          if (present[path])
-            x.push_back((s->path == GemmPath::tf32) == (path == 0) ? compute::kernel_gemm_work(s->gemm, s->tile, curve) : 0.0);
+        for (int column = 0; column < columns_count; ++column)
+          if (present[column]) x.push_back(column_of(*s) == column ? compute::kernel_gemm_work(s->gemm, s->tile, curve) : 0.0);
         columns.push_back(std::move(x));
         targets.push_back(s->measured - s->launches * d.launch_overhead);
         weights.push_back(1.0 / (s->measured * s->measured));
@@ -781,16 +808,16 @@ FitResult fit(const std::vector<Sample>& samples, const HardwareProfile& base) {
       }
       return f;
     };
-    // A fit is kept only with rates the hardware can reach: TF32 at most the datasheet TF32 peak, CUDA-core
+    // A fit is kept only with rates the hardware can reach: TF32 (aligned or not) at most the datasheet TF32 peak, CUDA-core
     // FP32 at most half the non-tensor rate (the profiles' FP32 assumption, matrix_peak). Few distinct
     // shapes otherwise trade the rate against the fixed cost without bound (one A100 trace: 140 PFLOPS
     // TF32 with F_half = 1 TFLOP, every GEMM a constant).
-    const std::array<flops_per_second, 2> ceiling{d.matrix_bf16 / 2, d.vector_flops / 2};
+    const std::array<flops_per_second, columns_count> ceiling{d.matrix_bf16 / 2, d.matrix_bf16 / 2, d.vector_flops / 2};
     auto positive = [&](const RateFit& f) {
       if (f.inverse_rates.empty()) return false;
       std::size_t i = 0;
-      for (int path = 0; path < 2; ++path)
-        if (present[path] && !(f.inverse_rates[i++] * ceiling[path] >= 1)) return false;
+      for (int column = 0; column < columns_count; ++column)
+        if (present[column] && !(f.inverse_rates[i++] * ceiling[column] >= 1)) return false;
       return true;
     };
     flops half_saturation = d.matrix.half_saturation_flops;
@@ -805,13 +832,17 @@ FitResult fit(const std::vector<Sample>& samples, const HardwareProfile& base) {
       const HardwareProfile before = p;
       std::size_t i = 0;
       if (present[0]) d.matrix_tf32 = 1.0 / best.inverse_rates[i++];
-      if (present[1]) d.matrix_fp32 = 1.0 / best.inverse_rates[i++];
+      if (present[1]) d.matrix_tf32_unaligned = 1.0 / best.inverse_rates[i++];
+      if (present[2]) d.matrix_fp32 = 1.0 / best.inverse_rates[i++];
       d.matrix.half_saturation_flops = half_saturation;
       if (improves(group, before, "TF32 and CUDA-core FP32 GEMM rates")) {
         if (present[0])
           record("device.matrix_flops.tf32", tf32_rate(before.device), d.matrix_tf32, group, before,
                  "FP32 GEMM kernels on tensor cores (TF32), each on its named tile");
         if (present[1])
+          record("device.matrix_flops.tf32_unaligned", tf32_unaligned_rate(before.device), d.matrix_tf32_unaligned, group, before,
+                 "TF32 GEMM kernels on unaligned operands (CUTLASS align1/align2)");
+        if (present[2])
           record("device.matrix_flops.fp32", matrix_peak(MatrixPrecision::fp32, before.device), d.matrix_fp32, group, before,
                  "FP32 GEMM kernels on CUDA cores (sgemm), each on its named tile");
         if (half_saturation != before.device.matrix.half_saturation_flops)
