@@ -753,9 +753,9 @@ FitResult fit(const std::vector<Sample>& samples, const HardwareProfile& base) {
 
   // 2b. Replayed GPU kernels off the tensor-core path, TF32 and CUDA-core FP32 (GemmPath): t - L =
   //     (F / q + F_half) / peak_fraction / rate on the kernel's own tile (compute::kernel_gemm_time),
-  //     linear in 1/rate_tf32, 1/rate_tf32_unaligned (unaligned_tf32) and 1/rate_fp32 for a given F_half. Without half-precision GEMMs to fix
-  //     the saturation point, F_half is the best of a log-spaced scan (one shared curve, the rates fitted
-  //     at each point).
+  //     linear in 1/rate_tf32, 1/rate_tf32_unaligned (unaligned_tf32) and 1/rate_fp32 for a given F_half.
+  //     Without half-precision GEMMs to fix the saturation point, F_half is the best of a log-spaced scan
+  //     (one shared curve, the rates fitted at each point).
   {
     // Kernels whose measured time exceeds their HBM roofline time are limited by their main loop, not by
     // memory: the ones the rates describe. The measured time, not the base rates, decides: an unaligned
@@ -808,10 +808,10 @@ FitResult fit(const std::vector<Sample>& samples, const HardwareProfile& base) {
       }
       return f;
     };
-    // A fit is kept only with rates the hardware can reach: TF32 (aligned or not) at most the datasheet TF32 peak, CUDA-core
-    // FP32 at most half the non-tensor rate (the profiles' FP32 assumption, matrix_peak). Few distinct
-    // shapes otherwise trade the rate against the fixed cost without bound (one A100 trace: 140 PFLOPS
-    // TF32 with F_half = 1 TFLOP, every GEMM a constant).
+    // A fit is kept only with rates the hardware can reach: TF32 (aligned or not) at most the datasheet TF32
+    // peak, CUDA-core FP32 at most half the non-tensor rate (the profiles' FP32 assumption, matrix_peak).
+    // Few distinct shapes otherwise trade the rate against the fixed cost without bound (one A100 trace:
+    // 140 PFLOPS TF32 with F_half = 1 TFLOP, every GEMM a constant).
     const std::array<flops_per_second, columns_count> ceiling{d.matrix_bf16 / 2, d.matrix_bf16 / 2, d.vector_flops / 2};
     auto positive = [&](const RateFit& f) {
       if (f.inverse_rates.empty()) return false;
