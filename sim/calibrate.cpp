@@ -457,6 +457,12 @@ std::vector<Sample> classify(const io::Trace& trace, const HardwareProfile& hw) 
   return out;
 }
 
+// The device with peak_fraction 1: for kernels whose fitted rate is already the achieved one.
+DeviceSpec at_own_rate(DeviceSpec d) {
+  d.matrix.peak_fraction = 1;
+  return d;
+}
+
 seconds predict(const Sample& s, const HardwareProfile& hw) {
   const DeviceSpec& d = hw.device;
   const seconds extra_launches = (s.launches - 1) * d.launch_overhead;  // the cost models charge one per op
@@ -464,9 +470,11 @@ seconds predict(const Sample& s, const HardwareProfile& hw) {
     case OpKind::matmul:
       // Replayed kernels off the simulator's tensor-core path: their own tile and rate (TF32, CUDA-core
       // FP32); a matrix-vector product on no tile, bound by streaming its operands once (the memory
-      // roofline) or, when tiny, by the same fixed fill/drain cost as a GEMM kernel.
+      // roofline) or, when tiny, by the same fixed fill/drain cost as a GEMM kernel. Their rate is what
+      // their main loop achieves (fitted per path, at most the datasheet peak), so the tensor-core GEMM
+      // efficiency peak_fraction (fitted to BF16 training runs) does not scale it again.
       if (s.path != GemmPath::tensor_core)
-        return compute::kernel_gemm_time(s.gemm, s.tile, s.hbm, gemm_rate(s, d), d).time + extra_launches;
+        return compute::kernel_gemm_time(s.gemm, s.tile, s.hbm, gemm_rate(s, d), at_own_rate(d)).time + extra_launches;
       [[fallthrough]];
     case OpKind::grouped_matmul:
       return compute::gemm_time(s.gemm, s.hbm, matrix_peak(s.precision, d), d, s.kind == OpKind::grouped_matmul).time +
@@ -776,7 +784,7 @@ FitResult fit(const std::vector<Sample>& samples, const HardwareProfile& base) {
   }
 
   // 2b. Replayed GPU kernels off the tensor-core path, TF32 and CUDA-core FP32 (GemmPath): t - L =
-  //     (F / q + F_half) / peak_fraction / rate on the kernel's own tile (compute::kernel_gemm_time),
+  //     (F / q + F_half) / rate on the kernel's own tile (compute::kernel_gemm_time at peak_fraction 1),
   //     linear in 1/rate_tf32, 1/rate_tf32_unaligned (unaligned_tf32) and 1/rate_fp32 for a given F_half.
   //     Without half-precision GEMMs to fix the saturation point, F_half is the best of a log-spaced scan
   //     (one shared curve, the rates fitted at each point).
@@ -802,10 +810,11 @@ FitResult fit(const std::vector<Sample>& samples, const HardwareProfile& base) {
     std::array<bool, columns_count> present{};
     for (const Sample* s : group) present[column_of(*s)] = true;
     // A rate is at most what the hardware can reach: TF32 (aligned or not) at most the datasheet TF32
-    // peak, CUDA-core FP32 at most half the non-tensor rate (the profiles' FP32 assumption, matrix_peak).
+    // peak, CUDA-core FP32 at most the base profile's FP32 rate (the datasheet's where the profile gives it,
+    // else half the non-tensor rate, matrix_peak).
     // Few distinct shapes otherwise trade the rate against the fixed cost without bound (one A100 trace:
     // 140 PFLOPS TF32 with F_half = 1 TFLOP, every GEMM a constant).
-    const flops_per_second tf32_peak = d.matrix_bf16 / 2, simt_peak = d.vector_flops / 2;
+    const flops_per_second tf32_peak = d.matrix_bf16 / 2, simt_peak = matrix_peak(MatrixPrecision::fp32, base.device);
     const std::array<flops_per_second, columns_count> ceiling{tf32_peak, tf32_peak, simt_peak, simt_peak,
                                                               simt_peak, simt_peak, simt_peak};
     struct RateFit {
@@ -814,7 +823,7 @@ FitResult fit(const std::vector<Sample>& samples, const HardwareProfile& base) {
       bool ok = false;
     };
     auto fit_rates = [&](flops half_saturation) {
-      MatrixEfficiency curve = d.matrix;
+      MatrixEfficiency curve = at_own_rate(d).matrix;
       curve.half_saturation_flops = half_saturation;
       std::vector<double> work, targets, weights;
       for (const Sample* s : group) {
