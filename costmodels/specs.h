@@ -2,6 +2,7 @@
 // Validated value types for the three inputs of every simulation: the model, the parallel layout and
 // the hardware profile. Field names follow ../shared/DESIGN.md. These types hold no I/O; sim/io parses
 // files into them and checks them.
+#include <array>
 #include <optional>
 #include <string>
 #include <vector>
@@ -151,12 +152,21 @@ struct MatrixEfficiency {
   double attention_fraction = 0.7;       // fused attention core relative to peak_fraction
 };
 
+// Operand layouts of a column-major GEMM as cuBLAS kernel names give them (n: as stored, t: transposed).
+inline constexpr std::array<const char*, 4> gemm_layout_names{"nn", "nt", "tn", "tt"};
+
 struct DeviceSpec {
   flops_per_second matrix_bf16 = 0;
   flops_per_second matrix_fp16 = 0;
   flops_per_second matrix_fp8 = 0;  // 0 when the hardware has no FP8 matrix rate
   flops_per_second matrix_fp32 = 0;  // FP32 GEMM rate when measured (calibrated); 0: not given
   flops_per_second matrix_tf32 = 0;  // FP32 GEMMs on tensor cores (TF32) when measured (calibrated); 0: not given
+  // TF32 GEMM kernels whose operands allow only scalar (4-byte) global loads, CUTLASS `align1`/`align2`
+  // (a leading dimension not a multiple of 4 floats), when measured (calibrated); 0: matrix_tf32.
+  flops_per_second matrix_tf32_unaligned = 0;
+  // CUDA-core FP32 GEMM kernels by the operand layout cuBLAS names (`volta_sgemm_128x32_tn`: nn, nt, tn,
+  // tt), when measured (calibrated); 0: matrix_fp32.
+  std::array<flops_per_second, 4> matrix_fp32_by_layout{};
   flops_per_second vector_flops = 0;
   bytes hbm_bytes = 0;
   bytes_per_second hbm_bandwidth = 0;

@@ -84,8 +84,51 @@ flops_per_second matrix_peak(MatrixPrecision p, const DeviceSpec& d) {
 // 312 TFLOPS, H100 SXM: 495 vs 989, NVIDIA A100 / H100 datasheets, dense).
 flops_per_second tf32_rate(const DeviceSpec& d) { return d.matrix_tf32 > 0 ? d.matrix_tf32 : d.matrix_bf16 / 2; }
 
+// A TF32 kernel on unaligned operands: CUTLASS names its operand alignment in elements per global
+// load (`_align4`: 128-bit vector loads of 4 floats; `_align1`: scalar 32-bit loads, chosen when a
+// leading dimension is not a multiple of 4 floats). Scalar loads issue 4x the load instructions and
+// cannot use 16-byte asynchronous copies (cp.async.cg), so the main loop is fed more slowly (CUTLASS
+// docs/efficient_gemm.md, "Vectorized memory access"; NVIDIA "Matrix Multiplication Background" guide,
+// Tensor Core requirements: dimensions in multiples of 16 bytes). Until calibrated: the TF32 rate.
+bool unaligned_tf32(const Sample& s) { return s.path == GemmPath::tf32 && s.alignment > 0 && s.alignment * 4 < 16; }
+flops_per_second tf32_unaligned_rate(const DeviceSpec& d) {
+  return d.matrix_tf32_unaligned > 0 ? d.matrix_tf32_unaligned : tf32_rate(d);
+}
+
+// A CUDA-core FP32 kernel's rate by the operand layout its name gives: cuBLAS's SIMT sgemm kernels
+// stage each operand tile through shared memory, and an operand stored along K ('t' for A, 'n' for B in
+// column-major terms) is read with strided global loads and a transposing shared-memory store, so the
+// main loop's load pipeline differs per layout (CUTLASS docs/efficient_gemm.md, "Shared memory
+// transposition"; cuBLAS names its kernels per layout for that reason). Until calibrated: matrix_fp32.
+flops_per_second simt_rate(const Sample& s, const DeviceSpec& d) {
+  if (s.layout >= 0 && d.matrix_fp32_by_layout[static_cast<std::size_t>(s.layout)] > 0)
+    return d.matrix_fp32_by_layout[static_cast<std::size_t>(s.layout)];
+  return matrix_peak(s.precision, d);
+}
+
 flops_per_second gemm_rate(const Sample& s, const DeviceSpec& d) {
+  if (unaligned_tf32(s)) return tf32_unaligned_rate(d);
+  if (s.path == GemmPath::simt) return simt_rate(s, d);
   return s.path == GemmPath::tf32 ? tf32_rate(d) : matrix_peak(s.precision, d);
+}
+
+// Operand layout named by a cuBLAS SIMT kernel, the last `_xx` of its name (`volta_sgemm_128x32_tn`,
+// `ampere_sgemm_32x32_sliced1x4_nn`); -1 when not named (gemmSN's layout is in its template name).
+int layout_from_name(std::string_view name) {
+  const std::string_view kernel = name.substr(0, std::min(name.find('<'), name.find('(')));
+  if (kernel.find("sgemm") == std::string_view::npos || kernel.size() < 3 || kernel[kernel.size() - 3] != '_') return -1;
+  const std::string_view suffix = kernel.substr(kernel.size() - 2);
+  for (std::size_t i = 0; i < gemm_layout_names.size(); ++i)
+    if (suffix == gemm_layout_names[i]) return static_cast<int>(i);
+  return -1;
+}
+
+// Operand alignment (elements) named by a CUTLASS kernel, `..._align<N>`; 0 when not named.
+int alignment_from_name(std::string_view name) {
+  const std::size_t at = name.find("_align");
+  if (at == std::string_view::npos || at + 6 >= name.size()) return 0;
+  const char digit = name[at + 6];
+  return digit >= '1' && digit <= '9' ? digit - '0' : 0;
 }
 
 // Execution path of a GPU GEMM kernel from its name and the GEMM's shape (GemmPath).
@@ -343,6 +386,8 @@ Sample classify_one(const io::KernelSample& k, const HardwareProfile& hw, int wo
       if (!is_matmul_op(k.op) || !gemm_from_aten(k, s)) return unpredictable(s.kind, "shapes not recorded");
       s.path = gemm_path(name, s);
       if (s.path == GemmPath::tf32 || s.path == GemmPath::simt) s.tile = tile_from_name(name);
+      if (s.path == GemmPath::tf32) s.alignment = alignment_from_name(name);
+      if (s.path == GemmPath::simt) s.layout = layout_from_name(name);
       s.predictable = true;
       return s;
     }
@@ -412,6 +457,12 @@ std::vector<Sample> classify(const io::Trace& trace, const HardwareProfile& hw) 
   return out;
 }
 
+// The device with peak_fraction 1: for kernels whose fitted rate is already the achieved one.
+DeviceSpec at_own_rate(DeviceSpec d) {
+  d.matrix.peak_fraction = 1;
+  return d;
+}
+
 seconds predict(const Sample& s, const HardwareProfile& hw) {
   const DeviceSpec& d = hw.device;
   const seconds extra_launches = (s.launches - 1) * d.launch_overhead;  // the cost models charge one per op
@@ -419,9 +470,11 @@ seconds predict(const Sample& s, const HardwareProfile& hw) {
     case OpKind::matmul:
       // Replayed kernels off the simulator's tensor-core path: their own tile and rate (TF32, CUDA-core
       // FP32); a matrix-vector product on no tile, bound by streaming its operands once (the memory
-      // roofline) or, when tiny, by the same fixed fill/drain cost as a GEMM kernel.
+      // roofline) or, when tiny, by the same fixed fill/drain cost as a GEMM kernel. Their rate is what
+      // their main loop achieves (fitted per path, at most the datasheet peak), so the tensor-core GEMM
+      // efficiency peak_fraction (fitted to BF16 training runs) does not scale it again.
       if (s.path != GemmPath::tensor_core)
-        return compute::kernel_gemm_time(s.gemm, s.tile, s.hbm, gemm_rate(s, d), d).time + extra_launches;
+        return compute::kernel_gemm_time(s.gemm, s.tile, s.hbm, gemm_rate(s, d), at_own_rate(d)).time + extra_launches;
       [[fallthrough]];
     case OpKind::grouped_matmul:
       return compute::gemm_time(s.gemm, s.hbm, matrix_peak(s.precision, d), d, s.kind == OpKind::grouped_matmul).time +
@@ -731,95 +784,142 @@ FitResult fit(const std::vector<Sample>& samples, const HardwareProfile& base) {
   }
 
   // 2b. Replayed GPU kernels off the tensor-core path, TF32 and CUDA-core FP32 (GemmPath): t - L =
-  //     (F / q + F_half) / peak_fraction / rate on the kernel's own tile (compute::kernel_gemm_time),
-  //     linear in 1/rate_tf32 and 1/rate_fp32 for a given F_half. Without half-precision GEMMs to fix
-  //     the saturation point, F_half is the best of a log-spaced scan (one shared curve, the rates fitted
-  //     at each point).
+  //     (F / q + F_half) / rate on the kernel's own tile (compute::kernel_gemm_time at peak_fraction 1),
+  //     linear in 1/rate_tf32, 1/rate_tf32_unaligned (unaligned_tf32) and 1/rate_fp32 for a given F_half.
+  //     Without half-precision GEMMs to fix the saturation point, F_half is the best of a log-spaced scan
+  //     (one shared curve, the rates fitted at each point).
   {
+    // Kernels whose measured time exceeds their HBM roofline time are limited by their main loop, not by
+    // memory: the ones the rates describe. The measured time, not the base rates, decides: an unaligned
+    // kernel the base TF32 rate would call memory-bound can run several times slower than its HBM time.
     auto path_bound = [&](const Sample& s) {
-      return compute::kernel_gemm_work(s.gemm, s.tile, d.matrix) / gemm_rate(s, d) >= s.hbm / (d.hbm_bandwidth * d.hbm_efficiency);
+      return s.measured - s.launches * d.launch_overhead >= s.hbm / (d.hbm_bandwidth * d.hbm_efficiency);
     };
     const auto group = select(samples, [&](const Sample& s) {
       const bool fp32_gemv = s.path == GemmPath::gemv && s.precision == MatrixPrecision::fp32;  // on the CUDA cores
       return s.kind == OpKind::matmul && (s.path == GemmPath::tf32 || s.path == GemmPath::simt || fp32_gemv) && path_bound(s);
     });
-    std::array<bool, 2> present{};  // tf32, simt: a path without samples keeps its rate
-    for (const Sample* s : group) present[s->path == GemmPath::tf32 ? 0 : 1] = true;
+    // Rate columns: TF32 on aligned operands, TF32 on unaligned ones, CUDA-core FP32 without a named
+    // layout (gemmSN, FP32 GEMV), CUDA-core FP32 per named layout (nn, nt, tn, tt). A column without
+    // samples keeps its rate.
+    constexpr int columns_count = 7;
+    auto column_of = [](const Sample& s) {
+      if (s.path == GemmPath::tf32) return unaligned_tf32(s) ? 1 : 0;
+      return s.layout >= 0 ? 3 + s.layout : 2;
+    };
+    std::array<bool, columns_count> present{};
+    for (const Sample* s : group) present[column_of(*s)] = true;
+    // A rate is at most what the hardware can reach: TF32 (aligned or not) at most the datasheet TF32
+    // peak, CUDA-core FP32 at most the base profile's FP32 rate (the datasheet's where the profile gives it,
+    // else half the non-tensor rate, matrix_peak).
+    // Few distinct shapes otherwise trade the rate against the fixed cost without bound (one A100 trace:
+    // 140 PFLOPS TF32 with F_half = 1 TFLOP, every GEMM a constant).
+    const flops_per_second tf32_peak = d.matrix_bf16 / 2, simt_peak = matrix_peak(MatrixPrecision::fp32, base.device);
+    const std::array<flops_per_second, columns_count> ceiling{tf32_peak, tf32_peak, simt_peak, simt_peak,
+                                                              simt_peak, simt_peak, simt_peak};
     struct RateFit {
-      std::vector<double> inverse_rates;  // per present path
+      std::array<double, columns_count> inverse_rates{};  // per column; 0 where absent
       double sse = 0;
+      bool ok = false;
     };
     auto fit_rates = [&](flops half_saturation) {
-      MatrixEfficiency curve = d.matrix;
+      MatrixEfficiency curve = at_own_rate(d).matrix;
       curve.half_saturation_flops = half_saturation;
-      std::vector<std::vector<double>> columns;
-      std::vector<double> targets, weights;
+      std::vector<double> work, targets, weights;
       for (const Sample* s : group) {
-        std::vector<double> x;
-        for (int path = 0; path < 2; ++path)
-          if (present[path])
-            x.push_back((s->path == GemmPath::tf32) == (path == 0) ? compute::kernel_gemm_work(s->gemm, s->tile, curve) : 0.0);
-        columns.push_back(std::move(x));
+        work.push_back(compute::kernel_gemm_work(s->gemm, s->tile, curve));
         targets.push_back(s->measured - s->launches * d.launch_overhead);
         weights.push_back(1.0 / (s->measured * s->measured));
       }
-      // Least absolute relative deviations by iteratively reweighted least squares (weights 1 / |e|,
-      // Schlossmacher 1973): the replay scores median |error|, and kernels slowed by concurrent streams
-      // are outliers that would pull a squared-error fit.
-      std::vector<double> irls(weights);
+      // A column whose free fit would exceed its ceiling is pinned there and the others refitted (the
+      // minimum of the constrained problem has that bound active); at most one pin per pass.
+      std::array<bool, columns_count> pinned{};
       RateFit f;
-      for (int iteration = 0; iteration < 20; ++iteration) {
-        f = {least_squares(columns, targets, irls), 0};
-        if (f.inverse_rates.empty()) break;
-        for (std::size_t r = 0; r < columns.size(); ++r) {
-          double predicted = 0;
-          for (std::size_t j = 0; j < f.inverse_rates.size(); ++j) predicted += f.inverse_rates[j] * columns[r][j];
-          const double relative = std::abs(targets[r] - predicted) * std::sqrt(weights[r]);
-          irls[r] = weights[r] / std::max(relative, 1e-3);
-          f.sse += relative;  // sum of |relative residual|
+      for (int pass = 0; pass <= columns_count; ++pass) {
+        std::vector<int> free_columns;
+        for (int c = 0; c < columns_count; ++c)
+          if (present[c] && !pinned[c]) free_columns.push_back(c);
+        std::vector<std::vector<double>> x;
+        std::vector<double> rest;  // target less the pinned columns' time
+        for (std::size_t r = 0; r < group.size(); ++r) {
+          const int c = column_of(*group[r]);
+          std::vector<double> row;
+          for (int free : free_columns) row.push_back(free == c ? work[r] : 0.0);
+          x.push_back(std::move(row));
+          rest.push_back(targets[r] - (pinned[c] ? work[r] / ceiling[c] : 0.0));
         }
+        // Least absolute relative deviations by iteratively reweighted least squares (weights 1 / |e|,
+        // Schlossmacher 1973): the replay scores median |error|, and kernels slowed by concurrent
+        // streams are outliers that would pull a squared-error fit.
+        std::vector<double> irls(weights), coef;
+        for (int iteration = 0; iteration < 20 && !free_columns.empty(); ++iteration) {
+          coef = least_squares(x, rest, irls);
+          if (coef.empty()) return RateFit{};
+          for (std::size_t r = 0; r < x.size(); ++r) {
+            double predicted = 0;
+            for (std::size_t j = 0; j < coef.size(); ++j) predicted += coef[j] * x[r][j];
+            irls[r] = weights[r] / std::max(std::abs(rest[r] - predicted) * std::sqrt(weights[r]), 1e-3);
+          }
+        }
+        f = {};
+        for (int c = 0; c < columns_count; ++c)
+          if (pinned[c]) f.inverse_rates[static_cast<std::size_t>(c)] = 1.0 / ceiling[c];
+        for (std::size_t j = 0; j < free_columns.size(); ++j) f.inverse_rates[static_cast<std::size_t>(free_columns[j])] = coef[j];
+        int worst = -1;  // the free column furthest above its ceiling
+        for (int c : free_columns) {
+          const double reach = f.inverse_rates[static_cast<std::size_t>(c)] * ceiling[c];
+          if (reach < 1 && (worst < 0 || reach < f.inverse_rates[static_cast<std::size_t>(worst)] * ceiling[worst])) worst = c;
+        }
+        if (worst < 0) break;
+        pinned[worst] = true;
       }
+      for (std::size_t r = 0; r < group.size(); ++r) {
+        const double predicted = f.inverse_rates[static_cast<std::size_t>(column_of(*group[r]))] * work[r];
+        f.sse += std::abs(targets[r] - predicted) * std::sqrt(weights[r]);  // sum of |relative residual|
+      }
+      f.ok = true;
       return f;
-    };
-    // A fit is kept only with rates the hardware can reach: TF32 at most the datasheet TF32 peak, CUDA-core
-    // FP32 at most half the non-tensor rate (the profiles' FP32 assumption, matrix_peak). Few distinct
-    // shapes otherwise trade the rate against the fixed cost without bound (one A100 trace: 140 PFLOPS
-    // TF32 with F_half = 1 TFLOP, every GEMM a constant).
-    const std::array<flops_per_second, 2> ceiling{d.matrix_bf16 / 2, d.vector_flops / 2};
-    auto positive = [&](const RateFit& f) {
-      if (f.inverse_rates.empty()) return false;
-      std::size_t i = 0;
-      for (int path = 0; path < 2; ++path)
-        if (present[path] && !(f.inverse_rates[i++] * ceiling[path] >= 1)) return false;
-      return true;
     };
     flops half_saturation = d.matrix.half_saturation_flops;
     RateFit best = group.size() >= 3 ? fit_rates(half_saturation) : RateFit{};
     if (half.empty() && group.size() >= 3) {
       for (double f_half = 1e6; f_half <= 1e12; f_half *= std::pow(10.0, 0.125)) {  // 1 MFLOP .. 1 TFLOP, 8 per decade
         const RateFit f = fit_rates(f_half);
-        if (positive(f) && (!positive(best) || f.sse < best.sse)) best = f, half_saturation = f_half;
+        if (f.ok && (!best.ok || f.sse < best.sse)) best = f, half_saturation = f_half;
       }
     }
-    if (positive(best)) {
+    if (best.ok) {
       const HardwareProfile before = p;
-      std::size_t i = 0;
-      if (present[0]) d.matrix_tf32 = 1.0 / best.inverse_rates[i++];
-      if (present[1]) d.matrix_fp32 = 1.0 / best.inverse_rates[i++];
+      const auto rate = [&](int column) { return 1.0 / best.inverse_rates[static_cast<std::size_t>(column)]; };
+      if (present[0]) d.matrix_tf32 = rate(0);
+      if (present[1]) d.matrix_tf32_unaligned = rate(1);
+      if (present[2]) d.matrix_fp32 = rate(2);
+      for (int layout = 0; layout < 4; ++layout)
+        if (present[3 + layout]) d.matrix_fp32_by_layout[static_cast<std::size_t>(layout)] = rate(3 + layout);
       d.matrix.half_saturation_flops = half_saturation;
       if (improves(group, before, "TF32 and CUDA-core FP32 GEMM rates")) {
         if (present[0])
           record("device.matrix_flops.tf32", tf32_rate(before.device), d.matrix_tf32, group, before,
                  "FP32 GEMM kernels on tensor cores (TF32), each on its named tile");
         if (present[1])
+          record("device.matrix_flops.tf32_unaligned", tf32_unaligned_rate(before.device), d.matrix_tf32_unaligned, group, before,
+                 "TF32 GEMM kernels on unaligned operands (CUTLASS align1/align2)");
+        if (present[2])
           record("device.matrix_flops.fp32", matrix_peak(MatrixPrecision::fp32, before.device), d.matrix_fp32, group, before,
-                 "FP32 GEMM kernels on CUDA cores (sgemm), each on its named tile");
+                 "FP32 GEMM kernels on CUDA cores without a named layout (gemmSN, FP32 GEMV)");
+        for (std::size_t layout = 0; layout < gemm_layout_names.size(); ++layout)
+          if (present[3 + layout])
+            record(std::string("device.matrix_flops.fp32_") + gemm_layout_names[layout],
+                   before.device.matrix_fp32_by_layout[layout] > 0 ? before.device.matrix_fp32_by_layout[layout]
+                                                                   : matrix_peak(MatrixPrecision::fp32, before.device),
+                   d.matrix_fp32_by_layout[layout], group, before,
+                   std::string("FP32 sgemm kernels of layout ") + gemm_layout_names[layout] + ", each on its named tile");
         if (half_saturation != before.device.matrix.half_saturation_flops)
           record("device.matrix_efficiency.half_saturation_flops", before.device.matrix.half_saturation_flops, half_saturation, group,
                  before, "TF32 / FP32 GEMM kernels (no half-precision GEMMs in the traces)");
       }
     } else if (group.size() >= 3) {
-      result.rejected.push_back("TF32 and CUDA-core FP32 GEMM rates: no positive least-squares solution over " +
+      result.rejected.push_back("TF32 and CUDA-core FP32 GEMM rates: no least-squares solution over " +
                                 std::to_string(group.size()) + " kernels");
     }
   }

@@ -48,6 +48,8 @@ struct Sample {
   MatrixPrecision precision = MatrixPrecision::bf16;
   GemmPath path = GemmPath::tensor_core;
   compute::KernelTile tile;  // threadblock tile from the kernel name (tf32 and simt paths; 0: not named)
+  int layout = -1;  // CUDA-core kernels: operand layout named by cuBLAS, index into gemm_layout_names; -1: not named
+  int alignment = 0;  // elements per global load from a CUTLASS name (`_align4`: 4 floats, 16 bytes); 0: not named
   // attention and vector ops: FLOPs and HBM bytes; matmuls: HBM bytes
   flops op_flops = 0;
   bytes hbm = 0;

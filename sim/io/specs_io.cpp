@@ -284,6 +284,9 @@ HardwareProfile parse_profile(const json& j, const std::string& file) {
   hw.device.matrix_fp8 = mf.non_negative_or("fp8", 0);
   hw.device.matrix_fp32 = mf.non_negative_or("fp32", 0);
   hw.device.matrix_tf32 = mf.non_negative_or("tf32", 0);
+  hw.device.matrix_tf32_unaligned = mf.non_negative_or("tf32_unaligned", 0);
+  for (std::size_t i = 0; i < gemm_layout_names.size(); ++i)
+    hw.device.matrix_fp32_by_layout[i] = mf.non_negative_or(std::string("fp32_") + gemm_layout_names[i], 0);
   hw.device.vector_flops = d.positive("vector_flops");
   hw.device.hbm_bytes = d.positive("hbm_bytes");
   hw.device.hbm_bandwidth = d.positive("hbm_bandwidth");
@@ -362,6 +365,9 @@ json profile_json(const HardwareProfile& hw, const json& base) {
   d["matrix_flops"]["fp8"] = dev.matrix_fp8;
   if (dev.matrix_fp32 > 0) d["matrix_flops"]["fp32"] = dev.matrix_fp32;
   if (dev.matrix_tf32 > 0) d["matrix_flops"]["tf32"] = dev.matrix_tf32;
+  if (dev.matrix_tf32_unaligned > 0) d["matrix_flops"]["tf32_unaligned"] = dev.matrix_tf32_unaligned;
+  for (std::size_t i = 0; i < gemm_layout_names.size(); ++i)
+    if (dev.matrix_fp32_by_layout[i] > 0) d["matrix_flops"][std::string("fp32_") + gemm_layout_names[i]] = dev.matrix_fp32_by_layout[i];
   d["vector_flops"] = dev.vector_flops;
   d["hbm_bytes"] = dev.hbm_bytes;
   d["hbm_bandwidth"] = dev.hbm_bandwidth;
