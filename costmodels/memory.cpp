@@ -23,6 +23,22 @@ DeviceParams layer_device_params(const ModelSpec& m, const LayoutSpec& l, bool m
   return p;
 }
 
+// The largest one-layer activation set a stage holds when nothing of it is recomputed.
+bytes recomputed_layer_bytes(const ModelSpec& m, const LayoutSpec& l, const graph::ModelGraphs& g,
+                             const PipelinePlan& plan, int stage, double imbalance) {
+  bytes largest = 0;
+  for (int c = 0; c < plan.chunks; ++c) {
+    const ChunkContent& chunk = plan.at(stage, c);
+    for (int i = chunk.first_layer; i < chunk.first_layer + chunk.layers; ++i)
+      largest = std::max(largest, g.decoder(m, i).saved_bytes(Recompute::none, imbalance) -
+                                      g.decoder(m, i).saved_bytes(Recompute::full, imbalance));
+    if (chunk.mtp_layers > 0)
+      largest = std::max(largest, g.mtp.saved_bytes(Recompute::none, imbalance) -
+                                      g.mtp.saved_bytes(Recompute::full, imbalance));
+  }
+  return largest;
+}
+
 }  // namespace
 
 DeviceParams chunk_params(const ModelSpec& m, const LayoutSpec& l, const ChunkContent& chunk) {
@@ -106,6 +122,10 @@ std::vector<StageMemory> stage_memory(const ModelSpec& m, const LayoutSpec& l, c
     }
     // Swapped activations leave HBM while their microbatch waits; the one being computed stays resident.
     sm.activations = in_flight >= 1 ? per_chunk * (1 + (in_flight - 1) * (1 - l.activation_swap)) : per_chunk * in_flight;
+    // Full recompute reruns one layer's forward inside that layer's backward, so its activations are live
+    // again on top of the kept layer inputs (Chen et al. 2016, "Training Deep Nets with Sublinear Memory
+    // Cost", §3: peak = checkpoints + the largest recomputed segment).
+    if (l.recompute == Recompute::full && in_flight > 0) sm.activations += recomputed_layer_bytes(m, l, g, plan, s, imbalance);
     sm.buffers = largest_op + p2p;
     sm.reserve = hw.device.framework_reserve;
     out.push_back(sm);
