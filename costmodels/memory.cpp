@@ -23,6 +23,22 @@ DeviceParams layer_device_params(const ModelSpec& m, const LayoutSpec& l, bool m
   return p;
 }
 
+// The largest one-layer activation set a stage holds when nothing of it is recomputed.
+bytes recomputed_layer_bytes(const ModelSpec& m, const LayoutSpec& l, const graph::ModelGraphs& g,
+                             const PipelinePlan& plan, int stage, double imbalance) {
+  bytes largest = 0;
+  for (int c = 0; c < plan.chunks; ++c) {
+    const ChunkContent& chunk = plan.at(stage, c);
+    for (int i = chunk.first_layer; i < chunk.first_layer + chunk.layers; ++i)
+      largest = std::max(largest, g.decoder(m, i).saved_bytes(Recompute::none, imbalance) -
+                                      g.decoder(m, i).saved_bytes(Recompute::full, imbalance));
+    if (chunk.mtp_layers > 0)
+      largest = std::max(largest, g.mtp.saved_bytes(Recompute::none, imbalance) -
+                                      g.mtp.saved_bytes(Recompute::full, imbalance));
+  }
+  return largest;
+}
+
 }  // namespace
 
 DeviceParams chunk_params(const ModelSpec& m, const LayoutSpec& l, const ChunkContent& chunk) {
@@ -72,11 +88,18 @@ std::vector<StageMemory> stage_memory(const ModelSpec& m, const LayoutSpec& l, c
                                       const graph::ModelGraphs& g, const HardwareProfile& hw,
                                       const std::vector<double>& inflight, double imbalance) {
   // Transient buffers: the largest single op's working set (inputs, weights, outputs live at once)
-  // plus the pipeline's send and receive buffers of one microbatch's activations.
-  bytes largest_op = 0;
-  for (const graph::LayerGraph* lg : {&g.dense, &g.moe, &g.mtp, &g.embedding, &g.lm_head})
-    for (const graph::Op& op : lg->forward)
-      largest_op = std::max(largest_op, op.hbm_bytes * (op.scales_with_imbalance ? imbalance : 1.0));
+  // plus the pipeline's send and receive buffers of one microbatch's activations. Decoder-layer ops and
+  // the embedding / output-head ops run in different phases, so they are kept apart: under full
+  // recompute a decoder op's backward also holds its layer's recomputed activations.
+  const auto largest_op = [imbalance](std::initializer_list<const graph::LayerGraph*> graphs) {
+    bytes largest = 0;
+    for (const graph::LayerGraph* lg : graphs)
+      for (const graph::Op& op : lg->forward)
+        largest = std::max(largest, op.hbm_bytes * (op.scales_with_imbalance ? imbalance : 1.0));
+    return largest;
+  };
+  const bytes largest_decoder_op = largest_op({&g.dense, &g.moe, &g.mtp});
+  const bytes largest_edge_op = largest_op({&g.embedding, &g.lm_head});
   const bytes p2p = l.pp > 1 ? 2 * g.dense.layer_input_bytes : 0;
 
   // Distributed optimizer (Megatron-LM): optimizer states sharded over the data-parallel group
@@ -106,7 +129,13 @@ std::vector<StageMemory> stage_memory(const ModelSpec& m, const LayoutSpec& l, c
     }
     // Swapped activations leave HBM while their microbatch waits; the one being computed stays resident.
     sm.activations = in_flight >= 1 ? per_chunk * (1 + (in_flight - 1) * (1 - l.activation_swap)) : per_chunk * in_flight;
-    sm.buffers = largest_op + p2p;
+    // Full recompute reruns one layer's forward inside that layer's backward, so its activations are live
+    // again on top of the kept layer inputs (Chen et al. 2016, "Training Deep Nets with Sublinear Memory
+    // Cost", §3: peak = checkpoints + the largest recomputed segment). The loss and output head finish
+    // their backward before the first layer is recomputed, so that phase is not added to theirs.
+    const bytes recomputed =
+        l.recompute == Recompute::full && in_flight > 0 ? recomputed_layer_bytes(m, l, g, plan, s, imbalance) : 0;
+    sm.buffers = std::max(largest_edge_op, largest_decoder_op + recomputed) + p2p;
     sm.reserve = hw.device.framework_reserve;
     out.push_back(sm);
   }

@@ -30,6 +30,14 @@ Convention parse_convention(const std::string& s, const std::string& where) {
   return it->second;
 }
 
+MemoryKind parse_memory_kind(const std::string& s, const std::string& where) {
+  static const std::map<std::string, MemoryKind> names = {
+      {"allocated", MemoryKind::allocated}, {"reserved", MemoryKind::reserved}, {"device", MemoryKind::device}};
+  const auto it = names.find(s);
+  if (it == names.end()) throw InputError(where + ": expected a memory kind (allocated|reserved|device), got \"" + s + "\"");
+  return it->second;
+}
+
 }  // namespace
 
 std::vector<MeasuredRun> load_runs(const std::string& path) { return parse_runs(io::read_json_file(path), path); }
@@ -69,8 +77,13 @@ std::vector<MeasuredRun> parse_runs(const json& j, const std::string& path) {
         break;
       }
     }
-    if (measured.has("memory_bytes")) run.measured_memory_bytes = measured.positive("memory_bytes");
-    if (run.metric.empty()) measured.fail("mfu", "one of mfu, tflops_per_device, tokens_per_s, iteration_time_s");
+    if (measured.has("memory_bytes")) {
+      run.measured_memory_bytes = measured.positive("memory_bytes");
+      run.memory_kind =
+          parse_memory_kind(measured.string("memory_kind"), path + ": field '" + measured.where("memory_kind") + "'");
+    }
+    if (run.metric.empty() && !run.measured_memory_bytes)
+      measured.fail("mfu", "one of mfu, tflops_per_device, tokens_per_s, iteration_time_s, memory_bytes");
     runs.push_back(std::move(run));
   }
   return runs;
@@ -109,37 +122,72 @@ double predicted_metric(const MeasuredRun& run, const sim::SimulationResult& r) 
   return r.iteration_time;
 }
 
-RunResult evaluate(const MeasuredRun& run) {
-  RunResult out;
-  out.id = run.id;
-  out.skip_reason = run.skip_reason;
-  if (!run.skip_reason.empty()) return out;
-  out.hardware = run.hw.name;
-  out.metric = run.metric;
-  out.measured = run.measured;
+double predicted_memory_bytes(MemoryKind kind, const sim::SimulationResult& r) {
+  // The profile's framework reserve stands for the CUDA context, NCCL's buffers, library workspaces and
+  // fragmentation: memory PyTorch's allocator counters (torch.cuda.max_memory_allocated and
+  // max_memory_reserved; PyTorch docs, "CUDA semantics: memory management") do not see. Device-level
+  // readings (nvidia-smi) include it.
+  bytes peak = 0;
+  for (const memory::StageMemory& sm : r.memory)
+    peak = std::max(peak, kind == MemoryKind::device ? sm.total() : sm.total() - sm.reserve);
+  return peak;
+}
+
+std::vector<RunResult> evaluate(const MeasuredRun& run) {
+  RunResult base;
+  base.id = run.id;
+  base.skip_reason = run.skip_reason;
+  if (!run.skip_reason.empty()) return {base};
+  base.hardware = run.hw.name;
   const sim::SimulationResult r = sim::simulate(run.model, run.layout, run.hw);
-  out.predicted = predicted_metric(run, r);
-  out.error_pct = 100.0 * (out.predicted - out.measured) / out.measured;
-  out.fits = r.fits;
+  base.fits = r.fits;
+  const auto scored = [&base](std::string metric, double measured, double predicted) {
+    RunResult out = base;
+    out.metric = std::move(metric);
+    out.measured = measured;
+    out.predicted = predicted;
+    out.error_pct = 100.0 * (predicted - measured) / measured;
+    return out;
+  };
+  std::vector<RunResult> out;
+  if (!run.metric.empty()) out.push_back(scored(run.metric, run.measured, predicted_metric(run, r)));
+  if (run.measured_memory_bytes)
+    out.push_back(scored("memory", *run.measured_memory_bytes, predicted_memory_bytes(run.memory_kind, r)));
   return out;
 }
 
+namespace {
+
+// mape_pct holds the sum of |errors| until mean_of_sum turns it into their mean.
+void add_error(ErrorSummary& s, double abs_error_pct) {
+  s.mape_pct += abs_error_pct;
+  ++s.count;
+  s.max_abs_error_pct = std::max(s.max_abs_error_pct, abs_error_pct);
+}
+
+void mean_of_sum(ErrorSummary& s) { s.mape_pct = s.count ? s.mape_pct / s.count : 0; }
+
+}  // namespace
+
 Summary summarise(const std::vector<RunResult>& results) {
   Summary s;
-  std::map<std::string, std::pair<int, double>> by_hw;
-  double sum = 0;
+  std::map<std::string, ErrorSummary> by_hw;
   for (const RunResult& r : results) {
     if (!r.skip_reason.empty()) continue;
     const double e = std::abs(r.error_pct);
-    ++s.count;
-    sum += e;
-    s.max_abs_error_pct = std::max(s.max_abs_error_pct, e);
-    auto& [n, total] = by_hw[r.hardware];
-    ++n;
-    total += e;
+    if (r.metric == "memory") {
+      add_error(s.memory, e);
+      continue;
+    }
+    add_error(s, e);
+    add_error(by_hw[r.hardware], e);
   }
-  s.mape_pct = s.count ? sum / s.count : 0;
-  for (const auto& [name, v] : by_hw) s.by_hardware.push_back({name, {v.first, v.second / v.first}});
+  mean_of_sum(s);
+  mean_of_sum(s.memory);
+  for (auto& [name, v] : by_hw) {
+    mean_of_sum(v);
+    s.by_hardware.push_back({name, {v.count, v.mape_pct}});
+  }
   return s;
 }
 
@@ -160,9 +208,13 @@ json to_json(const std::vector<RunResult>& results, const Summary& s) {
   }
   json by_hw = json::object();
   for (const auto& [name, v] : s.by_hardware) by_hw[name] = {{"count", v.first}, {"mape_pct", v.second}};
-  return json{{"runs", runs},
-              {"summary", {{"count", s.count}, {"mape_pct", s.mape_pct}, {"max_abs_error_pct", s.max_abs_error_pct},
-                           {"by_hardware", by_hw}}}};
+  const auto errors = [](const ErrorSummary& e) {
+    return json{{"count", e.count}, {"mape_pct", e.mape_pct}, {"max_abs_error_pct", e.max_abs_error_pct}};
+  };
+  json summary = errors(s);
+  summary["by_hardware"] = by_hw;
+  summary["memory"] = errors(s.memory);
+  return json{{"runs", runs}, {"summary", summary}};
 }
 
 }  // namespace moesim::validate

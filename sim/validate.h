@@ -21,6 +21,13 @@ enum class Convention {
   none,
 };
 
+// What a measured per-device peak memory figure counts (validation/README.md, "Memory"):
+//   allocated: PyTorch torch.cuda.max_memory_allocated, live tensors only;
+//   reserved:  PyTorch torch.cuda.max_memory_reserved, tensors plus the caching allocator's cached,
+//              fragmented blocks; neither counts the CUDA context or NCCL's own buffers;
+//   device:    everything the process holds on the device (nvidia-smi, npu-smi), context included.
+enum class MemoryKind { allocated, reserved, device };
+
 struct MeasuredRun {
   std::string id;
   std::string source_url;
@@ -28,9 +35,10 @@ struct MeasuredRun {
   HardwareProfile hw;
   LayoutSpec layout;
   Convention convention = Convention::palm;
-  std::string metric;  // mfu | tflops_per_device | tokens_per_s | iteration_time_s
+  std::string metric;  // mfu | tflops_per_device | tokens_per_s | iteration_time_s; empty: memory only
   double measured = 0;
   std::optional<double> measured_memory_bytes;
+  MemoryKind memory_kind = MemoryKind::device;  // what measured_memory_bytes counts
   std::string skip_reason;  // non-empty: listed, not scored
 };
 
@@ -40,6 +48,7 @@ std::vector<MeasuredRun> load_runs(const std::string& path);
 // The same from an already parsed document; `path` names it in errors.
 std::vector<MeasuredRun> parse_runs(const nlohmann::json& j, const std::string& path);
 
+// One scored figure of a record: its throughput metric, or "memory" (per-device peak bytes).
 struct RunResult {
   std::string id;
   std::string hardware;
@@ -54,13 +63,24 @@ struct RunResult {
 // Predicted value of the run's metric under its convention.
 double predicted_metric(const MeasuredRun& run, const sim::SimulationResult& r);
 
-RunResult evaluate(const MeasuredRun& run);
+// Predicted per-device peak memory counted as `kind` counts it: the simulator's peak stage, less the
+// profile's framework reserve for the PyTorch allocator counters.
+double predicted_memory_bytes(MemoryKind kind, const sim::SimulationResult& r);
 
-struct Summary {
+// One result per scored figure: the throughput metric (if the record states one), then memory (if it
+// states memory_bytes). A skipped record gives one result carrying its skip reason.
+std::vector<RunResult> evaluate(const MeasuredRun& run);
+
+struct ErrorSummary {
   int count = 0;
   double mape_pct = 0;
   double max_abs_error_pct = 0;
+};
+
+// The throughput metrics (count, MAPE, max and per hardware); memory apart, so neither mixes in the other.
+struct Summary : ErrorSummary {
   std::vector<std::pair<std::string, std::pair<int, double>>> by_hardware;  // name -> (count, MAPE %)
+  ErrorSummary memory;
 };
 Summary summarise(const std::vector<RunResult>& results);
 

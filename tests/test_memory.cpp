@@ -194,6 +194,29 @@ TEST_CASE("memory: more recompute never needs more memory", "[memory][monotone]"
   }
 }
 
+TEST_CASE("memory: full recompute holds the kept layer inputs plus one recomputed layer", "[memory]") {
+  // Chen et al. 2016 §3: the peak of checkpointed training is the checkpoints plus the largest
+  // recomputed segment. One stage of 32 dense layers, one microbatch in flight.
+  Run run{io::load_model("llama3-8b"), make_layout(8, 1, 1, 1, 8, 4096), io::load_profile("h100-sxm")};
+  run.layout.recompute = Recompute::full;
+  REQUIRE_FALSE(complete_and_check_layout(run.model, run.layout));
+  const sim::SimulationResult r = sim::simulate(run.model, run.layout, run.hw);
+  REQUIRE(r.memory.size() == 1);
+  const graph::ModelGraphs g = graph::build_model_graphs(run.model, graph::make_context(run.model, run.layout));
+  const graph::LayerGraph& layer = g.decoder(run.model, 0);
+  const ChunkContent& chunk = r.plan.at(0, 0);
+  const bytes kept = memory::chunk_activation_bytes(run.model, run.layout, g, chunk, r.imbalance);
+  const bytes recomputed = layer.saved_bytes(Recompute::none) - layer.saved_bytes(Recompute::full);
+  CHECK(recomputed > 0);
+  CHECK(r.memory[0].activations == Approx(kept).epsilon(1e-12));
+  // The recomputed layer is live during a decoder op's backward, not during the loss's: at least the
+  // recomputed layer sits in the transient buffers.
+  CHECK(r.memory[0].buffers >= recomputed);
+  run.layout.recompute = Recompute::selective;
+  const sim::SimulationResult sel = sim::simulate(run.model, run.layout, run.hw);
+  CHECK(r.memory[0].buffers >= sel.memory[0].buffers);
+}
+
 TEST_CASE("memory: distributed optimizer never needs more memory", "[memory][monotone]") {
   for (auto [name, base] : layouts()) {
     CAPTURE(name);

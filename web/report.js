@@ -387,6 +387,7 @@
     tflops_per_device: { title: 'TFLOP/s per device', unit: 'TFLOP/s', scale: 1e-12, format: '.0f' },
     tokens_per_s: { title: 'tokens/s', unit: 'tokens/s', scale: 1, format: ',.0f' },
     iteration_time_s: { title: 'iteration time', unit: 's', scale: 1, format: '.2f' },
+    memory: { title: 'peak memory per device', unit: 'GB', scale: 1e-9, format: '.1f' },
   };
 
   function drawValidation() {
@@ -396,7 +397,8 @@
     root.appendChild(el('p', { class: 'subtitle' }, `${runs.length} runs scored, ${data.runs.length - runs.length} listed but skipped`));
     cards([['MAPE', s.mape_pct.toFixed(1) + '%', 'good'], ['max |error|', s.max_abs_error_pct.toFixed(1) + '%'],
       ['runs', String(s.count)]].concat(Object.entries(s.by_hardware).map(([hw, v]) =>
-      [`${hw}: MAPE of ${v.count} run${v.count > 1 ? 's' : ''}`, v.mape_pct.toFixed(1) + '%'])));
+      [`${hw}: MAPE of ${v.count} run${v.count > 1 ? 's' : ''}`, v.mape_pct.toFixed(1) + '%']))
+      .concat(s.memory && s.memory.count ? [[`memory: MAPE of ${s.memory.count} runs`, s.memory.mape_pct.toFixed(1) + '%']] : []));
 
     const hardware = [...new Set(runs.map((r) => r.hardware))].sort();
     const tooltip = [{ field: 'id', title: 'run' }, { field: 'hardware', title: 'hardware' },

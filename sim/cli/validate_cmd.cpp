@@ -1,6 +1,7 @@
 // moesim validate FILE... [--json out.json] [--html report.html] [--max-mape X]
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <boost/program_options.hpp>
 #include <fstream>
 #include <iostream>
@@ -30,21 +31,27 @@ int cmd_validate(const std::vector<std::string>& args) {
   fmt::print("{:<70} {:<14} {:<18} {:>12} {:>12} {:>8}\n", "id", "hardware", "metric", "measured", "predicted", "error%");
   for (const auto& file : vm["files"].as<std::vector<std::string>>()) {
     for (const auto& run : validate::load_runs(file)) {
-      const validate::RunResult r = validate::evaluate(run);
-      if (r.skip_reason.empty()) {
-        const double scale = r.metric == "tflops_per_device" ? 1e-12 : 1.0;
-        fmt::print("{:<70} {:<14} {:<18} {:>12.4g} {:>12.4g} {:>+8.1f}{}\n", r.id, r.hardware, r.metric,
-                   r.measured * scale, r.predicted * scale, r.error_pct, r.fits ? "" : "  (does not fit)");
-      } else if (vm.count("verbose")) {
-        fmt::print("{:<70} skipped: {}\n", r.id, r.skip_reason);
+      for (const validate::RunResult& r : validate::evaluate(run)) {
+        if (r.skip_reason.empty()) {
+          // TFLOP/s and GB (1e9 bytes) keep the columns readable; the JSON keeps SI units.
+          const double scale = r.metric == "tflops_per_device" ? 1e-12 : r.metric == "memory" ? 1e-9 : 1.0;
+          fmt::print("{:<70} {:<14} {:<18} {:>12.4g} {:>12.4g} {:>+8.1f}{}\n", r.id, r.hardware, r.metric,
+                     r.measured * scale, r.predicted * scale, r.error_pct, r.fits ? "" : "  (does not fit)");
+        } else if (vm.count("verbose")) {
+          fmt::print("{:<70} skipped: {}\n", r.id, r.skip_reason);
+        }
+        results.push_back(r);
       }
-      results.push_back(r);
     }
   }
   const validate::Summary s = validate::summarise(results);
-  fmt::print("\n{} runs scored ({} skipped): MAPE {:.1f}%, max |error| {:.1f}%\n", s.count,
-             static_cast<int>(results.size()) - s.count, s.mape_pct, s.max_abs_error_pct);
+  const auto skipped = std::count_if(results.begin(), results.end(), [](const auto& r) { return !r.skip_reason.empty(); });
+  fmt::print("\n{} runs scored ({} skipped): MAPE {:.1f}%, max |error| {:.1f}%\n", s.count, skipped, s.mape_pct,
+             s.max_abs_error_pct);
   for (const auto& [name, v] : s.by_hardware) fmt::print("  {:<16} {:>4} runs  MAPE {:5.1f}%\n", name, v.first, v.second);
+  if (s.memory.count > 0)
+    fmt::print("memory: {} runs scored: MAPE {:.1f}%, max |error| {:.1f}%\n", s.memory.count, s.memory.mape_pct,
+               s.memory.max_abs_error_pct);
   if (vm.count("json")) {
     auto out = open_output(vm["json"].as<std::string>());
     out << validate::to_json(results, s).dump(2) << "\n";

@@ -85,4 +85,21 @@ expect_error "bad recompute flag" "recompute" "partial" -- \
 expect_error "unwritable --json" "no-such-dir" "cannot write" -- \
   simulate --model "$model" --hw h100-sxm --layout "$layout" --json "$tmp/no-such-dir/out.json"
 
+# Measured memory in validation records: a bad value or kind names the file and the field.
+memory_record() {
+  python3 - "$src/validation/memory_runs.json" "$1" "$2" > "$tmp/memory_runs.json" <<'PY'
+import json, sys
+runs = json.load(open(sys.argv[1]))[:1]
+runs[0]["measured"]["memory_bytes"] = json.loads(sys.argv[2])
+runs[0]["measured"]["memory_kind"] = sys.argv[3]
+print(json.dumps(runs))
+PY
+}
+memory_record -5 reserved
+expect_error "negative memory_bytes" "memory_runs.json" "memory_bytes" -- validate "$tmp/memory_runs.json"
+memory_record '"82 GiB"' reserved
+expect_error "memory_bytes as text" "memory_runs.json" "memory_bytes" -- validate "$tmp/memory_runs.json"
+memory_record 8.8e10 peak
+expect_error "unknown memory_kind" "memory_runs.json" "memory_kind" "allocated|reserved|device" -- validate "$tmp/memory_runs.json"
+
 finish "error cases"

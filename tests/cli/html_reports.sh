@@ -24,7 +24,7 @@ command -v node > /dev/null || fail "node is missing (scripts/setup installs nod
 "$moesim" simulate --model pangu-ultra-moe-718b --hw ascend-910b2 \
   --layout "$source_dir/validation/layouts/pangu-ultra-moe-6k.json" --json "$out/simulate.json" \
   --trace "$out/simulate-trace.json" --html "$out/simulate-report.html" > /dev/null
-"$moesim" validate "$source_dir/validation/published_runs.json" --json "$out/validate.json" \
+"$moesim" validate "$source_dir/validation/published_runs.json" "$source_dir/validation/memory_runs.json" --json "$out/validate.json" \
   --html "$out/validate-report.html" > /dev/null
 
 # The reports carry their libraries: no script or stylesheet is loaded from elsewhere.

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # The validation harness on the project's published runs: an error that grows past the threshold fails CI.
 # Threshold: current MAPE 6.8% over 107 runs (see README "Accuracy"); lower it as the models improve.
+# Memory (validation/memory_runs.json, scored apart): MAPE 23.7% over 8 runs, max 58.5%; the 4 FSDP + CP full-recompute rows +4.1..+4.8% (see
+# validation/README.md "Memory" for what the model misses); the ceilings fail CI if it grows.
 set -euo pipefail
 moesim=$1
 root=$2
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 "$moesim" validate "$root/validation/published_runs.json" "$root/validation/pangu-ultra-moe.json" \
-  --json "$out/validation.json" --max-mape 7.0 > "$out/table.txt"
-tail -9 "$out/table.txt"
+  "$root/validation/memory_runs.json" --json "$out/validation.json" --max-mape 7.0 > "$out/table.txt"
+tail -10 "$out/table.txt"
 python3 - "$out/validation.json" <<'PY'
 import json, sys
 v = json.load(open(sys.argv[1]))
@@ -23,5 +25,13 @@ assert s["by_hardware"]["h100-sxm"]["mape_pct"] < 8, s["by_hardware"]["h100-sxm"
 assert s["by_hardware"]["a100-sxm-80g"]["mape_pct"] < 6, s["by_hardware"]["a100-sxm-80g"]
 # GB200 includes eager / partial-CUDA-graph runs whose host issue time bounds the passes.
 assert s["by_hardware"]["gb200-nvl72"]["mape_pct"] < 10, s["by_hardware"]["gb200-nvl72"]
+memory = [r for r in scored if r["metric"] == "memory"]
+assert len(memory) >= 8 and all(r["measured"] > 1e9 and r["predicted"] > 1e9 for r in memory), memory
+m = s["memory"]
+assert m["count"] == len(memory), m
+assert m["mape_pct"] < 25 and m["max_abs_error_pct"] < 60, m
+table2 = [r for r in memory if r["id"].startswith("torchtitan-t2-")]
+assert len(table2) == 4 and all(abs(r["error_pct"]) < 6 for r in table2), table2
+print("memory ok:", round(m["mape_pct"], 2), "% MAPE over", m["count"], "runs")
 print("validation ok:", round(s["mape_pct"], 2), "% MAPE over", s["count"], "runs")
 PY

@@ -1,0 +1,93 @@
+// The validation harness scores per-device peak memory apart from throughput: like with like per
+// memory kind, its own summary, bad memory fields as one-line errors naming the field.
+#include <catch2/catch.hpp>
+#include <string>
+
+#include "sim/io/input_error.h"
+#include "sim/validate.h"
+
+namespace moesim {
+
+namespace {
+
+// A small dense run (Llama 3 8B, FSDP over 8 H100s) with a stated throughput and a stated memory figure.
+nlohmann::json record(const nlohmann::json& measured) {
+  return nlohmann::json::array({{{"id", "llama-fsdp8"},
+                                 {"model", "llama3-8b"},
+                                 {"hardware", {{"profile", "h100-sxm"}, {"devices", 8}}},
+                                 {"layout",
+                                  {{"tp", 1}, {"pp", 1}, {"micro_batch", 1}, {"global_batch", 8}, {"seq_len", 4096},
+                                   {"recompute", "full"}, {"distributed_optimizer", true}, {"zero_stage", 3}}},
+                                 {"convention", "palm"},
+                                 {"measured", measured}}});
+}
+
+std::string error_of(const nlohmann::json& measured) {
+  try {
+    validate::parse_runs(record(measured), "runs.json");
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST_CASE("a record with memory_bytes is scored as a memory row beside its throughput", "[validate]") {
+  const auto runs = validate::parse_runs(
+      record({{"mfu", 0.4}, {"memory_bytes", 30e9}, {"memory_kind", "reserved"}}), "runs.json");
+  REQUIRE(runs.size() == 1);
+  const auto results = validate::evaluate(runs[0]);
+  REQUIRE(results.size() == 2);
+  CHECK(results[0].metric == "mfu");
+  CHECK(results[1].metric == "memory");
+  CHECK(results[1].measured == 30e9);
+  const sim::SimulationResult r = sim::simulate(runs[0].model, runs[0].layout, runs[0].hw);
+  // Allocator counters exclude the profile's framework reserve; device readings include it.
+  CHECK(results[1].predicted == Approx(r.peak_memory - runs[0].hw.device.framework_reserve));
+  CHECK(validate::predicted_memory_bytes(validate::MemoryKind::device, r) == Approx(r.peak_memory));
+  CHECK(results[1].error_pct == Approx(100 * (results[1].predicted - 30e9) / 30e9));
+
+  const validate::Summary s = validate::summarise(results);
+  CHECK(s.count == 1);  // throughput only
+  CHECK(s.memory.count == 1);
+  CHECK(s.memory.mape_pct == Approx(std::abs(results[1].error_pct)));
+  CHECK(s.mape_pct == Approx(std::abs(results[0].error_pct)));
+  const nlohmann::json j = validate::to_json(results, s);
+  REQUIRE(j["runs"].size() == 2);
+  CHECK(j["runs"][1]["metric"] == "memory");
+  CHECK(j["runs"][1]["predicted"].get<double>() == Approx(results[1].predicted));
+  CHECK(j["summary"]["count"] == 1);
+  CHECK(j["summary"]["memory"]["count"] == 1);
+  CHECK(j["summary"]["by_hardware"]["h100-sxm"]["count"] == 1);
+}
+
+TEST_CASE("a memory-only record gives one memory row and leaves the throughput summary empty", "[validate]") {
+  const auto runs =
+      validate::parse_runs(record({{"memory_bytes", 40e9}, {"memory_kind", "device"}}), "runs.json");
+  const auto results = validate::evaluate(runs[0]);
+  REQUIRE(results.size() == 1);
+  CHECK(results[0].metric == "memory");
+  const validate::Summary s = validate::summarise(results);
+  CHECK(s.count == 0);
+  CHECK(s.by_hardware.empty());
+  CHECK(s.memory.count == 1);
+}
+
+TEST_CASE("bad memory fields are one-line errors naming the field", "[validate]") {
+  const std::string negative = error_of({{"memory_bytes", -1}, {"memory_kind", "reserved"}});
+  CHECK(negative.find("runs.json") != std::string::npos);
+  CHECK(negative.find("memory_bytes") != std::string::npos);
+  const std::string text = error_of({{"memory_bytes", "80 GB"}, {"memory_kind", "reserved"}});
+  CHECK(text.find("memory_bytes") != std::string::npos);
+  const std::string no_kind = error_of({{"memory_bytes", 80e9}});
+  CHECK(no_kind.find("memory_kind") != std::string::npos);
+  const std::string bad_kind = error_of({{"memory_bytes", 80e9}, {"memory_kind", "peak"}});
+  CHECK(bad_kind.find("memory_kind") != std::string::npos);
+  CHECK(bad_kind.find("allocated|reserved|device") != std::string::npos);
+  const std::string nothing = error_of(nlohmann::json::object());
+  CHECK(nothing.find("memory_bytes") != std::string::npos);
+  for (const std::string& e : {negative, text, no_kind, bad_kind, nothing}) CHECK(e.find('\n') == std::string::npos);
+}
+
+}  // namespace moesim
