@@ -31,6 +31,7 @@ The script is honest about what ran: nothing here is simulated. It must also run
 CPU (--device cpu --tiny) for a dry run of the pipeline; on CPU the trace holds no GPU kernels.
 """
 import argparse
+import contextlib
 import gzip
 import json
 import math
@@ -199,8 +200,26 @@ def parse_args():
     return a
 
 
+def flash_attention_only():
+    """Pins SDPA to its FlashAttention-2 kernels (flash_fwd/flash_bwd), the attention moesim models
+    (costmodels/compute attention_time; Dao 2023). Left to itself, torch may pick cuDNN's fused attention
+    on Hopper, whose kernels moesim's replay files under "cudnn", not attention."""
+    try:  # torch >= 2.3
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+        return sdpa_kernel(SDPBackend.FLASH_ATTENTION)
+    except ImportError:  # torch 2.0 - 2.2
+        return torch.backends.cuda.sdp_kernel(enable_flash=True, enable_math=False, enable_mem_efficient=False)
+
+
 def main():
     a = parse_args()
+    with contextlib.ExitStack() as stack:
+        if a.device == "cuda" and hasattr(F, "scaled_dot_product_attention"):
+            stack.enter_context(flash_attention_only())
+        run(a)
+
+
+def run(a):
     if a.device == "cuda" and not torch.cuda.is_available():
         sys.exit("moe_step.py: --device cuda but torch.cuda.is_available() is false (use --device cpu for a dry run)")
     os.makedirs(a.out, exist_ok=True)
