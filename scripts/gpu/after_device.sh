@@ -55,14 +55,13 @@ if [[ "$predicted" == 0 ]]; then
   exit 1
 fi
 
-"$moesim" calibrate "$dest/trace.json.gz" --hw "$base" --out "$dest/calibrated.json" --name "$base-$slug-moe-step" \
+"$moesim" calibrate "$dest/trace.json.gz" --hw "$base" --out "$dest/calibrated.json" --name "$base-moe-step" \
   | tee "$dest/calibrate.txt"
 "$moesim" replay "$dest/trace.json.gz" --hw "$dest/calibrated.json" --json "$dest/replay_calibrated.json" | tee -a "$dest/replay.txt"
-: > "$dest/simulate.txt"
-for hw in "$base" "$dest/calibrated.json"; do
-  "$moesim" simulate --model "$dest/model.json" --layout "$dest/layout.json" --hw "$hw" --json "$dest/simulate_$(basename "$hw" .json).json" \
-    >> "$dest/simulate.txt"
-done
+"$moesim" simulate --model "$dest/model.json" --layout "$dest/layout.json" --hw "$base" --json "$dest/simulate_base.json" \
+  > "$dest/simulate.txt"
+"$moesim" simulate --model "$dest/model.json" --layout "$dest/layout.json" --hw "$dest/calibrated.json" \
+  --json "$dest/simulate_calibrated.json" >> "$dest/simulate.txt"
 
 echo
 echo "## replay |error| per kernel kind, median/p90 % (predicted kernels), base -> calibrated"
@@ -77,7 +76,7 @@ measured = step["measured_step_s"]
 print(f"## step time: {step['device']}, torch {step['torch']}, median of {len(step['step_s'])} steps")
 print("| profile | predicted step ms | measured step ms | error |")
 print("|---|---:|---:|---:|")
-for label, f in ((base, f"simulate_{base}.json"), ("calibrated", "simulate_calibrated.json")):
+for label, f in ((base, "simulate_base.json"), ("calibrated", "simulate_calibrated.json")):
     p = load(f)["iteration_time_s"]
     print(f"| {label} | {p * 1e3:.2f} | {measured * 1e3:.2f} | {(p / measured - 1) * 100:+.1f}% |")
 for label, f in ((base, "replay_base.json"), ("calibrated", "replay_calibrated.json")):
