@@ -226,8 +226,6 @@ def run(a):
     torch.manual_seed(a.seed)
     dev = torch.device(a.device)
     cuda = dev.type == "cuda"
-    if cuda:  # TF32 off: every GEMM here is bf16, so this only keeps fp32 leftovers honest fp32
-        torch.backends.cuda.matmul.allow_tf32 = False
     model = Model(a).to(device=dev, dtype=torch.bfloat16)
     opt = MixedPrecisionAdamW(model.parameters())
     n_params = sum(p.numel() for p in model.parameters())
