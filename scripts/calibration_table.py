@@ -4,6 +4,7 @@
 rank or run, replayed on another of the same GPU): the table of issue 7's closing note.
 
     python3 scripts/calibration_table.py [--moesim build/moesim] [--shared ../shared]
+    python3 scripts/calibration_table.py --trace T --hw BASE   (one trace, in-sample: scripts/gpu/after_device.sh)
 
 Cells are "median/p90 |error| % (predicted kernels)" with the base profile -> with the calibrated
 one. The V100 traces use the A100 profile as the base (moesim has no V100 profile): every rate and
@@ -25,9 +26,16 @@ def main():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     ap.add_argument("--moesim", default=os.path.join(root, "build", "moesim"))
     ap.add_argument("--shared", default=os.path.join(root, "..", "shared"))
+    ap.add_argument("--trace", help="only this trace (in-sample), instead of the traces of --shared")
+    ap.add_argument("--hw", help="base profile of --trace")
     args = ap.parse_args()
-    t = os.path.join(args.shared, "traces")
+    if bool(args.trace) != bool(args.hw):
+        ap.error("--trace and --hw go together")
     tmp = tempfile.mkdtemp()
+    if args.trace:
+        print_table([(os.path.basename(args.trace), args.hw, [args.trace], [])], args.moesim, tmp)
+        return
+    t = os.path.join(args.shared, "traces")
     with tarfile.open(os.path.join(t, "param-dlrm-kineto-8rank", "dlrm_kineto.tar.gz")) as tar:
         tar.extractall(tmp, filter="data")
     dlrm_dir = os.path.join(tmp, "dlrm_kineto")
@@ -49,9 +57,14 @@ def main():
         ("GPT-3 TP8 fp16 910B", ascend, [os.path.join(t, "ascend-msprof-analyze/gpt3_tp8_fp16/kernel_details.csv")], []),
         ("LLM bf16 910B (edited fixture)", ascend, [os.path.join(t, "ascend-msprof-analyze/llm_bf16_flashattn/kernel_details.csv")], []),
     ]
+    print_table(cases, args.moesim, tmp)
+
+
+def print_table(cases, moesim, tmp):
+    """cases: [(name, base profile, traces fitted on, [(held-out label, traces replayed)])]."""
 
     def run(*cmd):
-        r = subprocess.run([args.moesim, *cmd], capture_output=True, text=True)
+        r = subprocess.run([moesim, *cmd], capture_output=True, text=True)
         if r.returncode:
             sys.exit(f"moesim {' '.join(cmd)}: {r.stderr.strip()}")
 

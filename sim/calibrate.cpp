@@ -378,8 +378,10 @@ Sample classify_one(const io::KernelSample& k, const HardwareProfile& hw, int wo
     s.predictable = true;
     return s;
   }
+  // `nvjet_*` is what recent cuBLAS names its Hopper (wgmma) GEMM kernels, e.g. `nvjet_sm90_hss_320x128..`
+  // (GindaChen/nsys-ai PR #582, which added it to that tool's tensor-core kernel patterns).
   const bool gemm_kernel = contains(name, "gemm") || contains(name, "gemv") || contains(name, "xmma") ||
-                           contains(name, "cutlass") || contains(name, "cublas");
+                           contains(name, "cutlass") || contains(name, "cublas") || contains(name, "nvjet");
   if (gemm_kernel || is_matmul_op(k.op)) {
     s.kind = gemm_kernel ? OpKind::matmul : OpKind::vector;  // a matmul op's non-GEMM kernels: bias, split-K reduce
     if (gemm_kernel) {

@@ -29,6 +29,10 @@ LoadedTraces load_samples(const std::vector<std::string>& paths, const HardwareP
   for (const std::string& path : paths) {
     traces.push_back(io::read_trace(path));
     const io::Trace& t = traces.back();
+    // A profile of CPU ops alone (no CUDA activity, or a CPU run) would otherwise give an empty table.
+    if (t.kernels.empty())
+      throw InputError(path + ": no GPU or NPU kernels in the trace (a CPU-only profile, or profiled without CUDA/NPU "
+                              "activity): nothing to replay or calibrate");
     fmt::print("{}: {} ({}{}{} kernels)\n", path, io::to_string(t.format), t.device_name.empty() ? "" : t.device_name + ", ",
                t.world_size > 0 ? fmt::format("world size {}, ", t.world_size) : "", t.kernels.size());
   }

@@ -96,4 +96,28 @@ else
   echo "ok   non-trace JSON: $(cat "$tmp/err")"
 fi
 
+# A trace of CPU ops alone (torch.profiler without the CUDA activity, or a CPU run: the dry run of
+# scripts/gpu/moe_step.py): one line saying there are no kernels, for replay and calibrate alike.
+printf '{"traceEvents": [{"name": "aten::mm", "cat": "cpu_op", "ph": "X", "ts": 1, "dur": 5, "pid": 1, "tid": 1,
+  "args": {"Input Dims": [[64, 64], [64, 64]], "Input type": ["float", "float"]}}]}' >"$tmp/cpu_only.json"
+expect_error "replay, CPU-only trace" "cpu_only.json" "no GPU or NPU kernels" -- replay "$tmp/cpu_only.json" --hw h200
+expect_error "calibrate, CPU-only trace" "cpu_only.json" "no GPU or NPU kernels" -- \
+  calibrate "$tmp/cpu_only.json" --hw h200 --out "$tmp/never.json"
+
+# cuBLAS's Hopper GEMM kernels are named nvjet_* (no "gemm" in the name): still a bf16 tensor-core matmul
+# with its M, N, K from the launching aten::mm, not a vector op.
+cat >"$tmp/nvjet.json" <<'EOF3'
+{"traceEvents": [
+ {"name": "aten::mm", "cat": "cpu_op", "ph": "X", "ts": 1, "dur": 5, "pid": 1, "tid": 1,
+  "args": {"External id": 7, "Input Dims": [[4096, 2048], [2048, 8192]], "Input type": ["c10::BFloat16", "c10::BFloat16"]}},
+ {"name": "nvjet_tst_256x128_64x4_1x2_h_bz_coopA_NNT", "cat": "kernel", "ph": "X", "ts": 10, "dur": 250, "pid": 0,
+  "tid": 7, "args": {"External id": 7, "correlation": 8, "device": 0, "stream": 7}}]}
+EOF3
+"$bin" replay "$tmp/nvjet.json" --hw h200 --kernels "$tmp/nvjet.csv" >/dev/null 2>"$tmp/err" || fail "replay nvjet: $(cat "$tmp/err")"
+if [ "$(sed -n 2p "$tmp/nvjet.csv" | cut -d, -f1,5,6,7)" = "matmul,4096,8192,2048" ]; then
+  echo "ok   nvjet kernel replayed as a 4096x8192x2048 matmul"
+else
+  fail "nvjet kernel: $(sed -n 2p "$tmp/nvjet.csv")"
+fi
+
 finish "calibrate/replay CLI"
