@@ -1,6 +1,7 @@
 // sim::simulate end to end: overlap switches, expert skew, determinism, sane outputs, and the 1F1B
 // bubble with (almost) free communication.
 #include <catch2/catch.hpp>
+#include <string_view>
 
 #include "tests/support.h"
 #include <cmath>
@@ -288,7 +289,7 @@ TEST_CASE("simulate: FP8 halves the EP dispatch bytes only with fp8_dispatch", "
   auto dispatch_bytes = [&](const LayoutSpec& layout) {
     const graph::ModelGraphs g = graph::build_model_graphs(m, graph::make_context(m, layout));
     for (const graph::Op& op : g.moe.forward)
-      if (op.kind == graph::OpKind::collective && op.collective.expert_dispatch && op.name == "ep_dispatch")
+      if (op.kind == graph::OpKind::collective && op.collective.expert_dispatch && std::string_view(op.name) == "ep_dispatch")
         return op.collective.token_bytes;
     FAIL("no ep_dispatch op");
     return 0.0;
