@@ -493,14 +493,15 @@ std::vector<std::string> split_csv_line(const std::string& line) {
 
 // std::getline with a cap: endless bytes without a newline (/dev/zero, a binary file) are refused, not
 // read into memory. False at the end of the input.
-bool read_csv_line(std::istream& in, std::string& line, const std::string& where) {
+bool read_csv_line(std::istream& in, std::string& line, const std::string& path, long line_number) {
   constexpr std::size_t max_line_bytes = std::size_t{16} << 20;
   line.clear();
   std::streambuf* buffer = in.rdbuf();
   for (auto c = buffer->sbumpc(); c != std::char_traits<char>::eof(); c = buffer->sbumpc()) {
     if (c == '\n') return true;
     line.push_back(static_cast<char>(c));
-    if (line.size() > max_line_bytes) throw InputError(where + ": a line longer than 16 MiB (not a profiler CSV?)");
+    if (line.size() > max_line_bytes)
+      throw InputError(path + ":" + std::to_string(line_number) + ": a line longer than 16 MiB (not a profiler CSV?)");
   }
   return !line.empty();
 }
@@ -510,7 +511,7 @@ class CsvTable {
   explicit CsvTable(const std::string& path) : path_(path), in_(path, std::ios::binary) {
     if (!in_) throw InputError(path + ": cannot open file");
     std::string header;
-    if (!read_csv_line(in_, header, path + ":1")) throw InputError(path + ": empty file (expected a CSV header)");
+    if (!read_csv_line(in_, header, path, 1)) throw InputError(path + ": empty file (expected a CSV header)");
     if (header.size() >= 3 && header.compare(0, 3, "\xEF\xBB\xBF") == 0) header.erase(0, 3);  // UTF-8 BOM
     columns_ = split_csv_line(header);
     line_ = 1;
@@ -529,7 +530,7 @@ class CsvTable {
   // Next row, checked for its field count (a truncated last line has fewer).
   bool next(std::vector<std::string>& row) {
     std::string line;
-    while (read_csv_line(in_, line, path_ + ":" + std::to_string(line_ + 1))) {
+    while (read_csv_line(in_, line, path_, line_ + 1)) {
       ++line_;
       if (trim(line).empty()) continue;
       row = split_csv_line(line);
@@ -758,7 +759,7 @@ std::string csv_header(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError(path + ": cannot open file");
   std::string header;
-  read_csv_line(in, header, path + ":1");
+  read_csv_line(in, header, path, 1);
   return header;
 }
 
