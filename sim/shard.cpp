@@ -10,6 +10,7 @@
 
 #include "sim/io/input_error.h"
 #include "sim/io/json_reader.h"
+#include "sim/io/sweep_results.h"
 
 namespace moesim::shard {
 
@@ -84,8 +85,8 @@ class PartReader {
                                    "'moesim sweep SPEC --shard {}/{} --out {} --resume'",
                                    path_, line_no_, shard.index, shard.count, path_));
     const json j = json::parse(line, nullptr, false);
-    if (j.is_discarded() || !j.is_object() || !j.contains("index") || !j["index"].is_number_unsigned() || !j.contains("status"))
-      throw InputError(fmt::format("{}: line {}: not a sweep result line", path_, line_no_));
+    if (j.is_discarded()) throw InputError(fmt::format("{}: line {}: not a sweep result line (not JSON)", path_, line_no_));
+    io::check_sweep_result_line(j, fmt::format("{}: line {}", path_, line_no_));
     const std::uint64_t i = j["index"].get<std::uint64_t>();
     if (i >= points || i % shard.count != shard.index)
       throw InputError(fmt::format("{}: line {}: point {} is not a point of shard {}/{} ({} points)", path_, line_no_, i,

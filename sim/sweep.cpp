@@ -21,6 +21,7 @@
 #include "sim/io/input_error.h"
 #include "sim/io/json_reader.h"
 #include "sim/io/specs_io.h"
+#include "sim/io/sweep_results.h"
 #include "sim/report.h"
 #include "sim/simulate.h"
 
@@ -658,34 +659,13 @@ std::vector<json> Summary::pareto_tokens_memory() const { return by_index(front_
 // ------------------------------------------------------------------------------------------------
 namespace {
 
-// Why `line` is not a result line that the summary and the report can use, or nothing: an earlier
-// run's file may have been edited or damaged anywhere.
-std::optional<std::string> result_line_error(const json& line) {
-  auto integer = [](const json& o, const char* k) { return o.is_object() && o.contains(k) && o[k].is_number_integer(); };
-  auto number = [](const json& o, const char* k) { return o.is_object() && o.contains(k) && o[k].is_number(); };
-  if (!line.is_object() || !line.contains("index") || !line["index"].is_number_unsigned()) return "no index";
-  if (!line.contains("status") || !line["status"].is_string()) return "no status";
-  const std::string status = line["status"].get<std::string>();
-  if (status != "ok" && status != "infeasible" && status != "no_fit") return "status '" + status + "' is not ok|infeasible|no_fit";
-  if (!line.contains("model") || !line["model"].is_object()) return "no model";
-  for (const auto& [key, value] : line["model"].items())
-    if (!value.is_number_integer()) return "model." + key + " is not a whole number";
-  if (status != "ok") return std::nullopt;
+// An earlier run's file may have been edited or damaged anywhere: resume takes only lines that
+// sweep writes (the report's check), and an ok point must carry every model axis the summary shows.
+void check_resumable_line(const json& line, const std::string& where) {
+  io::check_sweep_result_line(line, where);
+  if (line.at("status") != "ok") return;
   for (const auto& name : model_axis_names)
-    if (!integer(line["model"], name.c_str())) return "model." + name + " missing";
-  for (const char* k : {"objective", "mfu", "tokens_per_s", "iteration_time_s", "peak_memory_bytes"})
-    if (!number(line, k)) return std::string(k) + " missing";
-  if (!line.contains("params") || !number(line["params"], "total") || !number(line["params"], "active")) return "params missing";
-  if (!line.contains("layout")) return "layout missing";
-  const json& layout = line["layout"];
-  for (const char* k : {"tp", "pp", "vpp", "ep", "etp", "cp", "dp", "micro_batch"})
-    if (!integer(layout, k)) return std::string("layout.") + k + " missing";
-  for (const char* k : {"recompute", "schedule"})
-    if (!layout.contains(k) || !layout[k].is_string()) return std::string("layout.") + k + " missing";
-  if (!layout.contains("overlap") || !layout["overlap"].is_object()) return "layout.overlap missing";
-  for (const char* k : {"ep_all_to_all", "tp_comm"})
-    if (!layout["overlap"].contains(k) || !layout["overlap"][k].is_boolean()) return std::string("layout.overlap.") + k + " missing";
-  return std::nullopt;
+    if (!line.at("model").contains(name)) throw InputError(where + ": field 'model." + name + "': expected a whole number, got missing");
 }
 
 // Reads the complete lines of an earlier run into `summary` and `done`; returns the byte length of
@@ -716,8 +696,11 @@ std::uint64_t read_existing(const RunOptions& options, std::uint64_t points, Sum
     } catch (const InputError&) {
       throw InputError(fmt::format("{}: line {}: not a JSON result line; cannot resume", path, line_no));
     }
-    if (const auto why = result_line_error(line))
-      throw InputError(fmt::format("{}: line {}: not a sweep result line ({}); cannot resume", path, line_no, *why));
+    try {
+      check_resumable_line(line, fmt::format("{}: line {}", path, line_no));
+    } catch (const InputError& e) {
+      throw InputError(std::string(e.what()) + "; cannot resume");
+    }
     const std::uint64_t index = index_of(line);
     if (index >= points || index % options.shard_count != options.shard_index || !done.insert(index).second)
       throw InputError(fmt::format("{}: line {}: point {} is not a new point of this spec ({} points{}); cannot resume", path,

@@ -10,6 +10,7 @@
 #include "sim/io/input_error.h"
 #include "sim/io/json_reader.h"
 #include "sim/simulate.h"
+#include "sim/io/sweep_results.h"
 #include "sim/sweep.h"
 #include "tests/files.h"
 #include "tests/support.h"
@@ -105,6 +106,21 @@ TEST_CASE("resume after a truncated results file rewrites the cut line and appen
   o.out_path = bad;
   o.resume = true;
   CHECK_THAT(test::input_error([&] { sweep::run_sweep(spec, o); }), Catch::Contains("line 1") && Catch::Contains("cannot resume"));
+  // An ok line without its time breakdown is refused by resume and by report alike, naming the field.
+  std::istringstream lines(full);
+  std::string first_ok;
+  for (std::string l; std::getline(lines, l);)
+    if (json::parse(l).at("status") == "ok") {
+      first_ok = l;
+      break;
+    }
+  REQUIRE_FALSE(first_ok.empty());
+  json damaged = json::parse(first_ok);
+  damaged.erase("breakdown");
+  std::ofstream(bad, std::ios::binary) << damaged.dump() << "\n";
+  CHECK_THAT(test::input_error([&] { sweep::run_sweep(spec, o); }),
+             Catch::Contains("line 1: field 'breakdown'") && Catch::Contains("cannot resume"));
+  CHECK_THAT(test::input_error([&] { io::read_sweep_results(bad); }), Catch::Contains("line 1: field 'breakdown'"));
   std::filesystem::remove(bad);
   std::filesystem::remove(full_path);
 }

@@ -19,7 +19,9 @@ void check_ok_line(const Field& line) {
   for (const char* key : {"tp", "pp", "vpp", "ep", "etp", "cp", "dp", "micro_batch"}) layout.positive_int(key);
   layout.string("recompute");
   layout.string("schedule");
-  line.child("model");
+  const Field overlap = layout.child("overlap");
+  for (const char* key : {"ep_all_to_all", "tp_comm"})
+    if (!overlap.has(key) || !overlap.raw().at(key).is_boolean()) overlap.fail(key, "true or false");
   const Field breakdown = line.child("breakdown");
   for (const char* key : {"compute_s", "exposed_tp_s", "exposed_ep_s", "exposed_cp_s", "exposed_pp_s", "exposed_dp_s",
                           "exposed_swap_s", "bubble_s", "optimizer_s"})
@@ -31,6 +33,17 @@ void check_ok_line(const Field& line) {
 }
 
 }  // namespace
+
+void check_sweep_result_line(const json& line, const std::string& where) {
+  if (!line.is_object()) throw InputError(where + ": expected a JSON object (a moesim sweep result line)");
+  const Field field(line, where, "");
+  if (!line.contains("index") || !line.at("index").is_number_unsigned()) field.fail("index", "a whole number >= 0");
+  const std::string status = field.choice("status", {"ok", "infeasible", "no_fit"});
+  const Field model = field.child("model");
+  for (const auto& [key, value] : line.at("model").items())
+    if (!value.is_number_integer()) model.fail(key, "a whole number");
+  if (status == "ok") check_ok_line(field);
+}
 
 std::vector<nlohmann::json> read_sweep_results(const std::string& path) {
   std::ifstream in(path);
@@ -46,9 +59,7 @@ std::vector<nlohmann::json> read_sweep_results(const std::string& path) {
     } catch (const json::parse_error&) {
       throw InputError(where + ": expected one JSON object per line (a moesim sweep results file)");
     }
-    const Field field(line, where, "");
-    if (!line.contains("index") || !line.at("index").is_number_unsigned()) field.fail("index", "a whole number >= 0");
-    if (field.choice("status", {"ok", "infeasible", "no_fit"}) == "ok") check_ok_line(field);
+    check_sweep_result_line(line, where);
     lines.push_back(std::move(line));
   }
   if (lines.empty()) throw InputError(path + ": no result lines (expected the --out file of moesim sweep)");
