@@ -7,25 +7,26 @@
 # (build/html_reports/). Needs node, web/node_modules and /usr/bin/chromium (scripts/setup); their
 # absence is a failure, not a skip. Also: bad results files end with a one-line error and exit 2.
 # Usage: bash html_reports.sh MOESIM_BINARY SOURCE_DIR
-set -euo pipefail
-moesim=$1
-source_dir=$2
+set -uo pipefail
+moesim=${1:?usage: html_reports.sh MOESIM_BINARY SOURCE_DIR}
+source_dir=${2:?usage: html_reports.sh MOESIM_BINARY SOURCE_DIR}
+bin=$moesim
+source "$source_dir/tests/cli.bash"
 out=$(dirname "$moesim")/html_reports
 rm -rf "$out"
 mkdir -p "$out"
 
-fail() { echo "html_reports: $*" >&2; exit 1; }
 command -v node > /dev/null || fail "node is missing (scripts/setup installs nodejs)"
 [ -d "$source_dir/web/node_modules/playwright-core" ] || fail "web/node_modules is missing (scripts/setup runs npm ci in web/)"
 
 "$moesim" sweep "$source_dir/tests/data/sweep-small.json" --jobs 2 --top 5 --out "$out/sweep.jsonl" \
-  --json "$out/sweep.json" > /dev/null
-"$moesim" report "$out/sweep.jsonl" --top 5 --html "$out/sweep-report.html"
+  --json "$out/sweep.json" > /dev/null || fail "moesim sweep failed"
+"$moesim" report "$out/sweep.jsonl" --top 5 --html "$out/sweep-report.html" || fail "moesim report failed"
 "$moesim" simulate --model pangu-ultra-moe-718b --hw ascend-910b2 \
   --layout "$source_dir/validation/layouts/pangu-ultra-moe-6k.json" --json "$out/simulate.json" \
-  --trace "$out/simulate-trace.json" --html "$out/simulate-report.html" > /dev/null
+  --trace "$out/simulate-trace.json" --html "$out/simulate-report.html" > /dev/null || fail "moesim simulate failed"
 "$moesim" validate "$source_dir/validation/published_runs.json" "$source_dir/validation/memory_runs.json" --json "$out/validate.json" \
-  --html "$out/validate-report.html" > /dev/null
+  --html "$out/validate-report.html" > /dev/null || fail "moesim validate failed"
 
 # The reports carry their libraries: no script or stylesheet is loaded from elsewhere.
 for html in "$out"/*.html; do
@@ -35,7 +36,7 @@ done
 node "$source_dir/web/check_reports.mjs" --screenshots "$out" \
   --sweep "$out/sweep-report.html" "$out/sweep.jsonl" "$out/sweep.json" \
   --simulation "$out/simulate-report.html" "$out/simulate-trace.json" "$out/simulate.json" \
-  --validation "$out/validate-report.html" "$out/validate.json"
+  --validation "$out/validate-report.html" "$out/validate.json" || fail "the browser check failed (above)"
 
 # The check can fail: a sweep report that lost its dominated points (only the ranked ones left) is caught.
 python3 - "$out/sweep-report.html" "$out/tampered-report.html" <<'PY'
@@ -54,18 +55,11 @@ fi
 grep -q "pareto_active' mark 'points': 5 items, expected 7" "$out/tampered.txt" || fail "tampered report: $(cat "$out/tampered.txt")"
 
 # Bad results files: one line naming the file, the line and the field; exit status 2.
-expect_error() {
-  local file=$1 pattern=$2 status=0
-  "$moesim" report "$file" --html "$out/bad.html" 2> "$out/err.txt" > /dev/null || status=$?
-  [ "$status" -eq 2 ] || fail "report $file: exit status $status, expected 2"
-  grep -q "$pattern" "$out/err.txt" || fail "report $file: error '$(cat "$out/err.txt")' does not match '$pattern'"
-  [ "$(wc -l < "$out/err.txt")" -eq 1 ] || fail "report $file: error is not one line"
-}
-expect_error "$out/missing.jsonl" "missing.jsonl: cannot read file"
+expect_error "missing results file" "missing.jsonl: cannot read file" -- report "$out/missing.jsonl" --html "$out/bad.html"
 printf '{"index": 0, "status": "ok"\n' > "$out/cut.jsonl"
-expect_error "$out/cut.jsonl" "cut.jsonl: line 1: expected one JSON object per line"
+expect_error "results line cut off" "cut.jsonl: line 1: expected one JSON object per line" -- report "$out/cut.jsonl" --html "$out/bad.html"
 : > "$out/empty.jsonl"
-expect_error "$out/empty.jsonl" "empty.jsonl: no result lines"
+expect_error "empty results file" "empty.jsonl: no result lines" -- report "$out/empty.jsonl" --html "$out/bad.html"
 python3 - "$out/sweep.jsonl" "$out/no-memory.jsonl" <<'PY'
 import json, sys
 lines = [json.loads(l) for l in open(sys.argv[1])]
@@ -73,5 +67,5 @@ for l in lines:
     l.pop("memory", None)
 open(sys.argv[2], "w").write("".join(json.dumps(l) + "\n" for l in lines))
 PY
-expect_error "$out/no-memory.jsonl" "no-memory.jsonl: line [0-9]*: field 'memory': expected an object, got missing"
-echo "html_reports: ok"
+expect_error "results without memory" "no-memory.jsonl: line " "field 'memory': expected an object, got missing" -- report "$out/no-memory.jsonl" --html "$out/bad.html"
+finish html_reports

@@ -2,13 +2,12 @@
 # moesim sweep: results do not depend on --jobs, and --resume after a truncated file or a kill -9 at
 # a random moment ends with the same lines as an uninterrupted run.
 # Usage: bash sweep_resume.sh MOESIM_BINARY SOURCE_DIR
-set -euo pipefail
-moesim=$1
-source_dir=$2
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-
-fail() { echo "sweep_resume: $*" >&2; exit 1; }
+set -uo pipefail
+moesim=${1:?usage: sweep_resume.sh MOESIM_BINARY SOURCE_DIR}
+source_dir=${2:?usage: sweep_resume.sh MOESIM_BINARY SOURCE_DIR}
+bin=$moesim
+source "$source_dir/tests/cli.bash"
+work=$tmp
 
 # The small test spec, plus a longer one (tests/data/sweep-uneven.json: 60 points of uneven cost, about
 # a second) so that kills land mid-run.
@@ -62,6 +61,6 @@ done
 
 # A results file that is not ours is refused rather than overwritten.
 printf 'not json\n' > "$work/bad.jsonl"
-if "$moesim" sweep "$small" --out "$work/bad.jsonl" --resume > /dev/null 2> "$work/err"; then fail "resume accepted a damaged file"; fi
-grep -q "cannot resume" "$work/err" || fail "unexpected error: $(cat "$work/err")"
-echo "sweep_resume: ok"
+expect_error "resume over a damaged file" "bad.jsonl" "line 1" "cannot resume" -- sweep "$small" --out "$work/bad.jsonl" --resume
+grep -qx "not json" "$work/bad.jsonl" || fail "the refused resume changed bad.jsonl"
+finish sweep_resume

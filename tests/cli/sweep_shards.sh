@@ -3,13 +3,12 @@
 # a shard resumes like a whole sweep, and merge refuses (exit 2, one line naming the file) parts that
 # overlap, leave a point out, were cut off, or belong to a different spec.
 # Usage: bash sweep_shards.sh MOESIM_BINARY SOURCE_DIR
-set -euo pipefail
-moesim=$1
-source_dir=$2
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-fail() { echo "sweep_shards: $*" >&2; exit 1; }
-cd "$work"
+set -uo pipefail
+moesim=${1:?usage: sweep_shards.sh MOESIM_BINARY SOURCE_DIR}
+source_dir=${2:?usage: sweep_shards.sh MOESIM_BINARY SOURCE_DIR}
+bin=$moesim
+source "$source_dir/tests/cli.bash"
+cd "$tmp"
 
 spec=$source_dir/tests/data/sweep-small.json
 "$moesim" sweep "$spec" --jobs 1 --out one.jsonl > /dev/null
@@ -36,35 +35,28 @@ for cut in 40 $(( $(wc -c < part1.jsonl) / 2 )) $(( $(wc -c < part1.jsonl) - 1 )
 done
 grep -q "from an earlier run" cut.txt || fail "resume summary: $(head -1 cut.txt)"
 
-# expect_error DESCRIPTION WORD -- ARGS...: exit status 2, one line on stderr naming WORD, no output file.
-expect_error() {
-  local desc=$1 word=$2
-  shift 3
-  rm -f refused.jsonl
-  local rc=0
-  "$moesim" "$@" > /dev/null 2> err || rc=$?
-  [ "$rc" -eq 2 ] || fail "$desc: exit status $rc, expected 2 ($(cat err))"
-  [ "$(wc -l < err)" -eq 1 ] || fail "$desc: expected one line on stderr, got: $(cat err)"
-  grep -qF -- "$word" err || fail "$desc: stderr does not name '$word': $(cat err)"
-  [ ! -e refused.jsonl ] && [ ! -e refused.jsonl.merging ] || fail "$desc: a refused merge left a file behind"
-  echo "ok [$desc]: $(cat err)"
+# A refused merge leaves no output file behind (nor its half-written .merging file).
+expect_refused_merge() {
+  rm -f refused.jsonl refused.jsonl.merging
+  expect_error "$@"
+  [ ! -e refused.jsonl ] && [ ! -e refused.jsonl.merging ] || fail "$1: a refused merge left a file behind"
 }
 
-expect_error "a shard left out" "shard 1/3 is missing" -- merge part0.jsonl part2.jsonl --out refused.jsonl
-expect_error "a shard twice" "part0.jsonl" -- merge part0.jsonl part1.jsonl part2.jsonl part0.jsonl --out refused.jsonl
+expect_refused_merge "a shard left out" "shard 1/3 is missing" -- merge part0.jsonl part2.jsonl --out refused.jsonl
+expect_refused_merge "a shard twice" "part0.jsonl" -- merge part0.jsonl part1.jsonl part2.jsonl part0.jsonl --out refused.jsonl
 cp part0.jsonl copy0.jsonl
-expect_error "overlapping copies of a shard" "shard 0/3 again" -- merge part0.jsonl copy0.jsonl part1.jsonl part2.jsonl --out refused.jsonl
-expect_error "parts of different shard counts" "share N" -- merge part0.jsonl ten1.jsonl --out refused.jsonl
+expect_refused_merge "overlapping copies of a shard" "shard 0/3 again" -- merge part0.jsonl copy0.jsonl part1.jsonl part2.jsonl --out refused.jsonl
+expect_refused_merge "parts of different shard counts" "share N" -- merge part0.jsonl ten1.jsonl --out refused.jsonl
 sed 's/"tokens_per_s"/"mfu"/' "$spec" > other.json
 "$moesim" sweep other.json --jobs 1 --shard 1/3 --out other1.jsonl > /dev/null
-expect_error "a part of another spec" "different specs" -- merge part0.jsonl other1.jsonl part2.jsonl --out refused.jsonl
+expect_refused_merge "a part of another spec" "different specs" -- merge part0.jsonl other1.jsonl part2.jsonl --out refused.jsonl
 head -c "$(( $(wc -c < part2.jsonl) - 1 ))" part2.jsonl > short2.jsonl
-expect_error "a part cut off mid-line" "cut off" -- merge part0.jsonl part1.jsonl short2.jsonl --out refused.jsonl
-expect_error "a results file instead of a part" "not a sweep part file" -- merge one.jsonl --out refused.jsonl
+expect_refused_merge "a part cut off mid-line" "cut off" -- merge part0.jsonl part1.jsonl short2.jsonl --out refused.jsonl
+expect_refused_merge "a results file instead of a part" "not a sweep part file" -- merge one.jsonl --out refused.jsonl
 expect_error "resuming a part as another shard" "not the part header" -- sweep "$spec" --shard 2/3 --out part1.jsonl --resume
 expect_error "resuming a part of another spec" "not the part header" -- sweep other.json --shard 1/3 --out part1.jsonl --resume
 expect_error "--shard 3/3" "--shard" -- sweep "$spec" --shard 3/3
 expect_error "--shard 1" "--shard" -- sweep "$spec" --shard 1
 expect_error "--shard a/b" "--shard" -- sweep "$spec" --shard a/b
 expect_error "--mpi with --shard" "--mpi and --shard" -- sweep "$spec" --shard 0/2 --mpi
-echo "sweep_shards: ok"
+finish sweep_shards
