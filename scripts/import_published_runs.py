@@ -550,7 +550,7 @@ def overlap_of(rec, group, is_moe, assume):
         assume("overlap", "not stated; XLA/GSPMD prefetches the FSDP weight gathers and overlaps the "
                           "gradient reductions (assumed), but not the 12-way model-parallel collectives: "
                           "their results feed the next matmul, and XLA's decomposition that overlaps such "
-                          "dependent collectives came after PaLM (Wang et al., 'Overlap Communication with "
+                          "dependent collectives was published after PaLM (Wang et al., 'Overlap Communication with "
                           "Dependent Computation via Decomposition in Large Deep Learning Models', ASPLOS "
                           "2023: 1.14-1.38x throughput on TPU v4 from hiding them)")
     else:  # opt (skipped)
