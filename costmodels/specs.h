@@ -79,6 +79,7 @@ struct OverlapSwitches {
   bool dp_grad_reduce = true;      // gradient reduce-scatter overlapped with backward
   bool dp_param_gather = true;     // parameter all-gather overlapped with the next forward
   bool pp_p2p = true;              // pipeline send/recv asynchronous
+  bool delay_wgrad = false;        // weight-gradient GEMMs delayed to hide the backward EP all-to-all
 };
 
 

@@ -36,7 +36,8 @@ json layout_json(const LayoutSpec& l) {
                 {"tp_comm", l.overlap.tp_comm},
                 {"dp_grad_reduce", l.overlap.dp_grad_reduce},
                 {"dp_param_gather", l.overlap.dp_param_gather},
-                {"pp_p2p", l.overlap.pp_p2p}}}};
+                {"pp_p2p", l.overlap.pp_p2p},
+                {"delay_wgrad", l.overlap.delay_wgrad}}}};
 }
 
 json simulation_json(const ModelSpec& m, const LayoutSpec& l, const HardwareProfile& hw, const sim::SimulationResult& r) {

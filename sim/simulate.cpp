@@ -139,7 +139,11 @@ struct RawPass {
 
 // Overlap rules. Each hides communication behind compute that can run at the same time, and charges
 // the hidden time's compute slowdown where collectives run on compute cores (Ascend HCCL on AI cores).
-PassCost apply_overlap(const RawPass& r, const LayoutSpec& l, const DeviceSpec& d, bool ep_hidden_by_pairing) {
+// `delayed_wgrad` is compute that may also hide this pass's EP communication: the chunk's weight-gradient
+// GEMMs when they are delayed (Megatron-Core --delay-wgrad-compute: "exposes weight-gradient GEMMs as
+// additional work with which to hide communication", Combined 1F1B / EP A2A overlap guide).
+PassCost apply_overlap(const RawPass& r, const LayoutSpec& l, const DeviceSpec& d, bool ep_hidden_by_pairing,
+                       seconds delayed_wgrad = 0) {
   PassCost p;
   // Eager PyTorch issues kernels asynchronously, so the host hides behind the device while it runs
   // ahead; the dropless MoE dispatcher's device-to-host sync of the per-expert token counts
@@ -165,7 +169,7 @@ PassCost apply_overlap(const RawPass& r, const LayoutSpec& l, const DeviceSpec& 
   // adaptive pipe overlap, DeepSeek's DualPipe). DualPipe's pairing is modelled in the schedule; other
   // schedules pair each pass with a same-sized pass of another microbatch.
   if (l.overlap.ep_all_to_all && !ep_hidden_by_pairing) {
-    p.exposed_ep = std::max(0.0, r.ep - r.compute);
+    p.exposed_ep = std::max(0.0, r.ep - r.compute - delayed_wgrad);
     hidden += r.ep - p.exposed_ep;
   } else {
     p.exposed_ep = r.ep;
@@ -250,7 +254,10 @@ ChunkCost cost_chunk(const ModelSpec& m, const LayoutSpec& l, const HardwareProf
   accumulate_layer(g.lm_head, c.lm_head ? 1 : 0, timings, Recompute::none, graphs, host_op, fwd, bwd, wgt, cost.recompute);
   const bool paired = l.schedule == ScheduleKind::dualpipe;
   cost.forward = apply_overlap(fwd, l, hw.device, paired);
-  cost.backward = apply_overlap(bwd, l, hw.device, paired);
+  // Delayed weight gradients run inside the backward they belong to, except where a zero-bubble
+  // schedule moves them into the pipeline's idle slots as passes of their own.
+  const bool wgrad_beside_backward = l.overlap.delay_wgrad && l.schedule != ScheduleKind::zero_bubble;
+  cost.backward = apply_overlap(bwd, l, hw.device, paired, wgrad_beside_backward ? wgt.compute : 0.0);
   cost.backward_weight = apply_overlap(wgt, l, hw.device, paired);
   if (l.activation_swap > 0) {
     // Offload runs on the copy engine during the forward; the fetch back during the backward

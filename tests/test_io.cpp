@@ -216,6 +216,7 @@ TEST_CASE("io: malformed layout files name file and field", "[io][errors]") {
       {"layout-overlap-not-bool.json", "overlap.ep_all_to_all"},
       {"layout-pipeline-layers-bad.json", "pipeline_layers"},
       {"layout-fp8-dispatch-bf16.json", "fp8_dispatch"},
+      {"layout-delay-wgrad-without-ep-overlap.json", "overlap.delay_wgrad"},
   };
   for (const auto& c : cases) {
     const auto& file = c.first;  // not a structured binding: clang 14 cannot capture those

@@ -302,3 +302,39 @@ TEST_CASE("simulate: FP8 halves the EP dispatch bytes only with fp8_dispatch", "
   l.fp8_dispatch = false;
   CHECK(fp8_tokens < simulate({m, l, io::load_profile("h100-sxm")}).iteration_time);
 }
+
+TEST_CASE("simulate: delayed weight gradients also hide the backward EP all-to-all", "[simulate][overlap]") {
+  // DeepSeek-V3 with EP 32 over four B200 nodes: the backward's dispatch and combine over InfiniBand
+  // take longer than its data-gradient GEMMs, so the delayed weight-gradient GEMMs have EP time to hide.
+  Run base{io::load_model("deepseek-v3-671b"), make_layout(256, 1, 8, 32, 512, 4096), io::load_profile("b200")};
+  base.layout.vpp = 2;
+  base.layout.schedule = ScheduleKind::interleaved;
+  base.layout.overlap.ep_all_to_all = true;
+  Run delayed = base;
+  delayed.layout.overlap.delay_wgrad = true;
+  const auto plain = simulate(base), with = simulate(delayed);
+  REQUIRE(plain.chunk_costs.size() == with.chunk_costs.size());
+  bool hid_some = false;
+  for (std::size_t i = 0; i < plain.chunk_costs.size(); ++i) {
+    CAPTURE(i);
+    const sim::ChunkCost& p = plain.chunk_costs[i];
+    const sim::ChunkCost& w = with.chunk_costs[i];
+    // Exposed backward EP shrinks by the chunk's weight-gradient compute, down to zero.
+    CHECK(w.backward.exposed_ep == Approx(std::max(0.0, p.backward.exposed_ep - p.backward_weight.compute)).margin(1e-12));
+    // Forward and weight-gradient passes are untouched.
+    CHECK(w.forward.total() == Approx(p.forward.total()));
+    CHECK(w.backward_weight.total() == Approx(p.backward_weight.total()));
+    if (p.backward.exposed_ep > 0 && p.backward_weight.compute > 0) hid_some = true;
+  }
+  CHECK(hid_some);
+  CHECK(with.iteration_time < plain.iteration_time);
+  // A zero-bubble schedule runs the weight gradients as passes of their own: nothing more is hidden.
+  Run zb = base, zb_delayed = delayed;
+  zb.layout.schedule = zb_delayed.layout.schedule = ScheduleKind::zero_bubble;
+  zb.layout.vpp = zb_delayed.layout.vpp = 1;
+  CHECK(simulate(zb_delayed).iteration_time == simulate(zb).iteration_time);
+  // Without the EP overlap there is nothing to widen: the switch changes nothing.
+  base.layout.overlap.ep_all_to_all = false;
+  delayed.layout.overlap.ep_all_to_all = false;
+  CHECK(simulate(delayed).iteration_time == simulate(base).iteration_time);
+}

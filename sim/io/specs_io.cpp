@@ -259,6 +259,9 @@ LayoutSpec parse_layout(const json& j, const std::string& file) {
     l.overlap.dp_grad_reduce = o->boolean_or("dp_grad_reduce", l.overlap.dp_grad_reduce);
     l.overlap.dp_param_gather = o->boolean_or("dp_param_gather", l.overlap.dp_param_gather);
     l.overlap.pp_p2p = o->boolean_or("pp_p2p", l.overlap.pp_p2p);
+    l.overlap.delay_wgrad = o->boolean_or("delay_wgrad", l.overlap.delay_wgrad);
+    if (l.overlap.delay_wgrad && !l.overlap.ep_all_to_all)
+      o->fail("delay_wgrad", "false unless overlap.ep_all_to_all is true (it only widens that overlap)");
   }
   if (auto e = f.optional_child("expert_load")) {
     l.expert_load.skew = e->non_negative_or("skew", 0.0);

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The validation harness on the project's published runs: an error that grows past the threshold fails CI.
-# Threshold: current MAPE 6.8% over 107 runs (see README "Accuracy"); lower it as the models improve.
+# Threshold: current MAPE 6.75% over 107 runs (see README "Accuracy"); lower it as the models improve.
 # Memory (validation/memory_runs.json, scored apart): MAPE 23.7% over 8 runs, max 58.5%; the 4 FSDP + CP full-recompute rows +4.1..+4.8% (see
 # validation/README.md "Memory" for what the model misses); the ceilings fail CI if it grows.
 set -euo pipefail
@@ -9,7 +9,7 @@ root=$2
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 "$moesim" validate "$root/validation/published_runs.json" "$root/validation/pangu-ultra-moe.json" \
-  "$root/validation/memory_runs.json" --json "$out/validation.json" --max-mape 7.0 > "$out/table.txt"
+  "$root/validation/memory_runs.json" --json "$out/validation.json" --max-mape 6.9 > "$out/table.txt"
 tail -10 "$out/table.txt"
 python3 - "$out/validation.json" <<'PY'
 import json, sys
@@ -25,6 +25,13 @@ assert s["by_hardware"]["h100-sxm"]["mape_pct"] < 8, s["by_hardware"]["h100-sxm"
 assert s["by_hardware"]["a100-sxm-80g"]["mape_pct"] < 6, s["by_hardware"]["a100-sxm-80g"]
 # GB200 includes eager / partial-CUDA-graph runs whose host issue time bounds the passes.
 assert s["by_hardware"]["gb200-nvl72"]["mape_pct"] < 10, s["by_hardware"]["gb200-nvl72"]
+# B200: the DeepSeek-V3 recipe's backward EP all-to-all hides behind delayed weight gradients (-16.8%).
+assert s["by_hardware"]["b200"]["mape_pct"] < 12, s["by_hardware"]["b200"]
+# TPU v4 (PaLM, +10.8%): the model-parallel collectives are exposed.
+assert s["by_hardware"]["tpu-v4"]["mape_pct"] < 12, s["by_hardware"]["tpu-v4"]
+# Worst run: Mixtral 8x22B on 1024 GPUs (-22.6%, the 1F1B bubble; validation/README.md, MoE Parallel Folding).
+throughput = [r for r in scored if r["metric"] != "memory"]
+assert max(abs(r["error_pct"]) for r in throughput) < 23, max(throughput, key=lambda r: abs(r["error_pct"]))
 memory = [r for r in scored if r["metric"] == "memory"]
 assert len(memory) >= 8 and all(r["measured"] > 1e9 and r["predicted"] > 1e9 for r in memory), memory
 m = s["memory"]
