@@ -303,7 +303,9 @@ seconds zero3_exposed_time(const memory::DeviceParams& p, comm::GroupPlacement d
   // backward reuses the forward's unsharded parameters. With pp > 1 torch.distributed.pipelining keeps
   // them across microbatches and defers the gradient sync to the last backward (stage.py
   // backward_maybe_with_nosync): one all-gather and one reduce-scatter of the fp32-accumulated gradients
-  // (FSDP2 reduce dtype, torchtitan mixed_precision_reduce float32) per iteration.
+  // (FSDP2 reduce dtype, torchtitan mixed_precision_reduce float32) per iteration. The gather is
+  // prefetched layer by layer in the first forward; the reduce-scatter is exposed: the stage runs FSDP's
+  // post-backward by hand after its last backward has finished ("Manually call post backward for FSDP").
   const bool keep_unsharded = !l.zero_reshard_after_forward;
   const bool once_per_iteration = keep_unsharded && l.pp > 1;
   const seconds gather = both(comm::CollectiveKind::all_gather, 2);
@@ -311,8 +313,9 @@ seconds zero3_exposed_time(const memory::DeviceParams& p, comm::GroupPlacement d
   const double backward_gathers = keep_unsharded ? 0.0 : l.recompute == Recompute::none ? 1.0 : 2.0;
   const seconds forward_exposed = std::max(0.0, gather - forward_window);
   const seconds backward_exposed =
-      l.overlap.dp_grad_reduce ? std::max(0.0, backward_gathers * gather + grads - backward_window)
-                               : std::max(0.0, backward_gathers * gather - backward_window) + grads;
+      l.overlap.dp_grad_reduce && !once_per_iteration
+          ? std::max(0.0, backward_gathers * gather + grads - backward_window)
+          : std::max(0.0, backward_gathers * gather - backward_window) + grads;
   const seconds replica_grads =
       comm::collective_time(comm::CollectiveKind::all_reduce, 2 * p.dense / shard, replicas, hw.tiers).time;
   const seconds replica_exposed = l.overlap.dp_grad_reduce ? std::max(0.0, replica_grads - backward_window) : replica_grads;

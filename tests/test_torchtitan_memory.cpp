@@ -134,8 +134,19 @@ TEST_CASE("zero_reshard_after_forward false keeps a pipeline stage's parameters 
     CHECK(kept.memory[s].optimizer == sharded.memory[s].optimizer);
     CHECK(kept.memory[s].activations == sharded.memory[s].activations);
   }
-  // One gather and one reduce-scatter per iteration instead of per microbatch: never slower.
-  CHECK(kept.iteration_time <= sharded.iteration_time);
+  // One gather and one reduce-scatter per iteration, not per microbatch: twice the microbatches leave the
+  // exposed FSDP time as it is (per-microbatch resharding, with overlap off, doubles it).
+  CHECK(kept.breakdown.exposed_dp > 0);
+  run.layout.global_batch = 512;
+  const auto kept_twice = test::simulate(run);
+  CHECK(kept_twice.breakdown.exposed_dp == Approx(kept.breakdown.exposed_dp).epsilon(1e-12));
+  run.layout.zero_reshard_after_forward = true;
+  run.layout.overlap.dp_grad_reduce = run.layout.overlap.dp_param_gather = false;
+  const auto resharded_twice = test::simulate(run);
+  run.layout.global_batch = 256;
+  const auto resharded = test::simulate(run);
+  CHECK(resharded.breakdown.exposed_dp > 0);
+  CHECK(resharded_twice.breakdown.exposed_dp == Approx(2 * resharded.breakdown.exposed_dp).epsilon(1e-9));
 
   // Without pipeline parallelism FSDP2 still reduce-scatters gradients per layer: only weights stay whole.
   test::Run flat{io::load_model("llama3-8b"), test::make_layout(8, 1, 1, 1, 16, 8192), io::load_profile("h100-sxm")};
