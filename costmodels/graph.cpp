@@ -43,20 +43,24 @@ const char* to_string(LayerKind k) {
 
 bytes LayerGraph::saved_bytes(Recompute policy, double imbalance) const {
   if (policy == Recompute::full) return layer_input_bytes;
-  bytes total = 0;
+  // Op-level selective AC keeps the checkpointed block's input (torch.utils.checkpoint) and the outputs
+  // its policy marks MUST_SAVE; everything else is rebuilt from them in backward.
+  bytes total = policy == Recompute::selective_op ? layer_input_bytes : 0;
   for (const Op& op : forward) {
+    const double scale = op.scales_with_imbalance ? imbalance : 1.0;
+    if (policy == Recompute::selective_op) {
+      total += op.kept_by_op_sac * scale;
+      continue;
+    }
     if (policy == Recompute::selective && op.dropped_by_selective) continue;
-    total += op.saved_bytes * (op.scales_with_imbalance ? imbalance : 1.0);
+    total += op.saved_bytes * scale;
   }
   return total;
 }
 
 flops LayerGraph::recompute_flops(Recompute policy) const {
-  if (policy == Recompute::none) return 0;
   flops total = 0;
-  for (const Op& op : forward) {
-    if (recomputed(op, policy)) total += op.flop_count;
-  }
+  for (const Op& op : forward) total += rerun_fraction(op, policy) * op.flop_count;
   return total;
 }
 
@@ -105,7 +109,44 @@ class LayerBuilder {
   void set_layer_input() { graph_.layer_input_bytes = tokens_sp_ * m_.hidden * a_; }
 
   // Weight bytes are read once per GEMM; input and output activations pass through HBM once.
+  // A plain GEMM is one aten.mm of the reference model; grouped (per-expert) GEMMs are not aten.mm.
   Op& gemm(const char* name, double m, double k, double n, double count = 1, bool grouped = false) {
+    Op& op = make_gemm(name, m, k, n, count, grouped);
+    if (!grouped) op_sac_matmuls(op, {m * n * count});
+    return op;
+  }
+
+  // One GEMM standing for several nn.Linear calls of the reference model that share an input (Llama's
+  // wq, wk, wv; w1, w3): `widths` are their output widths in call order, summing to n.
+  Op& fused_gemm(const char* name, double m, double k, std::initializer_list<double> widths) {
+    double n = 0;
+    for (double w : widths) n += w;
+    Op& op = make_gemm(name, m, k, n);
+    std::vector<double> outputs;
+    for (double w : widths) outputs.push_back(m * w);
+    op_sac_matmuls(op, outputs);
+    return op;
+  }
+
+  // torchtitan's op-level selective activation checkpointing, as benchmarked in its docs/performance.md
+  // (torchtitan 9dec370, Dec 2024: torchtitan/parallelisms/parallelize_llama.py, `_save_list` and
+  // `_custom_policy`): inside each checkpointed TransformerBlock the outputs of aten.mm, flash/efficient
+  // SDPA and _c10d_functional.reduce_scatter_tensor are saved (MUST_SAVE), except every second aten.mm
+  // in call order ("meta[mm_count_key] % 2 == 0": the block's 2nd, 4th, ... mm is recomputed); every
+  // other op is recomputed in backward. `outputs` are the output elements of the mm calls one GEMM op
+  // stands for, in call order; their FLOPs share one input, so they split by output size.
+  void op_sac_matmuls(Op& op, const std::vector<double>& outputs) {
+    double total = 0, rerun = 0;
+    op.kept_by_op_sac = 0;
+    for (double elements : outputs) {
+      total += elements;
+      if (++matmuls_ % 2 == 0) rerun += elements;
+      else op.kept_by_op_sac += elements * a_;
+    }
+    op.rerun_by_op_sac = total > 0 ? rerun / total : 1.0;
+  }
+
+  Op& make_gemm(const char* name, double m, double k, double n, double count = 1, bool grouped = false) {
     Op op;
     op.name = name;
     op.kind = grouped ? OpKind::grouped_gemm : OpKind::gemm;
@@ -148,8 +189,15 @@ class LayerBuilder {
   }
   void tp_reduce(const char* name) {
     if (c_.tp <= 1) return;
-    collective(name, c_.sequence_parallel ? comm::CollectiveKind::reduce_scatter : comm::CollectiveKind::all_reduce,
-               GroupKind::tp, c_.tokens * m_.hidden * a_);
+    Op& op = collective(name, c_.sequence_parallel ? comm::CollectiveKind::reduce_scatter : comm::CollectiveKind::all_reduce,
+                        GroupKind::tp, c_.tokens * m_.hidden * a_);
+    if (c_.sequence_parallel) keep_reduce_scatter_output(op, c_.tp);
+  }
+
+  // Op-level selective AC saves a reduce-scatter's output (its shard of the buffer) and does not rerun it.
+  static void keep_reduce_scatter_output(Op& op, int group) {
+    op.kept_by_op_sac = op.collective.buffer / group;
+    op.rerun_by_op_sac = 0;
   }
 
   void norm(const char* name) {
@@ -197,7 +245,9 @@ class LayerBuilder {
     } else {
       qk_dim = v_dim = at.head_dim;
       kv_heads = at.kv_heads / t;
-      gemm("qkv_proj", T, h, (heads + 2 * kv_heads) * at.head_dim).saved_bytes = gathered_input_saved(h);
+      // Llama's wq, wk, wv are three linears (torchtitan models/llama/model.py Attention).
+      fused_gemm("qkv_proj", T, h, {heads * at.head_dim, kv_heads * at.head_dim, kv_heads * at.head_dim}).saved_bytes =
+          gathered_input_saved(h);
     }
     if (c_.cp > 1) {
       // Ring attention (Liu et al. 2023; Megatron CP): cp-1 exchanges of the local K and V chunk,
@@ -216,6 +266,12 @@ class LayerBuilder {
     core.hbm_bytes = T * (heads * (qk_dim + v_dim) + kv_heads * (qk_dim + v_dim)) * a_;
     // Saved: Q, K, V (Korthikanti: QK^T inputs 4sbh and V 2sbh for MHA), split over TP.
     core.saved_bytes = T * (heads * qk_dim + kv_heads * (qk_dim + v_dim)) * a_;
+    if (c_.flash_attention) {
+      // Op-level selective AC saves fused SDPA's outputs: O and the fp32 log-sum-exp per query and head
+      // (aten._scaled_dot_product_flash_attention returns both); the unfused path is recomputed.
+      core.kept_by_op_sac = T * heads * (v_dim * a_ + 4);
+      core.rerun_by_op_sac = 0;
+    }
     graph_.forward.push_back(core);
     if (!c_.flash_attention) {
       // Unfused attention keeps softmax output (2), its dropout mask (1) and the dropped-out
@@ -244,7 +300,9 @@ class LayerBuilder {
     const double width = intermediate / t;
     norm(prefix_norm);
     tp_gather("mlp_tp_all_gather");
-    gemm("mlp_fc1", T, h, (swiglu ? 2 : 1) * width).saved_bytes = gathered_input_saved(h);
+    // SwiGLU's gate and up projections are two linears, w1 then w3 (torchtitan FeedForward.forward).
+    (swiglu ? fused_gemm("mlp_fc1", T, h, {width, width}) : gemm("mlp_fc1", T, h, width)).saved_bytes =
+        gathered_input_saved(h);
     // Activation input saved: GeLU input 8sbh for ffn=4h (Korthikanti); SwiGLU keeps gate and up.
     vector("mlp_act", T * width, swiglu ? 4 : 8, swiglu ? 3 : 2).saved_bytes = T * (swiglu ? 2 : 1) * width * a_;
     gemm("mlp_fc2", T, width, h).saved_bytes = T * width * a_;
@@ -290,7 +348,9 @@ class LayerBuilder {
       fc2.scales_with_imbalance = true;
     }
     if (c_.etp > 1)
-      collective("etp_reduce_scatter", comm::CollectiveKind::reduce_scatter, GroupKind::etp, expert_tokens * h * a_);
+      keep_reduce_scatter_output(collective("etp_reduce_scatter", comm::CollectiveKind::reduce_scatter, GroupKind::etp,
+                                            expert_tokens * h * a_),
+                                 c_.etp);
     {
       Op& d = collective("ep_combine", comm::CollectiveKind::all_to_all, GroupKind::ep,
                          routed_tokens * moe.top_k * h * a_);
@@ -305,7 +365,8 @@ class LayerBuilder {
       const double T = c_.tokens;
       const double sw = moe.shared_experts * moe.shared_expert_intermediate / t;
       tp_gather("shared_tp_all_gather");
-      gemm("shared_fc1", T, h, (swiglu ? 2 : 1) * sw).saved_bytes = gathered_input_saved(h);
+      (swiglu ? fused_gemm("shared_fc1", T, h, {sw, sw}) : gemm("shared_fc1", T, h, sw)).saved_bytes =
+          gathered_input_saved(h);
       vector("shared_act", T * sw, 4, 3).saved_bytes = T * (swiglu ? 2 : 1) * sw * a_;
       gemm("shared_fc2", T, sw, h).saved_bytes = T * sw * a_;
       tp_reduce("shared_tp_reduce");
@@ -347,6 +408,7 @@ class LayerBuilder {
   const GraphContext& c_;
   bytes a_;
   double tokens_sp_ = 0;
+  int matmuls_ = 0;  // aten.mm calls so far in this layer (op-level selective AC counts them per block)
   LayerGraph graph_;
 };
 
@@ -394,7 +456,7 @@ FlopsPerToken model_flops_per_token(const ModelSpec& model, int seq_len, Recompu
     for (const Op& op : g.forward) {
       f.forward += n * op.model_flop_count / seq_len;
       if (op.kind == OpKind::attention) f.attention_core += n * op.model_flop_count / seq_len;
-      if (kind != LayerKind::lm_head && g.recomputed(op, policy)) f.recompute += n * op.model_flop_count / seq_len;
+      if (kind != LayerKind::lm_head) f.recompute += n * g.rerun_fraction(op, policy) * op.model_flop_count / seq_len;
     }
   };
   add(LayerKind::dense, model.dense_layers());

@@ -40,6 +40,10 @@ struct Op {
   bytes saved_bytes = 0;         // activations kept for backward when nothing is recomputed
   bool dropped_by_selective = false;    // selective recompute (Korthikanti et al. 2022 §4.2) frees its saved bytes
   bool recomputed_by_selective = false; // ... and runs this op again in backward
+  // torchtitan's op-level selective AC (Recompute::selective_op): output bytes the op keeps for
+  // backward, and the share of its forward run again in backward (set by the graph builder).
+  bytes kept_by_op_sac = 0;
+  double rerun_by_op_sac = 1.0;
   bool scales_with_imbalance = false; // expert ops: the busiest rank does `imbalance` x the mean work
   CollectiveOp collective;       // kind == collective
 };
@@ -53,8 +57,15 @@ struct LayerGraph {
   bytes saved_bytes(Recompute policy, double imbalance = 1.0) const;
   // FLOPs executed again in backward under a recompute policy.
   flops recompute_flops(Recompute policy) const;
-  bool recomputed(const Op& op, Recompute policy) const {
-    return policy == Recompute::full || (policy == Recompute::selective && op.recomputed_by_selective);
+  // Share of an op's forward run again in backward under a policy (0: kept, 1: rerun whole).
+  double rerun_fraction(const Op& op, Recompute policy) const {
+    switch (policy) {
+      case Recompute::none: return 0.0;
+      case Recompute::selective: return op.recomputed_by_selective ? 1.0 : 0.0;
+      case Recompute::selective_op: return op.rerun_by_op_sac;
+      case Recompute::full: return 1.0;
+    }
+    return 1.0;
   }
   flops forward_flops() const;
   flops model_forward_flops() const;

@@ -50,6 +50,7 @@ std::optional<std::string> complete_and_check_layout(const ModelSpec& model, Lay
   }
   if (l.zero_shard_dp > 0 && (l.zero_stage < 3 || (l.dp * l.cp) % l.zero_shard_dp != 0))
     return "zero_shard_dp " + str(l.zero_shard_dp) + " needs zero_stage 3 and must divide dp*cp = " + str(l.dp * l.cp);
+  if (!l.zero_reshard_after_forward && l.zero_stage < 3) return "zero_reshard_after_forward false needs zero_stage 3";
   if (l.seq_len <= 0) l.seq_len = model.seq_len;
   if (l.seq_len <= 0) return "seq_len must be > 0 (set it in the layout or the model)";
   if (l.seq_len % l.cp != 0) return "seq_len " + str(l.seq_len) + " not divisible by cp " + str(l.cp);

@@ -23,18 +23,18 @@ DeviceParams layer_device_params(const ModelSpec& m, const LayoutSpec& l, bool m
   return p;
 }
 
-// The largest one-layer activation set a stage holds when nothing of it is recomputed.
+// The largest set of one layer's activations the recompute policy drops and its backward rebuilds.
 bytes recomputed_layer_bytes(const ModelSpec& m, const LayoutSpec& l, const graph::ModelGraphs& g,
                              const PipelinePlan& plan, int stage, double imbalance) {
+  const auto rebuilt = [&](const graph::LayerGraph& layer) {
+    return std::max(0.0, layer.saved_bytes(Recompute::none, imbalance) - layer.saved_bytes(l.recompute, imbalance));
+  };
   bytes largest = 0;
   for (int c = 0; c < plan.chunks; ++c) {
     const ChunkContent& chunk = plan.at(stage, c);
     for (int i = chunk.first_layer; i < chunk.first_layer + chunk.layers; ++i)
-      largest = std::max(largest, g.decoder(m, i).saved_bytes(Recompute::none, imbalance) -
-                                      g.decoder(m, i).saved_bytes(Recompute::full, imbalance));
-    if (chunk.mtp_layers > 0)
-      largest = std::max(largest, g.mtp.saved_bytes(Recompute::none, imbalance) -
-                                      g.mtp.saved_bytes(Recompute::full, imbalance));
+      largest = std::max(largest, rebuilt(g.decoder(m, i)));
+    if (chunk.mtp_layers > 0) largest = std::max(largest, rebuilt(g.mtp));
   }
   return largest;
 }
@@ -120,6 +120,16 @@ std::vector<StageMemory> stage_memory(const ModelSpec& m, const LayoutSpec& l, c
     sm.params = p.total();
     sm.weights = weight_bytes_per_param * (p.dense / zero3_dense + p.expert / zero3_expert);
     sm.gradients = grad_bytes_per_param * (p.dense / zero3_dense + p.expert / zero3_expert);
+    if (l.zero_stage >= 3 && !l.zero_reshard_after_forward) {
+      // FSDP2 without resharding after forward (torchtitan with PP, parallelize_llama.py apply_fsdp):
+      // the stage's 16-bit parameters stay unsharded. With pp > 1 torch.distributed.pipelining turns
+      // gradient sync off until the last backward (stage.py backward_maybe_with_nosync), and FSDP2 keeps
+      // the unsharded gradients in its fp32 reduce dtype meanwhile (_fsdp_param.py
+      // to_accumulated_grad_if_needed). Static sum: on the first stage the gradients exist only from the
+      // first backward on, when one microbatch fewer is in flight (an over-count of at most one).
+      sm.weights = weight_bytes_per_param * p.total();
+      if (l.pp > 1) sm.gradients = grad_bytes_per_param * p.total();
+    }
     sm.optimizer = optimizer_bytes_per_param * (p.dense / dense_shard + p.expert / expert_shard);
     const double in_flight = s < static_cast<int>(inflight.size()) ? inflight[s] : 1.0;
     bytes per_chunk = 0;
@@ -129,12 +139,12 @@ std::vector<StageMemory> stage_memory(const ModelSpec& m, const LayoutSpec& l, c
     }
     // Swapped activations leave HBM while their microbatch waits; the one being computed stays resident.
     sm.activations = in_flight >= 1 ? per_chunk * (1 + (in_flight - 1) * (1 - l.activation_swap)) : per_chunk * in_flight;
-    // Full recompute reruns one layer's forward inside that layer's backward, so its activations are live
-    // again on top of the kept layer inputs (Chen et al. 2016, "Training Deep Nets with Sublinear Memory
-    // Cost", §3: peak = checkpoints + the largest recomputed segment). The loss and output head finish
-    // their backward before the first layer is recomputed, so that phase is not added to theirs.
+    // Recompute reruns one layer's forward inside that layer's backward, so what it dropped is live
+    // again on top of what it kept (Chen et al. 2016, "Training Deep Nets with Sublinear Memory Cost",
+    // §3: peak = checkpoints + the largest recomputed segment). The loss and output head finish their
+    // backward before the first layer is recomputed, so that phase is not added to theirs.
     const bytes recomputed =
-        l.recompute == Recompute::full && in_flight > 0 ? recomputed_layer_bytes(m, l, g, plan, s, imbalance) : 0;
+        l.recompute != Recompute::none && in_flight > 0 ? recomputed_layer_bytes(m, l, g, plan, s, imbalance) : 0;
     sm.buffers = std::max(largest_edge_op, largest_decoder_op + recomputed) + p2p;
     sm.reserve = hw.device.framework_reserve;
     out.push_back(sm);

@@ -65,7 +65,9 @@ struct ModelSpec {
 
 // ---------------------------------------------------------------------------------------------
 // Parallel layout (Megatron-Core semantics with MoE parallel folding)
-enum class Recompute { none, selective, full };
+// selective: Korthikanti et al. 2022 §4.2 (attention core recomputed). selective_op: torchtitan's op-level
+// selective activation checkpointing (see costmodels/graph.cpp, LayerBuilder::op_sac_matmuls).
+enum class Recompute { none, selective, selective_op, full };
 enum class ScheduleKind { gpipe, one_f_one_b, interleaved, zero_bubble, dualpipe };
 enum class Precision { bf16, fp8 };
 // CUDA graphs as Megatron-Core uses them: none (eager), partial (Transformer Engine graphs of the
@@ -116,6 +118,12 @@ struct LayoutSpec {
   // ZeRO-3 shard group: the DP x CP ranks a parameter's shards span (hybrid sharding: PaLM shards within
   // one TPU pod and replicates across pods, Chowdhery et al. 2022 §4); 0 = the whole DP x CP group.
   int zero_shard_dp = 0;
+  // FSDP2's reshard_after_forward. false as torchtitan sets it with pipeline parallelism
+  // (parallelize_llama.py apply_fsdp: "For PP, do not reshard after forward to avoid per-microbatch
+  // all-gathers"): the stage's 16-bit parameters stay unsharded from the first forward on, and with
+  // pp > 1 torch.distributed.pipelining also keeps them through backward and accumulates the gradients
+  // unsharded until the last microbatch (stage.py backward_maybe_with_nosync). Only with zero_stage 3.
+  bool zero_reshard_after_forward = true;
   CudaGraphs cuda_graphs = CudaGraphs::none;
   int zero_shard_group() const { return zero_shard_dp > 0 ? zero_shard_dp : dp * cp; }
   std::vector<int> pipeline_layers;  // decoder layers per virtual stage (pp*vpp entries), empty = even split

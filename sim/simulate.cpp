@@ -211,23 +211,23 @@ void accumulate_layer(const graph::LayerGraph& g, int count, OpTimings& timings,
   for (std::size_t i = 0; i < g.forward.size(); ++i) {
     const Op& op = g.forward[i];
     const OpTiming& t = times[i];
-    const bool rerun = g.recomputed(op, policy);
+    const double rerun = g.rerun_fraction(op, policy);
     if (op.kind == OpKind::collective && op.collective.expert_dispatch) dynamic_shapes = true;
     const bool eager = graphs == CudaGraphs::none || (graphs == CudaGraphs::partial && dynamic_shapes);
     if (eager) {
-      // One host issue forward, two backward (data and weight gradients), one more if recomputed.
+      // One host issue forward, two backward (data and weight gradients), plus the recomputed share.
       fwd.host += count * host_op;
-      bwd.host += count * host_op * (2 + (rerun ? 1 : 0));
+      bwd.host += count * host_op * (2 + rerun);
     }
     if (op.kind == OpKind::collective) {
       fwd.add_comm(comm_class(op), count * t.forward);
-      bwd.add_comm(comm_class(op), count * (t.backward_input + (rerun ? t.forward : 0)));
+      bwd.add_comm(comm_class(op), count * (t.backward_input + rerun * t.forward));
       continue;
     }
     fwd.compute += count * t.forward;
-    bwd.compute += count * (t.backward_input + (rerun ? t.forward : 0));
+    bwd.compute += count * (t.backward_input + rerun * t.forward);
     wgt.compute += count * t.backward_weight;
-    if (rerun) recompute += count * t.forward;
+    recompute += count * rerun * t.forward;
     if (op.kind == OpKind::attention) {
       fwd.attention += count * t.forward;
       bwd.attention += count * t.backward_input;
@@ -306,17 +306,27 @@ seconds zero3_exposed_time(const memory::DeviceParams& p, comm::GroupPlacement d
   auto both = [&](comm::CollectiveKind kind, double bytes_per_param) {
     return flat(kind, bytes_per_param * p.dense, dp_group) + flat(kind, bytes_per_param * p.expert, edp_group);
   };
+  // FSDP2 without resharding after forward (layout zero_reshard_after_forward false, torchtitan with PP):
+  // backward reuses the forward's unsharded parameters. With pp > 1 torch.distributed.pipelining keeps
+  // them across microbatches and defers the gradient sync to the last backward (stage.py
+  // backward_maybe_with_nosync): one all-gather and one reduce-scatter of the fp32-accumulated gradients
+  // (FSDP2 reduce dtype, torchtitan mixed_precision_reduce float32) per iteration. The gather is
+  // prefetched layer by layer in the first forward; the reduce-scatter is exposed: the stage runs FSDP's
+  // post-backward by hand after its last backward has finished ("Manually call post backward for FSDP").
+  const bool keep_unsharded = !l.zero_reshard_after_forward;
+  const bool once_per_iteration = keep_unsharded && l.pp > 1;
   const seconds gather = both(comm::CollectiveKind::all_gather, 2);
-  const seconds grads = both(comm::CollectiveKind::reduce_scatter, 2);
-  const double backward_gathers = l.recompute == Recompute::none ? 1.0 : 2.0;
+  const seconds grads = both(comm::CollectiveKind::reduce_scatter, once_per_iteration ? 4 : 2);
+  const double backward_gathers = keep_unsharded ? 0.0 : l.recompute == Recompute::none ? 1.0 : 2.0;
   const seconds forward_exposed = std::max(0.0, gather - forward_window);
   const seconds backward_exposed =
-      l.overlap.dp_grad_reduce ? std::max(0.0, backward_gathers * gather + grads - backward_window)
-                               : std::max(0.0, backward_gathers * gather - backward_window) + grads;
+      l.overlap.dp_grad_reduce && !once_per_iteration
+          ? std::max(0.0, backward_gathers * gather + grads - backward_window)
+          : std::max(0.0, backward_gathers * gather - backward_window) + grads;
   const seconds replica_grads =
       comm::collective_time(comm::CollectiveKind::all_reduce, 2 * p.dense / shard, replicas, hw.tiers).time;
   const seconds replica_exposed = l.overlap.dp_grad_reduce ? std::max(0.0, replica_grads - backward_window) : replica_grads;
-  return l.microbatches() * (forward_exposed + backward_exposed) + replica_exposed;
+  return (once_per_iteration ? 1 : l.microbatches()) * (forward_exposed + backward_exposed) + replica_exposed;
 }
 }  // namespace
 

@@ -322,7 +322,7 @@ TEST_CASE("numerics: random valid configurations never report MFU > 1, negative 
     l.schedule = l.vpp > 1 ? ScheduleKind::interleaved
                            : pick(std::vector<ScheduleKind>{ScheduleKind::one_f_one_b, ScheduleKind::gpipe,
                                                             ScheduleKind::zero_bubble, ScheduleKind::dualpipe});
-    l.recompute = pick(std::vector<Recompute>{Recompute::none, Recompute::selective, Recompute::full});
+    l.recompute = pick(std::vector<Recompute>{Recompute::none, Recompute::selective, Recompute::selective_op, Recompute::full});
     l.sequence_parallel = l.tp > 1;
     l.precision = pick(std::vector<Precision>{Precision::bf16, Precision::fp8});
     l.seq_len = pick(std::vector<int>{0, 512, 4096, 32768});

@@ -41,7 +41,7 @@ void add_layout_flags(po::options_description& d) {
       ("micro-batch", po::value<int>(), "micro batch size (sequences)")
       ("global-batch", po::value<int>(), "global batch size (sequences)")
       ("seq-len", po::value<int>(), "sequence length")
-      ("recompute", po::value<std::string>(), "none|selective|full")
+      ("recompute", po::value<std::string>(), "none|selective|selective_op|full")
       ("schedule", po::value<std::string>(), "gpipe|1f1b|interleaved|zero-bubble|dualpipe")
       ("precision", po::value<std::string>(), "bf16|fp8")
       ("ep-overlap", po::value<bool>(), "overlap EP all-to-all with compute (true|false)")

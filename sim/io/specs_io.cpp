@@ -60,6 +60,7 @@ const char* to_string(Recompute r) {
   switch (r) {
     case Recompute::none: return "none";
     case Recompute::selective: return "selective";
+    case Recompute::selective_op: return "selective_op";
     case Recompute::full: return "full";
   }
   return "?";
@@ -82,9 +83,9 @@ ScheduleKind parse_schedule(const std::string& s, const std::string& where) {
 }
 
 Recompute parse_recompute(const std::string& s, const std::string& where) {
-  for (Recompute r : {Recompute::none, Recompute::selective, Recompute::full})
+  for (Recompute r : {Recompute::none, Recompute::selective, Recompute::selective_op, Recompute::full})
     if (s == to_string(r)) return r;
-  throw InputError(where + ": expected one of none|selective|full, got \"" + s + "\"");
+  throw InputError(where + ": expected one of none|selective|selective_op|full, got \"" + s + "\"");
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -244,6 +245,7 @@ LayoutSpec parse_layout(const json& j, const std::string& file) {
   l.flash_attention = f.boolean_or("flash_attention", true);
   l.zero_stage = f.non_negative_int_or("zero_stage", 0);
   l.zero_shard_dp = f.non_negative_int_or("zero_shard_dp", 0);
+  l.zero_reshard_after_forward = f.boolean_or("zero_reshard_after_forward", true);
   {
     const std::string graphs = f.choice_or("cuda_graphs", {"none", "partial", "full"}, "none");
     l.cuda_graphs = graphs == "full" ? CudaGraphs::full : graphs == "partial" ? CudaGraphs::partial : CudaGraphs::none;
