@@ -427,18 +427,64 @@ int align_collectives(std::vector<io::Trace>& ranks) {
   for (std::size_t i = 0; i < n; ++i) {
     seconds shortest = per_rank.front()[i]->duration;
     for (const auto& r : per_rank) shortest = std::min(shortest, r[i]->duration);
-    for (auto& r : per_rank) r[i]->duration = shortest, r[i]->excludes_peer_wait = true;
+    // The wait comes first, the transfer once the last rank has arrived: each rank keeps the end of its span.
+    for (auto& r : per_rank) {
+      r[i]->start_us += (r[i]->duration - shortest) * 1e6;
+      r[i]->duration = shortest;
+      r[i]->excludes_peer_wait = true;
+    }
   }
   return static_cast<int>(n);
 }
+
+namespace {
+
+// A kernel's span on the device timeline (us).
+struct Span {
+  double start_us, end_us;
+};
+
+// Adds to each compute sample the time its kernels ran beside a collective kernel: the overlap of each
+// compute kernel's span with the union of the collectives' spans. Collectives run on their own streams
+// (NCCL's, HCCL's), so an overlap in time is concurrency on the device.
+void add_time_beside_collectives(std::vector<Span> collectives, const std::vector<std::pair<Span, std::size_t>>& compute,
+                                 std::vector<Sample>& samples) {
+  if (collectives.empty()) return;
+  std::sort(collectives.begin(), collectives.end(), [](const Span& a, const Span& b) { return a.start_us < b.start_us; });
+  std::vector<Span> merged;  // disjoint, sorted
+  for (const Span& c : collectives) {
+    if (!merged.empty() && c.start_us <= merged.back().end_us) {
+      merged.back().end_us = std::max(merged.back().end_us, c.end_us);
+    } else {
+      merged.push_back(c);
+    }
+  }
+  for (const auto& [span, sample] : compute) {
+    auto it = std::upper_bound(merged.begin(), merged.end(), span.start_us, [](double t, const Span& m) { return t < m.end_us; });
+    double overlap_us = 0;
+    for (; it != merged.end() && it->start_us < span.end_us; ++it)
+      overlap_us += std::min(it->end_us, span.end_us) - std::max(it->start_us, span.start_us);
+    samples[sample].beside_collective += overlap_us * 1e-6;
+  }
+}
+
+}  // namespace
 
 std::vector<Sample> classify(const io::Trace& trace, const HardwareProfile& hw) {
   std::vector<Sample> out;
   out.reserve(trace.kernels.size());
   std::unordered_map<long long, std::size_t> by_launch;  // launching op -> its sample
+  std::vector<Span> collectives;
+  std::vector<std::pair<Span, std::size_t>> compute;  // each compute kernel's span and its sample
   auto rank = [](const Sample& s) { return s.kind == OpKind::vector ? 0 : 1; };  // the op's GEMM/attention kernel names it
   for (const io::KernelSample& k : trace.kernels) {
     Sample s = classify_one(k, hw, trace.world_size);
+    const Span span{k.start_us, k.start_us + k.duration * 1e6};
+    if (s.kind == OpKind::collective) {
+      collectives.push_back(span);
+    } else if (s.kind != OpKind::other) {
+      compute.push_back({span, out.size()});  // the sample it starts; a merged kernel's index is corrected below
+    }
     const bool mergeable = k.launch_id >= 0 && !k.input_shapes.empty() && s.kind != OpKind::collective && s.kind != OpKind::other;
     if (!mergeable) {
       out.push_back(std::move(s));
@@ -449,6 +495,7 @@ std::vector<Sample> classify(const io::Trace& trace, const HardwareProfile& hw) 
       out.push_back(std::move(s));
       continue;
     }
+    compute.back().second = it->second;
     Sample& merged = out[it->second];
     const seconds total = merged.measured + s.measured;
     const int launches = merged.launches + 1;
@@ -456,6 +503,7 @@ std::vector<Sample> classify(const io::Trace& trace, const HardwareProfile& hw) 
     merged.measured = total;
     merged.launches = launches;
   }
+  add_time_beside_collectives(std::move(collectives), compute, out);
   return out;
 }
 
@@ -465,7 +513,10 @@ DeviceSpec at_own_rate(DeviceSpec d) {
   return d;
 }
 
-seconds predict(const Sample& s, const HardwareProfile& hw) {
+namespace {
+
+// Time of a compute sample had it run alone on the device.
+seconds predict_alone(const Sample& s, const HardwareProfile& hw) {
   const DeviceSpec& d = hw.device;
   const seconds extra_launches = (s.launches - 1) * d.launch_overhead;  // the cost models charge one per op
   switch (s.kind) {
@@ -485,10 +536,23 @@ seconds predict(const Sample& s, const HardwareProfile& hw) {
       return compute::attention_time(s.op_flops, s.hbm, matrix_peak(s.precision, d), d).time + extra_launches;
     case OpKind::vector: return compute::vector_time(s.op_flops, s.hbm, d).time + extra_launches;
     case OpKind::collective:
-      return comm::collective_time(s.collective, s.buffer, {s.group_size, s.group_stride}, hw.tiers).time;
     case OpKind::other: break;
   }
   return 0;
+}
+
+// Fraction of a compute sample's measured span during which a collective ran beside it.
+double fraction_beside_collective(const Sample& s) { return s.measured > 0 ? std::min(1.0, s.beside_collective / s.measured) : 0; }
+
+}  // namespace
+
+seconds predict(const Sample& s, const HardwareProfile& hw) {
+  if (s.kind == OpKind::collective)
+    return comm::collective_time(s.collective, s.buffer, {s.group_size, s.group_stride}, hw.tiers).time;
+  // A collective kernel beside a compute kernel holds SMs (NCCL runs its reductions and copies on SMs)
+  // and HBM bandwidth: the compute kernel is slowed for the time they share the device, as the simulator
+  // charges comm_compute_slowdown per second of communication hidden behind compute.
+  return predict_alone(s, hw) * (1.0 + hw.device.comm_compute_slowdown * fraction_beside_collective(s));
 }
 
 namespace {
@@ -616,6 +680,25 @@ std::vector<double> least_squares(const std::vector<std::vector<double>>& x, con
   return coef;
 }
 
+// Weighted least absolute deviations by iteratively reweighted least squares (weights 1 / |e|,
+// Schlossmacher 1973): the replay scores median |error|, and kernels slowed by what the trace does not
+// show (clock changes, other processes) are outliers that would pull a squared-error fit. Weights
+// 1/measured^2 make the deviations relative. Empty when the columns are degenerate.
+std::vector<double> least_absolute_deviations(const std::vector<std::vector<double>>& x, const std::vector<double>& target,
+                                              const std::vector<double>& weight) {
+  std::vector<double> irls(weight), coef;
+  for (int iteration = 0; iteration < 20; ++iteration) {
+    coef = least_squares(x, target, irls);
+    if (coef.empty()) return {};
+    for (std::size_t r = 0; r < x.size(); ++r) {
+      double predicted = 0;
+      for (std::size_t j = 0; j < coef.size(); ++j) predicted += coef[j] * x[r][j];
+      irls[r] = weight[r] / std::max(std::abs(target[r] - predicted) * std::sqrt(weight[r]), 1e-3);
+    }
+  }
+  return coef;
+}
+
 double weighted_sse(const std::vector<Row>& rows, double a, double b) {
   double sse = 0;
   for (const Row& r : rows) {
@@ -665,6 +748,17 @@ std::vector<const Sample*> select(const std::vector<Sample>& samples, const std:
   return out;
 }
 
+// The samples as if every compute kernel had run alone: a kernel that shared its span with a collective
+// for a fraction f of it is given measured / (1 + slowdown * f), the inverse of predict's charge.
+std::vector<Sample> as_if_alone(const std::vector<Sample>& samples, double slowdown) {
+  std::vector<Sample> out(samples);
+  for (Sample& s : out) {
+    s.measured /= 1.0 + slowdown * fraction_beside_collective(s);
+    s.beside_collective = 0;
+  }
+  return out;
+}
+
 bool is_half_precision(const Sample& s) { return s.precision != MatrixPrecision::fp32; }
 
 std::string fmt_pct(double before, double after, std::size_t samples) {
@@ -693,10 +787,16 @@ FitResult fit(const std::vector<Sample>& samples, const HardwareProfile& base) {
     return false;
   };
 
+  // Steps 1-4 fit the compute samples as if they had run alone (as_if_alone with the slowdown of the
+  // previous pass, on a copy of the samples; the first pass takes them as measured), step 5 the slowdown
+  // on the samples as measured, given the rates and efficiencies of steps 1-4: alternating least squares
+  // of the model predict uses, three passes. A slowdown the traces do not support (step 5 undone) leaves
+  // the base profile's value and the first pass's rates.
+  auto fit_compute = [&](const std::vector<Sample>& alone) {
   // 1. Launch overhead and HBM efficiency from memory-bound vector ops: t = L + (1/e) * bytes / BW
   //    (the roofline's memory term plus the fixed per-kernel cost; DESIGN.md op-time rule).
   {
-    const auto group = select(samples, [&](const Sample& s) {
+    const auto group = select(alone, [&](const Sample& s) {
       return s.kind == OpKind::vector && s.hbm / d.hbm_bandwidth >= s.op_flops / (d.vector_flops * d.vector_efficiency);
     });
     std::vector<Row> rows;
@@ -730,8 +830,8 @@ FitResult fit(const std::vector<Sample>& samples, const HardwareProfile& base) {
            s.hbm / (d.hbm_bandwidth * d.hbm_efficiency);
   };
   auto on_tensor_cores = [](const Sample& s) { return s.kind == OpKind::matmul && s.path == GemmPath::tensor_core; };
-  const auto half = select(samples, [&](const Sample& s) { return on_tensor_cores(s) && is_half_precision(s) && compute_bound(s); });
-  const auto single = select(samples, [&](const Sample& s) { return on_tensor_cores(s) && !is_half_precision(s) && compute_bound(s); });
+  const auto half = select(alone, [&](const Sample& s) { return on_tensor_cores(s) && is_half_precision(s) && compute_bound(s); });
+  const auto single = select(alone, [&](const Sample& s) { return on_tensor_cores(s) && !is_half_precision(s) && compute_bound(s); });
   auto gemm_rows = [&](const std::vector<const Sample*>& group, bool include_peak) {
     std::vector<Row> rows;
     for (const Sample* s : group) {
@@ -797,7 +897,7 @@ FitResult fit(const std::vector<Sample>& samples, const HardwareProfile& base) {
     auto path_bound = [&](const Sample& s) {
       return s.measured - s.launches * d.launch_overhead >= s.hbm / (d.hbm_bandwidth * d.hbm_efficiency);
     };
-    const auto group = select(samples, [&](const Sample& s) {
+    const auto group = select(alone, [&](const Sample& s) {
       const bool fp32_gemv = s.path == GemmPath::gemv && s.precision == MatrixPrecision::fp32;  // on the CUDA cores
       return s.kind == OpKind::matmul && (s.path == GemmPath::tf32 || s.path == GemmPath::simt || fp32_gemv) && path_bound(s);
     });
@@ -850,18 +950,10 @@ FitResult fit(const std::vector<Sample>& samples, const HardwareProfile& base) {
           x.push_back(std::move(row));
           rest.push_back(targets[r] - (pinned[c] ? work[r] / ceiling[c] : 0.0));
         }
-        // Least absolute relative deviations by iteratively reweighted least squares (weights 1 / |e|,
-        // Schlossmacher 1973): the replay scores median |error|, and kernels slowed by concurrent
-        // streams are outliers that would pull a squared-error fit.
-        std::vector<double> irls(weights), coef;
-        for (int iteration = 0; iteration < 20 && !free_columns.empty(); ++iteration) {
-          coef = least_squares(x, rest, irls);
+        std::vector<double> coef;
+        if (!free_columns.empty()) {
+          coef = least_absolute_deviations(x, rest, weights);
           if (coef.empty()) return RateFit{};
-          for (std::size_t r = 0; r < x.size(); ++r) {
-            double predicted = 0;
-            for (std::size_t j = 0; j < coef.size(); ++j) predicted += coef[j] * x[r][j];
-            irls[r] = weights[r] / std::max(std::abs(rest[r] - predicted) * std::sqrt(weights[r]), 1e-3);
-          }
         }
         f = {};
         for (int c = 0; c < columns_count; ++c)
@@ -927,7 +1019,7 @@ FitResult fit(const std::vector<Sample>& samples, const HardwareProfile& base) {
   }
 
   // 3. Grouped GEMM factor: t - L = F / (peak * matrix_efficiency without the factor) / factor.
-  if (const auto group = select(samples, [](const Sample& s) { return s.kind == OpKind::grouped_matmul; }); !group.empty()) {
+  if (const auto group = select(alone, [](const Sample& s) { return s.kind == OpKind::grouped_matmul; }); !group.empty()) {
     const HardwareProfile before = p;
     std::vector<Row> rows;
     for (const Sample* s : group) {
@@ -942,7 +1034,7 @@ FitResult fit(const std::vector<Sample>& samples, const HardwareProfile& base) {
   }
 
   // 4. Attention fraction: t - L = F / (peak * peak_fraction * attention_fraction).
-  if (const auto group = select(samples, [](const Sample& s) { return s.kind == OpKind::attention; }); !group.empty()) {
+  if (const auto group = select(alone, [](const Sample& s) { return s.kind == OpKind::attention; }); !group.empty()) {
     const HardwareProfile before = p;
     std::vector<Row> rows;
     for (const Sample* s : group)
@@ -954,7 +1046,41 @@ FitResult fit(const std::vector<Sample>& samples, const HardwareProfile& base) {
            group, before, "fused attention kernels");
   }
 
-  // 5. Collectives, innermost tier first: the alpha-beta time is linear in the tier's latency and in
+  };
+
+  // 5. Slowdown of compute kernels beside a collective: t = t_alone * (1 + s * f), f the fraction of the
+  //    kernel's span that shared the device with a collective (predict), so t - t_alone = s * (t_alone * f):
+  //    one coefficient, by least absolute relative deviations as the GEMM rates. At most 1: a kernel
+  //    sharing the SMs with one other kernel keeps at least half of them (a fair share), and at least 0.
+  const auto beside = select(samples, [](const Sample& s) { return s.kind != OpKind::collective && s.beside_collective > 0; });
+  double slowdown = 0;  // the first pass fits the kernels as measured
+  FitResult previous = result;
+  for (int pass = 0; pass < 3; ++pass) {
+    result = FitResult{base, {}, {}};
+    fit_compute(beside.empty() ? samples : as_if_alone(samples, slowdown));
+    if (beside.size() < 3) break;
+    const HardwareProfile before = p;
+    std::vector<std::vector<double>> x;
+    std::vector<double> targets, weights;
+    for (const Sample* s : beside) {
+      const seconds alone = predict_alone(*s, p);
+      x.push_back({alone * fraction_beside_collective(*s)});
+      targets.push_back(s->measured - alone);
+      weights.push_back(1.0 / (s->measured * s->measured));
+    }
+    const auto coef = least_absolute_deviations(x, targets, weights);
+    if (!coef.empty()) d.comm_compute_slowdown = std::clamp(coef[0], 0.0, 1.0);
+    if (coef.empty() || !improves(beside, before, "comm_compute_slowdown")) {
+      if (pass > 0) result = previous;  // the last pass whose slowdown held
+      break;
+    }
+    record("device.comm_compute_slowdown", base.device.comm_compute_slowdown, d.comm_compute_slowdown, beside, before,
+           "compute kernels that ran beside a collective kernel, by the fraction of their span they shared");
+    slowdown = d.comm_compute_slowdown;
+    previous = result;
+  }
+
+  // 6. Collectives, innermost tier first: the alpha-beta time is linear in the tier's latency and in
   //    1/(bandwidth * efficiency); the coefficients come from comm::collective_time itself, evaluated
   //    with that tier's latency and bandwidth switched on and off (inner tiers at their fitted values).
   for (std::size_t t = 0; t < p.tiers.size(); ++t) {
