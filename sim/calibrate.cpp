@@ -793,258 +793,258 @@ FitResult fit(const std::vector<Sample>& samples, const HardwareProfile& base) {
   // of the model predict uses, three passes. A slowdown the traces do not support (step 5 undone) leaves
   // the base profile's value and the first pass's rates.
   auto fit_compute = [&](const std::vector<Sample>& alone) {
-  // 1. Launch overhead and HBM efficiency from memory-bound vector ops: t = L + (1/e) * bytes / BW
-  //    (the roofline's memory term plus the fixed per-kernel cost; DESIGN.md op-time rule).
-  {
-    const auto group = select(alone, [&](const Sample& s) {
-      return s.kind == OpKind::vector && s.hbm / d.hbm_bandwidth >= s.op_flops / (d.vector_flops * d.vector_efficiency);
-    });
-    std::vector<Row> rows;
-    for (const Sample* s : group) rows.push_back({static_cast<double>(s->launches), s->hbm / d.hbm_bandwidth, s->measured, s->measured});
-    LinearFit f = rows.size() >= 3 ? fit_two_non_negative(rows) : LinearFit{};
-    if (f.ok && f.b > 0) {
-      const HardwareProfile before = p;
-      double launch = f.a, inverse_efficiency = f.b;
-      if (inverse_efficiency < 1) {  // faster than the datasheet bandwidth: keep efficiency 1, refit L
-        inverse_efficiency = 1;
-        std::vector<Row> l_rows;
-        for (const Row& r : rows) l_rows.push_back({r.x1, 0, r.target - r.x2, r.measured});
-        launch = fit_one(l_rows);
+    // 1. Launch overhead and HBM efficiency from memory-bound vector ops: t = L + (1/e) * bytes / BW
+    //    (the roofline's memory term plus the fixed per-kernel cost; DESIGN.md op-time rule).
+    {
+      const auto group = select(alone, [&](const Sample& s) {
+        return s.kind == OpKind::vector && s.hbm / d.hbm_bandwidth >= s.op_flops / (d.vector_flops * d.vector_efficiency);
+      });
+      std::vector<Row> rows;
+      for (const Sample* s : group) rows.push_back({static_cast<double>(s->launches), s->hbm / d.hbm_bandwidth, s->measured, s->measured});
+      LinearFit f = rows.size() >= 3 ? fit_two_non_negative(rows) : LinearFit{};
+      if (f.ok && f.b > 0) {
+        const HardwareProfile before = p;
+        double launch = f.a, inverse_efficiency = f.b;
+        if (inverse_efficiency < 1) {  // faster than the datasheet bandwidth: keep efficiency 1, refit L
+          inverse_efficiency = 1;
+          std::vector<Row> l_rows;
+          for (const Row& r : rows) l_rows.push_back({r.x1, 0, r.target - r.x2, r.measured});
+          launch = fit_one(l_rows);
+        }
+        launch = std::max(0.0, launch);
+        d.launch_overhead = launch;
+        d.hbm_efficiency = 1.0 / inverse_efficiency;
+        if (improves(group, before, "launch_overhead and hbm_efficiency from vector ops")) {
+        record("device.launch_overhead", before.device.launch_overhead, d.launch_overhead, group, before,
+               "intercept of kernel time vs HBM bytes over memory-bound vector ops");
+        record("device.hbm_efficiency", before.device.hbm_efficiency, d.hbm_efficiency, group, before,
+               "inverse slope of kernel time vs bytes / hbm_bandwidth");
+        }
       }
-      launch = std::max(0.0, launch);
-      d.launch_overhead = launch;
-      d.hbm_efficiency = 1.0 / inverse_efficiency;
-      if (improves(group, before, "launch_overhead and hbm_efficiency from vector ops")) {
-      record("device.launch_overhead", before.device.launch_overhead, d.launch_overhead, group, before,
-             "intercept of kernel time vs HBM bytes over memory-bound vector ops");
-      record("device.hbm_efficiency", before.device.hbm_efficiency, d.hbm_efficiency, group, before,
-             "inverse slope of kernel time vs bytes / hbm_bandwidth");
-      }
     }
-  }
 
-  // 2. Matrix curve from half-precision GEMMs: t - L = (F + F_half) / (peak * q * peak_fraction)
-  //    (compute::matrix_efficiency), linear in 1/peak_fraction and F_half/peak_fraction.
-  auto compute_bound = [&](const Sample& s) {
-    return s.gemm.flop_count() / (matrix_peak(s.precision, d) * compute::matrix_efficiency(s.gemm, d.matrix, false)) >=
-           s.hbm / (d.hbm_bandwidth * d.hbm_efficiency);
-  };
-  auto on_tensor_cores = [](const Sample& s) { return s.kind == OpKind::matmul && s.path == GemmPath::tensor_core; };
-  const auto half = select(alone, [&](const Sample& s) { return on_tensor_cores(s) && is_half_precision(s) && compute_bound(s); });
-  const auto single = select(alone, [&](const Sample& s) { return on_tensor_cores(s) && !is_half_precision(s) && compute_bound(s); });
-  auto gemm_rows = [&](const std::vector<const Sample*>& group, bool include_peak) {
-    std::vector<Row> rows;
-    for (const Sample* s : group) {
-      const double scale = quantisation(s->gemm, d.matrix) * (include_peak ? matrix_peak(s->precision, d) : 1.0);
-      rows.push_back({s->gemm.flop_count() / scale, 1.0 / scale, s->measured - s->launches * d.launch_overhead, s->measured});
-    }
-    return rows;
-  };
-  if (!half.empty()) {
-    const HardwareProfile before = p;
-    const std::vector<Row> rows = gemm_rows(half, true);
-    LinearFit f = rows.size() >= 3 ? fit_two_non_negative(rows) : LinearFit{};
-    double inverse_peak = 0, half_saturation = d.matrix.half_saturation_flops;
-    if (f.ok && f.a > 0) {
-      inverse_peak = f.a;
-      half_saturation = f.b / f.a;
-    } else {  // too few distinct sizes: fit peak_fraction with the base saturation point
-      std::vector<Row> one;
-      for (const Row& r : rows) one.push_back({r.x1 + half_saturation * r.x2, 0, r.target, r.measured});
-      inverse_peak = fit_one(one);
-    }
-    d.matrix.peak_fraction = std::min(1.0, 1.0 / inverse_peak);
-    d.matrix.half_saturation_flops = half_saturation;
-    if (improves(half, before, "matrix curve from half-precision GEMMs")) {
-    record("device.matrix_efficiency.peak_fraction", before.device.matrix.peak_fraction, d.matrix.peak_fraction, half, before,
-           "half-precision GEMMs");
-    record("device.matrix_efficiency.half_saturation_flops", before.device.matrix.half_saturation_flops,
-           d.matrix.half_saturation_flops, half, before, f.ok ? "half-precision GEMMs" : "kept (too few distinct sizes)");
-    }
-  }
-  if (!single.empty()) {  // FP32 GEMM rate (and, without half-precision GEMMs, the saturation point)
-    const HardwareProfile before = p;
-    const std::vector<Row> rows = gemm_rows(single, false);  // target = (F + F_half) / (P32 * q * pf)
-    LinearFit f = half.empty() && rows.size() >= 3 ? fit_two_non_negative(rows) : LinearFit{};
-    double rate = 0;
-    if (f.ok && f.a > 0) {
-      d.matrix.half_saturation_flops = f.b / f.a;
-      rate = 1.0 / (f.a * d.matrix.peak_fraction);
-    } else {
-      std::vector<Row> one;
-      for (const Row& r : rows) one.push_back({r.x1 + d.matrix.half_saturation_flops * r.x2, 0, r.target, r.measured});
-      rate = 1.0 / (fit_one(one) * d.matrix.peak_fraction);
-    }
-    d.matrix_fp32 = rate;
-    if (improves(single, before, "FP32 GEMM rate")) {
-    record("device.matrix_flops.fp32", matrix_peak(MatrixPrecision::fp32, before.device), d.matrix_fp32, single, before,
-           "FP32 GEMMs (rate at peak_fraction)");
-    if (f.ok)
-      record("device.matrix_efficiency.half_saturation_flops", before.device.matrix.half_saturation_flops,
-             d.matrix.half_saturation_flops, single, before, "FP32 GEMMs (no half-precision GEMMs in the traces)");
-    }
-  }
-
-  // 2b. Replayed GPU kernels off the tensor-core path, TF32 and CUDA-core FP32 (GemmPath): t - L =
-  //     (F / q + F_half) / rate on the kernel's own tile (compute::kernel_gemm_time at peak_fraction 1),
-  //     linear in 1/rate_tf32, 1/rate_tf32_unaligned (unaligned_tf32) and 1/rate_fp32 for a given F_half.
-  //     Without half-precision GEMMs to fix the saturation point, F_half is the best of a log-spaced scan
-  //     (one shared curve, the rates fitted at each point).
-  {
-    // Kernels whose measured time exceeds their HBM roofline time are limited by their main loop, not by
-    // memory: the ones the rates describe. The measured time, not the base rates, decides: an unaligned
-    // kernel the base TF32 rate would call memory-bound can run several times slower than its HBM time.
-    auto path_bound = [&](const Sample& s) {
-      return s.measured - s.launches * d.launch_overhead >= s.hbm / (d.hbm_bandwidth * d.hbm_efficiency);
+    // 2. Matrix curve from half-precision GEMMs: t - L = (F + F_half) / (peak * q * peak_fraction)
+    //    (compute::matrix_efficiency), linear in 1/peak_fraction and F_half/peak_fraction.
+    auto compute_bound = [&](const Sample& s) {
+      return s.gemm.flop_count() / (matrix_peak(s.precision, d) * compute::matrix_efficiency(s.gemm, d.matrix, false)) >=
+             s.hbm / (d.hbm_bandwidth * d.hbm_efficiency);
     };
-    const auto group = select(alone, [&](const Sample& s) {
-      const bool fp32_gemv = s.path == GemmPath::gemv && s.precision == MatrixPrecision::fp32;  // on the CUDA cores
-      return s.kind == OpKind::matmul && (s.path == GemmPath::tf32 || s.path == GemmPath::simt || fp32_gemv) && path_bound(s);
-    });
-    // Rate columns: TF32 on aligned operands, TF32 on unaligned ones, CUDA-core FP32 without a named
-    // layout (gemmSN, FP32 GEMV), CUDA-core FP32 per named layout (nn, nt, tn, tt). A column without
-    // samples keeps its rate.
-    constexpr int columns_count = 7;
-    auto column_of = [](const Sample& s) {
-      if (s.path == GemmPath::tf32) return unaligned_tf32(s) ? 1 : 0;
-      return s.layout >= 0 ? 3 + s.layout : 2;
-    };
-    std::array<bool, columns_count> present{};
-    for (const Sample* s : group) present[column_of(*s)] = true;
-    // A rate is at most what the hardware can reach: TF32 (aligned or not) at most the datasheet TF32
-    // peak, CUDA-core FP32 at most the base profile's FP32 rate (the datasheet's where the profile gives it,
-    // else half the non-tensor rate, matrix_peak).
-    // Few distinct shapes otherwise trade the rate against the fixed cost without bound (one A100 trace:
-    // 140 PFLOPS TF32 with F_half = 1 TFLOP, every GEMM a constant).
-    const flops_per_second tf32_peak = d.matrix_bf16 / 2, simt_peak = matrix_peak(MatrixPrecision::fp32, base.device);
-    const std::array<flops_per_second, columns_count> ceiling{tf32_peak, tf32_peak, simt_peak, simt_peak,
-                                                              simt_peak, simt_peak, simt_peak};
-    struct RateFit {
-      std::array<double, columns_count> inverse_rates{};  // per column; 0 where absent
-      double sse = 0;
-      bool ok = false;
-    };
-    auto fit_rates = [&](flops half_saturation) {
-      MatrixEfficiency curve = at_own_rate(d).matrix;
-      curve.half_saturation_flops = half_saturation;
-      std::vector<double> work, targets, weights;
+    auto on_tensor_cores = [](const Sample& s) { return s.kind == OpKind::matmul && s.path == GemmPath::tensor_core; };
+    const auto half = select(alone, [&](const Sample& s) { return on_tensor_cores(s) && is_half_precision(s) && compute_bound(s); });
+    const auto single = select(alone, [&](const Sample& s) { return on_tensor_cores(s) && !is_half_precision(s) && compute_bound(s); });
+    auto gemm_rows = [&](const std::vector<const Sample*>& group, bool include_peak) {
+      std::vector<Row> rows;
       for (const Sample* s : group) {
-        work.push_back(compute::kernel_gemm_work(s->gemm, s->tile, curve));
-        targets.push_back(s->measured - s->launches * d.launch_overhead);
-        weights.push_back(1.0 / (s->measured * s->measured));
+        const double scale = quantisation(s->gemm, d.matrix) * (include_peak ? matrix_peak(s->precision, d) : 1.0);
+        rows.push_back({s->gemm.flop_count() / scale, 1.0 / scale, s->measured - s->launches * d.launch_overhead, s->measured});
       }
-      // A column whose free fit would exceed its ceiling is pinned there and the others refitted (the
-      // minimum of the constrained problem has that bound active); at most one pin per pass.
-      std::array<bool, columns_count> pinned{};
-      RateFit f;
-      for (int pass = 0; pass <= columns_count; ++pass) {
-        std::vector<int> free_columns;
-        for (int c = 0; c < columns_count; ++c)
-          if (present[c] && !pinned[c]) free_columns.push_back(c);
-        std::vector<std::vector<double>> x;
-        std::vector<double> rest;  // target less the pinned columns' time
-        for (std::size_t r = 0; r < group.size(); ++r) {
-          const int c = column_of(*group[r]);
-          std::vector<double> row;
-          for (int free : free_columns) row.push_back(free == c ? work[r] : 0.0);
-          x.push_back(std::move(row));
-          rest.push_back(targets[r] - (pinned[c] ? work[r] / ceiling[c] : 0.0));
-        }
-        std::vector<double> coef;
-        if (!free_columns.empty()) {
-          coef = least_absolute_deviations(x, rest, weights);
-          if (coef.empty()) return RateFit{};
-        }
-        f = {};
-        for (int c = 0; c < columns_count; ++c)
-          if (pinned[c]) f.inverse_rates[static_cast<std::size_t>(c)] = 1.0 / ceiling[c];
-        for (std::size_t j = 0; j < free_columns.size(); ++j) f.inverse_rates[static_cast<std::size_t>(free_columns[j])] = coef[j];
-        int worst = -1;  // the free column furthest above its ceiling
-        for (int c : free_columns) {
-          const double reach = f.inverse_rates[static_cast<std::size_t>(c)] * ceiling[c];
-          if (reach < 1 && (worst < 0 || reach < f.inverse_rates[static_cast<std::size_t>(worst)] * ceiling[worst])) worst = c;
-        }
-        if (worst < 0) break;
-        pinned[worst] = true;
-      }
-      for (std::size_t r = 0; r < group.size(); ++r) {
-        const double predicted = f.inverse_rates[static_cast<std::size_t>(column_of(*group[r]))] * work[r];
-        f.sse += std::abs(targets[r] - predicted) * std::sqrt(weights[r]);  // sum of |relative residual|
-      }
-      f.ok = true;
-      return f;
+      return rows;
     };
-    flops half_saturation = d.matrix.half_saturation_flops;
-    RateFit best = group.size() >= 3 ? fit_rates(half_saturation) : RateFit{};
-    if (half.empty() && group.size() >= 3) {
-      for (double f_half = 1e6; f_half <= 1e12; f_half *= std::pow(10.0, 0.125)) {  // 1 MFLOP .. 1 TFLOP, 8 per decade
-        const RateFit f = fit_rates(f_half);
-        if (f.ok && (!best.ok || f.sse < best.sse)) best = f, half_saturation = f_half;
-      }
-    }
-    if (best.ok) {
+    if (!half.empty()) {
       const HardwareProfile before = p;
-      const auto rate = [&](int column) { return 1.0 / best.inverse_rates[static_cast<std::size_t>(column)]; };
-      if (present[0]) d.matrix_tf32 = rate(0);
-      if (present[1]) d.matrix_tf32_unaligned = rate(1);
-      if (present[2]) d.matrix_fp32 = rate(2);
-      for (int layout = 0; layout < 4; ++layout)
-        if (present[3 + layout]) d.matrix_fp32_by_layout[static_cast<std::size_t>(layout)] = rate(3 + layout);
-      d.matrix.half_saturation_flops = half_saturation;
-      if (improves(group, before, "TF32 and CUDA-core FP32 GEMM rates")) {
-        if (present[0])
-          record("device.matrix_flops.tf32", tf32_rate(before.device), d.matrix_tf32, group, before,
-                 "FP32 GEMM kernels on tensor cores (TF32), each on its named tile");
-        if (present[1])
-          record("device.matrix_flops.tf32_unaligned", tf32_unaligned_rate(before.device), d.matrix_tf32_unaligned, group, before,
-                 "TF32 GEMM kernels on unaligned operands (CUTLASS align1/align2)");
-        if (present[2])
-          record("device.matrix_flops.fp32", matrix_peak(MatrixPrecision::fp32, before.device), d.matrix_fp32, group, before,
-                 "FP32 GEMM kernels on CUDA cores without a named layout (gemmSN, FP32 GEMV)");
-        for (std::size_t layout = 0; layout < gemm_layout_names.size(); ++layout)
-          if (present[3 + layout])
-            record(std::string("device.matrix_flops.fp32_") + gemm_layout_names[layout],
-                   before.device.matrix_fp32_by_layout[layout] > 0 ? before.device.matrix_fp32_by_layout[layout]
-                                                                   : matrix_peak(MatrixPrecision::fp32, before.device),
-                   d.matrix_fp32_by_layout[layout], group, before,
-                   std::string("FP32 sgemm kernels of layout ") + gemm_layout_names[layout] + ", each on its named tile");
-        if (half_saturation != before.device.matrix.half_saturation_flops)
-          record("device.matrix_efficiency.half_saturation_flops", before.device.matrix.half_saturation_flops, half_saturation, group,
-                 before, "TF32 / FP32 GEMM kernels (no half-precision GEMMs in the traces)");
+      const std::vector<Row> rows = gemm_rows(half, true);
+      LinearFit f = rows.size() >= 3 ? fit_two_non_negative(rows) : LinearFit{};
+      double inverse_peak = 0, half_saturation = d.matrix.half_saturation_flops;
+      if (f.ok && f.a > 0) {
+        inverse_peak = f.a;
+        half_saturation = f.b / f.a;
+      } else {  // too few distinct sizes: fit peak_fraction with the base saturation point
+        std::vector<Row> one;
+        for (const Row& r : rows) one.push_back({r.x1 + half_saturation * r.x2, 0, r.target, r.measured});
+        inverse_peak = fit_one(one);
       }
-    } else if (group.size() >= 3) {
-      result.rejected.push_back("TF32 and CUDA-core FP32 GEMM rates: no least-squares solution over " +
-                                std::to_string(group.size()) + " kernels");
+      d.matrix.peak_fraction = std::min(1.0, 1.0 / inverse_peak);
+      d.matrix.half_saturation_flops = half_saturation;
+      if (improves(half, before, "matrix curve from half-precision GEMMs")) {
+      record("device.matrix_efficiency.peak_fraction", before.device.matrix.peak_fraction, d.matrix.peak_fraction, half, before,
+             "half-precision GEMMs");
+      record("device.matrix_efficiency.half_saturation_flops", before.device.matrix.half_saturation_flops,
+             d.matrix.half_saturation_flops, half, before, f.ok ? "half-precision GEMMs" : "kept (too few distinct sizes)");
+      }
     }
-  }
-
-  // 3. Grouped GEMM factor: t - L = F / (peak * matrix_efficiency without the factor) / factor.
-  if (const auto group = select(alone, [](const Sample& s) { return s.kind == OpKind::grouped_matmul; }); !group.empty()) {
-    const HardwareProfile before = p;
-    std::vector<Row> rows;
-    for (const Sample* s : group) {
-      const double eff = compute::matrix_efficiency(s->gemm, d.matrix, false);
-      rows.push_back({s->gemm.flop_count() / (matrix_peak(s->precision, d) * eff), 0, s->measured - s->launches * d.launch_overhead,
-                      s->measured});
+    if (!single.empty()) {  // FP32 GEMM rate (and, without half-precision GEMMs, the saturation point)
+      const HardwareProfile before = p;
+      const std::vector<Row> rows = gemm_rows(single, false);  // target = (F + F_half) / (P32 * q * pf)
+      LinearFit f = half.empty() && rows.size() >= 3 ? fit_two_non_negative(rows) : LinearFit{};
+      double rate = 0;
+      if (f.ok && f.a > 0) {
+        d.matrix.half_saturation_flops = f.b / f.a;
+        rate = 1.0 / (f.a * d.matrix.peak_fraction);
+      } else {
+        std::vector<Row> one;
+        for (const Row& r : rows) one.push_back({r.x1 + d.matrix.half_saturation_flops * r.x2, 0, r.target, r.measured});
+        rate = 1.0 / (fit_one(one) * d.matrix.peak_fraction);
+      }
+      d.matrix_fp32 = rate;
+      if (improves(single, before, "FP32 GEMM rate")) {
+      record("device.matrix_flops.fp32", matrix_peak(MatrixPrecision::fp32, before.device), d.matrix_fp32, single, before,
+             "FP32 GEMMs (rate at peak_fraction)");
+      if (f.ok)
+        record("device.matrix_efficiency.half_saturation_flops", before.device.matrix.half_saturation_flops,
+               d.matrix.half_saturation_flops, single, before, "FP32 GEMMs (no half-precision GEMMs in the traces)");
+      }
     }
-    d.matrix.grouped_gemm_factor = std::min(1.0, 1.0 / fit_one(rows));
-    if (improves(group, before, "grouped_gemm_factor"))
-    record("device.matrix_efficiency.grouped_gemm_factor", before.device.matrix.grouped_gemm_factor,
-           d.matrix.grouped_gemm_factor, group, before, "grouped GEMMs");
-  }
 
-  // 4. Attention fraction: t - L = F / (peak * peak_fraction * attention_fraction).
-  if (const auto group = select(alone, [](const Sample& s) { return s.kind == OpKind::attention; }); !group.empty()) {
-    const HardwareProfile before = p;
-    std::vector<Row> rows;
-    for (const Sample* s : group)
-      rows.push_back({s->op_flops / (matrix_peak(s->precision, d) * d.matrix.peak_fraction), 0,
-                      s->measured - s->launches * d.launch_overhead, s->measured});
-    d.matrix.attention_fraction = std::min(1.0 / d.matrix.peak_fraction, 1.0 / fit_one(rows));
-    if (improves(group, before, "attention_fraction"))
-    record("device.matrix_efficiency.attention_fraction", before.device.matrix.attention_fraction, d.matrix.attention_fraction,
-           group, before, "fused attention kernels");
-  }
+    // 2b. Replayed GPU kernels off the tensor-core path, TF32 and CUDA-core FP32 (GemmPath): t - L =
+    //     (F / q + F_half) / rate on the kernel's own tile (compute::kernel_gemm_time at peak_fraction 1),
+    //     linear in 1/rate_tf32, 1/rate_tf32_unaligned (unaligned_tf32) and 1/rate_fp32 for a given F_half.
+    //     Without half-precision GEMMs to fix the saturation point, F_half is the best of a log-spaced scan
+    //     (one shared curve, the rates fitted at each point).
+    {
+      // Kernels whose measured time exceeds their HBM roofline time are limited by their main loop, not by
+      // memory: the ones the rates describe. The measured time, not the base rates, decides: an unaligned
+      // kernel the base TF32 rate would call memory-bound can run several times slower than its HBM time.
+      auto path_bound = [&](const Sample& s) {
+        return s.measured - s.launches * d.launch_overhead >= s.hbm / (d.hbm_bandwidth * d.hbm_efficiency);
+      };
+      const auto group = select(alone, [&](const Sample& s) {
+        const bool fp32_gemv = s.path == GemmPath::gemv && s.precision == MatrixPrecision::fp32;  // on the CUDA cores
+        return s.kind == OpKind::matmul && (s.path == GemmPath::tf32 || s.path == GemmPath::simt || fp32_gemv) && path_bound(s);
+      });
+      // Rate columns: TF32 on aligned operands, TF32 on unaligned ones, CUDA-core FP32 without a named
+      // layout (gemmSN, FP32 GEMV), CUDA-core FP32 per named layout (nn, nt, tn, tt). A column without
+      // samples keeps its rate.
+      constexpr int columns_count = 7;
+      auto column_of = [](const Sample& s) {
+        if (s.path == GemmPath::tf32) return unaligned_tf32(s) ? 1 : 0;
+        return s.layout >= 0 ? 3 + s.layout : 2;
+      };
+      std::array<bool, columns_count> present{};
+      for (const Sample* s : group) present[column_of(*s)] = true;
+      // A rate is at most what the hardware can reach: TF32 (aligned or not) at most the datasheet TF32
+      // peak, CUDA-core FP32 at most the base profile's FP32 rate (the datasheet's where the profile gives it,
+      // else half the non-tensor rate, matrix_peak).
+      // Few distinct shapes otherwise trade the rate against the fixed cost without bound (one A100 trace:
+      // 140 PFLOPS TF32 with F_half = 1 TFLOP, every GEMM a constant).
+      const flops_per_second tf32_peak = d.matrix_bf16 / 2, simt_peak = matrix_peak(MatrixPrecision::fp32, base.device);
+      const std::array<flops_per_second, columns_count> ceiling{tf32_peak, tf32_peak, simt_peak, simt_peak,
+                                                                simt_peak, simt_peak, simt_peak};
+      struct RateFit {
+        std::array<double, columns_count> inverse_rates{};  // per column; 0 where absent
+        double sse = 0;
+        bool ok = false;
+      };
+      auto fit_rates = [&](flops half_saturation) {
+        MatrixEfficiency curve = at_own_rate(d).matrix;
+        curve.half_saturation_flops = half_saturation;
+        std::vector<double> work, targets, weights;
+        for (const Sample* s : group) {
+          work.push_back(compute::kernel_gemm_work(s->gemm, s->tile, curve));
+          targets.push_back(s->measured - s->launches * d.launch_overhead);
+          weights.push_back(1.0 / (s->measured * s->measured));
+        }
+        // A column whose free fit would exceed its ceiling is pinned there and the others refitted (the
+        // minimum of the constrained problem has that bound active); at most one pin per pass.
+        std::array<bool, columns_count> pinned{};
+        RateFit f;
+        for (int pass = 0; pass <= columns_count; ++pass) {
+          std::vector<int> free_columns;
+          for (int c = 0; c < columns_count; ++c)
+            if (present[c] && !pinned[c]) free_columns.push_back(c);
+          std::vector<std::vector<double>> x;
+          std::vector<double> rest;  // target less the pinned columns' time
+          for (std::size_t r = 0; r < group.size(); ++r) {
+            const int c = column_of(*group[r]);
+            std::vector<double> row;
+            for (int free : free_columns) row.push_back(free == c ? work[r] : 0.0);
+            x.push_back(std::move(row));
+            rest.push_back(targets[r] - (pinned[c] ? work[r] / ceiling[c] : 0.0));
+          }
+          std::vector<double> coef;
+          if (!free_columns.empty()) {
+            coef = least_absolute_deviations(x, rest, weights);
+            if (coef.empty()) return RateFit{};
+          }
+          f = {};
+          for (int c = 0; c < columns_count; ++c)
+            if (pinned[c]) f.inverse_rates[static_cast<std::size_t>(c)] = 1.0 / ceiling[c];
+          for (std::size_t j = 0; j < free_columns.size(); ++j) f.inverse_rates[static_cast<std::size_t>(free_columns[j])] = coef[j];
+          int worst = -1;  // the free column furthest above its ceiling
+          for (int c : free_columns) {
+            const double reach = f.inverse_rates[static_cast<std::size_t>(c)] * ceiling[c];
+            if (reach < 1 && (worst < 0 || reach < f.inverse_rates[static_cast<std::size_t>(worst)] * ceiling[worst])) worst = c;
+          }
+          if (worst < 0) break;
+          pinned[worst] = true;
+        }
+        for (std::size_t r = 0; r < group.size(); ++r) {
+          const double predicted = f.inverse_rates[static_cast<std::size_t>(column_of(*group[r]))] * work[r];
+          f.sse += std::abs(targets[r] - predicted) * std::sqrt(weights[r]);  // sum of |relative residual|
+        }
+        f.ok = true;
+        return f;
+      };
+      flops half_saturation = d.matrix.half_saturation_flops;
+      RateFit best = group.size() >= 3 ? fit_rates(half_saturation) : RateFit{};
+      if (half.empty() && group.size() >= 3) {
+        for (double f_half = 1e6; f_half <= 1e12; f_half *= std::pow(10.0, 0.125)) {  // 1 MFLOP .. 1 TFLOP, 8 per decade
+          const RateFit f = fit_rates(f_half);
+          if (f.ok && (!best.ok || f.sse < best.sse)) best = f, half_saturation = f_half;
+        }
+      }
+      if (best.ok) {
+        const HardwareProfile before = p;
+        const auto rate = [&](int column) { return 1.0 / best.inverse_rates[static_cast<std::size_t>(column)]; };
+        if (present[0]) d.matrix_tf32 = rate(0);
+        if (present[1]) d.matrix_tf32_unaligned = rate(1);
+        if (present[2]) d.matrix_fp32 = rate(2);
+        for (int layout = 0; layout < 4; ++layout)
+          if (present[3 + layout]) d.matrix_fp32_by_layout[static_cast<std::size_t>(layout)] = rate(3 + layout);
+        d.matrix.half_saturation_flops = half_saturation;
+        if (improves(group, before, "TF32 and CUDA-core FP32 GEMM rates")) {
+          if (present[0])
+            record("device.matrix_flops.tf32", tf32_rate(before.device), d.matrix_tf32, group, before,
+                   "FP32 GEMM kernels on tensor cores (TF32), each on its named tile");
+          if (present[1])
+            record("device.matrix_flops.tf32_unaligned", tf32_unaligned_rate(before.device), d.matrix_tf32_unaligned, group, before,
+                   "TF32 GEMM kernels on unaligned operands (CUTLASS align1/align2)");
+          if (present[2])
+            record("device.matrix_flops.fp32", matrix_peak(MatrixPrecision::fp32, before.device), d.matrix_fp32, group, before,
+                   "FP32 GEMM kernels on CUDA cores without a named layout (gemmSN, FP32 GEMV)");
+          for (std::size_t layout = 0; layout < gemm_layout_names.size(); ++layout)
+            if (present[3 + layout])
+              record(std::string("device.matrix_flops.fp32_") + gemm_layout_names[layout],
+                     before.device.matrix_fp32_by_layout[layout] > 0 ? before.device.matrix_fp32_by_layout[layout]
+                                                                     : matrix_peak(MatrixPrecision::fp32, before.device),
+                     d.matrix_fp32_by_layout[layout], group, before,
+                     std::string("FP32 sgemm kernels of layout ") + gemm_layout_names[layout] + ", each on its named tile");
+          if (half_saturation != before.device.matrix.half_saturation_flops)
+            record("device.matrix_efficiency.half_saturation_flops", before.device.matrix.half_saturation_flops, half_saturation, group,
+                   before, "TF32 / FP32 GEMM kernels (no half-precision GEMMs in the traces)");
+        }
+      } else if (group.size() >= 3) {
+        result.rejected.push_back("TF32 and CUDA-core FP32 GEMM rates: no least-squares solution over " +
+                                  std::to_string(group.size()) + " kernels");
+      }
+    }
+
+    // 3. Grouped GEMM factor: t - L = F / (peak * matrix_efficiency without the factor) / factor.
+    if (const auto group = select(alone, [](const Sample& s) { return s.kind == OpKind::grouped_matmul; }); !group.empty()) {
+      const HardwareProfile before = p;
+      std::vector<Row> rows;
+      for (const Sample* s : group) {
+        const double eff = compute::matrix_efficiency(s->gemm, d.matrix, false);
+        rows.push_back({s->gemm.flop_count() / (matrix_peak(s->precision, d) * eff), 0, s->measured - s->launches * d.launch_overhead,
+                        s->measured});
+      }
+      d.matrix.grouped_gemm_factor = std::min(1.0, 1.0 / fit_one(rows));
+      if (improves(group, before, "grouped_gemm_factor"))
+      record("device.matrix_efficiency.grouped_gemm_factor", before.device.matrix.grouped_gemm_factor,
+             d.matrix.grouped_gemm_factor, group, before, "grouped GEMMs");
+    }
+
+    // 4. Attention fraction: t - L = F / (peak * peak_fraction * attention_fraction).
+    if (const auto group = select(alone, [](const Sample& s) { return s.kind == OpKind::attention; }); !group.empty()) {
+      const HardwareProfile before = p;
+      std::vector<Row> rows;
+      for (const Sample* s : group)
+        rows.push_back({s->op_flops / (matrix_peak(s->precision, d) * d.matrix.peak_fraction), 0,
+                        s->measured - s->launches * d.launch_overhead, s->measured});
+      d.matrix.attention_fraction = std::min(1.0 / d.matrix.peak_fraction, 1.0 / fit_one(rows));
+      if (improves(group, before, "attention_fraction"))
+      record("device.matrix_efficiency.attention_fraction", before.device.matrix.attention_fraction, d.matrix.attention_fraction,
+             group, before, "fused attention kernels");
+    }
 
   };
 
