@@ -1057,8 +1057,11 @@ FitResult fit(const std::vector<Sample>& samples, const HardwareProfile& base) {
   FitResult previous = result;
   for (int pass = 0; pass < 3; ++pass) {
     result = FitResult{base, {}, {}};
-    fit_compute(beside.empty() ? samples : as_if_alone(samples, slowdown));
-    if (beside.size() < 3) break;
+    if (beside.size() < 3) {  // no slowdown to fit: the samples as measured
+      fit_compute(samples);
+      break;
+    }
+    fit_compute(as_if_alone(samples, slowdown));
     const HardwareProfile before = p;
     std::vector<std::vector<double>> x;
     std::vector<double> targets, weights;
