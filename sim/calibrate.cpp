@@ -427,18 +427,64 @@ int align_collectives(std::vector<io::Trace>& ranks) {
   for (std::size_t i = 0; i < n; ++i) {
     seconds shortest = per_rank.front()[i]->duration;
     for (const auto& r : per_rank) shortest = std::min(shortest, r[i]->duration);
-    for (auto& r : per_rank) r[i]->duration = shortest, r[i]->excludes_peer_wait = true;
+    // The wait comes first, the transfer once the last rank has arrived: each rank keeps the end of its span.
+    for (auto& r : per_rank) {
+      r[i]->start_us += (r[i]->duration - shortest) * 1e6;
+      r[i]->duration = shortest;
+      r[i]->excludes_peer_wait = true;
+    }
   }
   return static_cast<int>(n);
 }
+
+namespace {
+
+// A kernel's span on the device timeline (us).
+struct Span {
+  double start_us, end_us;
+};
+
+// Adds to each compute sample the time its kernels ran beside a collective kernel: the overlap of each
+// compute kernel's span with the union of the collectives' spans. Collectives run on their own streams
+// (NCCL's, HCCL's), so an overlap in time is concurrency on the device.
+void add_time_beside_collectives(std::vector<Span> collectives, const std::vector<std::pair<Span, std::size_t>>& compute,
+                                 std::vector<Sample>& samples) {
+  if (collectives.empty()) return;
+  std::sort(collectives.begin(), collectives.end(), [](const Span& a, const Span& b) { return a.start_us < b.start_us; });
+  std::vector<Span> merged;  // disjoint, sorted
+  for (const Span& c : collectives) {
+    if (!merged.empty() && c.start_us <= merged.back().end_us) {
+      merged.back().end_us = std::max(merged.back().end_us, c.end_us);
+    } else {
+      merged.push_back(c);
+    }
+  }
+  for (const auto& [span, sample] : compute) {
+    auto it = std::upper_bound(merged.begin(), merged.end(), span.start_us, [](double t, const Span& m) { return t < m.end_us; });
+    double overlap_us = 0;
+    for (; it != merged.end() && it->start_us < span.end_us; ++it)
+      overlap_us += std::min(it->end_us, span.end_us) - std::max(it->start_us, span.start_us);
+    samples[sample].beside_collective += overlap_us * 1e-6;
+  }
+}
+
+}  // namespace
 
 std::vector<Sample> classify(const io::Trace& trace, const HardwareProfile& hw) {
   std::vector<Sample> out;
   out.reserve(trace.kernels.size());
   std::unordered_map<long long, std::size_t> by_launch;  // launching op -> its sample
+  std::vector<Span> collectives;
+  std::vector<std::pair<Span, std::size_t>> compute;  // each compute kernel's span and its sample
   auto rank = [](const Sample& s) { return s.kind == OpKind::vector ? 0 : 1; };  // the op's GEMM/attention kernel names it
   for (const io::KernelSample& k : trace.kernels) {
     Sample s = classify_one(k, hw, trace.world_size);
+    const Span span{k.start_us, k.start_us + k.duration * 1e6};
+    if (s.kind == OpKind::collective) {
+      collectives.push_back(span);
+    } else if (s.kind != OpKind::other) {
+      compute.push_back({span, out.size()});  // the sample it starts; a merged kernel's index is corrected below
+    }
     const bool mergeable = k.launch_id >= 0 && !k.input_shapes.empty() && s.kind != OpKind::collective && s.kind != OpKind::other;
     if (!mergeable) {
       out.push_back(std::move(s));
@@ -449,6 +495,7 @@ std::vector<Sample> classify(const io::Trace& trace, const HardwareProfile& hw) 
       out.push_back(std::move(s));
       continue;
     }
+    compute.back().second = it->second;
     Sample& merged = out[it->second];
     const seconds total = merged.measured + s.measured;
     const int launches = merged.launches + 1;
@@ -456,6 +503,7 @@ std::vector<Sample> classify(const io::Trace& trace, const HardwareProfile& hw) 
     merged.measured = total;
     merged.launches = launches;
   }
+  add_time_beside_collectives(std::move(collectives), compute, out);
   return out;
 }
 
@@ -465,7 +513,10 @@ DeviceSpec at_own_rate(DeviceSpec d) {
   return d;
 }
 
-seconds predict(const Sample& s, const HardwareProfile& hw) {
+namespace {
+
+// Time of a compute sample had it run alone on the device.
+seconds predict_alone(const Sample& s, const HardwareProfile& hw) {
   const DeviceSpec& d = hw.device;
   const seconds extra_launches = (s.launches - 1) * d.launch_overhead;  // the cost models charge one per op
   switch (s.kind) {
@@ -485,10 +536,23 @@ seconds predict(const Sample& s, const HardwareProfile& hw) {
       return compute::attention_time(s.op_flops, s.hbm, matrix_peak(s.precision, d), d).time + extra_launches;
     case OpKind::vector: return compute::vector_time(s.op_flops, s.hbm, d).time + extra_launches;
     case OpKind::collective:
-      return comm::collective_time(s.collective, s.buffer, {s.group_size, s.group_stride}, hw.tiers).time;
     case OpKind::other: break;
   }
   return 0;
+}
+
+// Fraction of a compute sample's measured span during which a collective ran beside it.
+double fraction_beside_collective(const Sample& s) { return s.measured > 0 ? std::min(1.0, s.beside_collective / s.measured) : 0; }
+
+}  // namespace
+
+seconds predict(const Sample& s, const HardwareProfile& hw) {
+  if (s.kind == OpKind::collective)
+    return comm::collective_time(s.collective, s.buffer, {s.group_size, s.group_stride}, hw.tiers).time;
+  // A collective kernel beside a compute kernel holds SMs (NCCL runs its reductions and copies on SMs)
+  // and HBM bandwidth: the compute kernel is slowed for the time they share the device, as the simulator
+  // charges comm_compute_slowdown per second of communication hidden behind compute.
+  return predict_alone(s, hw) * (1.0 + hw.device.comm_compute_slowdown * fraction_beside_collective(s));
 }
 
 namespace {
@@ -616,6 +680,25 @@ std::vector<double> least_squares(const std::vector<std::vector<double>>& x, con
   return coef;
 }
 
+// Weighted least absolute deviations by iteratively reweighted least squares (weights 1 / |e|,
+// Schlossmacher 1973): the replay scores median |error|, and kernels slowed by what the trace does not
+// show (clock changes, other processes) are outliers that would pull a squared-error fit. Weights
+// 1/measured^2 make the deviations relative. Empty when the columns are degenerate.
+std::vector<double> least_absolute_deviations(const std::vector<std::vector<double>>& x, const std::vector<double>& target,
+                                              const std::vector<double>& weight) {
+  std::vector<double> irls(weight), coef;
+  for (int iteration = 0; iteration < 20; ++iteration) {
+    coef = least_squares(x, target, irls);
+    if (coef.empty()) return {};
+    for (std::size_t r = 0; r < x.size(); ++r) {
+      double predicted = 0;
+      for (std::size_t j = 0; j < coef.size(); ++j) predicted += coef[j] * x[r][j];
+      irls[r] = weight[r] / std::max(std::abs(target[r] - predicted) * std::sqrt(weight[r]), 1e-3);
+    }
+  }
+  return coef;
+}
+
 double weighted_sse(const std::vector<Row>& rows, double a, double b) {
   double sse = 0;
   for (const Row& r : rows) {
@@ -665,6 +748,17 @@ std::vector<const Sample*> select(const std::vector<Sample>& samples, const std:
   return out;
 }
 
+// The samples as if every compute kernel had run alone: a kernel that shared its span with a collective
+// for a fraction f of it is given measured / (1 + slowdown * f), the inverse of predict's charge.
+std::vector<Sample> as_if_alone(const std::vector<Sample>& samples, double slowdown) {
+  std::vector<Sample> out(samples);
+  for (Sample& s : out) {
+    s.measured /= 1.0 + slowdown * fraction_beside_collective(s);
+    s.beside_collective = 0;
+  }
+  return out;
+}
+
 bool is_half_precision(const Sample& s) { return s.precision != MatrixPrecision::fp32; }
 
 std::string fmt_pct(double before, double after, std::size_t samples) {
@@ -693,268 +787,303 @@ FitResult fit(const std::vector<Sample>& samples, const HardwareProfile& base) {
     return false;
   };
 
-  // 1. Launch overhead and HBM efficiency from memory-bound vector ops: t = L + (1/e) * bytes / BW
-  //    (the roofline's memory term plus the fixed per-kernel cost; DESIGN.md op-time rule).
-  {
-    const auto group = select(samples, [&](const Sample& s) {
-      return s.kind == OpKind::vector && s.hbm / d.hbm_bandwidth >= s.op_flops / (d.vector_flops * d.vector_efficiency);
-    });
-    std::vector<Row> rows;
-    for (const Sample* s : group) rows.push_back({static_cast<double>(s->launches), s->hbm / d.hbm_bandwidth, s->measured, s->measured});
-    LinearFit f = rows.size() >= 3 ? fit_two_non_negative(rows) : LinearFit{};
-    if (f.ok && f.b > 0) {
-      const HardwareProfile before = p;
-      double launch = f.a, inverse_efficiency = f.b;
-      if (inverse_efficiency < 1) {  // faster than the datasheet bandwidth: keep efficiency 1, refit L
-        inverse_efficiency = 1;
-        std::vector<Row> l_rows;
-        for (const Row& r : rows) l_rows.push_back({r.x1, 0, r.target - r.x2, r.measured});
-        launch = fit_one(l_rows);
+  // Steps 1-4 fit the compute samples as if they had run alone (as_if_alone with the slowdown of the
+  // previous pass, on a copy of the samples; the first pass takes them as measured), step 5 the slowdown
+  // on the samples as measured, given the rates and efficiencies of steps 1-4: alternating least squares
+  // of the model predict uses, three passes. A slowdown the traces do not support (step 5 undone) leaves
+  // the base profile's value and the first pass's rates.
+  auto fit_compute = [&](const std::vector<Sample>& alone) {
+    // 1. Launch overhead and HBM efficiency from memory-bound vector ops: t = L + (1/e) * bytes / BW
+    //    (the roofline's memory term plus the fixed per-kernel cost; DESIGN.md op-time rule).
+    {
+      const auto group = select(alone, [&](const Sample& s) {
+        return s.kind == OpKind::vector && s.hbm / d.hbm_bandwidth >= s.op_flops / (d.vector_flops * d.vector_efficiency);
+      });
+      std::vector<Row> rows;
+      for (const Sample* s : group) rows.push_back({static_cast<double>(s->launches), s->hbm / d.hbm_bandwidth, s->measured, s->measured});
+      LinearFit f = rows.size() >= 3 ? fit_two_non_negative(rows) : LinearFit{};
+      if (f.ok && f.b > 0) {
+        const HardwareProfile before = p;
+        double launch = f.a, inverse_efficiency = f.b;
+        if (inverse_efficiency < 1) {  // faster than the datasheet bandwidth: keep efficiency 1, refit L
+          inverse_efficiency = 1;
+          std::vector<Row> l_rows;
+          for (const Row& r : rows) l_rows.push_back({r.x1, 0, r.target - r.x2, r.measured});
+          launch = fit_one(l_rows);
+        }
+        launch = std::max(0.0, launch);
+        d.launch_overhead = launch;
+        d.hbm_efficiency = 1.0 / inverse_efficiency;
+        if (improves(group, before, "launch_overhead and hbm_efficiency from vector ops")) {
+        record("device.launch_overhead", before.device.launch_overhead, d.launch_overhead, group, before,
+               "intercept of kernel time vs HBM bytes over memory-bound vector ops");
+        record("device.hbm_efficiency", before.device.hbm_efficiency, d.hbm_efficiency, group, before,
+               "inverse slope of kernel time vs bytes / hbm_bandwidth");
+        }
       }
-      launch = std::max(0.0, launch);
-      d.launch_overhead = launch;
-      d.hbm_efficiency = 1.0 / inverse_efficiency;
-      if (improves(group, before, "launch_overhead and hbm_efficiency from vector ops")) {
-      record("device.launch_overhead", before.device.launch_overhead, d.launch_overhead, group, before,
-             "intercept of kernel time vs HBM bytes over memory-bound vector ops");
-      record("device.hbm_efficiency", before.device.hbm_efficiency, d.hbm_efficiency, group, before,
-             "inverse slope of kernel time vs bytes / hbm_bandwidth");
-      }
     }
-  }
 
-  // 2. Matrix curve from half-precision GEMMs: t - L = (F + F_half) / (peak * q * peak_fraction)
-  //    (compute::matrix_efficiency), linear in 1/peak_fraction and F_half/peak_fraction.
-  auto compute_bound = [&](const Sample& s) {
-    return s.gemm.flop_count() / (matrix_peak(s.precision, d) * compute::matrix_efficiency(s.gemm, d.matrix, false)) >=
-           s.hbm / (d.hbm_bandwidth * d.hbm_efficiency);
-  };
-  auto on_tensor_cores = [](const Sample& s) { return s.kind == OpKind::matmul && s.path == GemmPath::tensor_core; };
-  const auto half = select(samples, [&](const Sample& s) { return on_tensor_cores(s) && is_half_precision(s) && compute_bound(s); });
-  const auto single = select(samples, [&](const Sample& s) { return on_tensor_cores(s) && !is_half_precision(s) && compute_bound(s); });
-  auto gemm_rows = [&](const std::vector<const Sample*>& group, bool include_peak) {
-    std::vector<Row> rows;
-    for (const Sample* s : group) {
-      const double scale = quantisation(s->gemm, d.matrix) * (include_peak ? matrix_peak(s->precision, d) : 1.0);
-      rows.push_back({s->gemm.flop_count() / scale, 1.0 / scale, s->measured - s->launches * d.launch_overhead, s->measured});
-    }
-    return rows;
-  };
-  if (!half.empty()) {
-    const HardwareProfile before = p;
-    const std::vector<Row> rows = gemm_rows(half, true);
-    LinearFit f = rows.size() >= 3 ? fit_two_non_negative(rows) : LinearFit{};
-    double inverse_peak = 0, half_saturation = d.matrix.half_saturation_flops;
-    if (f.ok && f.a > 0) {
-      inverse_peak = f.a;
-      half_saturation = f.b / f.a;
-    } else {  // too few distinct sizes: fit peak_fraction with the base saturation point
-      std::vector<Row> one;
-      for (const Row& r : rows) one.push_back({r.x1 + half_saturation * r.x2, 0, r.target, r.measured});
-      inverse_peak = fit_one(one);
-    }
-    d.matrix.peak_fraction = std::min(1.0, 1.0 / inverse_peak);
-    d.matrix.half_saturation_flops = half_saturation;
-    if (improves(half, before, "matrix curve from half-precision GEMMs")) {
-    record("device.matrix_efficiency.peak_fraction", before.device.matrix.peak_fraction, d.matrix.peak_fraction, half, before,
-           "half-precision GEMMs");
-    record("device.matrix_efficiency.half_saturation_flops", before.device.matrix.half_saturation_flops,
-           d.matrix.half_saturation_flops, half, before, f.ok ? "half-precision GEMMs" : "kept (too few distinct sizes)");
-    }
-  }
-  if (!single.empty()) {  // FP32 GEMM rate (and, without half-precision GEMMs, the saturation point)
-    const HardwareProfile before = p;
-    const std::vector<Row> rows = gemm_rows(single, false);  // target = (F + F_half) / (P32 * q * pf)
-    LinearFit f = half.empty() && rows.size() >= 3 ? fit_two_non_negative(rows) : LinearFit{};
-    double rate = 0;
-    if (f.ok && f.a > 0) {
-      d.matrix.half_saturation_flops = f.b / f.a;
-      rate = 1.0 / (f.a * d.matrix.peak_fraction);
-    } else {
-      std::vector<Row> one;
-      for (const Row& r : rows) one.push_back({r.x1 + d.matrix.half_saturation_flops * r.x2, 0, r.target, r.measured});
-      rate = 1.0 / (fit_one(one) * d.matrix.peak_fraction);
-    }
-    d.matrix_fp32 = rate;
-    if (improves(single, before, "FP32 GEMM rate")) {
-    record("device.matrix_flops.fp32", matrix_peak(MatrixPrecision::fp32, before.device), d.matrix_fp32, single, before,
-           "FP32 GEMMs (rate at peak_fraction)");
-    if (f.ok)
-      record("device.matrix_efficiency.half_saturation_flops", before.device.matrix.half_saturation_flops,
-             d.matrix.half_saturation_flops, single, before, "FP32 GEMMs (no half-precision GEMMs in the traces)");
-    }
-  }
-
-  // 2b. Replayed GPU kernels off the tensor-core path, TF32 and CUDA-core FP32 (GemmPath): t - L =
-  //     (F / q + F_half) / rate on the kernel's own tile (compute::kernel_gemm_time at peak_fraction 1),
-  //     linear in 1/rate_tf32, 1/rate_tf32_unaligned (unaligned_tf32) and 1/rate_fp32 for a given F_half.
-  //     Without half-precision GEMMs to fix the saturation point, F_half is the best of a log-spaced scan
-  //     (one shared curve, the rates fitted at each point).
-  {
-    // Kernels whose measured time exceeds their HBM roofline time are limited by their main loop, not by
-    // memory: the ones the rates describe. The measured time, not the base rates, decides: an unaligned
-    // kernel the base TF32 rate would call memory-bound can run several times slower than its HBM time.
-    auto path_bound = [&](const Sample& s) {
-      return s.measured - s.launches * d.launch_overhead >= s.hbm / (d.hbm_bandwidth * d.hbm_efficiency);
+    // 2. Matrix curve from half-precision GEMMs: t - L = (F + F_half) / (peak * q * peak_fraction)
+    //    (compute::matrix_efficiency), linear in 1/peak_fraction and F_half/peak_fraction.
+    auto compute_bound = [&](const Sample& s) {
+      return s.gemm.flop_count() / (matrix_peak(s.precision, d) * compute::matrix_efficiency(s.gemm, d.matrix, false)) >=
+             s.hbm / (d.hbm_bandwidth * d.hbm_efficiency);
     };
-    const auto group = select(samples, [&](const Sample& s) {
-      const bool fp32_gemv = s.path == GemmPath::gemv && s.precision == MatrixPrecision::fp32;  // on the CUDA cores
-      return s.kind == OpKind::matmul && (s.path == GemmPath::tf32 || s.path == GemmPath::simt || fp32_gemv) && path_bound(s);
-    });
-    // Rate columns: TF32 on aligned operands, TF32 on unaligned ones, CUDA-core FP32 without a named
-    // layout (gemmSN, FP32 GEMV), CUDA-core FP32 per named layout (nn, nt, tn, tt). A column without
-    // samples keeps its rate.
-    constexpr int columns_count = 7;
-    auto column_of = [](const Sample& s) {
-      if (s.path == GemmPath::tf32) return unaligned_tf32(s) ? 1 : 0;
-      return s.layout >= 0 ? 3 + s.layout : 2;
-    };
-    std::array<bool, columns_count> present{};
-    for (const Sample* s : group) present[column_of(*s)] = true;
-    // A rate is at most what the hardware can reach: TF32 (aligned or not) at most the datasheet TF32
-    // peak, CUDA-core FP32 at most the base profile's FP32 rate (the datasheet's where the profile gives it,
-    // else half the non-tensor rate, matrix_peak).
-    // Few distinct shapes otherwise trade the rate against the fixed cost without bound (one A100 trace:
-    // 140 PFLOPS TF32 with F_half = 1 TFLOP, every GEMM a constant).
-    const flops_per_second tf32_peak = d.matrix_bf16 / 2, simt_peak = matrix_peak(MatrixPrecision::fp32, base.device);
-    const std::array<flops_per_second, columns_count> ceiling{tf32_peak, tf32_peak, simt_peak, simt_peak,
-                                                              simt_peak, simt_peak, simt_peak};
-    struct RateFit {
-      std::array<double, columns_count> inverse_rates{};  // per column; 0 where absent
-      double sse = 0;
-      bool ok = false;
-    };
-    auto fit_rates = [&](flops half_saturation) {
-      MatrixEfficiency curve = at_own_rate(d).matrix;
-      curve.half_saturation_flops = half_saturation;
-      std::vector<double> work, targets, weights;
+    auto on_tensor_cores = [](const Sample& s) { return s.kind == OpKind::matmul && s.path == GemmPath::tensor_core; };
+    const auto half = select(alone, [&](const Sample& s) { return on_tensor_cores(s) && is_half_precision(s) && compute_bound(s); });
+    const auto single = select(alone, [&](const Sample& s) { return on_tensor_cores(s) && !is_half_precision(s) && compute_bound(s); });
+    auto gemm_rows = [&](const std::vector<const Sample*>& group, bool include_peak) {
+      std::vector<Row> rows;
       for (const Sample* s : group) {
-        work.push_back(compute::kernel_gemm_work(s->gemm, s->tile, curve));
-        targets.push_back(s->measured - s->launches * d.launch_overhead);
-        weights.push_back(1.0 / (s->measured * s->measured));
+        const double scale = quantisation(s->gemm, d.matrix) * (include_peak ? matrix_peak(s->precision, d) : 1.0);
+        rows.push_back({s->gemm.flop_count() / scale, 1.0 / scale, s->measured - s->launches * d.launch_overhead, s->measured});
       }
-      // A column whose free fit would exceed its ceiling is pinned there and the others refitted (the
-      // minimum of the constrained problem has that bound active); at most one pin per pass.
-      std::array<bool, columns_count> pinned{};
-      RateFit f;
-      for (int pass = 0; pass <= columns_count; ++pass) {
-        std::vector<int> free_columns;
-        for (int c = 0; c < columns_count; ++c)
-          if (present[c] && !pinned[c]) free_columns.push_back(c);
-        std::vector<std::vector<double>> x;
-        std::vector<double> rest;  // target less the pinned columns' time
-        for (std::size_t r = 0; r < group.size(); ++r) {
-          const int c = column_of(*group[r]);
-          std::vector<double> row;
-          for (int free : free_columns) row.push_back(free == c ? work[r] : 0.0);
-          x.push_back(std::move(row));
-          rest.push_back(targets[r] - (pinned[c] ? work[r] / ceiling[c] : 0.0));
-        }
-        // Least absolute relative deviations by iteratively reweighted least squares (weights 1 / |e|,
-        // Schlossmacher 1973): the replay scores median |error|, and kernels slowed by concurrent
-        // streams are outliers that would pull a squared-error fit.
-        std::vector<double> irls(weights), coef;
-        for (int iteration = 0; iteration < 20 && !free_columns.empty(); ++iteration) {
-          coef = least_squares(x, rest, irls);
-          if (coef.empty()) return RateFit{};
-          for (std::size_t r = 0; r < x.size(); ++r) {
-            double predicted = 0;
-            for (std::size_t j = 0; j < coef.size(); ++j) predicted += coef[j] * x[r][j];
-            irls[r] = weights[r] / std::max(std::abs(rest[r] - predicted) * std::sqrt(weights[r]), 1e-3);
-          }
-        }
-        f = {};
-        for (int c = 0; c < columns_count; ++c)
-          if (pinned[c]) f.inverse_rates[static_cast<std::size_t>(c)] = 1.0 / ceiling[c];
-        for (std::size_t j = 0; j < free_columns.size(); ++j) f.inverse_rates[static_cast<std::size_t>(free_columns[j])] = coef[j];
-        int worst = -1;  // the free column furthest above its ceiling
-        for (int c : free_columns) {
-          const double reach = f.inverse_rates[static_cast<std::size_t>(c)] * ceiling[c];
-          if (reach < 1 && (worst < 0 || reach < f.inverse_rates[static_cast<std::size_t>(worst)] * ceiling[worst])) worst = c;
-        }
-        if (worst < 0) break;
-        pinned[worst] = true;
-      }
-      for (std::size_t r = 0; r < group.size(); ++r) {
-        const double predicted = f.inverse_rates[static_cast<std::size_t>(column_of(*group[r]))] * work[r];
-        f.sse += std::abs(targets[r] - predicted) * std::sqrt(weights[r]);  // sum of |relative residual|
-      }
-      f.ok = true;
-      return f;
+      return rows;
     };
-    flops half_saturation = d.matrix.half_saturation_flops;
-    RateFit best = group.size() >= 3 ? fit_rates(half_saturation) : RateFit{};
-    if (half.empty() && group.size() >= 3) {
-      for (double f_half = 1e6; f_half <= 1e12; f_half *= std::pow(10.0, 0.125)) {  // 1 MFLOP .. 1 TFLOP, 8 per decade
-        const RateFit f = fit_rates(f_half);
-        if (f.ok && (!best.ok || f.sse < best.sse)) best = f, half_saturation = f_half;
-      }
-    }
-    if (best.ok) {
+    if (!half.empty()) {
       const HardwareProfile before = p;
-      const auto rate = [&](int column) { return 1.0 / best.inverse_rates[static_cast<std::size_t>(column)]; };
-      if (present[0]) d.matrix_tf32 = rate(0);
-      if (present[1]) d.matrix_tf32_unaligned = rate(1);
-      if (present[2]) d.matrix_fp32 = rate(2);
-      for (int layout = 0; layout < 4; ++layout)
-        if (present[3 + layout]) d.matrix_fp32_by_layout[static_cast<std::size_t>(layout)] = rate(3 + layout);
-      d.matrix.half_saturation_flops = half_saturation;
-      if (improves(group, before, "TF32 and CUDA-core FP32 GEMM rates")) {
-        if (present[0])
-          record("device.matrix_flops.tf32", tf32_rate(before.device), d.matrix_tf32, group, before,
-                 "FP32 GEMM kernels on tensor cores (TF32), each on its named tile");
-        if (present[1])
-          record("device.matrix_flops.tf32_unaligned", tf32_unaligned_rate(before.device), d.matrix_tf32_unaligned, group, before,
-                 "TF32 GEMM kernels on unaligned operands (CUTLASS align1/align2)");
-        if (present[2])
-          record("device.matrix_flops.fp32", matrix_peak(MatrixPrecision::fp32, before.device), d.matrix_fp32, group, before,
-                 "FP32 GEMM kernels on CUDA cores without a named layout (gemmSN, FP32 GEMV)");
-        for (std::size_t layout = 0; layout < gemm_layout_names.size(); ++layout)
-          if (present[3 + layout])
-            record(std::string("device.matrix_flops.fp32_") + gemm_layout_names[layout],
-                   before.device.matrix_fp32_by_layout[layout] > 0 ? before.device.matrix_fp32_by_layout[layout]
-                                                                   : matrix_peak(MatrixPrecision::fp32, before.device),
-                   d.matrix_fp32_by_layout[layout], group, before,
-                   std::string("FP32 sgemm kernels of layout ") + gemm_layout_names[layout] + ", each on its named tile");
-        if (half_saturation != before.device.matrix.half_saturation_flops)
-          record("device.matrix_efficiency.half_saturation_flops", before.device.matrix.half_saturation_flops, half_saturation, group,
-                 before, "TF32 / FP32 GEMM kernels (no half-precision GEMMs in the traces)");
+      const std::vector<Row> rows = gemm_rows(half, true);
+      LinearFit f = rows.size() >= 3 ? fit_two_non_negative(rows) : LinearFit{};
+      double inverse_peak = 0, half_saturation = d.matrix.half_saturation_flops;
+      if (f.ok && f.a > 0) {
+        inverse_peak = f.a;
+        half_saturation = f.b / f.a;
+      } else {  // too few distinct sizes: fit peak_fraction with the base saturation point
+        std::vector<Row> one;
+        for (const Row& r : rows) one.push_back({r.x1 + half_saturation * r.x2, 0, r.target, r.measured});
+        inverse_peak = fit_one(one);
       }
-    } else if (group.size() >= 3) {
-      result.rejected.push_back("TF32 and CUDA-core FP32 GEMM rates: no least-squares solution over " +
-                                std::to_string(group.size()) + " kernels");
+      d.matrix.peak_fraction = std::min(1.0, 1.0 / inverse_peak);
+      d.matrix.half_saturation_flops = half_saturation;
+      if (improves(half, before, "matrix curve from half-precision GEMMs")) {
+      record("device.matrix_efficiency.peak_fraction", before.device.matrix.peak_fraction, d.matrix.peak_fraction, half, before,
+             "half-precision GEMMs");
+      record("device.matrix_efficiency.half_saturation_flops", before.device.matrix.half_saturation_flops,
+             d.matrix.half_saturation_flops, half, before, f.ok ? "half-precision GEMMs" : "kept (too few distinct sizes)");
+      }
     }
-  }
-
-  // 3. Grouped GEMM factor: t - L = F / (peak * matrix_efficiency without the factor) / factor.
-  if (const auto group = select(samples, [](const Sample& s) { return s.kind == OpKind::grouped_matmul; }); !group.empty()) {
-    const HardwareProfile before = p;
-    std::vector<Row> rows;
-    for (const Sample* s : group) {
-      const double eff = compute::matrix_efficiency(s->gemm, d.matrix, false);
-      rows.push_back({s->gemm.flop_count() / (matrix_peak(s->precision, d) * eff), 0, s->measured - s->launches * d.launch_overhead,
-                      s->measured});
+    if (!single.empty()) {  // FP32 GEMM rate (and, without half-precision GEMMs, the saturation point)
+      const HardwareProfile before = p;
+      const std::vector<Row> rows = gemm_rows(single, false);  // target = (F + F_half) / (P32 * q * pf)
+      LinearFit f = half.empty() && rows.size() >= 3 ? fit_two_non_negative(rows) : LinearFit{};
+      double rate = 0;
+      if (f.ok && f.a > 0) {
+        d.matrix.half_saturation_flops = f.b / f.a;
+        rate = 1.0 / (f.a * d.matrix.peak_fraction);
+      } else {
+        std::vector<Row> one;
+        for (const Row& r : rows) one.push_back({r.x1 + d.matrix.half_saturation_flops * r.x2, 0, r.target, r.measured});
+        rate = 1.0 / (fit_one(one) * d.matrix.peak_fraction);
+      }
+      d.matrix_fp32 = rate;
+      if (improves(single, before, "FP32 GEMM rate")) {
+      record("device.matrix_flops.fp32", matrix_peak(MatrixPrecision::fp32, before.device), d.matrix_fp32, single, before,
+             "FP32 GEMMs (rate at peak_fraction)");
+      if (f.ok)
+        record("device.matrix_efficiency.half_saturation_flops", before.device.matrix.half_saturation_flops,
+               d.matrix.half_saturation_flops, single, before, "FP32 GEMMs (no half-precision GEMMs in the traces)");
+      }
     }
-    d.matrix.grouped_gemm_factor = std::min(1.0, 1.0 / fit_one(rows));
-    if (improves(group, before, "grouped_gemm_factor"))
-    record("device.matrix_efficiency.grouped_gemm_factor", before.device.matrix.grouped_gemm_factor,
-           d.matrix.grouped_gemm_factor, group, before, "grouped GEMMs");
-  }
 
-  // 4. Attention fraction: t - L = F / (peak * peak_fraction * attention_fraction).
-  if (const auto group = select(samples, [](const Sample& s) { return s.kind == OpKind::attention; }); !group.empty()) {
+    // 2b. Replayed GPU kernels off the tensor-core path, TF32 and CUDA-core FP32 (GemmPath): t - L =
+    //     (F / q + F_half) / rate on the kernel's own tile (compute::kernel_gemm_time at peak_fraction 1),
+    //     linear in 1/rate_tf32, 1/rate_tf32_unaligned (unaligned_tf32) and 1/rate_fp32 for a given F_half.
+    //     Without half-precision GEMMs to fix the saturation point, F_half is the best of a log-spaced scan
+    //     (one shared curve, the rates fitted at each point).
+    {
+      // Kernels whose measured time exceeds their HBM roofline time are limited by their main loop, not by
+      // memory: the ones the rates describe. The measured time, not the base rates, decides: an unaligned
+      // kernel the base TF32 rate would call memory-bound can run several times slower than its HBM time.
+      auto path_bound = [&](const Sample& s) {
+        return s.measured - s.launches * d.launch_overhead >= s.hbm / (d.hbm_bandwidth * d.hbm_efficiency);
+      };
+      const auto group = select(alone, [&](const Sample& s) {
+        const bool fp32_gemv = s.path == GemmPath::gemv && s.precision == MatrixPrecision::fp32;  // on the CUDA cores
+        return s.kind == OpKind::matmul && (s.path == GemmPath::tf32 || s.path == GemmPath::simt || fp32_gemv) && path_bound(s);
+      });
+      // Rate columns: TF32 on aligned operands, TF32 on unaligned ones, CUDA-core FP32 without a named
+      // layout (gemmSN, FP32 GEMV), CUDA-core FP32 per named layout (nn, nt, tn, tt). A column without
+      // samples keeps its rate.
+      constexpr int columns_count = 7;
+      auto column_of = [](const Sample& s) {
+        if (s.path == GemmPath::tf32) return unaligned_tf32(s) ? 1 : 0;
+        return s.layout >= 0 ? 3 + s.layout : 2;
+      };
+      std::array<bool, columns_count> present{};
+      for (const Sample* s : group) present[column_of(*s)] = true;
+      // A rate is at most what the hardware can reach: TF32 (aligned or not) at most the datasheet TF32
+      // peak, CUDA-core FP32 at most the base profile's FP32 rate (the datasheet's where the profile gives it,
+      // else half the non-tensor rate, matrix_peak).
+      // Few distinct shapes otherwise trade the rate against the fixed cost without bound (one A100 trace:
+      // 140 PFLOPS TF32 with F_half = 1 TFLOP, every GEMM a constant).
+      const flops_per_second tf32_peak = d.matrix_bf16 / 2, simt_peak = matrix_peak(MatrixPrecision::fp32, base.device);
+      const std::array<flops_per_second, columns_count> ceiling{tf32_peak, tf32_peak, simt_peak, simt_peak,
+                                                                simt_peak, simt_peak, simt_peak};
+      struct RateFit {
+        std::array<double, columns_count> inverse_rates{};  // per column; 0 where absent
+        double sse = 0;
+        bool ok = false;
+      };
+      auto fit_rates = [&](flops half_saturation) {
+        MatrixEfficiency curve = at_own_rate(d).matrix;
+        curve.half_saturation_flops = half_saturation;
+        std::vector<double> work, targets, weights;
+        for (const Sample* s : group) {
+          work.push_back(compute::kernel_gemm_work(s->gemm, s->tile, curve));
+          targets.push_back(s->measured - s->launches * d.launch_overhead);
+          weights.push_back(1.0 / (s->measured * s->measured));
+        }
+        // A column whose free fit would exceed its ceiling is pinned there and the others refitted (the
+        // minimum of the constrained problem has that bound active); at most one pin per pass.
+        std::array<bool, columns_count> pinned{};
+        RateFit f;
+        for (int pass = 0; pass <= columns_count; ++pass) {
+          std::vector<int> free_columns;
+          for (int c = 0; c < columns_count; ++c)
+            if (present[c] && !pinned[c]) free_columns.push_back(c);
+          std::vector<std::vector<double>> x;
+          std::vector<double> rest;  // target less the pinned columns' time
+          for (std::size_t r = 0; r < group.size(); ++r) {
+            const int c = column_of(*group[r]);
+            std::vector<double> row;
+            for (int free : free_columns) row.push_back(free == c ? work[r] : 0.0);
+            x.push_back(std::move(row));
+            rest.push_back(targets[r] - (pinned[c] ? work[r] / ceiling[c] : 0.0));
+          }
+          std::vector<double> coef;
+          if (!free_columns.empty()) {
+            coef = least_absolute_deviations(x, rest, weights);
+            if (coef.empty()) return RateFit{};
+          }
+          f = {};
+          for (int c = 0; c < columns_count; ++c)
+            if (pinned[c]) f.inverse_rates[static_cast<std::size_t>(c)] = 1.0 / ceiling[c];
+          for (std::size_t j = 0; j < free_columns.size(); ++j) f.inverse_rates[static_cast<std::size_t>(free_columns[j])] = coef[j];
+          int worst = -1;  // the free column furthest above its ceiling
+          for (int c : free_columns) {
+            const double reach = f.inverse_rates[static_cast<std::size_t>(c)] * ceiling[c];
+            if (reach < 1 && (worst < 0 || reach < f.inverse_rates[static_cast<std::size_t>(worst)] * ceiling[worst])) worst = c;
+          }
+          if (worst < 0) break;
+          pinned[worst] = true;
+        }
+        for (std::size_t r = 0; r < group.size(); ++r) {
+          const double predicted = f.inverse_rates[static_cast<std::size_t>(column_of(*group[r]))] * work[r];
+          f.sse += std::abs(targets[r] - predicted) * std::sqrt(weights[r]);  // sum of |relative residual|
+        }
+        f.ok = true;
+        return f;
+      };
+      flops half_saturation = d.matrix.half_saturation_flops;
+      RateFit best = group.size() >= 3 ? fit_rates(half_saturation) : RateFit{};
+      if (half.empty() && group.size() >= 3) {
+        for (double f_half = 1e6; f_half <= 1e12; f_half *= std::pow(10.0, 0.125)) {  // 1 MFLOP .. 1 TFLOP, 8 per decade
+          const RateFit f = fit_rates(f_half);
+          if (f.ok && (!best.ok || f.sse < best.sse)) best = f, half_saturation = f_half;
+        }
+      }
+      if (best.ok) {
+        const HardwareProfile before = p;
+        const auto rate = [&](int column) { return 1.0 / best.inverse_rates[static_cast<std::size_t>(column)]; };
+        if (present[0]) d.matrix_tf32 = rate(0);
+        if (present[1]) d.matrix_tf32_unaligned = rate(1);
+        if (present[2]) d.matrix_fp32 = rate(2);
+        for (int layout = 0; layout < 4; ++layout)
+          if (present[3 + layout]) d.matrix_fp32_by_layout[static_cast<std::size_t>(layout)] = rate(3 + layout);
+        d.matrix.half_saturation_flops = half_saturation;
+        if (improves(group, before, "TF32 and CUDA-core FP32 GEMM rates")) {
+          if (present[0])
+            record("device.matrix_flops.tf32", tf32_rate(before.device), d.matrix_tf32, group, before,
+                   "FP32 GEMM kernels on tensor cores (TF32), each on its named tile");
+          if (present[1])
+            record("device.matrix_flops.tf32_unaligned", tf32_unaligned_rate(before.device), d.matrix_tf32_unaligned, group, before,
+                   "TF32 GEMM kernels on unaligned operands (CUTLASS align1/align2)");
+          if (present[2])
+            record("device.matrix_flops.fp32", matrix_peak(MatrixPrecision::fp32, before.device), d.matrix_fp32, group, before,
+                   "FP32 GEMM kernels on CUDA cores without a named layout (gemmSN, FP32 GEMV)");
+          for (std::size_t layout = 0; layout < gemm_layout_names.size(); ++layout)
+            if (present[3 + layout])
+              record(std::string("device.matrix_flops.fp32_") + gemm_layout_names[layout],
+                     before.device.matrix_fp32_by_layout[layout] > 0 ? before.device.matrix_fp32_by_layout[layout]
+                                                                     : matrix_peak(MatrixPrecision::fp32, before.device),
+                     d.matrix_fp32_by_layout[layout], group, before,
+                     std::string("FP32 sgemm kernels of layout ") + gemm_layout_names[layout] + ", each on its named tile");
+          if (half_saturation != before.device.matrix.half_saturation_flops)
+            record("device.matrix_efficiency.half_saturation_flops", before.device.matrix.half_saturation_flops, half_saturation, group,
+                   before, "TF32 / FP32 GEMM kernels (no half-precision GEMMs in the traces)");
+        }
+      } else if (group.size() >= 3) {
+        result.rejected.push_back("TF32 and CUDA-core FP32 GEMM rates: no least-squares solution over " +
+                                  std::to_string(group.size()) + " kernels");
+      }
+    }
+
+    // 3. Grouped GEMM factor: t - L = F / (peak * matrix_efficiency without the factor) / factor.
+    if (const auto group = select(alone, [](const Sample& s) { return s.kind == OpKind::grouped_matmul; }); !group.empty()) {
+      const HardwareProfile before = p;
+      std::vector<Row> rows;
+      for (const Sample* s : group) {
+        const double eff = compute::matrix_efficiency(s->gemm, d.matrix, false);
+        rows.push_back({s->gemm.flop_count() / (matrix_peak(s->precision, d) * eff), 0, s->measured - s->launches * d.launch_overhead,
+                        s->measured});
+      }
+      d.matrix.grouped_gemm_factor = std::min(1.0, 1.0 / fit_one(rows));
+      if (improves(group, before, "grouped_gemm_factor"))
+      record("device.matrix_efficiency.grouped_gemm_factor", before.device.matrix.grouped_gemm_factor,
+             d.matrix.grouped_gemm_factor, group, before, "grouped GEMMs");
+    }
+
+    // 4. Attention fraction: t - L = F / (peak * peak_fraction * attention_fraction).
+    if (const auto group = select(alone, [](const Sample& s) { return s.kind == OpKind::attention; }); !group.empty()) {
+      const HardwareProfile before = p;
+      std::vector<Row> rows;
+      for (const Sample* s : group)
+        rows.push_back({s->op_flops / (matrix_peak(s->precision, d) * d.matrix.peak_fraction), 0,
+                        s->measured - s->launches * d.launch_overhead, s->measured});
+      d.matrix.attention_fraction = std::min(1.0 / d.matrix.peak_fraction, 1.0 / fit_one(rows));
+      if (improves(group, before, "attention_fraction"))
+      record("device.matrix_efficiency.attention_fraction", before.device.matrix.attention_fraction, d.matrix.attention_fraction,
+             group, before, "fused attention kernels");
+    }
+
+  };
+
+  // 5. Slowdown of compute kernels beside a collective: t = t_alone * (1 + s * f), f the fraction of the
+  //    kernel's span that shared the device with a collective (predict), so t - t_alone = s * (t_alone * f):
+  //    one coefficient, by least absolute relative deviations as the GEMM rates. At most 1: a kernel
+  //    sharing the SMs with one other kernel keeps at least half of them (a fair share), and at least 0.
+  const auto beside = select(samples, [](const Sample& s) { return s.kind != OpKind::collective && s.beside_collective > 0; });
+  double slowdown = 0;  // the first pass fits the kernels as measured
+  FitResult previous = result;
+  for (int pass = 0; pass < 3; ++pass) {
+    result = FitResult{base, {}, {}};
+    if (beside.size() < 3) {  // no slowdown to fit: the samples as measured
+      fit_compute(samples);
+      break;
+    }
+    fit_compute(as_if_alone(samples, slowdown));
     const HardwareProfile before = p;
-    std::vector<Row> rows;
-    for (const Sample* s : group)
-      rows.push_back({s->op_flops / (matrix_peak(s->precision, d) * d.matrix.peak_fraction), 0,
-                      s->measured - s->launches * d.launch_overhead, s->measured});
-    d.matrix.attention_fraction = std::min(1.0 / d.matrix.peak_fraction, 1.0 / fit_one(rows));
-    if (improves(group, before, "attention_fraction"))
-    record("device.matrix_efficiency.attention_fraction", before.device.matrix.attention_fraction, d.matrix.attention_fraction,
-           group, before, "fused attention kernels");
+    std::vector<std::vector<double>> x;
+    std::vector<double> targets, weights;
+    for (const Sample* s : beside) {
+      const seconds alone = predict_alone(*s, p);
+      x.push_back({alone * fraction_beside_collective(*s)});
+      targets.push_back(s->measured - alone);
+      weights.push_back(1.0 / (s->measured * s->measured));
+    }
+    const auto coef = least_absolute_deviations(x, targets, weights);
+    if (!coef.empty()) d.comm_compute_slowdown = std::clamp(coef[0], 0.0, 1.0);
+    if (coef.empty() || !improves(beside, before, "comm_compute_slowdown")) {
+      if (pass > 0) result = previous;  // the last pass whose slowdown held
+      break;
+    }
+    record("device.comm_compute_slowdown", base.device.comm_compute_slowdown, d.comm_compute_slowdown, beside, before,
+           "compute kernels that ran beside a collective kernel, by the fraction of their span they shared");
+    slowdown = d.comm_compute_slowdown;
+    previous = result;
   }
 
-  // 5. Collectives, innermost tier first: the alpha-beta time is linear in the tier's latency and in
+  // 6. Collectives, innermost tier first: the alpha-beta time is linear in the tier's latency and in
   //    1/(bandwidth * efficiency); the coefficients come from comm::collective_time itself, evaluated
   //    with that tier's latency and bandwidth switched on and off (inner tiers at their fitted values).
   for (std::size_t t = 0; t < p.tiers.size(); ++t) {

@@ -60,13 +60,16 @@ struct Sample {
   int group_stride = 1;  // ranks between members (RDMA traffic: one member per innermost domain)
   int outer_tier = -1;
   bool excludes_peer_wait = false;  // collectives: measured time is the transfer (fit only these)
+  // Compute kernels: time of the measured span during which a collective kernel of the same trace ran
+  // (on another stream: one stream runs one kernel at a time). The kernels shared the device then.
+  seconds beside_collective = 0;
 };
 
 // Per-rank traces of one run: a collective kernel's span includes the time its rank waits for the
-// others, so the k-th collective of every rank is given the shortest span among the ranks (the last
-// rank to arrive waits least; HTA's straggler analysis aligns ranks the same way). Applies to Kineto
-// traces of all world_size ranks of one run whose collective sequences have the same names; returns the
-// number of collectives aligned (0 when the traces are not all ranks of one run).
+// others, so the k-th collective of every rank is given the shortest span among the ranks, at the end of
+// its own span (the last rank to arrive waits least; HTA's straggler analysis aligns ranks the same way).
+// Applies to Kineto traces of all world_size ranks of one run whose collective sequences have the same
+// names; returns the number of collectives aligned (0 when the traces are not all ranks of one run).
 int align_collectives(std::vector<io::Trace>& ranks);
 
 // Classifies every kernel of a trace against a profile's tiers (a collective's tier comes from its
@@ -76,7 +79,9 @@ std::vector<Sample> classify(const io::Trace& trace, const HardwareProfile& hw);
 // Samples view the trace's names: classifying a temporary would leave them dangling.
 std::vector<Sample> classify(io::Trace&& trace, const HardwareProfile& hw) = delete;
 
-// Cost-model time of one predictable sample.
+// Cost-model time of one predictable sample. A compute kernel that ran beside a collective for a fraction
+// f of its span is slowed by 1 + comm_compute_slowdown * f (the simulator's charge for hidden
+// communication, sim/simulate.cpp apply_overlap, applied to the overlap the trace recorded).
 seconds predict(const Sample& s, const HardwareProfile& hw);
 
 struct KindError {

@@ -93,15 +93,17 @@ int cmd_replay(const std::vector<std::string>& args) {
   if (vm.count("json")) open_output(vm["json"].as<std::string>()) << calibrate::to_json(r).dump(2) << "\n";
   if (vm.count("kernels")) {
     auto out = open_output(vm["kernels"].as<std::string>());
-    out << "kind,measured_us,predicted_us,abs_error_pct,m,n,k,count,flops,hbm_bytes,collective_bytes,group_size,not_predicted,name\n";
+    out << "kind,measured_us,predicted_us,abs_error_pct,m,n,k,count,flops,hbm_bytes,collective_bytes,group_size,"
+           "beside_collective_pct,not_predicted,name\n";
     for (const calibrate::Sample& s : samples) {
       const double p = s.predictable ? calibrate::predict(s, hw) : 0;
       std::string name(s.name.substr(0, 120));
       std::replace(name.begin(), name.end(), '"', '\'');
-      out << fmt::format("{},{:.3f},{},{},{},{},{},{},{:.6g},{:.6g},{:.6g},{},{},\"{}\"\n", calibrate::to_string(s.kind),
+      out << fmt::format("{},{:.3f},{},{},{},{},{},{},{:.6g},{:.6g},{:.6g},{},{:.0f},{},\"{}\"\n", calibrate::to_string(s.kind),
                          s.measured * 1e6, s.predictable ? fmt::format("{:.3f}", p * 1e6) : "",
                          s.predictable && s.measured > 0 ? fmt::format("{:.1f}", std::abs(p - s.measured) / s.measured * 100) : "",
-                         s.gemm.m, s.gemm.n, s.gemm.k, s.gemm.count, s.op_flops, s.hbm, s.buffer, s.group_size, s.why, name);
+                         s.gemm.m, s.gemm.n, s.gemm.k, s.gemm.count, s.op_flops, s.hbm, s.buffer, s.group_size,
+                         s.measured > 0 ? std::min(100.0, s.beside_collective / s.measured * 100) : 0.0, s.why, name);
     }
   }
   return 0;

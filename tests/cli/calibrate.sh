@@ -54,7 +54,7 @@ sys.exit(1 if errors else 0)
 EOF
 
 # Held out, on GPU kernels: fitted on rank 0 of PARAM's 8-rank DLRM step (V100, FP32 sgemm, gemmSN and
-# GEMV kernels), replayed on ranks 1-7 (measured: matmul median 333% with the base profile -> 18.9%;
+# GEMV kernels), replayed on ranks 1-7 (measured: matmul median 463% with the base profile -> 19.1%;
 # 22% with one rate for all sgemm layouts).
 mkdir -p "$tmp/dlrm"
 tar -xzf "$traces/param-dlrm-kineto-8rank/dlrm_kineto.tar.gz" -C "$tmp/dlrm" || fail "cannot extract the DLRM traces"
