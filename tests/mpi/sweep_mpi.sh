@@ -4,11 +4,11 @@
 # reports how many points each rank evaluated, and prints an input error once, not once per rank.
 # Usage: bash sweep_mpi.sh MOESIM_BINARY SOURCE_DIR
 set -euo pipefail
-moesim=$1
-source_dir=$2
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-fail() { echo "sweep_mpi: $*" >&2; exit 1; }
+moesim=${1:?usage: sweep_mpi.sh MOESIM_BINARY SOURCE_DIR}
+source_dir=${2:?usage: sweep_mpi.sh MOESIM_BINARY SOURCE_DIR}
+bin=$moesim
+source "$source_dir/tests/cli.bash"
+work=$tmp
 # CI runs as root, which Open MPI refuses unless told.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 mpi() { local ranks=$1; shift; mpirun -np "$ranks" --oversubscribe "$moesim" "$@"; }
@@ -62,4 +62,4 @@ mpi 2 sweep "$work/missing.json" --mpi --out "$work/none.jsonl" > /dev/null 2> "
 [ "$rc" -ne 0 ] || fail "a missing spec under mpirun exited 0"
 [ "$(grep -c "^moesim: .*missing.json" "$work/bad.err")" -eq 1 ] || fail "a missing spec: expected one error line: $(cat "$work/bad.err")"
 [ ! -e "$work/none.jsonl" ] || fail "a missing spec wrote a results file"
-echo "sweep_mpi: ok"
+finish sweep_mpi
