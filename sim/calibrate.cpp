@@ -515,6 +515,15 @@ DeviceSpec at_own_rate(DeviceSpec d) {
 
 namespace {
 
+// A matrix-vector product (GemmPath::gemv): no threadblock tile, so none of a tiled GEMM's fixed cost of
+// filling and draining its software pipeline (the prologue loading the first K stages and the epilogue
+// writing the tile, CUTLASS docs/efficient_gemm.md "Software pipelining"; F_half of the saturation curve);
+// it streams its operands once (NVIDIA "Matrix Multiplication Background" user's guide: matrix-vector
+// products are memory-bound) and then reduces partial sums, a fixed cost of its own (gemv_fixed_cost).
+seconds gemv_time(const Sample& s, const DeviceSpec& d) {
+  return compute::roofline(s.gemm.flop_count(), s.hbm, gemm_rate(s, d), 1.0, d).time + d.gemv_fixed_cost;
+}
+
 // Time of a compute sample had it run alone on the device.
 seconds predict_alone(const Sample& s, const HardwareProfile& hw) {
   const DeviceSpec& d = hw.device;
@@ -522,10 +531,10 @@ seconds predict_alone(const Sample& s, const HardwareProfile& hw) {
   switch (s.kind) {
     case OpKind::matmul:
       // Replayed kernels off the simulator's tensor-core path: their own tile and rate (TF32, CUDA-core
-      // FP32); a matrix-vector product on no tile, bound by streaming its operands once (the memory
-      // roofline) or, when tiny, by the same fixed fill/drain cost as a GEMM kernel. Their rate is what
+      // FP32); a matrix-vector product on no tile (gemv_time). Their rate is what
       // their main loop achieves (fitted per path, at most the datasheet peak), so the tensor-core GEMM
       // efficiency peak_fraction (fitted to BF16 training runs) does not scale it again.
+      if (s.path == GemmPath::gemv) return gemv_time(s, d) + extra_launches;
       if (s.path != GemmPath::tensor_core)
         return compute::kernel_gemm_time(s.gemm, s.tile, s.hbm, gemm_rate(s, d), at_own_rate(d)).time + extra_launches;
       [[fallthrough]];
@@ -889,7 +898,8 @@ FitResult fit(const std::vector<Sample>& samples, const HardwareProfile& base) {
     //     (F / q + F_half) / rate on the kernel's own tile (compute::kernel_gemm_time at peak_fraction 1),
     //     linear in 1/rate_tf32, 1/rate_tf32_unaligned (unaligned_tf32) and 1/rate_fp32 for a given F_half.
     //     Without half-precision GEMMs to fix the saturation point, F_half is the best of a log-spaced scan
-    //     (one shared curve, the rates fitted at each point).
+    //     (one shared curve, the rates fitted at each point). Matrix-vector kernels, on no tile, add one more
+    //     column: their fixed cost beyond launch and memory roofline (gemv_time), t - L - roofline = c_gemv.
     {
       // Kernels whose measured time exceeds their HBM roofline time are limited by their main loop, not by
       // memory: the ones the rates describe. The measured time, not the base rates, decides: an unaligned
@@ -898,14 +908,15 @@ FitResult fit(const std::vector<Sample>& samples, const HardwareProfile& base) {
         return s.measured - s.launches * d.launch_overhead >= s.hbm / (d.hbm_bandwidth * d.hbm_efficiency);
       };
       const auto group = select(alone, [&](const Sample& s) {
-        const bool fp32_gemv = s.path == GemmPath::gemv && s.precision == MatrixPrecision::fp32;  // on the CUDA cores
-        return s.kind == OpKind::matmul && (s.path == GemmPath::tf32 || s.path == GemmPath::simt || fp32_gemv) && path_bound(s);
+        return s.kind == OpKind::matmul && (s.path == GemmPath::tf32 || s.path == GemmPath::simt || s.path == GemmPath::gemv) &&
+               path_bound(s);
       });
       // Rate columns: TF32 on aligned operands, TF32 on unaligned ones, CUDA-core FP32 without a named
-      // layout (gemmSN, FP32 GEMV), CUDA-core FP32 per named layout (nn, nt, tn, tt). A column without
-      // samples keeps its rate.
-      constexpr int columns_count = 7;
+      // layout (gemmSN), CUDA-core FP32 per named layout (nn, nt, tn, tt); then the GEMV fixed cost (seconds,
+      // not an inverse rate). A column without samples keeps its value.
+      constexpr int columns_count = 8, gemv_column = 7;
       auto column_of = [](const Sample& s) {
+        if (s.path == GemmPath::gemv) return gemv_column;
         if (s.path == GemmPath::tf32) return unaligned_tf32(s) ? 1 : 0;
         return s.layout >= 0 ? 3 + s.layout : 2;
       };
@@ -917,10 +928,13 @@ FitResult fit(const std::vector<Sample>& samples, const HardwareProfile& base) {
       // Few distinct shapes otherwise trade the rate against the fixed cost without bound (one A100 trace:
       // 140 PFLOPS TF32 with F_half = 1 TFLOP, every GEMM a constant).
       const flops_per_second tf32_peak = d.matrix_bf16 / 2, simt_peak = matrix_peak(MatrixPrecision::fp32, base.device);
-      const std::array<flops_per_second, columns_count> ceiling{tf32_peak, tf32_peak, simt_peak, simt_peak,
-                                                                simt_peak, simt_peak, simt_peak};
+      // As coefficients: an inverse rate at least 1 / its peak above; the GEMV fixed cost at least 0.
+      const std::array<double, columns_count> lowest{1 / tf32_peak, 1 / tf32_peak, 1 / simt_peak, 1 / simt_peak,
+                                                     1 / simt_peak, 1 / simt_peak, 1 / simt_peak, 0.0};
+      // How far a coefficient falls below its bound, relative to it (1: at zero or below a zero bound).
+      auto shortfall = [&](int c, double coef) { return lowest[c] > 0 ? 1 - coef / lowest[c] : coef < 0 ? 1.0 : 0.0; };
       struct RateFit {
-        std::array<double, columns_count> inverse_rates{};  // per column; 0 where absent
+        std::array<double, columns_count> inverse_rates{};  // per column (the GEMV column: seconds); 0 where absent
         double sse = 0;
         bool ok = false;
       };
@@ -929,11 +943,16 @@ FitResult fit(const std::vector<Sample>& samples, const HardwareProfile& base) {
         curve.half_saturation_flops = half_saturation;
         std::vector<double> work, targets, weights;
         for (const Sample* s : group) {
-          work.push_back(compute::kernel_gemm_work(s->gemm, s->tile, curve));
-          targets.push_back(s->measured - s->launches * d.launch_overhead);
+          if (s->path == GemmPath::gemv) {  // t - (launches - 1) L - gemv_time without its fixed cost = c_gemv
+            work.push_back(1.0);
+            targets.push_back(s->measured - (s->launches - 1) * d.launch_overhead - (gemv_time(*s, d) - d.gemv_fixed_cost));
+          } else {
+            work.push_back(compute::kernel_gemm_work(s->gemm, s->tile, curve));
+            targets.push_back(s->measured - s->launches * d.launch_overhead);
+          }
           weights.push_back(1.0 / (s->measured * s->measured));
         }
-        // A column whose free fit would exceed its ceiling is pinned there and the others refitted (the
+        // A column whose free fit would pass its bound is pinned there and the others refitted (the
         // minimum of the constrained problem has that bound active); at most one pin per pass.
         std::array<bool, columns_count> pinned{};
         RateFit f;
@@ -948,7 +967,7 @@ FitResult fit(const std::vector<Sample>& samples, const HardwareProfile& base) {
             std::vector<double> row;
             for (int free : free_columns) row.push_back(free == c ? work[r] : 0.0);
             x.push_back(std::move(row));
-            rest.push_back(targets[r] - (pinned[c] ? work[r] / ceiling[c] : 0.0));
+            rest.push_back(targets[r] - (pinned[c] ? work[r] * lowest[c] : 0.0));
           }
           std::vector<double> coef;
           if (!free_columns.empty()) {
@@ -957,12 +976,12 @@ FitResult fit(const std::vector<Sample>& samples, const HardwareProfile& base) {
           }
           f = {};
           for (int c = 0; c < columns_count; ++c)
-            if (pinned[c]) f.inverse_rates[static_cast<std::size_t>(c)] = 1.0 / ceiling[c];
+            if (pinned[c]) f.inverse_rates[static_cast<std::size_t>(c)] = lowest[c];
           for (std::size_t j = 0; j < free_columns.size(); ++j) f.inverse_rates[static_cast<std::size_t>(free_columns[j])] = coef[j];
-          int worst = -1;  // the free column furthest above its ceiling
+          int worst = -1;  // the free column furthest past its bound
           for (int c : free_columns) {
-            const double reach = f.inverse_rates[static_cast<std::size_t>(c)] * ceiling[c];
-            if (reach < 1 && (worst < 0 || reach < f.inverse_rates[static_cast<std::size_t>(worst)] * ceiling[worst])) worst = c;
+            const double past = shortfall(c, f.inverse_rates[static_cast<std::size_t>(c)]);
+            if (past > 0 && (worst < 0 || past > shortfall(worst, f.inverse_rates[static_cast<std::size_t>(worst)]))) worst = c;
           }
           if (worst < 0) break;
           pinned[worst] = true;
@@ -990,8 +1009,9 @@ FitResult fit(const std::vector<Sample>& samples, const HardwareProfile& base) {
         if (present[2]) d.matrix_fp32 = rate(2);
         for (int layout = 0; layout < 4; ++layout)
           if (present[3 + layout]) d.matrix_fp32_by_layout[static_cast<std::size_t>(layout)] = rate(3 + layout);
+        if (present[gemv_column]) d.gemv_fixed_cost = best.inverse_rates[gemv_column];
         d.matrix.half_saturation_flops = half_saturation;
-        if (improves(group, before, "TF32 and CUDA-core FP32 GEMM rates")) {
+        if (improves(group, before, "TF32 and CUDA-core FP32 GEMM rates and GEMV fixed cost")) {
           if (present[0])
             record("device.matrix_flops.tf32", tf32_rate(before.device), d.matrix_tf32, group, before,
                    "FP32 GEMM kernels on tensor cores (TF32), each on its named tile");
@@ -1000,7 +1020,7 @@ FitResult fit(const std::vector<Sample>& samples, const HardwareProfile& base) {
                    "TF32 GEMM kernels on unaligned operands (CUTLASS align1/align2)");
           if (present[2])
             record("device.matrix_flops.fp32", matrix_peak(MatrixPrecision::fp32, before.device), d.matrix_fp32, group, before,
-                   "FP32 GEMM kernels on CUDA cores without a named layout (gemmSN, FP32 GEMV)");
+                   "FP32 GEMM kernels on CUDA cores without a named layout (gemmSN)");
           for (std::size_t layout = 0; layout < gemm_layout_names.size(); ++layout)
             if (present[3 + layout])
               record(std::string("device.matrix_flops.fp32_") + gemm_layout_names[layout],
@@ -1008,6 +1028,9 @@ FitResult fit(const std::vector<Sample>& samples, const HardwareProfile& base) {
                                                                      : matrix_peak(MatrixPrecision::fp32, before.device),
                      d.matrix_fp32_by_layout[layout], group, before,
                      std::string("FP32 sgemm kernels of layout ") + gemm_layout_names[layout] + ", each on its named tile");
+          if (present[gemv_column])
+            record("device.gemv_fixed_cost", before.device.gemv_fixed_cost, d.gemv_fixed_cost, group, before,
+                   "matrix-vector kernels (gemv, dot, gemmk1): time beyond launch overhead and memory roofline");
           if (half_saturation != before.device.matrix.half_saturation_flops)
             record("device.matrix_efficiency.half_saturation_flops", before.device.matrix.half_saturation_flops, half_saturation, group,
                    before, "TF32 / FP32 GEMM kernels (no half-precision GEMMs in the traces)");

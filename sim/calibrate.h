@@ -28,8 +28,8 @@ enum class MatrixPrecision { bf16, fp16, fp8, fp32 };
 // How a GPU matmul kernel executes, from its name (cuBLAS/CUTLASS names say it): on tensor cores at
 // the input precision (also every Ascend Cube matmul), FP32 inputs on tensor cores as TF32 (CUTLASS
 // `s1688`/`tf32`, cuBLAS `*_tf32_*`), FP32 on the CUDA cores (`sgemm`, `gemmSN`), or a matrix-vector
-// product (`gemv`, `dot`, `gemmk1`: M, N or K is 1), on no tile: bound by reading its operands, or when
-// tiny by a GEMM kernel's fixed fill/drain cost.
+// product (`gemv`, `dot`, `gemmk1`: M, N or K is 1), on no tile: bound by reading its operands, plus a
+// fixed cost of its own (DeviceSpec::gemv_fixed_cost), not a tiled GEMM kernel's fill/drain cost.
 enum class GemmPath { tensor_core, tf32, simt, gemv };
 const char* to_string(GemmPath p);
 
@@ -120,8 +120,8 @@ struct FitResult {
 
 // Least-squares fit, in order: launch overhead and HBM efficiency from vector ops; the matrix curve
 // (peak_fraction, half_saturation_flops) from half-precision matmuls and the FP32 GEMM rate from FP32 Cube
-// ones; the TF32 and CUDA-core FP32 rates of replayed GPU kernels (GemmPath) by least absolute relative
-// deviations; grouped_gemm_factor; attention_fraction; per tier latency and efficiency from collectives.
+// ones; the TF32 and CUDA-core FP32 rates of replayed GPU kernels (GemmPath) and the GEMV fixed cost by
+// least absolute relative deviations; grouped_gemm_factor; attention_fraction; per tier latency and efficiency from collectives.
 // A parameter without enough samples keeps its base value and is not listed; a fit that does not lower
 // the rms residual of its own samples (inconsistent shapes, a model that cannot describe them) is undone.
 FitResult fit(const std::vector<Sample>& samples, const HardwareProfile& base);

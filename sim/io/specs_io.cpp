@@ -323,6 +323,7 @@ HardwareProfile parse_profile(const json& j, const std::string& file) {
   hw.device.launch_overhead = d.non_negative_or("launch_overhead", hw.device.launch_overhead);
   hw.device.host_op_overhead = d.non_negative_or("host_op_overhead", 0.0);
   hw.device.comm_compute_slowdown = d.non_negative_or("comm_compute_slowdown", 0);
+  hw.device.gemv_fixed_cost = d.non_negative_or("gemv_fixed_cost", 0);
   hw.device.host_link_bandwidth = d.non_negative_or("host_link_bandwidth", 0);
   hw.device.framework_reserve = d.non_negative_or("framework_reserve", 0);
 
@@ -387,6 +388,7 @@ json profile_json(const HardwareProfile& hw, const json& base) {
   d["launch_overhead"] = dev.launch_overhead;
   d["host_op_overhead"] = dev.host_op_overhead;
   d["comm_compute_slowdown"] = dev.comm_compute_slowdown;
+  if (dev.gemv_fixed_cost > 0) d["gemv_fixed_cost"] = dev.gemv_fixed_cost;
   d["host_link_bandwidth"] = dev.host_link_bandwidth;
   d["framework_reserve"] = dev.framework_reserve;
   json& tiers = j["tiers"];

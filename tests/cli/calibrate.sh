@@ -54,8 +54,9 @@ sys.exit(1 if errors else 0)
 EOF
 
 # Held out, on GPU kernels: fitted on rank 0 of PARAM's 8-rank DLRM step (V100, FP32 sgemm, gemmSN and
-# GEMV kernels), replayed on ranks 1-7 (measured: matmul median 463% with the base profile -> 19.1%;
-# 22% with one rate for all sgemm layouts).
+# GEMV kernels), replayed on ranks 1-7 (measured: matmul median 403% with the base profile -> 14.6%;
+# 19.1% with GEMVs on a GEMM kernel's fill/drain cost instead of their own fixed cost, 22% with one rate
+# for all sgemm layouts).
 mkdir -p "$tmp/dlrm"
 tar -xzf "$traces/param-dlrm-kineto-8rank/dlrm_kineto.tar.gz" -C "$tmp/dlrm" || fail "cannot extract the DLRM traces"
 ranks=("$tmp"/dlrm/dlrm_kineto/worker*_step_12.*.json)
@@ -71,7 +72,7 @@ import json, sys
 tmp, ranks = sys.argv[1], int(sys.argv[2])
 m0 = json.load(open(f"{tmp}/dlrm_before.json"))["kinds"]["matmul"]
 m1 = json.load(open(f"{tmp}/dlrm_after.json"))["kinds"]["matmul"]
-if ranks == 7 and m1["count"] == 161 and m1["median_abs_error_pct"] < 19.5 and m1["median_abs_error_pct"] < m0["median_abs_error_pct"]:
+if ranks == 7 and m1["count"] == 161 and m1["median_abs_error_pct"] < 15 and m1["median_abs_error_pct"] < m0["median_abs_error_pct"]:
     print(f"ok   DLRM held out (ranks 1-7): matmul median |error| {m0['median_abs_error_pct']:.1f}% -> {m1['median_abs_error_pct']:.1f}%")
     sys.exit(0)
 print(f"FAIL: DLRM held out over {ranks} ranks: matmul before {m0} after {m1}")
