@@ -507,13 +507,13 @@ std::vector<Sample> classify(const io::Trace& trace, const HardwareProfile& hw) 
   return out;
 }
 
+namespace {
+
 // The device with peak_fraction 1: for kernels whose fitted rate is already the achieved one.
 DeviceSpec at_own_rate(DeviceSpec d) {
   d.matrix.peak_fraction = 1;
   return d;
 }
-
-namespace {
 
 // A matrix-vector product (GemmPath::gemv): no threadblock tile, so none of a tiled GEMM's fixed cost of
 // filling and draining its software pipeline (the prologue loading the first K stages and the epilogue
@@ -550,10 +550,9 @@ seconds predict_alone(const Sample& s, const HardwareProfile& hw) {
   return 0;
 }
 
-// Fraction of a compute sample's measured span during which a collective ran beside it.
-double fraction_beside_collective(const Sample& s) { return s.measured > 0 ? std::min(1.0, s.beside_collective / s.measured) : 0; }
-
 }  // namespace
+
+double fraction_beside_collective(const Sample& s) { return s.measured > 0 ? std::min(1.0, s.beside_collective / s.measured) : 0; }
 
 seconds predict(const Sample& s, const HardwareProfile& hw) {
   if (s.kind == OpKind::collective)

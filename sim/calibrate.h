@@ -79,6 +79,9 @@ std::vector<Sample> classify(const io::Trace& trace, const HardwareProfile& hw);
 // Samples view the trace's names: classifying a temporary would leave them dangling.
 std::vector<Sample> classify(io::Trace&& trace, const HardwareProfile& hw) = delete;
 
+// Fraction (0..1) of a compute sample's measured span during which a collective kernel ran beside it.
+double fraction_beside_collective(const Sample& s);
+
 // Cost-model time of one predictable sample. A compute kernel that ran beside a collective for a fraction
 // f of its span is slowed by 1 + comm_compute_slowdown * f (the simulator's charge for hidden
 // communication, sim/simulate.cpp apply_overlap, applied to the overlap the trace recorded).

@@ -103,7 +103,7 @@ int cmd_replay(const std::vector<std::string>& args) {
                          s.measured * 1e6, s.predictable ? fmt::format("{:.3f}", p * 1e6) : "",
                          s.predictable && s.measured > 0 ? fmt::format("{:.1f}", std::abs(p - s.measured) / s.measured * 100) : "",
                          s.gemm.m, s.gemm.n, s.gemm.k, s.gemm.count, s.op_flops, s.hbm, s.buffer, s.group_size,
-                         s.measured > 0 ? std::min(100.0, s.beside_collective / s.measured * 100) : 0.0, s.why, name);
+                         100 * calibrate::fraction_beside_collective(s), s.why, name);
     }
   }
   return 0;
