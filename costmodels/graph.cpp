@@ -89,6 +89,8 @@ GraphContext make_context(const ModelSpec& model, const LayoutSpec& layout) {
   ctx.flash_attention = layout.flash_attention;
   ctx.dropout = model.dropout;
   ctx.dispatch_bytes = layout.precision == Precision::fp8 && layout.fp8_dispatch ? 1.0 : 2.0;
+  ctx.cross_entropy = layout.cross_entropy;
+  if (layout.precision == Precision::fp8 && layout.fp8_cached_inputs) ctx.linear_input_bytes = 1;
   return ctx;
 }
 
@@ -97,7 +99,8 @@ namespace {
 // Builds ops of one layer; `a` is the activation element size.
 class LayerBuilder {
  public:
-  LayerBuilder(const ModelSpec& m, const GraphContext& c) : m_(m), c_(c), a_(c.activation_bytes) {
+  LayerBuilder(const ModelSpec& m, const GraphContext& c)
+      : m_(m), c_(c), a_(c.activation_bytes), li_(c.linear_input_bytes) {
     tokens_sp_ = c.sequence_parallel ? c.tokens / c.tp : c.tokens;
   }
 
@@ -154,6 +157,7 @@ class LayerBuilder {
     op.flop_count = op.shape.flop_count();
     op.model_flop_count = op.flop_count;
     op.hbm_bytes = (m * k + k * n + m * n) * count * a_;
+    op.working_bytes = op.hbm_bytes;  // input, weight and output live at once
     graph_.forward.push_back(op);
     return graph_.forward.back();
   }
@@ -166,6 +170,7 @@ class LayerBuilder {
     op.flop_count = elements * flops_per_element;
     op.model_flop_count = 0;  // MFU counts matmul FLOPs only (PaLM App. B)
     op.hbm_bytes = elements * passes * a_;
+    op.working_bytes = op.hbm_bytes;  // each pass an input or output tensor, all live at once
     graph_.forward.push_back(op);
     return graph_.forward.back();
   }
@@ -212,9 +217,11 @@ class LayerBuilder {
   }
 
   // Bytes of a GEMM input saved for backward: with SP the gathered input is kept sharded and gathered
-  // again in backward, so it costs 1/tp (Korthikanti et al. 2022 §4.2.2).
-  bytes gathered_input_saved(double width) const {
-    return (c_.sequence_parallel ? c_.tokens / c_.tp : c_.tokens) * width * a_;
+  // again in backward, so it costs 1/tp (Korthikanti et al. 2022 §4.2.2). `element` is the saved
+  // element size: a decoder linear's (linear_input, FP8 under fp8_cached_inputs) or the bf16 of the
+  // output head, which FP8 recipes keep in bf16.
+  bytes gathered_input_saved(double width, bytes element) const {
+    return (c_.sequence_parallel ? c_.tokens / c_.tp : c_.tokens) * width * element;
   }
 
   void attention() {
@@ -230,24 +237,24 @@ class LayerBuilder {
       v_dim = at.v_head_dim;
       kv_heads = heads;
       if (at.q_lora_rank > 0) {
-        gemm("q_down_proj", T, h, at.q_lora_rank).saved_bytes = gathered_input_saved(h);
+        gemm("q_down_proj", T, h, at.q_lora_rank).saved_bytes = gathered_input_saved(h, li_);
         vector("q_norm", T * at.q_lora_rank, 5).saved_bytes = T * at.q_lora_rank * a_;
-        gemm("q_up_proj", T, at.q_lora_rank, heads * qk_dim).saved_bytes = T * at.q_lora_rank * a_;
+        gemm("q_up_proj", T, at.q_lora_rank, heads * qk_dim).saved_bytes = T * at.q_lora_rank * li_;
       } else {
-        gemm("q_proj", T, h, heads * qk_dim).saved_bytes = gathered_input_saved(h);
+        gemm("q_proj", T, h, heads * qk_dim).saved_bytes = gathered_input_saved(h, li_);
       }
       const double kv_down = at.kv_lora_rank + at.qk_rope_head_dim;
-      gemm("kv_down_proj", T, h, kv_down).saved_bytes = gathered_input_saved(h);
+      gemm("kv_down_proj", T, h, kv_down).saved_bytes = gathered_input_saved(h, li_);
       vector("kv_norm", T * at.kv_lora_rank, 5).saved_bytes = T * at.kv_lora_rank * a_;
       gemm("kv_up_proj", T, at.kv_lora_rank, heads * (at.qk_nope_head_dim + v_dim)).saved_bytes =
-          T * at.kv_lora_rank * a_;
+          T * at.kv_lora_rank * li_;
       vector("rope", T * heads * at.qk_rope_head_dim * 2, 3);
     } else {
       qk_dim = v_dim = at.head_dim;
       kv_heads = at.kv_heads / t;
       // Llama's wq, wk, wv are three linears (torchtitan models/llama/model.py Attention).
       fused_gemm("qkv_proj", T, h, {heads * at.head_dim, kv_heads * at.head_dim, kv_heads * at.head_dim}).saved_bytes =
-          gathered_input_saved(h);
+          gathered_input_saved(h, li_);
     }
     if (c_.cp > 1) {
       // Ring attention (Liu et al. 2023; Megatron CP): cp-1 exchanges of the local K and V chunk,
@@ -264,6 +271,7 @@ class LayerBuilder {
     core.model_flop_count = full;
     core.flop_count = c_.causal ? full / 2 : full;
     core.hbm_bytes = T * (heads * (qk_dim + v_dim) + kv_heads * (qk_dim + v_dim)) * a_;
+    core.working_bytes = core.hbm_bytes;  // Q, K, V and O
     // Saved: Q, K, V (Korthikanti: QK^T inputs 4sbh and V 2sbh for MHA), split over TP.
     core.saved_bytes = T * (heads * qk_dim + kv_heads * (qk_dim + v_dim)) * a_;
     if (c_.flash_attention) {
@@ -283,13 +291,14 @@ class LayerBuilder {
       scores.kind = OpKind::attention;
       scores.flop_count = 0;
       scores.hbm_bytes = bytes_per_score * T * s_keys * heads;
+      scores.working_bytes = scores.hbm_bytes;
       scores.saved_bytes = bytes_per_score * T * s_keys * heads;
       scores.dropped_by_selective = true;
       graph_.forward.push_back(scores);
       graph_.forward[graph_.forward.size() - 2].recomputed_by_selective = true;
     }
     // Output projection input O (2sbh / t) is saved by the projection.
-    gemm("attn_out_proj", T, heads * v_dim, h).saved_bytes = T * heads * v_dim * a_;
+    gemm("attn_out_proj", T, heads * v_dim, h).saved_bytes = T * heads * v_dim * li_;
     tp_reduce("attn_tp_reduce");
     residual("attn_residual");
   }
@@ -302,10 +311,10 @@ class LayerBuilder {
     tp_gather("mlp_tp_all_gather");
     // SwiGLU's gate and up projections are two linears, w1 then w3 (torchtitan FeedForward.forward).
     (swiglu ? fused_gemm("mlp_fc1", T, h, {width, width}) : gemm("mlp_fc1", T, h, width)).saved_bytes =
-        gathered_input_saved(h);
+        gathered_input_saved(h, li_);
     // Activation input saved: GeLU input 8sbh for ffn=4h (Korthikanti); SwiGLU keeps gate and up.
     vector("mlp_act", T * width, swiglu ? 4 : 8, swiglu ? 3 : 2).saved_bytes = T * (swiglu ? 2 : 1) * width * a_;
-    gemm("mlp_fc2", T, width, h).saved_bytes = T * width * a_;
+    gemm("mlp_fc2", T, width, h).saved_bytes = T * width * li_;
     tp_reduce("mlp_tp_reduce");
     residual("mlp_residual");
   }
@@ -338,13 +347,13 @@ class LayerBuilder {
     const double per_expert = expert_tokens / local_experts;
     {
       Op& fc1 = gemm("expert_fc1", per_expert, h, (swiglu ? 2 : 1) * width, local_experts, true);
-      fc1.saved_bytes = expert_tokens * h * a_;
+      fc1.saved_bytes = expert_tokens * h * li_;
       fc1.scales_with_imbalance = true;
       Op& act = vector("expert_act", expert_tokens * width, swiglu ? 4 : 8, swiglu ? 3 : 2);
       act.saved_bytes = expert_tokens * (swiglu ? 2 : 1) * width * a_;
       act.scales_with_imbalance = true;
       Op& fc2 = gemm("expert_fc2", per_expert, width, h, local_experts, true);
-      fc2.saved_bytes = expert_tokens * width * a_;
+      fc2.saved_bytes = expert_tokens * width * li_;
       fc2.scales_with_imbalance = true;
     }
     if (c_.etp > 1)
@@ -366,9 +375,9 @@ class LayerBuilder {
       const double sw = moe.shared_experts * moe.shared_expert_intermediate / t;
       tp_gather("shared_tp_all_gather");
       (swiglu ? fused_gemm("shared_fc1", T, h, {sw, sw}) : gemm("shared_fc1", T, h, sw)).saved_bytes =
-          gathered_input_saved(h);
+          gathered_input_saved(h, li_);
       vector("shared_act", T * sw, 4, 3).saved_bytes = T * (swiglu ? 2 : 1) * sw * a_;
-      gemm("shared_fc2", T, sw, h).saved_bytes = T * sw * a_;
+      gemm("shared_fc2", T, sw, h).saved_bytes = T * sw * li_;
       tp_reduce("shared_tp_reduce");
     }
     residual("moe_residual");
@@ -384,12 +393,31 @@ class LayerBuilder {
     const double t = c_.tp, h = m_.hidden, T = c_.tokens;
     norm("final_norm");
     tp_gather("head_tp_all_gather");
-    gemm("lm_head", T, h, m_.vocab / t).saved_bytes = gathered_input_saved(h);
+    gemm("lm_head", T, h, m_.vocab / t).saved_bytes = gathered_input_saved(h, a_);
     // Vocab-parallel cross-entropy on fp32 logits (Megatron): max, sum-exp and target logit reduced
     // over TP (3 x T floats).
     Op& ce = vector("cross_entropy", T * m_.vocab / t, 5, 3);
-    ce.hbm_bytes = T * m_.vocab / t * 4 * 3;
-    ce.saved_bytes = T * m_.vocab / t * 4;
+    const double logits = T * m_.vocab / t;
+    ce.hbm_bytes = logits * 4 * 3;
+    // Saved tensor and what is live beside it (CrossEntropy in costmodels/specs.h).
+    switch (c_.cross_entropy) {
+      case CrossEntropy::in_place:  // the fp32 softmax; beside it the bf16 logits the caller still holds
+        ce.saved_bytes = logits * 4;
+        ce.working_bytes = logits * a_;
+        break;
+      case CrossEntropy::fused:  // the bf16 logits, which backward overwrites with the gradient
+        ce.saved_bytes = logits * a_;
+        ce.working_bytes = 0;
+        break;
+      case CrossEntropy::pytorch:
+        // The fp32 log-probs; beside them nll_loss's dense fp32 gradient and log_softmax's fp32 input
+        // gradient, plus the bf16 logits' block: PyTorch's caching allocator keeps a freed block for
+        // reuse and never splits one request across blocks (PyTorch docs, "CUDA semantics: memory
+        // management"), so the freed bf16 logits hold none of the later fp32 tensors and stay reserved.
+        ce.saved_bytes = logits * 4;
+        ce.working_bytes = logits * (4 * 2 + a_);
+        break;
+    }
     if (t > 1) collective("ce_tp_all_reduce", comm::CollectiveKind::all_reduce, GroupKind::tp, 3 * T * 4);
   }
 
@@ -407,6 +435,7 @@ class LayerBuilder {
   const ModelSpec& m_;
   const GraphContext& c_;
   bytes a_;
+  bytes li_;  // GraphContext::linear_input_bytes
   double tokens_sp_ = 0;
   int matmuls_ = 0;  // aten.mm calls so far in this layer (op-level selective AC counts them per block)
   LayerGraph graph_;

@@ -38,6 +38,9 @@ struct Op {
   flops model_flop_count = 0;    // FLOPs counted by MFU (attention core not causally halved, PaLM App. B)
   bytes hbm_bytes = 0;           // HBM traffic of the forward pass
   bytes saved_bytes = 0;         // activations kept for backward when nothing is recomputed
+  // Bytes live while the op runs (forward or backward) beside the activations layers keep saved: its
+  // inputs, outputs and temporaries. The memory model's transient peak is the largest of these.
+  bytes working_bytes = 0;
   bool dropped_by_selective = false;    // selective recompute (Korthikanti et al. 2022 §4.2) frees its saved bytes
   bool recomputed_by_selective = false; // ... and runs this op again in backward
   // torchtitan's op-level selective AC (Recompute::selective_op): output bytes the op keeps for
@@ -82,6 +85,8 @@ struct GraphContext {
   bool dropout = false;         // GPT-3-era models keep dropout masks (1 byte per element)
   bytes activation_bytes = 2;   // bf16 activations
   bytes dispatch_bytes = 2;     // bytes per hidden element sent by EP dispatch (layout fp8_dispatch: 1)
+  CrossEntropy cross_entropy = CrossEntropy::in_place;
+  bytes linear_input_bytes = 2;  // per element of a decoder linear layer's input saved for backward
   bool operator==(const GraphContext&) const = default;
 };
 

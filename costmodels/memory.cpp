@@ -95,11 +95,10 @@ std::vector<StageMemory> stage_memory(const ModelSpec& m, const LayoutSpec& l, c
     bytes largest = 0;
     for (const graph::LayerGraph* lg : graphs)
       for (const graph::Op& op : lg->forward)
-        largest = std::max(largest, op.hbm_bytes * (op.scales_with_imbalance ? imbalance : 1.0));
+        largest = std::max(largest, op.working_bytes * (op.scales_with_imbalance ? imbalance : 1.0));
     return largest;
   };
   const bytes largest_decoder_op = largest_op({&g.dense, &g.moe, &g.mtp});
-  const bytes largest_edge_op = largest_op({&g.embedding, &g.lm_head});
   const bytes p2p = l.pp > 1 ? 2 * g.dense.layer_input_bytes : 0;
 
   // Distributed optimizer (Megatron-LM): optimizer states sharded over the data-parallel group
@@ -130,7 +129,7 @@ std::vector<StageMemory> stage_memory(const ModelSpec& m, const LayoutSpec& l, c
       sm.weights = weight_bytes_per_param * p.total();
       if (l.pp > 1) sm.gradients = grad_bytes_per_param * p.total();
     }
-    sm.optimizer = optimizer_bytes_per_param * (p.dense / dense_shard + p.expert / expert_shard);
+    sm.optimizer = optimizer_bytes_per_param(l) * (p.dense / dense_shard + p.expert / expert_shard);
     const double in_flight = s < static_cast<int>(inflight.size()) ? inflight[s] : 1.0;
     bytes per_chunk = 0;
     if (in_flight > 0) {  // nothing in flight (a static lower bound) needs no activation sizes
@@ -145,6 +144,13 @@ std::vector<StageMemory> stage_memory(const ModelSpec& m, const LayoutSpec& l, c
     // backward before the first layer is recomputed, so that phase is not added to theirs.
     const bytes recomputed =
         l.recompute != Recompute::none && in_flight > 0 ? recomputed_layer_bytes(m, l, g, plan, s, imbalance) : 0;
+    // Only the stage that holds the embedding (the output head and loss) runs those ops.
+    bool embedding = false, lm_head = false;
+    for (int c = 0; c < plan.chunks; ++c) {
+      embedding = embedding || plan.at(s, c).embedding;
+      lm_head = lm_head || plan.at(s, c).lm_head;
+    }
+    const bytes largest_edge_op = std::max(embedding ? largest_op({&g.embedding}) : 0.0, lm_head ? largest_op({&g.lm_head}) : 0.0);
     sm.buffers = std::max(largest_edge_op, largest_decoder_op + recomputed) + p2p;
     sm.reserve = hw.device.framework_reserve;
     out.push_back(sm);

@@ -38,9 +38,13 @@ std::vector<StageMemory> stage_memory(const ModelSpec& model, const LayoutSpec& 
                                       const std::vector<double>& inflight, double imbalance);
 
 // Bytes per parameter (Megatron-LM distributed optimizer guide; Rajbhandari et al. 2020 ZeRO §3):
-// bf16 weights 2, fp32 main gradients 4, Adam fp32 master weights + m + v 12.
+// bf16 weights 2, fp32 main gradients 4, Adam fp32 master weights 4 + m + v (4 each, or the layout's
+// adam_moment_bytes).
 constexpr double weight_bytes_per_param = 2;
 constexpr double grad_bytes_per_param = 4;
-constexpr double optimizer_bytes_per_param = 12;
+constexpr double master_weight_bytes_per_param = 4;
+inline double optimizer_bytes_per_param(const LayoutSpec& layout) {
+  return master_weight_bytes_per_param + 2.0 * layout.adam_moment_bytes;
+}
 
 }  // namespace moesim::memory

@@ -73,6 +73,16 @@ enum class Precision { bf16, fp8 };
 // CUDA graphs as Megatron-Core uses them: none (eager), partial (Transformer Engine graphs of the
 // static-shape modules: attention, router, MoE preprocess), full (the whole iteration captured).
 enum class CudaGraphs { none, partial, full };
+// How the loss is computed, which sets the memory of the loss phase. in_place: Megatron-LM's
+// vocab-parallel cross entropy (tensor_parallel/cross_entropy.py) copies the bf16 logits to fp32 once
+// and computes exp and the softmax in place in that copy, which it saves for backward and turns into
+// the gradient in place. fused: Transformer Engine's parallel_cross_entropy (Megatron-Core
+// --cross-entropy-loss-fusion with --cross-entropy-fusion-impl te; transformer_engine/pytorch/
+// cross_entropy.py) saves the bf16 logits themselves and writes the gradient into them in backward.
+// pytorch: torch.nn.functional.cross_entropy on .float() logits, as torchtitan (train.py loss_fn) and
+// Hugging Face models do: log_softmax writes a new fp32 tensor (saved), and backward holds it beside
+// nll_loss's dense fp32 gradient and log_softmax's input gradient.
+enum class CrossEntropy { in_place, fused, pytorch };
 
 // Which communication hides behind compute. Each switch can only make an iteration faster.
 struct OverlapSwitches {
@@ -109,6 +119,12 @@ struct LayoutSpec {
   // "HybridEP dispatcher does not support fp8 dispatch now", DeepEP and all-to-all get the BF16 hidden
   // states (megatron/core/transformer/moe/fused_a2a.py, token_dispatcher.py).
   bool fp8_dispatch = false;
+  // FP8 training keeps for backward the FP8 copy of each linear layer's input that it made for the
+  // forward GEMM (Transformer Engine: Linear, LayerNormLinear and GroupedLinear save the quantised
+  // input, 1 byte per element, used by the weight-gradient GEMM; DeepSeek-V3 §3.3.2 caches activations
+  // in FP8 the same way); false as torchao's float8 linear does, which saves the bf16 input and
+  // quantises it again in backward (torchao/float8/float8_linear.py, torchtitan's Float8). Only with fp8.
+  bool fp8_cached_inputs = true;
   bool flash_attention = true;  // fused attention (no s x s scores kept); false for 2021-era Megatron
   // Fraction of saved activations offloaded to host memory after the forward and fetched back for the
   // backward (the swap half of Pangu Ultra MoE's "Selective R/S"): less HBM, more host-link traffic.
@@ -125,6 +141,11 @@ struct LayoutSpec {
   // unsharded until the last microbatch (stage.py backward_maybe_with_nosync). Only with zero_stage 3.
   bool zero_reshard_after_forward = true;
   CudaGraphs cuda_graphs = CudaGraphs::none;
+  CrossEntropy cross_entropy = CrossEntropy::in_place;
+  // Bytes of each Adam moment (m, v): 4 (fp32), or 2 with Megatron-Core's precision-aware optimizer
+  // (--use-precision-aware-optimizer --exp-avg-dtype bf16 --exp-avg-sq-dtype bf16; the fp32 master
+  // weights stay).
+  int adam_moment_bytes = 4;
   int zero_shard_group() const { return zero_shard_dp > 0 ? zero_shard_dp : dp * cp; }
   std::vector<int> pipeline_layers;  // decoder layers per virtual stage (pp*vpp entries), empty = even split
   OverlapSwitches overlap;

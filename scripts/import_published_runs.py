@@ -493,6 +493,14 @@ def layout_of(rec, group, assume):
     elif group == "mcore-moe-recipe":
         layout["cuda_graphs"] = "none"
         assume("cuda_graphs", "the recipe names no CUDA graphs: eager execution")
+    if group == "mcore-moe-recipe":
+        layout["cross_entropy"] = "fused"
+        assume("cross_entropy", "recipe YAML: cross_entropy_loss_fusion true, cross_entropy_fusion_impl te "
+                                "(Transformer Engine's parallel_cross_entropy)")
+        if rid.removeprefix("mcore-moe-recipe-") in RECIPES_WITH_BF16_ADAM_MOMENTS:
+            layout["adam_moments"] = "bf16"
+            assume("adam_moments", "recipe YAML: use_precision_aware_optimizer true, exp_avg_dtype and "
+                                   "exp_avg_sq_dtype bf16, main_params_dtype fp32")
     if group == "palm":
         # Stated: 256-way fully sharded data parallelism per pod, 2-way plain DP across pods.
         layout["zero_shard_dp"] = 256
@@ -501,6 +509,26 @@ def layout_of(rec, group, assume):
         assume("flash_attention", "FlashAttention (Dao et al., May 2022) postdates this software; "
                                   "the run materialised the s x s attention scores")
     return layout
+
+
+# Memory settings of the Megatron-LM moe_recipes YAMLs (examples/moe_recipes/<model>/<gpu>/<name>.yaml,
+# dev branch; read at commits 191d70cf0f (deepseek_v3 b200), 256f606507 (deepseek_v3 gb200 and
+# h100 bf16, qwen3_235b gb200/gb300/h100, qwen3_30b gb200 mxfp8 and h100 bf16), 8a2ac1fdc7 (deepseek_v3
+# gb300 and h100 fp8, qwen3_30b gb200 bf16), 6cb71dbc04 (qwen3_235b b200), 74ff982bb4 (qwen3_235b b300),
+# 59bbfaf318 (qwen3_30b h100 fp8)). The shared record lists only throughput-relevant features.
+# Every recipe sets cross_entropy_loss_fusion: true with cross_entropy_fusion_impl: te. These set
+# use_precision_aware_optimizer: true with exp_avg_dtype and exp_avg_sq_dtype bf16 (main params fp32):
+RECIPES_WITH_BF16_ADAM_MOMENTS = (
+    "deepseek_v3-b200-mxfp8_256gpu_tp1pp8ep32",
+    "deepseek_v3-gb200-mxfp8_256gpu_tp1pp4ep64",
+    "deepseek_v3-gb300-mxfp8_256gpu_tp1pp4ep64",
+    "qwen3_235b-b200-mxfp8_128gpu_tp2pp4ep16",
+    "qwen3_235b-b300-mxfp8_128gpu_tp2pp1ep16_partial_cg",
+    "qwen3_235b-gb200-mxfp8_128gpu_tp1pp1ep64_paged_stash_fullcg_overlap",
+    "qwen3_235b-gb200-mxfp8_128gpu_tp1pp1ep64_partial_cg_overlap",
+    "qwen3_235b-gb300-mxfp8_128gpu_tp1pp1ep64_paged_stash_full_cg",
+    "qwen3_30b-h100-fp8_32gpu_tp1pp1ep8",
+)
 
 
 # Runs whose software predates fused (flash) attention: Megatron-LM 2021/2022, Megatron-DeepSpeed

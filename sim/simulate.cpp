@@ -270,9 +270,11 @@ ChunkCost cost_chunk(const ModelSpec& m, const LayoutSpec& l, const HardwareProf
   return cost;
 }
 
-// Optimizer step (Adam) is memory-bound: per parameter of the local shard it reads fp32 master, m, v
-// and gradient (16 B) and writes master, m, v (12 B) and the bf16 weight (2 B).
-constexpr double optimizer_bytes_per_param_step = 30;
+// Optimizer step (Adam) is memory-bound: per parameter of the local shard it reads the fp32 master, m, v
+// and the fp32 gradient and writes master, m, v and the bf16 weight (30 B with fp32 moments).
+double optimizer_bytes_per_param_step(const LayoutSpec& l) {
+  return memory::optimizer_bytes_per_param(l) * 2 + memory::grad_bytes_per_param + memory::weight_bytes_per_param;
+}
 
 
 // ZeRO-3 (Rajbhandari et al. 2020 §5.3, §7.2.2; DeepSpeed stage 3): parameters live sharded, so every
@@ -445,7 +447,7 @@ SimulationResult simulate(const ModelSpec& m, const LayoutSpec& l, const Hardwar
     }
     const double shard = l.distributed_optimizer ? 1.0 : 0.0;
     const count local = p.dense / (shard > 0 ? l.dp * l.cp : 1) + p.expert / (shard > 0 ? l.expert_dp() : 1);
-    optimizer[s] = local * optimizer_bytes_per_param_step / (hw.device.hbm_bandwidth * hw.device.hbm_efficiency) +
+    optimizer[s] = local * optimizer_bytes_per_param_step(l) / (hw.device.hbm_bandwidth * hw.device.hbm_efficiency) +
                    hw.device.launch_overhead;
     const seconds end = stage_end[s] + exposed_dp[s] + optimizer[s];
     if (end > iteration) {

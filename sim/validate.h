@@ -81,6 +81,9 @@ struct ErrorSummary {
 struct Summary : ErrorSummary {
   std::vector<std::pair<std::string, std::pair<int, double>>> by_hardware;  // name -> (count, MAPE %)
   ErrorSummary memory;
+  // Records predicted not to fit in device memory. Every measured run did run, so each one is a wrong
+  // memory prediction (too much), whatever its metric error.
+  int predicted_not_to_fit = 0;
 };
 Summary summarise(const std::vector<RunResult>& results);
 

@@ -90,4 +90,32 @@ TEST_CASE("bad memory fields are one-line errors naming the field", "[validate]"
   for (const std::string& e : {negative, text, no_kind, bad_kind, nothing}) CHECK(e.find('\n') == std::string::npos);
 }
 
+TEST_CASE("hardware.memory_bytes sets the capacity a run must fit in, and the summary counts runs that do not",
+          "[validate]") {
+  // Llama 3 8B on one H100 with 64 K tokens per step does not fit in 80 GB but fits in 1 TB.
+  auto j = record({{"memory_bytes", 80e9}, {"memory_kind", "reserved"}});
+  j[0]["hardware"]["devices"] = 1;
+  j[0]["layout"]["global_batch"] = 16;
+  j[0]["layout"]["seq_len"] = 4096;
+  j[0]["layout"]["recompute"] = "none";
+  const auto small = validate::evaluate(validate::parse_runs(j, "runs.json")[0]);
+  REQUIRE(small.size() == 1);
+  CHECK_FALSE(small[0].fits);
+  CHECK(validate::summarise(small).predicted_not_to_fit == 1);
+  CHECK(validate::to_json(small, validate::summarise(small))["summary"]["predicted_not_to_fit"] == 1);
+  j[0]["hardware"]["memory_bytes"] = 1e12;
+  const auto large = validate::evaluate(validate::parse_runs(j, "runs.json")[0]);
+  CHECK(large[0].fits);
+  CHECK(large[0].predicted == small[0].predicted);  // capacity moves the flag, not the prediction
+  CHECK(validate::summarise(large).predicted_not_to_fit == 0);
+  j[0]["hardware"]["memory_bytes"] = "96 GB";
+  try {
+    validate::parse_runs(j, "runs.json");
+    FAIL("no error");
+  } catch (const InputError& e) {
+    CHECK(std::string(e.what()).find("memory_bytes") != std::string::npos);
+    CHECK(std::string(e.what()).find("runs.json") != std::string::npos);
+  }
+}
+
 }  // namespace moesim

@@ -52,6 +52,8 @@ int cmd_validate(const std::vector<std::string>& args) {
   if (s.memory.count > 0)
     fmt::print("memory: {} runs scored: MAPE {:.1f}%, max |error| {:.1f}%\n", s.memory.count, s.memory.mape_pct,
                s.memory.max_abs_error_pct);
+  if (s.predicted_not_to_fit > 0)
+    fmt::print("predicted not to fit in device memory, though they ran: {} runs\n", s.predicted_not_to_fit);
   if (vm.count("json")) {
     auto out = open_output(vm["json"].as<std::string>());
     out << validate::to_json(results, s).dump(2) << "\n";

@@ -241,6 +241,7 @@ LayoutSpec parse_layout(const json& j, const std::string& file) {
   l.distributed_optimizer = f.boolean_or("distributed_optimizer", true);
   l.precision = f.choice_or("precision", {"bf16", "fp8"}, "bf16") == "fp8" ? Precision::fp8 : Precision::bf16;
   l.fp8_dispatch = f.boolean_or("fp8_dispatch", false);
+  l.fp8_cached_inputs = f.boolean_or("fp8_cached_inputs", true);
   if (l.fp8_dispatch && l.precision != Precision::fp8) f.fail("fp8_dispatch", "false unless precision is fp8");
   l.flash_attention = f.boolean_or("flash_attention", true);
   l.zero_stage = f.non_negative_int_or("zero_stage", 0);
@@ -250,6 +251,11 @@ LayoutSpec parse_layout(const json& j, const std::string& file) {
     const std::string graphs = f.choice_or("cuda_graphs", {"none", "partial", "full"}, "none");
     l.cuda_graphs = graphs == "full" ? CudaGraphs::full : graphs == "partial" ? CudaGraphs::partial : CudaGraphs::none;
   }
+  {
+    const std::string ce = f.choice_or("cross_entropy", {"in_place", "fused", "pytorch"}, "in_place");
+    l.cross_entropy = ce == "fused" ? CrossEntropy::fused : ce == "pytorch" ? CrossEntropy::pytorch : CrossEntropy::in_place;
+  }
+  l.adam_moment_bytes = f.choice_or("adam_moments", {"fp32", "bf16"}, "fp32") == "bf16" ? 2 : 4;
   l.activation_swap = f.non_negative_or("activation_swap", 0.0);
   if (l.activation_swap > 1) f.fail("activation_swap", "a fraction in [0, 1]");
   l.hierarchical_ep_all_to_all =

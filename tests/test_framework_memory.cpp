@@ -1,0 +1,126 @@
+// Memory settings that differ between training frameworks and recipes: how the loss is computed
+// (layout cross_entropy), Adam moments in bf16 (adam_moments), and whether FP8 training keeps FP8
+// copies of the linear layers' inputs for backward (fp8_cached_inputs). Counted by hand from the
+// shapes.
+#include <catch2/catch.hpp>
+
+#include "tests/support.h"
+
+#include "costmodels/graph.h"
+#include "costmodels/memory.h"
+#include "sim/io/specs_io.h"
+#include "sim/simulate.h"
+
+using namespace moesim;
+
+namespace {
+
+const graph::Op& op_named(const graph::LayerGraph& g, const char* name) {
+  for (const graph::Op& op : g.forward)
+    if (std::string(op.name) == name) return op;
+  FAIL("no op " << name);
+  return g.forward.front();
+}
+
+graph::ModelGraphs graphs_of(const ModelSpec& m, const LayoutSpec& l) {
+  return graph::build_model_graphs(m, graph::make_context(m, l));
+}
+
+}  // namespace
+
+TEST_CASE("cross entropy: saved and live bytes of the loss per implementation", "[memory][loss]") {
+  const ModelSpec m = io::load_model("llama3-8b");
+  LayoutSpec l = test::make_layout(8, 1, 1, 1, 8, 8192);
+  REQUIRE_FALSE(complete_and_check_layout(m, l));
+  const double logits = 8192.0 * m.vocab;  // one sequence, no TP
+  struct Case {
+    CrossEntropy kind;
+    double saved, live;  // bytes per logit
+  };
+  // in_place: fp32 softmax saved, the caller's bf16 logits beside it. fused: the bf16 logits saved
+  // and overwritten by the gradient. pytorch: fp32 log-probs saved; two fp32 gradients and the cached
+  // bf16 block beside them.
+  for (const Case c : {Case{CrossEntropy::in_place, 4, 2}, Case{CrossEntropy::fused, 2, 0}, Case{CrossEntropy::pytorch, 4, 10}}) {
+    CAPTURE(static_cast<int>(c.kind));
+    l.cross_entropy = c.kind;
+    const graph::ModelGraphs g = graphs_of(m, l);
+    const graph::Op& ce = op_named(g.lm_head, "cross_entropy");
+    CHECK(ce.saved_bytes == Approx(c.saved * logits).epsilon(1e-12));
+    CHECK(ce.working_bytes == Approx(c.live * logits).epsilon(1e-12));
+  }
+}
+
+TEST_CASE("cross entropy: the loss phase sets the last stage's buffers and no other stage's", "[memory][loss]") {
+  // Llama 3 8B over two stages with a 128K vocabulary: the pytorch loss of one 8192-token microbatch
+  // keeps 10 B per logit beside its saved log-probs (10.5 GB), more than any decoder op.
+  test::Run run{io::load_model("llama3-8b"), test::make_layout(16, 1, 2, 1, 16, 8192), io::load_profile("h100-sxm")};
+  run.layout.cross_entropy = CrossEntropy::pytorch;
+  const auto r = test::simulate(run).memory;
+  REQUIRE(r.size() == 2);
+  const double logits = 8192.0 * run.model.vocab;
+  const double p2p = 2 * 8192.0 * run.model.hidden * 2;  // send and receive buffers of one microbatch
+  CHECK(r[1].buffers == Approx(10 * logits + p2p).epsilon(1e-12));
+  CHECK(r[0].buffers < 0.5 * r[1].buffers);
+  // The in-place loss needs less on the last stage and changes nothing on the first.
+  run.layout.cross_entropy = CrossEntropy::in_place;
+  const auto in_place = test::simulate(run).memory;
+  CHECK(in_place[1].total() < r[1].total());
+  CHECK(in_place[0].total() == r[0].total());
+}
+
+TEST_CASE("adam_moments bf16: 8 optimizer bytes per parameter instead of 12", "[memory][optimizer]") {
+  test::Run run{io::load_model("mixtral-8x7b"), test::make_layout(64, 2, 4, 8, 256, 4096), io::load_profile("h100-sxm")};
+  const auto fp32 = test::simulate(run);
+  run.layout.adam_moment_bytes = 2;
+  const auto bf16 = test::simulate(run);
+  REQUIRE(fp32.memory.size() == bf16.memory.size());
+  for (std::size_t s = 0; s < fp32.memory.size(); ++s) {
+    CAPTURE(s);
+    CHECK(bf16.memory[s].optimizer == Approx(fp32.memory[s].optimizer * 8 / 12).epsilon(1e-12));
+    CHECK(bf16.memory[s].weights == fp32.memory[s].weights);
+    CHECK(bf16.memory[s].gradients == fp32.memory[s].gradients);
+  }
+  // The optimizer step moves fewer bytes too: 22 instead of 30 per local parameter.
+  CHECK(bf16.breakdown.optimizer < fp32.breakdown.optimizer);
+}
+
+TEST_CASE("fp8_cached_inputs: FP8 training saves the linear layers' inputs in one byte, the output head's in two",
+          "[memory][fp8]") {
+  const ModelSpec m = io::load_model("mixtral-8x7b");
+  LayoutSpec l = test::make_layout(64, 2, 4, 8, 256, 4096);
+  REQUIRE_FALSE(complete_and_check_layout(m, l));
+  const graph::ModelGraphs bf16 = graphs_of(m, l);
+  l.precision = Precision::fp8;
+  const graph::ModelGraphs cached = graphs_of(m, l);
+  l.fp8_cached_inputs = false;
+  const graph::ModelGraphs requantised = graphs_of(m, l);
+  for (const char* linear : {"qkv_proj", "attn_out_proj", "expert_fc1", "expert_fc2"}) {
+    CAPTURE(linear);
+    CHECK(op_named(cached.moe, linear).saved_bytes == Approx(op_named(bf16.moe, linear).saved_bytes / 2).epsilon(1e-12));
+    CHECK(op_named(requantised.moe, linear).saved_bytes == op_named(bf16.moe, linear).saved_bytes);
+  }
+  // What stays bf16: the activation function's input, the unpermute, the router and the output head.
+  for (const char* kept : {"expert_act", "unpermute", "router"})
+    CHECK(op_named(cached.moe, kept).saved_bytes == op_named(bf16.moe, kept).saved_bytes);
+  CHECK(op_named(cached.lm_head, "lm_head").saved_bytes == op_named(bf16.lm_head, "lm_head").saved_bytes);
+  CHECK(cached.moe.saved_bytes(Recompute::none) < bf16.moe.saved_bytes(Recompute::none));
+}
+
+TEST_CASE("layout cross_entropy, adam_moments and fp8_cached_inputs parse; wrong values name the field", "[io][memory]") {
+  const auto layout = [](const char* field, nlohmann::json value) {
+    return nlohmann::json{{"devices", 8}, {"global_batch", 8}, {field, value}};
+  };
+  CHECK(io::parse_layout(layout("cross_entropy", "fused"), "l.json").cross_entropy == CrossEntropy::fused);
+  CHECK(io::parse_layout(layout("cross_entropy", "pytorch"), "l.json").cross_entropy == CrossEntropy::pytorch);
+  CHECK(io::parse_layout(layout("devices", 8), "l.json").cross_entropy == CrossEntropy::in_place);
+  CHECK(io::parse_layout(layout("adam_moments", "bf16"), "l.json").adam_moment_bytes == 2);
+  CHECK(io::parse_layout(layout("devices", 8), "l.json").adam_moment_bytes == 4);
+  CHECK_FALSE(io::parse_layout(layout("fp8_cached_inputs", false), "l.json").fp8_cached_inputs);
+  for (const auto& [field, bad] : {std::pair<const char*, nlohmann::json>{"cross_entropy", "te"},
+                                   {"adam_moments", "fp16"},
+                                   {"fp8_cached_inputs", "yes"}}) {
+    CAPTURE(field);
+    const std::string msg = test::input_error([&] { io::parse_layout(layout(field, bad), "l.json"); });
+    test::check_names(msg, "l.json", field);
+  }
+}
