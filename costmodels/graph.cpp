@@ -1,6 +1,7 @@
 #include "costmodels/graph.h"
 
 #include <algorithm>
+#include <string_view>
 
 #include "costmodels/params.h"
 
@@ -90,6 +91,7 @@ GraphContext make_context(const ModelSpec& model, const LayoutSpec& layout) {
   ctx.dropout = model.dropout;
   ctx.dispatch_bytes = layout.precision == Precision::fp8 && layout.fp8_dispatch ? 1.0 : 2.0;
   ctx.cross_entropy = layout.cross_entropy;
+  ctx.recompute_modules = layout.recompute_modules;
   if (layout.precision == Precision::fp8 && layout.fp8_cached_inputs) ctx.linear_input_bytes = 1;
   return ctx;
 }
@@ -205,9 +207,25 @@ class LayerBuilder {
     op.rerun_by_op_sac = 0;
   }
 
-  void norm(const char* name) {
+  Op& norm(const char* name) {
     // RMSNorm/LayerNorm: ~5 FLOPs per element; input saved for backward (Korthikanti: 2sbh).
-    vector(name, tokens_sp_ * m_.hidden, 5).saved_bytes = tokens_sp_ * m_.hidden * a_;
+    Op& op = vector(name, tokens_sp_ * m_.hidden, 5);
+    op.saved_bytes = tokens_sp_ * m_.hidden * a_;
+    return op;
+  }
+
+  bool recomputes(RecomputeModule module) const { return (c_.recompute_modules & static_cast<unsigned>(module)) != 0; }
+
+  // Selective recompute of `module`: `dropped` keep nothing for backward, `rerun` run again in backward.
+  // Ops are named, not held, because the op vector may grow between building and marking.
+  void mark_recompute(RecomputeModule module, std::initializer_list<const char*> dropped, std::initializer_list<const char*> rerun) {
+    if (!recomputes(module)) return;
+    for (Op& op : graph_.forward) {
+      for (const char* name : dropped)
+        if (std::string_view(op.name) == name) op.dropped_by_selective = true;
+      for (const char* name : rerun)
+        if (std::string_view(op.name) == name) op.recomputed_by_selective = true;
+    }
   }
 
   void residual(const char* name) {
@@ -293,9 +311,13 @@ class LayerBuilder {
       scores.hbm_bytes = bytes_per_score * T * s_keys * heads;
       scores.working_bytes = scores.hbm_bytes;
       scores.saved_bytes = bytes_per_score * T * s_keys * heads;
-      scores.dropped_by_selective = true;
       graph_.forward.push_back(scores);
-      graph_.forward[graph_.forward.size() - 2].recomputed_by_selective = true;
+      mark_recompute(RecomputeModule::core_attn, {"attention_scores"}, {"attention_core"});
+    }
+    if (at.type == AttentionType::mla) {
+      // Megatron-Core MLA: the input norm is a module of its own (TENorm) before the down-projections.
+      mark_recompute(RecomputeModule::layernorm, {"q_down_proj", "kv_down_proj"}, {"attn_norm"});
+      mark_recompute(RecomputeModule::mla_up_proj, {"attention_core"}, {"q_up_proj", "q_proj", "kv_up_proj", "rope"});
     }
     // Output projection input O (2sbh / t) is saved by the projection.
     gemm("attn_out_proj", T, heads * v_dim, h).saved_bytes = T * heads * v_dim * li_;
@@ -315,6 +337,7 @@ class LayerBuilder {
     // Activation input saved: GeLU input 8sbh for ffn=4h (Korthikanti); SwiGLU keeps gate and up.
     vector("mlp_act", T * width, swiglu ? 4 : 8, swiglu ? 3 : 2).saved_bytes = T * (swiglu ? 2 : 1) * width * a_;
     gemm("mlp_fc2", T, width, h).saved_bytes = T * width * li_;
+    mark_recompute(RecomputeModule::mlp, {"mlp_act", "mlp_fc2"}, {"mlp_fc1", "mlp_act", "mlp_fc2"});
     tp_reduce("mlp_tp_reduce");
     residual("mlp_residual");
   }
@@ -356,6 +379,8 @@ class LayerBuilder {
       fc2.saved_bytes = expert_tokens * width * li_;
       fc2.scales_with_imbalance = true;
     }
+    mark_recompute(RecomputeModule::layernorm, {"router"}, {"moe_norm"});
+    mark_recompute(RecomputeModule::moe_act, {"expert_fc2"}, {"expert_act"});
     if (c_.etp > 1)
       keep_reduce_scatter_output(collective("etp_reduce_scatter", comm::CollectiveKind::reduce_scatter, GroupKind::etp,
                                             expert_tokens * h * a_),

@@ -68,6 +68,14 @@ struct ModelSpec {
 // selective: Korthikanti et al. 2022 §4.2 (attention core recomputed). selective_op: torchtitan's op-level
 // selective activation checkpointing (see costmodels/graph.cpp, LayerBuilder::op_sac_matmuls).
 enum class Recompute { none, selective, selective_op, full };
+// What selective recompute reruns: Megatron-Core's --recompute-modules (transformer_config.py
+// recompute_modules; transformer_layer.py and multi_latent_attention.py), one bit each. core_attn: the
+// attention core (Korthikanti et al. 2022 §4.2, the default). layernorm: norms that are modules of their
+// own (the MoE layer's pre-MLP norm, MLA's input norm; Transformer Engine fuses the others into the next
+// linear) keep no output for the next GEMM. mla_up_proj: MLA's up-projections and RoPE are rerun, so
+// Q, K and V are not kept. mlp: the dense MLP (not MoE layers) keeps only its input. moe_act: the expert
+// activation's output (expert fc2's input) is not kept.
+enum class RecomputeModule : unsigned { core_attn = 1, layernorm = 2, mla_up_proj = 4, mlp = 8, moe_act = 16 };
 enum class ScheduleKind { gpipe, one_f_one_b, interleaved, zero_bubble, dualpipe };
 enum class Precision { bf16, fp8 };
 // CUDA graphs as Megatron-Core uses them: none (eager), partial (Transformer Engine graphs of the
@@ -111,6 +119,7 @@ struct LayoutSpec {
   int global_batch = 0;  // sequences per iteration
   int seq_len = 0;
   Recompute recompute = Recompute::none;
+  unsigned recompute_modules = static_cast<unsigned>(RecomputeModule::core_attn);  // RecomputeModule bits, selective only
   ScheduleKind schedule = ScheduleKind::one_f_one_b;
   bool distributed_optimizer = true;
   Precision precision = Precision::bf16;

@@ -27,6 +27,7 @@ Python 3 standard library only.
 import argparse
 import json
 import pathlib
+import re
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -436,7 +437,8 @@ def layout_of(rec, group, assume):
         assume("recompute", "source: rematerialization of all but one fully sharded activation tensor "
                             "per layer; mapped to full")
     elif group == "deepseek-v3":
-        assume("recompute", "source: recompute RMSNorm and MLA up-projections; mapped to selective")
+        assume("recompute", "source: recompute RMSNorm and MLA up-projections; mapped to selective with "
+                            "recompute_modules layernorm and mla_up_proj")
     elif group == "mcore-moe-recipe" and recompute == "selective":
         assume("recompute", "recipe recomputes only these modules: " + train["recompute"].split(":", 1)[1].strip())
 
@@ -493,6 +495,8 @@ def layout_of(rec, group, assume):
     elif group == "mcore-moe-recipe":
         layout["cuda_graphs"] = "none"
         assume("cuda_graphs", "the recipe names no CUDA graphs: eager execution")
+    if recompute == "selective" and group in ("mcore-moe-recipe", "deepseek-v3"):
+        layout["recompute_modules"] = recompute_modules_of(train["recompute"])
     if group == "mcore-moe-recipe":
         layout["cross_entropy"] = "fused"
         assume("cross_entropy", "recipe YAML: cross_entropy_loss_fusion true, cross_entropy_fusion_impl te "
@@ -529,6 +533,20 @@ RECIPES_WITH_BF16_ADAM_MOMENTS = (
     "qwen3_235b-gb300-mxfp8_128gpu_tp1pp1ep64_paged_stash_full_cg",
     "qwen3_30b-h100-fp8_32gpu_tp1pp1ep8",
 )
+
+
+# Megatron-Core --recompute-modules that moesim models (layout recompute_modules), from the shared
+# record's recompute text ("selective: ['mla_up_proj', 'mlp']", "selective: moe_act layernorm",
+# DeepSeek-V3's "recompute RMSNorm and MLA up-projections").
+RECOMPUTE_MODULES = ("core_attn", "layernorm", "mla_up_proj", "mlp", "moe_act")
+
+
+def recompute_modules_of(text):
+    t = text.lower().replace("rmsnorm", "layernorm").replace("mla up-projections", "mla_up_proj")
+    words = set(re.findall(r"[a-z_]+", t))
+    modules = [m for m in RECOMPUTE_MODULES if m in words]
+    assert modules, text
+    return modules
 
 
 # Runs whose software predates fused (flash) attention: Megatron-LM 2021/2022, Megatron-DeepSpeed

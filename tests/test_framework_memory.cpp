@@ -124,3 +124,76 @@ TEST_CASE("layout cross_entropy, adam_moments and fp8_cached_inputs parse; wrong
     test::check_names(msg, "l.json", field);
   }
 }
+
+TEST_CASE("recompute_modules: each Megatron-Core module drops what it rebuilds and reruns its ops", "[memory][recompute]") {
+  // DeepSeek-V3 (MLA, MoE with 3 dense layers) under selective recompute, one module at a time.
+  const ModelSpec m = io::load_model("deepseek-v3-671b");
+  LayoutSpec l = test::make_layout(256, 1, 8, 32, 2048, 4096);
+  l.recompute = Recompute::selective;
+  REQUIRE_FALSE(complete_and_check_layout(m, l));
+  const graph::ModelGraphs core_attn = graphs_of(m, l);  // the default module: nothing to drop with fused attention
+  CHECK(core_attn.moe.saved_bytes(Recompute::selective) == core_attn.moe.saved_bytes(Recompute::none));
+  const auto with = [&](RecomputeModule module) {
+    l.recompute_modules = static_cast<unsigned>(module);
+    return graphs_of(m, l);
+  };
+  const auto dropped = [](const graph::LayerGraph& g, std::initializer_list<const char*> names) {
+    bytes total = 0;
+    for (const char* name : names) total += op_named(g, name).saved_bytes;
+    return total;
+  };
+  const auto check = [&](const graph::LayerGraph& g, std::initializer_list<const char*> freed, std::initializer_list<const char*> rerun) {
+    CHECK(g.saved_bytes(Recompute::none) - g.saved_bytes(Recompute::selective) == Approx(dropped(g, freed)).epsilon(1e-12));
+    flops expected = 0;
+    for (const char* name : rerun) expected += op_named(g, name).flop_count;
+    CHECK(g.recompute_flops(Recompute::selective) == Approx(expected).epsilon(1e-12));
+  };
+  {
+    INFO("mla_up_proj: Q, K, V are not kept; the up-projections and RoPE run again");
+    const auto g = with(RecomputeModule::mla_up_proj);
+    check(g.moe, {"attention_core"}, {"q_up_proj", "kv_up_proj", "rope"});
+    CHECK(op_named(g.moe, "attention_core").saved_bytes > 0);
+  }
+  {
+    INFO("layernorm: MLA's input norm and the MoE pre-MLP norm keep no output for the next GEMM");
+    const auto g = with(RecomputeModule::layernorm);
+    check(g.moe, {"q_down_proj", "kv_down_proj", "router"}, {"attn_norm", "moe_norm"});
+  }
+  {
+    INFO("moe_act: expert fc2's input is not kept; the activation runs again");
+    const auto g = with(RecomputeModule::moe_act);
+    check(g.moe, {"expert_fc2"}, {"expert_act"});
+    CHECK(g.dense.saved_bytes(Recompute::selective) == g.dense.saved_bytes(Recompute::none));
+  }
+  {
+    INFO("mlp: a dense layer's MLP keeps only its input; MoE layers are not affected");
+    const auto g = with(RecomputeModule::mlp);
+    check(g.dense, {"mlp_act", "mlp_fc2"}, {"mlp_fc1", "mlp_act", "mlp_fc2"});
+    CHECK(g.moe.saved_bytes(Recompute::selective) == g.moe.saved_bytes(Recompute::none));
+  }
+  // Together they free the sum and the simulated stage memory falls.
+  test::Run run{m, l, io::load_profile("b200")};
+  run.layout.recompute_modules = static_cast<unsigned>(RecomputeModule::core_attn);
+  const auto before = test::simulate(run);
+  run.layout.recompute_modules = static_cast<unsigned>(RecomputeModule::mla_up_proj) | static_cast<unsigned>(RecomputeModule::mlp);
+  const auto after = test::simulate(run);
+  CHECK(after.memory[1].activations < 0.8 * before.memory[1].activations);
+  CHECK(after.iteration_time > before.iteration_time);
+}
+
+TEST_CASE("layout recompute_modules parses with selective only; unknown or unmodelled modules name the field", "[io][recompute]") {
+  const auto layout = [](const char* recompute, nlohmann::json modules) {
+    return nlohmann::json{{"devices", 8}, {"global_batch", 8}, {"recompute", recompute}, {"recompute_modules", modules}};
+  };
+  const LayoutSpec l = io::parse_layout(layout("selective", {"moe_act", "layernorm"}), "l.json");
+  CHECK(l.recompute_modules == (static_cast<unsigned>(RecomputeModule::moe_act) | static_cast<unsigned>(RecomputeModule::layernorm)));
+  CHECK(io::recompute_module_names(l.recompute_modules) == std::vector<std::string>{"layernorm", "moe_act"});
+  CHECK(io::parse_layout(nlohmann::json{{"devices", 8}, {"global_batch", 8}}, "l.json").recompute_modules ==
+        static_cast<unsigned>(RecomputeModule::core_attn));
+  for (const auto& bad : {layout("full", {"mlp"}), layout("selective", {"moe"}), layout("selective", nlohmann::json::array()),
+                          layout("selective", "mlp"), layout("selective", {"mlp", 3})}) {
+    CAPTURE(bad.dump());
+    const std::string msg = test::input_error([&] { io::parse_layout(bad, "l.json"); });
+    test::check_names(msg, "l.json", "recompute_modules");
+  }
+}

@@ -66,6 +66,27 @@ const char* to_string(Recompute r) {
   return "?";
 }
 const char* to_string(Precision p) { return p == Precision::fp8 ? "fp8" : "bf16"; }
+const char* to_string(CrossEntropy c) {
+  switch (c) {
+    case CrossEntropy::in_place: return "in_place";
+    case CrossEntropy::fused: return "fused";
+    case CrossEntropy::pytorch: return "pytorch";
+  }
+  return "?";
+}
+
+namespace {
+constexpr std::pair<RecomputeModule, const char*> recompute_modules_named[] = {
+    {RecomputeModule::core_attn, "core_attn"}, {RecomputeModule::layernorm, "layernorm"},
+    {RecomputeModule::mla_up_proj, "mla_up_proj"}, {RecomputeModule::mlp, "mlp"}, {RecomputeModule::moe_act, "moe_act"}};
+}  // namespace
+
+std::vector<std::string> recompute_module_names(unsigned modules) {
+  std::vector<std::string> out;
+  for (const auto& [bit, name] : recompute_modules_named)
+    if (modules & static_cast<unsigned>(bit)) out.push_back(name);
+  return out;
+}
 const char* to_string(AttentionType a) {
   switch (a) {
     case AttentionType::mha: return "mha";
@@ -254,6 +275,22 @@ LayoutSpec parse_layout(const json& j, const std::string& file) {
   {
     const std::string ce = f.choice_or("cross_entropy", {"in_place", "fused", "pytorch"}, "in_place");
     l.cross_entropy = ce == "fused" ? CrossEntropy::fused : ce == "pytorch" ? CrossEntropy::pytorch : CrossEntropy::in_place;
+  }
+  if (f.has("recompute_modules")) {
+    // Megatron-Core's --recompute-modules; "moe" and "shared_experts" (rerunning a whole MoE layer with its
+    // all-to-alls) are not modelled, so they are refused rather than ignored.
+    const char* expected = "a non-empty array of core_attn|layernorm|mla_up_proj|mlp|moe_act";
+    if (l.recompute != Recompute::selective) f.fail("recompute_modules", "absent unless recompute is selective");
+    const json& modules = f.raw().at("recompute_modules");
+    if (!modules.is_array() || modules.empty()) f.fail("recompute_modules", expected);
+    l.recompute_modules = 0;
+    for (const json& m : modules) {
+      unsigned bit = 0;
+      for (const auto& [module, name] : recompute_modules_named)
+        if (m.is_string() && m.get<std::string>() == name) bit = static_cast<unsigned>(module);
+      if (bit == 0) f.fail("recompute_modules", expected);
+      l.recompute_modules |= bit;
+    }
   }
   l.adam_moment_bytes = f.choice_or("adam_moments", {"fp32", "bf16"}, "fp32") == "bf16" ? 2 : 4;
   l.activation_swap = f.non_negative_or("activation_swap", 0.0);

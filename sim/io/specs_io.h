@@ -34,6 +34,9 @@ const char* to_string(ScheduleKind s);
 const char* to_string(Recompute r);
 const char* to_string(Precision p);
 const char* to_string(AttentionType a);
+const char* to_string(CrossEntropy c);
+// Names of the RecomputeModule bits set in `modules`, in declaration order.
+std::vector<std::string> recompute_module_names(unsigned modules);
 ScheduleKind parse_schedule(const std::string& s, const std::string& where);
 Recompute parse_recompute(const std::string& s, const std::string& where);
 

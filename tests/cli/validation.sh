@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The validation harness on the project's published runs: an error that grows past the threshold fails CI.
-# Threshold: current MAPE 6.75% over 107 runs (see README "Accuracy"); lower it as the models improve.
+# Threshold: current MAPE 6.74% over 107 runs (see README "Accuracy"); lower it as the models improve.
 # Memory (validation/memory_runs.json, scored apart): MAPE 11.1% over 8 runs, max 27.0% (70B and 405B, see
 # validation/README.md "Memory" for what the model misses); the 4 FSDP + CP full-recompute rows -4.5..-5.2%, the
 # 2 op-level selective AC rows -8.3% and -10.8%; the ceilings fail CI if it grows. Runs that ran but are
-# predicted not to fit: 6 (from 15 before the loss-phase, FP8-input and Adam-moment memory settings).
+# predicted not to fit: 3 (from 15 before the loss-phase, FP8-input, Adam-moment and recompute-module settings:
+# Llama3-8x70B at DP 1, PaLM, Pangu Ultra MoE).
 set -euo pipefail
 moesim=$1
 root=$2
@@ -27,7 +28,7 @@ assert s["by_hardware"]["h100-sxm"]["mape_pct"] < 8, s["by_hardware"]["h100-sxm"
 assert s["by_hardware"]["a100-sxm-80g"]["mape_pct"] < 6, s["by_hardware"]["a100-sxm-80g"]
 # GB200 includes eager / partial-CUDA-graph runs whose host issue time bounds the passes.
 assert s["by_hardware"]["gb200-nvl72"]["mape_pct"] < 10, s["by_hardware"]["gb200-nvl72"]
-# B200: the DeepSeek-V3 recipe's backward EP all-to-all hides behind delayed weight gradients (-16.8%).
+# B200: the DeepSeek-V3 recipe's backward EP all-to-all hides behind delayed weight gradients (-17.2%).
 assert s["by_hardware"]["b200"]["mape_pct"] < 12, s["by_hardware"]["b200"]
 # TPU v4 (PaLM, +10.8%): the model-parallel collectives are exposed.
 assert s["by_hardware"]["tpu-v4"]["mape_pct"] < 12, s["by_hardware"]["tpu-v4"]
@@ -44,7 +45,7 @@ assert len(table2) == 4 and all(abs(r["error_pct"]) < 6 for r in table2), table2
 op_sac = [r for r in memory if r["id"].startswith(("torchtitan-t1-", "torchtitan-t3-"))]
 assert len(op_sac) == 2 and all(abs(r["error_pct"]) < 12 for r in op_sac), op_sac
 # Every record is a run that ran: a "does not fit" is a wrong memory prediction.
-assert s["predicted_not_to_fit"] <= 6, s["predicted_not_to_fit"]
+assert s["predicted_not_to_fit"] <= 3, s["predicted_not_to_fit"]
 not_fitting = {r["id"] for r in scored if not r["fits"]}
 assert len(not_fitting) == s["predicted_not_to_fit"], not_fitting
 print("memory ok:", round(m["mape_pct"], 2), "% MAPE over", m["count"], "runs")
