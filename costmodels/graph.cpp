@@ -439,8 +439,12 @@ class LayerBuilder {
         // gradient, plus the bf16 logits' block: PyTorch's caching allocator keeps a freed block for
         // reuse and never splits one request across blocks (PyTorch docs, "CUDA semantics: memory
         // management"), so the freed bf16 logits hold none of the later fp32 tensors and stay reserved.
+        // Under TP the loss runs vocab-sharded through DTensor's loss_parallel decompositions
+        // (torch/distributed/tensor/parallel/loss.py; torchtitan enables it with TP), whose fused
+        // backward (grad_input + exp(x)) * grad_output holds three fp32 tensors beside the log-probs:
+        // zeros_like(x), exp(x) and their sum.
         ce.saved_bytes = logits * 4;
-        ce.working_bytes = logits * (4 * 2 + a_);
+        ce.working_bytes = logits * ((t > 1 ? 3 : 2) * 4 + a_);
         break;
     }
     if (t > 1) collective("ce_tp_all_reduce", comm::CollectiveKind::all_reduce, GroupKind::tp, 3 * T * 4);

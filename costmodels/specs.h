@@ -89,7 +89,8 @@ enum class CudaGraphs { none, partial, full };
 // cross_entropy.py) saves the bf16 logits themselves and writes the gradient into them in backward.
 // pytorch: torch.nn.functional.cross_entropy on .float() logits, as torchtitan (train.py loss_fn) and
 // Hugging Face models do: log_softmax writes a new fp32 tensor (saved), and backward holds it beside
-// nll_loss's dense fp32 gradient and log_softmax's input gradient.
+// nll_loss's dense fp32 gradient and log_softmax's input gradient (three fp32 tensors beside it under
+// TP, where DTensor's loss_parallel runs the loss vocab-sharded).
 enum class CrossEntropy { in_place, fused, pytorch };
 
 // Which communication hides behind compute. Each switch can only make an iteration faster.

@@ -48,6 +48,15 @@ TEST_CASE("cross entropy: saved and live bytes of the loss per implementation", 
     CHECK(ce.saved_bytes == Approx(c.saved * logits).epsilon(1e-12));
     CHECK(ce.working_bytes == Approx(c.live * logits).epsilon(1e-12));
   }
+  // Under TP 8 the logits are vocab-sharded, and the pytorch loss runs through DTensor's loss_parallel,
+  // whose backward holds a third fp32 tensor: 14 bytes per local logit beside the log-probs.
+  LayoutSpec tp8 = test::make_layout(8, 8, 1, 1, 8, 8192);
+  tp8.etp = 8;
+  tp8.cross_entropy = CrossEntropy::pytorch;
+  REQUIRE_FALSE(complete_and_check_layout(m, tp8));
+  const graph::Op& sharded = op_named(graphs_of(m, tp8).lm_head, "cross_entropy");
+  CHECK(sharded.saved_bytes == Approx(4 * logits / 8).epsilon(1e-12));
+  CHECK(sharded.working_bytes == Approx(14 * logits / 8).epsilon(1e-12));
 }
 
 TEST_CASE("cross entropy: the loss phase sets the last stage's buffers and no other stage's", "[memory][loss]") {
