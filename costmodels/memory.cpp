@@ -128,6 +128,19 @@ std::vector<StageMemory> stage_memory(const ModelSpec& m, const LayoutSpec& l, c
       // first backward on, when one microbatch fewer is in flight (an over-count of at most one).
       sm.weights = weight_bytes_per_param * p.total();
       if (l.pp > 1) sm.gradients = grad_bytes_per_param * p.total();
+    } else if (l.zero_stage >= 3) {
+      // FSDP2 never reshards the root module after forward ("The root FSDP state has its value
+      // specially set to False as a heuristic since its parameters would typically be immediately
+      // all-gathered for backward", torch fully_shard reshard_after_forward), and torchtitan's root
+      // holds the embedding, final norm and output head (apply_fsdp wraps each block, then the model):
+      // their 16-bit parameters stay gathered from the forward through the loss and the backward.
+      ChunkContent edges;
+      for (int c = 0; c < plan.chunks; ++c) {
+        edges.embedding = edges.embedding || plan.at(s, c).embedding;
+        edges.lm_head = edges.lm_head || plan.at(s, c).lm_head;
+      }
+      const count root = chunk_params(m, l, edges).dense;
+      sm.weights += weight_bytes_per_param * root * (1 - 1 / zero3_dense);
     }
     sm.optimizer = optimizer_bytes_per_param(l) * (p.dense / dense_shard + p.expert / expert_shard);
     const double in_flight = s < static_cast<int>(inflight.size()) ? inflight[s] : 1.0;

@@ -54,7 +54,8 @@ TEST_CASE("cross entropy: saved and live bytes of the loss per implementation", 
   tp8.etp = 8;
   tp8.cross_entropy = CrossEntropy::pytorch;
   REQUIRE_FALSE(complete_and_check_layout(m, tp8));
-  const graph::Op& sharded = op_named(graphs_of(m, tp8).lm_head, "cross_entropy");
+  const graph::ModelGraphs tp8_graphs = graphs_of(m, tp8);
+  const graph::Op& sharded = op_named(tp8_graphs.lm_head, "cross_entropy");
   CHECK(sharded.saved_bytes == Approx(4 * logits / 8).epsilon(1e-12));
   CHECK(sharded.working_bytes == Approx(14 * logits / 8).epsilon(1e-12));
 }
@@ -125,9 +126,11 @@ TEST_CASE("layout cross_entropy, adam_moments and fp8_cached_inputs parse; wrong
   CHECK(io::parse_layout(layout("adam_moments", "bf16"), "l.json").adam_moment_bytes == 2);
   CHECK(io::parse_layout(layout("devices", 8), "l.json").adam_moment_bytes == 4);
   CHECK_FALSE(io::parse_layout(layout("fp8_cached_inputs", false), "l.json").fp8_cached_inputs);
-  for (const auto& [field, bad] : {std::pair<const char*, nlohmann::json>{"cross_entropy", "te"},
-                                   {"adam_moments", "fp16"},
-                                   {"fp8_cached_inputs", "yes"}}) {
+  for (const auto& field_and_value : {std::pair<const char*, nlohmann::json>{"cross_entropy", "te"},
+                                       {"adam_moments", "fp16"},
+                                       {"fp8_cached_inputs", "yes"}}) {
+    const char* field = field_and_value.first;  // named, not a structured binding: lambdas capture it
+    const nlohmann::json& bad = field_and_value.second;
     CAPTURE(field);
     const std::string msg = test::input_error([&] { io::parse_layout(layout(field, bad), "l.json"); });
     test::check_names(msg, "l.json", field);
