@@ -193,7 +193,7 @@ Summary summarise(const std::vector<RunResult>& results) {
   mean_of_sum(s.memory);
   for (auto& [name, v] : by_hw) {
     mean_of_sum(v);
-    s.by_hardware.push_back({name, {v.count, v.mape_pct}});
+    s.by_hardware.push_back({name, v});
   }
   return s;
 }
@@ -213,11 +213,11 @@ json to_json(const std::vector<RunResult>& results, const Summary& s) {
                     {"error_pct", r.error_pct},
                     {"fits", r.fits}});
   }
-  json by_hw = json::object();
-  for (const auto& [name, v] : s.by_hardware) by_hw[name] = {{"count", v.first}, {"mape_pct", v.second}};
   const auto errors = [](const ErrorSummary& e) {
     return json{{"count", e.count}, {"mape_pct", e.mape_pct}, {"max_abs_error_pct", e.max_abs_error_pct}};
   };
+  json by_hw = json::object();
+  for (const auto& [name, v] : s.by_hardware) by_hw[name] = errors(v);
   json summary = errors(s);
   summary["by_hardware"] = by_hw;
   summary["memory"] = errors(s.memory);

@@ -79,7 +79,7 @@ struct ErrorSummary {
 
 // The throughput metrics (count, MAPE, max and per hardware); memory apart, so neither mixes in the other.
 struct Summary : ErrorSummary {
-  std::vector<std::pair<std::string, std::pair<int, double>>> by_hardware;  // name -> (count, MAPE %)
+  std::vector<std::pair<std::string, ErrorSummary>> by_hardware;  // per hardware profile name
   ErrorSummary memory;
   // Records predicted not to fit in device memory. Every measured run did run, so each one is a wrong
   // memory prediction (too much), whatever its metric error.

@@ -60,6 +60,9 @@ TEST_CASE("a record with memory_bytes is scored as a memory row beside its throu
   CHECK(j["summary"]["count"] == 1);
   CHECK(j["summary"]["memory"]["count"] == 1);
   CHECK(j["summary"]["by_hardware"]["h100-sxm"]["count"] == 1);
+  // Per family the worst run too: with one run it is that run's |error|, as the MAPE is.
+  CHECK(j["summary"]["by_hardware"]["h100-sxm"]["max_abs_error_pct"].get<double>() ==
+        Approx(std::abs(results[0].error_pct)));
 }
 
 TEST_CASE("a memory-only record gives one memory row and leaves the throughput summary empty", "[validate]") {

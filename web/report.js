@@ -397,8 +397,10 @@
     root.appendChild(el('p', { class: 'subtitle' }, `${runs.length} runs scored, ${data.runs.length - runs.length} listed but skipped`));
     cards([['MAPE', s.mape_pct.toFixed(1) + '%', 'good'], ['max |error|', s.max_abs_error_pct.toFixed(1) + '%'],
       ['runs', String(s.count)]].concat(Object.entries(s.by_hardware).map(([hw, v]) =>
-      [`${hw}: MAPE of ${v.count} run${v.count > 1 ? 's' : ''}`, v.mape_pct.toFixed(1) + '%']))
-      .concat(s.memory && s.memory.count ? [[`memory: MAPE of ${s.memory.count} runs`, s.memory.mape_pct.toFixed(1) + '%']] : []));
+      [`${hw}: MAPE (max) of ${v.count} run${v.count > 1 ? 's' : ''}`,
+        v.mape_pct.toFixed(1) + '% (' + v.max_abs_error_pct.toFixed(1) + '%)']))
+      .concat(s.memory && s.memory.count ? [[`memory: MAPE of ${s.memory.count} runs`, s.memory.mape_pct.toFixed(1) + '%']] : [])
+      .concat(s.predicted_not_to_fit ? [['ran, but predicted not to fit', String(s.predicted_not_to_fit), 'bad']] : []));
 
     const hardware = [...new Set(runs.map((r) => r.hardware))].sort();
     const tooltip = [{ field: 'id', title: 'run' }, { field: 'hardware', title: 'hardware' },

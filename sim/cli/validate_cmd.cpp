@@ -48,7 +48,8 @@ int cmd_validate(const std::vector<std::string>& args) {
   const auto skipped = std::count_if(results.begin(), results.end(), [](const auto& r) { return !r.skip_reason.empty(); });
   fmt::print("\n{} runs scored ({} skipped): MAPE {:.1f}%, max |error| {:.1f}%\n", s.count, skipped, s.mape_pct,
              s.max_abs_error_pct);
-  for (const auto& [name, v] : s.by_hardware) fmt::print("  {:<16} {:>4} runs  MAPE {:5.1f}%\n", name, v.first, v.second);
+  for (const auto& [name, v] : s.by_hardware)
+    fmt::print("  {:<16} {:>4} runs  MAPE {:5.1f}%  max {:5.1f}%\n", name, v.count, v.mape_pct, v.max_abs_error_pct);
   if (s.memory.count > 0)
     fmt::print("memory: {} runs scored: MAPE {:.1f}%, max |error| {:.1f}%\n", s.memory.count, s.memory.mape_pct,
                s.memory.max_abs_error_pct);
