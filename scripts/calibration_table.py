@@ -7,8 +7,8 @@ rank or run, replayed on another of the same GPU): the table of issue 7's closin
     python3 scripts/calibration_table.py --trace T --hw BASE   (one trace, in-sample: scripts/gpu/after_device.sh)
 
 Cells are "median/p90 |error| % (predicted kernels)" with the base profile -> with the calibrated
-one. The V100 traces use the A100 profile as the base (moesim has no V100 profile): every rate and
-efficiency the replay uses is fitted.
+one. The V100 traces start from the V100 profile (datasheet rates, A100 assumptions for the
+efficiencies), the A100 traces from the A100 profile, the Ascend ones from the 910B2 profile.
 """
 import argparse
 import json
@@ -41,18 +41,18 @@ def main():
     dlrm_dir = os.path.join(tmp, "dlrm_kineto")
     dlrm = sorted(os.path.join(dlrm_dir, f) for f in os.listdir(dlrm_dir))
     hta = lambda p: os.path.join(t, "hta", p)
-    a100, ascend = "a100-sxm-80g", "ascend-910b2"
+    a100, v100, ascend = "a100-sxm-80g", "v100-sxm2", "ascend-910b2"
     control, nq = hta("trace_diff/control/control.json.gz"), hta("negative_queue_length_values_check/rank0.json.gz")
     tf = [hta("trace_filter/sampled_rank-0.json.gz"), hta("trace_filter/sampled_rank-1.json.gz")]
-    v100 = hta("trace_diff/test/test.json.gz")
+    v100_test = hta("trace_diff/test/test.json.gz")
     alex = [os.path.join(t, "ascend-msinsight-alexnet-910b", f"rank{r}_ascend_pt") for r in (0, 1)]
     cases = [  # name, base profile, traces fitted on, [(held-out label, traces replayed)]
         ("HTA A100 control", a100, [control], [("negative_queue", [nq])]),
         ("HTA A100 negative_queue", a100, [nq], [("control", [control])]),
         ("HTA A100 trace_filter rank 0", a100, [tf[0]], [("rank 1", [tf[1]])]),
-        ("HTA V100 trace_diff test", a100, [v100], [("PARAM DLRM rank 0", dlrm[:1])]),
-        ("PARAM DLRM V100 rank 0", a100, dlrm[:1], [("ranks 1-7", dlrm[1:])]),
-        ("PARAM DLRM V100 8 ranks", a100, dlrm, [("HTA V100 test", [v100])]),
+        ("HTA V100 trace_diff test", v100, [v100_test], [("PARAM DLRM rank 0", dlrm[:1])]),
+        ("PARAM DLRM V100 rank 0", v100, dlrm[:1], [("ranks 1-7", dlrm[1:])]),
+        ("PARAM DLRM V100 8 ranks", v100, dlrm, [("HTA V100 test", [v100_test])]),
         ("AlexNet 910B rank 0", ascend, alex[:1], [("rank 1", alex[1:])]),
         ("GPT-3 TP8 fp16 910B", ascend, [os.path.join(t, "ascend-msprof-analyze/gpt3_tp8_fp16/kernel_details.csv")], []),
         ("LLM bf16 910B (edited fixture)", ascend, [os.path.join(t, "ascend-msprof-analyze/llm_bf16_flashattn/kernel_details.csv")], []),

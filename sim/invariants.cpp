@@ -14,14 +14,15 @@ std::vector<std::string> invariant_violations(const SimulationResult& r) {
   auto positive = [&](const std::string& name, double v) {
     if (!std::isfinite(v) || v <= 0) out.push_back(fmt::format("{} = {} (expected finite, > 0)", name, v));
   };
-  auto fraction = [&](const std::string& name, double v) {
-    if (!std::isfinite(v) || v <= 0 || v > 1) out.push_back(fmt::format("{} = {} (expected in (0, 1])", name, v));
+  auto fraction = [&](const std::string& name, double v, double ceiling) {
+    if (!std::isfinite(v) || v <= 0 || v > ceiling)
+      out.push_back(fmt::format("{} = {} (expected in (0, {}])", name, v, ceiling));
   };
   positive("iteration_time", r.iteration_time);
   positive("tokens_per_iteration", r.tokens_per_iteration);
   positive("tokens_per_s", r.tokens_per_s);
   positive("tflops_per_device", r.tflops_per_device);
-  fraction("mfu", r.mfu);
+  fraction("mfu", r.mfu, r.mfu_ceiling);
   // HFU counts the attention core at full s^2 (PaLM Appendix B) while a causal kernel runs about half
   // of it, so at long sequences with recomputation it can pass 1; it must still be a finite positive.
   positive("hfu", r.hfu);

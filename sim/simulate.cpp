@@ -491,6 +491,7 @@ SimulationResult simulate(const ModelSpec& m, const LayoutSpec& l, const Hardwar
   r.mfu = r.flops_per_token.training * r.tokens_per_iteration / (device_seconds * hw.device.matrix_bf16);
   r.hfu = r.hardware_flops_per_token * r.tokens_per_iteration / (device_seconds * hw.device.matrix_bf16);
   r.tflops_per_device = r.flops_per_token.training * r.tokens_per_iteration / device_seconds / 1e12;
+  r.mfu_ceiling = hw.matrix_peak(l.precision) / hw.device.matrix_bf16;
 
   // Memory: activations of the in-flight microbatches the schedule actually kept.
   std::vector<double> inflight(r.pipeline.peak_in_flight.begin(), r.pipeline.peak_in_flight.end());

@@ -47,6 +47,9 @@ struct SimulationResult {
   double tokens_per_s = 0;  // whole job
   double mfu = 0, hfu = 0;
   double tflops_per_device = 0;  // model TFLOP/s per device
+  // MFU divides by the BF16 peak, as the published runs do, so FP8 training can pass 1: its ceiling is
+  // the layout precision's matrix peak over the BF16 peak (1 in BF16, 2 for FP8 on Hopper).
+  double mfu_ceiling = 1;
   TimeBreakdown breakdown;       // of the critical (slowest) stage
   int critical_stage = 0;
   std::vector<double> stage_busy_fraction;

@@ -336,7 +336,9 @@ TEST_CASE("numerics: random valid configurations never report MFU > 1, negative 
     const sim::SimulationResult r = sim::simulate(model, l, hw);
     INFO(model.name << " on " << hw.name << ": devices " << l.devices << " tp " << l.tp << " pp " << l.pp << " vpp " << l.vpp
                     << " ep " << l.ep << " cp " << l.cp << " mb " << l.micro_batch << " gb " << l.global_batch << " schedule "
-                    << io::to_string(l.schedule) << " seq " << l.seq_len);
+                    << io::to_string(l.schedule) << " seq " << l.seq_len << " recompute " << io::to_string(l.recompute)
+                    << " precision " << io::to_string(l.precision) << " swap " << l.activation_swap << " skew "
+                    << l.expert_load.skew << " ep overlap " << l.overlap.ep_all_to_all << " tp overlap " << l.overlap.tp_comm);
     for (const std::string& v : sim::invariant_violations(r)) FAIL_CHECK(v);
   }
   CHECK(simulated >= 150);

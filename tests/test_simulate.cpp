@@ -10,6 +10,7 @@
 #include "sim/io/specs_io.h"
 #include "sim/report.h"
 #include "sim/schedule.h"
+#include "sim/invariants.h"
 #include "sim/simulate.h"
 
 using namespace moesim;
@@ -337,4 +338,20 @@ TEST_CASE("simulate: delayed weight gradients also hide the backward EP all-to-a
   base.layout.overlap.ep_all_to_all = false;
   delayed.layout.overlap.ep_all_to_all = false;
   CHECK(simulate(delayed).iteration_time == simulate(base).iteration_time);
+}
+
+TEST_CASE("simulate: MFU divides by the BF16 peak, so FP8 training may pass 1 but not the FP8/BF16 peak ratio",
+          "[simulate][fp8]") {
+  // The hostile numerics test found an FP8 Llama-style run on H200 at MFU 1.04: 1030 TFLOP/s per device,
+  // 52% of the 1979 TFLOP/s FP8 peak. The invariant bounds MFU by the precision's peak, not by 1.
+  Run run{io::load_model("llama3-70b"), make_layout(64, 8, 1, 1, 64, 8192), io::load_profile("h200")};
+  run.layout.etp = 8;
+  const auto bf16 = simulate(run);
+  CHECK(bf16.mfu_ceiling == 1.0);
+  run.layout.precision = Precision::fp8;
+  const auto fp8 = simulate(run);
+  CHECK(fp8.mfu_ceiling == Approx(run.hw.device.matrix_fp8 / run.hw.device.matrix_bf16));
+  CHECK(fp8.mfu_ceiling == Approx(2.0).epsilon(0.01));
+  CHECK(fp8.mfu > bf16.mfu);
+  CHECK(sim::invariant_violations(fp8).empty());
 }

@@ -135,7 +135,7 @@ else
   fail "moesim models exited $?: $(head -c 300 "$tmp/stderr")"
 fi
 if "$bin" profiles >"$tmp/profiles" 2>"$tmp/stderr"; then
-  [ "$(wc -l <"$tmp/profiles")" -eq 11 ] || fail "moesim profiles printed $(wc -l <"$tmp/profiles") lines, expected 11"
+  [ "$(wc -l <"$tmp/profiles")" -eq 12 ] || fail "moesim profiles printed $(wc -l <"$tmp/profiles") lines, expected 12"
   for p in "${profiles[@]}"; do grep -q "^$p " "$tmp/profiles" || fail "moesim profiles does not list $p"; done
 else
   fail "moesim profiles exited $?: $(head -c 300 "$tmp/stderr")"
