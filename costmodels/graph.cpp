@@ -207,11 +207,9 @@ class LayerBuilder {
     op.rerun_by_op_sac = 0;
   }
 
-  Op& norm(const char* name) {
+  void norm(const char* name) {
     // RMSNorm/LayerNorm: ~5 FLOPs per element; input saved for backward (Korthikanti: 2sbh).
-    Op& op = vector(name, tokens_sp_ * m_.hidden, 5);
-    op.saved_bytes = tokens_sp_ * m_.hidden * a_;
-    return op;
+    vector(name, tokens_sp_ * m_.hidden, 5).saved_bytes = tokens_sp_ * m_.hidden * a_;
   }
 
   bool recomputes(RecomputeModule module) const { return (c_.recompute_modules & static_cast<unsigned>(module)) != 0; }

@@ -99,6 +99,7 @@ std::vector<StageMemory> stage_memory(const ModelSpec& m, const LayoutSpec& l, c
     return largest;
   };
   const bytes largest_decoder_op = largest_op({&g.dense, &g.moe, &g.mtp});
+  const bytes largest_embedding_op = largest_op({&g.embedding}), largest_head_op = largest_op({&g.lm_head});
   const bytes p2p = l.pp > 1 ? 2 * g.dense.layer_input_bytes : 0;
 
   // Distributed optimizer (Megatron-LM): optimizer states sharded over the data-parallel group
@@ -117,6 +118,12 @@ std::vector<StageMemory> stage_memory(const ModelSpec& m, const LayoutSpec& l, c
     sm.stage = s;
     const DeviceParams p = stage_params(m, l, plan, s);
     sm.params = p.total();
+    // The edges of the model this stage holds: the embedding (first stage), the output head and loss (last).
+    ChunkContent edges;
+    for (int c = 0; c < plan.chunks; ++c) {
+      edges.embedding = edges.embedding || plan.at(s, c).embedding;
+      edges.lm_head = edges.lm_head || plan.at(s, c).lm_head;
+    }
     sm.weights = weight_bytes_per_param * (p.dense / zero3_dense + p.expert / zero3_expert);
     sm.gradients = grad_bytes_per_param * (p.dense / zero3_dense + p.expert / zero3_expert);
     if (l.zero_stage >= 3 && !l.zero_reshard_after_forward) {
@@ -134,11 +141,6 @@ std::vector<StageMemory> stage_memory(const ModelSpec& m, const LayoutSpec& l, c
       // all-gathered for backward", torch fully_shard reshard_after_forward), and torchtitan's root
       // holds the embedding, final norm and output head (apply_fsdp wraps each block, then the model):
       // their 16-bit parameters stay gathered from the forward through the loss and the backward.
-      ChunkContent edges;
-      for (int c = 0; c < plan.chunks; ++c) {
-        edges.embedding = edges.embedding || plan.at(s, c).embedding;
-        edges.lm_head = edges.lm_head || plan.at(s, c).lm_head;
-      }
       const count root = chunk_params(m, l, edges).dense;
       sm.weights += weight_bytes_per_param * root * (1 - 1 / zero3_dense);
     }
@@ -158,12 +160,8 @@ std::vector<StageMemory> stage_memory(const ModelSpec& m, const LayoutSpec& l, c
     const bytes recomputed =
         l.recompute != Recompute::none && in_flight > 0 ? recomputed_layer_bytes(m, l, g, plan, s, imbalance) : 0;
     // Only the stage that holds the embedding (the output head and loss) runs those ops.
-    bool embedding = false, lm_head = false;
-    for (int c = 0; c < plan.chunks; ++c) {
-      embedding = embedding || plan.at(s, c).embedding;
-      lm_head = lm_head || plan.at(s, c).lm_head;
-    }
-    const bytes largest_edge_op = std::max(embedding ? largest_op({&g.embedding}) : 0.0, lm_head ? largest_op({&g.lm_head}) : 0.0);
+    const bytes largest_edge_op =
+        std::max(edges.embedding ? largest_embedding_op : 0.0, edges.lm_head ? largest_head_op : 0.0);
     sm.buffers = std::max(largest_edge_op, largest_decoder_op + recomputed) + p2p;
     sm.reserve = hw.device.framework_reserve;
     out.push_back(sm);

@@ -273,8 +273,11 @@ LayoutSpec parse_layout(const json& j, const std::string& file) {
     l.cuda_graphs = graphs == "full" ? CudaGraphs::full : graphs == "partial" ? CudaGraphs::partial : CudaGraphs::none;
   }
   {
-    const std::string ce = f.choice_or("cross_entropy", {"in_place", "fused", "pytorch"}, "in_place");
-    l.cross_entropy = ce == "fused" ? CrossEntropy::fused : ce == "pytorch" ? CrossEntropy::pytorch : CrossEntropy::in_place;
+    constexpr CrossEntropy losses[] = {CrossEntropy::in_place, CrossEntropy::fused, CrossEntropy::pytorch};
+    const std::string ce = f.choice_or("cross_entropy", {to_string(losses[0]), to_string(losses[1]), to_string(losses[2])},
+                                       to_string(CrossEntropy::in_place));
+    for (CrossEntropy c : losses)
+      if (ce == to_string(c)) l.cross_entropy = c;
   }
   if (f.has("recompute_modules")) {
     // Megatron-Core's --recompute-modules; "moe" and "shared_experts" (rerunning a whole MoE layer with its
