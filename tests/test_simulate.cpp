@@ -355,3 +355,34 @@ TEST_CASE("simulate: MFU divides by the BF16 peak, so FP8 training may pass 1 bu
   CHECK(fp8.mfu > bf16.mfu);
   CHECK(sim::invariant_violations(fp8).empty());
 }
+
+TEST_CASE("simulate: the GH100 profiles differ only by their hardware", "[simulate][profiles]") {
+  // H100, H200 and H800 are one die (same SMs, clocks and 989 TFLOP/s BF16) run by the same software, so
+  // they share the efficiencies fitted on the H100 runs. H200 adds HBM bandwidth and capacity; H800 cuts
+  // NVLink from 18 links to 8. With its untransferred priors, H800 simulated 10% faster than H100.
+  const HardwareProfile h100 = io::load_profile("h100-sxm");
+  for (const std::string name : {"h200", "h800"}) {
+    INFO(name);
+    const DeviceSpec d = io::load_profile(name).device;
+    CHECK(d.matrix_bf16 == h100.device.matrix_bf16);
+    CHECK(d.matrix.peak_fraction == h100.device.matrix.peak_fraction);
+    CHECK(d.matrix.attention_fraction == h100.device.matrix.attention_fraction);
+    CHECK(d.matrix.grouped_gemm_factor == h100.device.matrix.grouped_gemm_factor);
+    CHECK(d.matrix.half_saturation_flops == h100.device.matrix.half_saturation_flops);
+    CHECK(d.launch_overhead == h100.device.launch_overhead);
+  }
+  Run mixtral{io::load_model("mixtral-8x22b"), make_layout(128, 2, 8, 8, 256, 4096), h100};
+  Run llama{io::load_model("llama3-70b"), make_layout(64, 8, 2, 1, 64, 8192), h100};
+  llama.layout.etp = 8;
+  for (Run run : {mixtral, llama}) {
+    const double t100 = simulate(run).iteration_time;
+    run.hw = io::load_profile("h200");
+    const double t200 = simulate(run).iteration_time;
+    run.hw = io::load_profile("h800");
+    const double t800 = simulate(run).iteration_time;
+    INFO(run.model.name << ": H100 " << t100 << " s, H200 " << t200 << " s, H800 " << t800 << " s");
+    CHECK(t200 <= t100);
+    CHECK(t200 > 0.85 * t100);  // more bandwidth for the memory-bound ops, not a faster matrix unit
+    CHECK(t800 >= t100);
+  }
+}
