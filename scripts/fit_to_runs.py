@@ -11,8 +11,13 @@ Several profiles given as A,B,C are fitted jointly: one set of device efficienci
 them (devices of one generation running the same software stack), which puts more runs behind each
 fitted number. Tier efficiencies are then left as they are, since the profiles' tiers differ.
 
+With --cross-validate, nothing is written: the runs of each source (paper, README, recipe set) are
+held out in turn, the efficiencies are fitted to the other sources' runs, and the held-out runs are
+predicted with that fit. This is the error to expect on runs the profile was not fitted to (the MAPE
+`moesim validate` prints is in-sample for fitted profiles). --json writes the folds.
+
 usage: scripts/fit_to_runs.py PROFILE[,PROFILE...] RUNS.json [--exclude-zero3] [--write]
-       [--moesim build/moesim]
+       [--cross-validate [--json FILE]] [--rounds N] [--moesim build/moesim]
 """
 import argparse
 import copy
@@ -61,50 +66,32 @@ def has(d, path):
         return False
 
 
-def evaluate(profiles, runs_file, moesim, workdir, exclude_zero3):
+def validate(profiles, runs_path, moesim, workdir):
+    """Signed error % per run id of `moesim validate` with these profiles."""
     for name, profile in profiles.items():
         with open(os.path.join(workdir, "hw_profiles", name + ".json"), "w") as f:
             json.dump(profile, f)
     out = os.path.join(workdir, "out.json")
     env = dict(os.environ, MOESIM_DATA_DIR=workdir)
-    subprocess.run([moesim, "validate", runs_file, "--json", out], env=env, check=True, stdout=subprocess.DEVNULL)
-    runs = json.load(open(out))["runs"]
-    errs = [abs(r["error_pct"]) for r in runs
-            if r.get("hardware") in profiles and not (exclude_zero3 and r["id"] in ZERO3)]
-    return sum(errs) / len(errs) if errs else float("nan"), len(errs)
+    subprocess.run([moesim, "validate", runs_path, "--json", out], env=env, check=True, stdout=subprocess.DEVNULL)
+    return {r["id"]: r["error_pct"] for r in json.load(open(out))["runs"] if r.get("hardware") in profiles}
 
 
-ZERO3 = set()
+def mape(errors):
+    return sum(abs(e) for e in errors) / len(errors) if errors else float("nan")
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("profiles", help="profile name, or several joined by commas for a joint fit")
-    ap.add_argument("runs")
-    ap.add_argument("--moesim", default=os.path.join(ROOT, "build", "moesim"))
-    ap.add_argument("--exclude-zero3", action="store_true",
-                    help="leave ZeRO-3 runs out of the objective (still reported by validate)")
-    ap.add_argument("--write", action="store_true")
-    ap.add_argument("--rounds", type=int, default=3)
-    a = ap.parse_args()
-    names = a.profiles.split(",")
-    records = json.load(open(a.runs))
-    for r in records:
-        if r.get("layout", {}).get("zero_stage") == 3:
-            ZERO3.add(r["id"])
-    paths = {n: os.path.join(ROOT, "hw_profiles", n + ".json") for n in names}
-    profiles = {n: json.load(open(p)) for n, p in paths.items()}
-    work = tempfile.mkdtemp()
-    shutil.copytree(os.path.join(ROOT, "models"), os.path.join(work, "models"))
-    shutil.copytree(os.path.join(ROOT, "hw_profiles"), os.path.join(work, "hw_profiles"))
-    # Only these profiles' runs are simulated while fitting (the others cannot move).
-    runs_path = os.path.join(work, "runs.json")
-    json.dump([r for r in records if r.get("hardware", {}).get("profile") in profiles], open(runs_path, "w"))
-    params = DEVICE_PARAMS + (TIER_PARAMS if len(names) == 1 else [])
-    best, n = evaluate(profiles, runs_path, a.moesim, work, a.exclude_zero3)
-    print(f"{a.profiles}: start MAPE {best:.2f}% over {n} runs")
-    first = profiles[names[0]]
-    for _ in range(a.rounds):
+def fit(profiles, runs_path, params, rounds, objective_ids, moesim, workdir, log):
+    """Coordinate descent on the MAPE of the runs in objective_ids (None: all runs of runs_path).
+    Returns the fitted profiles and their MAPE."""
+    def objective(cand):
+        errs = validate(cand, runs_path, moesim, workdir)
+        return mape([e for i, e in errs.items() if objective_ids is None or i in objective_ids])
+
+    best = objective(profiles)
+    log(f"  start MAPE {best:.2f}%")
+    first = profiles[next(iter(profiles))]
+    for _ in range(rounds):
         for p, step, lo, hi in params:
             if not has(first, p):
                 continue
@@ -119,25 +106,116 @@ def main():
                     cand = copy.deepcopy(profiles)
                     for prof in cand.values():
                         put(prof, p, v)
-                    err, _ = evaluate(cand, runs_path, a.moesim, work, a.exclude_zero3)
+                    err = objective(cand)
                     if err + 1e-9 < best:
                         best, profiles, v0 = err, cand, v
-                        first = profiles[names[0]]
+                        first = profiles[next(iter(profiles))]
                     else:
                         break
-        print(f"  MAPE {best:.2f}%  " + str({".".join(map(str, p)): get(first, p) for p, *_ in params if has(first, p)}))
-    shutil.rmtree(work)
+        log(f"  MAPE {best:.2f}%  " + str(fitted_values(first, params)))
+    return profiles, best
+
+
+def fitted_values(profile, params):
+    return {".".join(map(str, p)): get(profile, p) for p, *_ in params if has(profile, p)}
+
+
+def source_of(record):
+    s = record.get("source", {})
+    return s.get("url") or s.get("title") or "unknown"
+
+
+def cross_validate(profiles, records, runs_path, params, rounds, objective_ids, moesim, workdir):
+    """Leave one source out: fit on the other sources' runs, predict the held-out ones."""
+    by_source = {}
+    for r in records:
+        if r["id"] in objective_ids:
+            by_source.setdefault(source_of(r), set()).add(r["id"])
+    in_sample = validate(profiles, runs_path, moesim, workdir)
+    folds, held_out = [], {}
+    for source, ids in sorted(by_source.items(), key=lambda kv: -len(kv[1])):
+        print(f"fold: hold out {len(ids)} runs of {source}", flush=True)
+        fitted, train_mape = fit(copy.deepcopy(profiles), runs_path, params, rounds, objective_ids - ids, moesim,
+                                 workdir, lambda line: None)
+        errs = validate(fitted, runs_path, moesim, workdir)
+        for i in ids:
+            held_out[i] = errs[i]
+        folds.append({"held_out_source": source, "runs": len(ids), "fit_runs": len(objective_ids - ids),
+                      "fit_mape_pct": train_mape, "held_out_mape_pct": mape([errs[i] for i in ids]),
+                      "held_out_mape_pct_with_current_profile": mape([in_sample[i] for i in ids]),
+                      "fitted": fitted_values(fitted[next(iter(fitted))], params)})
+        f = folds[-1]
+        print(f"  fitted on {f['fit_runs']} runs: MAPE {f['fit_mape_pct']:.2f}%; held out: MAPE "
+              f"{f['held_out_mape_pct']:.2f}% (current profile: {f['held_out_mape_pct_with_current_profile']:.2f}%)",
+              flush=True)
+    summary = {"runs": len(held_out), "held_out_mape_pct": mape(held_out.values()),
+               "held_out_max_abs_error_pct": max(abs(e) for e in held_out.values()),
+               "in_sample_mape_pct": mape([in_sample[i] for i in held_out]),
+               "in_sample_max_abs_error_pct": max(abs(in_sample[i]) for i in held_out)}
+    print(f"leave-one-source-out over {summary['runs']} runs: held-out MAPE {summary['held_out_mape_pct']:.2f}% "
+          f"(max {summary['held_out_max_abs_error_pct']:.1f}%), in-sample {summary['in_sample_mape_pct']:.2f}% "
+          f"(max {summary['in_sample_max_abs_error_pct']:.1f}%)")
+    return {"folds": folds, "summary": summary,
+            "runs": [{"id": i, "held_out_error_pct": e, "in_sample_error_pct": in_sample[i]}
+                     for i, e in sorted(held_out.items())]}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("profiles", help="profile name, or several joined by commas for a joint fit")
+    ap.add_argument("runs")
+    ap.add_argument("--moesim", default=os.path.join(ROOT, "build", "moesim"))
+    ap.add_argument("--exclude-zero3", action="store_true",
+                    help="leave ZeRO-3 runs out of the objective (still reported by validate)")
+    ap.add_argument("--write", action="store_true")
+    ap.add_argument("--cross-validate", action="store_true",
+                    help="hold out each source's runs in turn and predict them with a fit to the others")
+    ap.add_argument("--json", help="with --cross-validate: write the folds and per-run errors here")
+    ap.add_argument("--rounds", type=int, default=3)
+    a = ap.parse_args()
+    if a.write and a.cross_validate:
+        ap.error("--write and --cross-validate exclude each other")
+    if a.json and not a.cross_validate:
+        ap.error("--json goes with --cross-validate")
+    names = a.profiles.split(",")
+    records = json.load(open(a.runs))
+    paths = {n: os.path.join(ROOT, "hw_profiles", n + ".json") for n in names}
+    profiles = {n: json.load(open(p)) for n, p in paths.items()}
+    work = tempfile.mkdtemp()
+    try:
+        shutil.copytree(os.path.join(ROOT, "models"), os.path.join(work, "models"))
+        shutil.copytree(os.path.join(ROOT, "hw_profiles"), os.path.join(work, "hw_profiles"))
+        # Only these profiles' runs are simulated while fitting (the others cannot move).
+        mine = [r for r in records if r.get("hardware", {}).get("profile") in profiles]
+        runs_path = os.path.join(work, "runs.json")
+        json.dump(mine, open(runs_path, "w"))
+        scored = set(validate(profiles, runs_path, a.moesim, work))  # records validate skips are not scored
+        objective_ids = {r["id"] for r in mine if r["id"] in scored
+                         and not (a.exclude_zero3 and r.get("layout", {}).get("zero_stage") == 3)}
+        params = DEVICE_PARAMS + (TIER_PARAMS if len(names) == 1 else [])
+        if a.cross_validate:
+            result = cross_validate(profiles, mine, runs_path, params, a.rounds, objective_ids, a.moesim, work)
+            if a.json:
+                with open(a.json, "w") as f:
+                    json.dump({"profiles": names, "runs_file": a.runs, "rounds": a.rounds, **result}, f, indent=1)
+                    f.write("\n")
+            return 0
+        print(f"{a.profiles}: {len(objective_ids)} runs")
+        profiles, best = fit(profiles, runs_path, params, a.rounds, objective_ids, a.moesim, work, print)
+    finally:
+        shutil.rmtree(work)
     if a.write:
         joint = f" jointly with {', '.join(x for x in names)}" if len(names) > 1 else ""
         for name, profile in profiles.items():
             profile["device"]["source"]["calibration"] = (
-                f"efficiencies fitted by scripts/fit_to_runs.py to {n} published runs in "
+                f"efficiencies fitted by scripts/fit_to_runs.py to {len(objective_ids)} published runs in "
                 f"{os.path.relpath(a.runs, ROOT)}{joint} (MAPE {best:.1f}%); one set of values for all runs "
                 "on this hardware")
             with open(paths[name], "w") as f:
                 json.dump(profile, f, indent=2)
                 f.write("\n")
             print("wrote", paths[name])
+    return 0
 
 
 if __name__ == "__main__":
