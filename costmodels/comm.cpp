@@ -211,25 +211,81 @@ CollectiveCost collective_time(CollectiveKind kind, bytes buffer, const GroupPla
           "hierarchical(" + tier_chain(levels, tiers) + ")"};
 }
 
-double expected_domains_hit(double domains, int top_k) {
-  if (domains <= 1) return domains > 0 ? 1.0 : 0.0;
-  // Each of the top_k choices lands in a given domain with probability 1/D (uniform routing, choices
-  // treated as independent: exact with replacement, slightly low without), so a domain is missed
-  // with probability (1-1/D)^k; linearity of expectation over the D domains.
-  return domains * (1.0 - std::pow(1.0 - 1.0 / domains, top_k));
+namespace {
+
+// C(n, r) as a double; 0 outside 0 <= r <= n.
+double binomial(int n, int r) {
+  if (r < 0 || r > n) return 0;
+  double c = 1;
+  for (int i = 1; i <= r; ++i) c = c * (n - r + i) / i;
+  return c;
 }
 
-CollectiveCost expert_dispatch_time(double tokens, bytes token_bytes, int top_k, double imbalance,
+void check_routing(const ExpertRouting& r) {
+  if (r.top_k < 1) throw std::invalid_argument("comm: top_k must be >= 1");
+  if (r.groups < 1 || r.group_top_k < 1 || r.group_top_k > r.groups)
+    throw std::invalid_argument("comm: routing needs 1 <= group_top_k <= groups");
+  if (r.groups > 1 && (r.experts < r.groups || r.experts % r.groups != 0))
+    throw std::invalid_argument("comm: group-limited routing needs experts divisible by groups");
+}
+
+}  // namespace
+
+double expected_domains_hit(int domains, const ExpertRouting& r) {
+  check_routing(r);
+  if (domains <= 1) return domains > 0 ? 1.0 : 0.0;
+  const double D = domains;
+  if (r.groups == 1 || r.group_top_k == r.groups) {
+    // Each of the top_k choices lands in a given domain with probability 1/D, so a domain is missed
+    // with probability (1-1/D)^k; linearity of expectation over the D domains.
+    return D * (1.0 - std::pow(1.0 - 1.0 / D, r.top_k));
+  }
+  // Domain d holds experts [d E/D, (d+1) E/D), group g experts [g E/G, (g+1) E/G). With the chosen group
+  // set S, one expert lands in d with probability sum_{g in S} f(g,d) / group_top_k, f the share of g's
+  // experts inside d. The groups inside d are interchangeable: count c of them chosen (hypergeometric);
+  // the at most two it holds in part are enumerated.
+  const int G = r.groups, kg = r.group_top_k;
+  const double group_span = 1.0 / G, domain_span = 1.0 / D;  // in units of all experts
+  const double subsets = binomial(G, kg);
+  double hits = 0;
+  for (int d = 0; d < domains; ++d) {
+    const double lo = d * domain_span, hi = lo + domain_span;
+    int whole = 0;
+    std::vector<double> partial;  // f(g, d) of groups d holds in part
+    for (int g = 0; g < G; ++g) {
+      const double overlap = std::min(hi, (g + 1) * group_span) - std::max(lo, g * group_span);
+      if (overlap <= 1e-12 * group_span) continue;
+      if (overlap >= group_span * (1 - 1e-12)) ++whole;
+      else partial.push_back(overlap / group_span);
+    }
+    const int others = G - whole - static_cast<int>(partial.size());
+    double missed = 0;
+    for (unsigned mask = 0; mask < (1u << partial.size()); ++mask) {
+      double share = 0;
+      int picked = 0;
+      for (std::size_t i = 0; i < partial.size(); ++i)
+        if (mask & (1u << i)) share += partial[i], ++picked;
+      for (int c = 0; c <= std::min(whole, kg - picked); ++c) {
+        const double p = binomial(whole, c) * binomial(others, kg - c - picked) / subsets;
+        if (p > 0) missed += p * std::pow(std::max(0.0, 1.0 - (c + share) / kg), r.top_k);
+      }
+    }
+    hits += 1.0 - missed;
+  }
+  return hits;
+}
+
+CollectiveCost expert_dispatch_time(double tokens, bytes token_bytes, const ExpertRouting& routing, double imbalance,
                                     const GroupPlacement& group, const std::vector<Tier>& tiers,
                                     AllToAllAlgorithm algorithm) {
-  if (top_k < 1) throw std::invalid_argument("comm: top_k must be >= 1");
+  check_routing(routing);
   if (imbalance <= 0) throw std::invalid_argument("comm: imbalance must be positive");
   const std::vector<GroupLevel> levels = group_levels(group, tiers);
   if (levels.empty()) return zero_cost(-1, "none");
   // Each device sends one copy of a token per selected expert: tokens * top_k * token_bytes, of which
   // (n-1)/n leaves the device. The busiest member receives `imbalance` x the mean and paces the group
   // (DeepSeek-V3 arXiv 2412.19437 sec. 3.4 / GShard capacity reasoning), so every byte is scaled.
-  const bytes copies = tokens * top_k * token_bytes * imbalance;
+  const bytes copies = tokens * routing.top_k * token_bytes * imbalance;
   // A group inside one domain has no outer tier to save traffic on: both algorithms are the flat one.
   if (algorithm == AllToAllAlgorithm::pairwise || levels.size() == 1)
     return collective_time(CollectiveKind::all_to_all, copies, group, tiers);
@@ -237,7 +293,8 @@ CollectiveCost expert_dispatch_time(double tokens, bytes token_bytes, int top_k,
   // Hierarchical EP all-to-all (Pangu Ultra MoE arXiv 2505.04519; node-level deduplication as in
   // DeepSeek-V3 arXiv 2412.19437 sec. 3.2.2 / DeepEP): D outer domains of m members.
   // Stage 1 (outer tier, all-gather-like): a token goes once to each *remote* domain holding at least
-  // one of its top_k experts, i.e. expected_domains_hit(D, k) * (D-1)/D = (D-1)(1-(1-1/D)^k) copies;
+  // one of its top_k experts, i.e. expected_domains_hit(D, routing) * (D-1)/D copies ((D-1)(1-(1-1/D)^k)
+  // without group-limited routing; the domain that sends is hit as often as any other, by symmetry);
   // sent to the peer with the same local index in each of the D-1 domains: bytes/B_out + (D-1) alpha
   // (one step on a full-mesh outer tier).
   // Stage 2 (inner domain, pairwise all-to-all): each device now holds, by symmetry, tokens*top_k
@@ -247,7 +304,7 @@ CollectiveCost expert_dispatch_time(double tokens, bytes token_bytes, int top_k,
   const Tier& outer_tier = tiers[static_cast<std::size_t>(outer.tier)];
   const double domains = outer.members;
   const int inner_members = levels[levels.size() - 2].cumulative;
-  const double remote_hits = expected_domains_hit(domains, top_k) * (domains - 1.0) / domains;
+  const double remote_hits = expected_domains_hit(outer.members, routing) * (domains - 1.0) / domains;
   const bytes outer_bytes = tokens * token_bytes * imbalance * remote_hits;
   seconds t = 0;
   if (outer_bytes > 0)

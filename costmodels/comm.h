@@ -82,18 +82,33 @@ CollectiveCost flat_collective_time(CollectiveKind kind, bytes buffer, int n, co
 CollectiveCost collective_time(CollectiveKind kind, bytes buffer, const GroupPlacement& group,
                                const std::vector<Tier>& tiers, const CollectiveOptions& options = {});
 
-// Expected number of distinct domains, out of `domains` equally likely ones, that hold at least one
-// of a token's `top_k` experts under uniform routing: D * (1 - (1 - 1/D)^top_k).
-double expected_domains_hit(double domains, int top_k);
+// How a token picks its experts. Without groups: top_k of all experts. DeepSeek's group-limited
+// routing (DeepSeek-V2 arXiv 2405.04434 §2.2.2 device-limited, DeepSeek-V3 arXiv 2412.19437 §2.1.2
+// node-limited; HF config n_group / topk_group): the experts form `groups` equal contiguous groups and a
+// token takes its top_k experts from its `group_top_k` best groups, which bounds the nodes it reaches.
+struct ExpertRouting {
+  int top_k = 1;
+  int experts = 0;  // needed only with groups > 1
+  int groups = 1;
+  int group_top_k = 1;
+};
+
+// Expected number of distinct domains, out of `domains` that split the experts into equal contiguous
+// ranges (EP ranks hold contiguous experts), holding at least one of a token's top_k experts. Routing
+// is uniform: the chosen groups are a uniform group_top_k-subset of the groups, and each of the top_k
+// experts is uniform over the chosen groups' experts, drawn independently (with replacement: exact for
+// top_k = 1, slightly high in misses otherwise). Without groups: D * (1 - (1 - 1/D)^top_k).
+double expected_domains_hit(int domains, const ExpertRouting& routing);
 
 // MoE token dispatch (and, symmetrically, combine) over an EP group: each device holds `tokens`
-// tokens of `token_bytes`, each routed to `top_k` experts spread evenly over the group. `imbalance` is
+// tokens of `token_bytes`, each routed to `routing.top_k` experts spread evenly over the group. `imbalance` is
 // the max/mean load of the busiest member (>= 1), which sets the pace of the whole group: all bytes
 // are scaled by it.
 // Flat: each token copy crosses the network once per destination expert.
 // Hierarchical: a token crosses the outer tier once per remote domain that needs it (all-gather
-// across domains), then fans out inside the domain (all-to-all on the inner tier).
-CollectiveCost expert_dispatch_time(double tokens, bytes token_bytes, int top_k, double imbalance,
+// across domains), then fans out inside the domain (all-to-all on the inner tier). Group-limited
+// routing lowers the number of domains a token needs, so it shortens only the hierarchical dispatch.
+CollectiveCost expert_dispatch_time(double tokens, bytes token_bytes, const ExpertRouting& routing, double imbalance,
                                     const GroupPlacement& group, const std::vector<Tier>& tiers,
                                     AllToAllAlgorithm algorithm);
 

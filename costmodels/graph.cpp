@@ -98,6 +98,11 @@ GraphContext make_context(const ModelSpec& model, const LayoutSpec& layout) {
 
 namespace {
 
+comm::ExpertRouting routing_of(const MoeSpec& moe) {
+  return {.top_k = moe.top_k, .experts = moe.experts, .groups = moe.router_groups,
+          .group_top_k = moe.router_group_top_k};
+}
+
 // Builds ops of one layer; `a` is the activation element size.
 class LayerBuilder {
  public:
@@ -358,7 +363,7 @@ class LayerBuilder {
       d.collective.expert_dispatch = true;
       d.collective.tokens = routed_tokens;
       d.collective.token_bytes = h * c_.dispatch_bytes;
-      d.collective.top_k = moe.top_k;
+      d.collective.routing = routing_of(moe);
     }
     const double expert_tokens = routed_tokens * moe.top_k * c_.etp;  // per device, balanced
     if (c_.etp > 1)
@@ -389,7 +394,7 @@ class LayerBuilder {
       d.collective.expert_dispatch = true;
       d.collective.tokens = routed_tokens;
       d.collective.token_bytes = h * a_;
-      d.collective.top_k = moe.top_k;
+      d.collective.routing = routing_of(moe);
     }
     vector("unpermute", routed_tokens * moe.top_k * h, 2).saved_bytes = routed_tokens * moe.top_k * h * a_;
     if (moe.shared_experts > 0) {

@@ -27,7 +27,7 @@ struct CollectiveOp {
   bool expert_dispatch = false; // EP dispatch/combine: priced by comm::expert_dispatch_time
   double tokens = 0;            // for expert_dispatch: tokens per device before routing
   bytes token_bytes = 0;
-  int top_k = 0;
+  comm::ExpertRouting routing;
 };
 
 struct Op {

@@ -41,6 +41,10 @@ struct MoeSpec {
   int shared_experts = 0;             // always-active experts
   double shared_expert_intermediate = 0;  // width of one shared expert (= expert_intermediate unless given)
   int first_dense_layers = 0;         // leading layers that use the dense FFN instead of experts
+  // Group-limited routing (DeepSeek-V2/V3 n_group / topk_group): the experts form router_groups equal
+  // groups and a token picks its top_k experts from its router_group_top_k best groups. 1 / 1: any experts.
+  int router_groups = 1;
+  int router_group_top_k = 1;
 };
 
 struct ModelSpec {

@@ -488,6 +488,15 @@ def layout_of(rec, group, assume):
                                "recipe)" if layout["fp8_dispatch"] else
                "dispatcher hybridep: BF16 dispatch (Megatron-Core's HybridEP backend asserts it has no FP8 "
                "dispatch)")
+    if group == "deepseek-v3":
+        # DeepSeek-V3 technical report (arXiv 2412.19437): tokens go over InfiniBand once to the GPU with
+        # the same in-node index on each target node, then over NVLink (sec. 3.2.2), and the dispatch
+        # carries FP8 activations, the combine BF16 (sec. 3.3.4).
+        layout["ep_all_to_all"] = "hierarchical"
+        layout["fp8_dispatch"] = True
+        assume("ep_all_to_all", "source sec. 3.2.2: IB to the same in-node index on each target node, then NVLink "
+                                "(node-deduplicated: moesim's hierarchical dispatch)")
+        assume("fp8_dispatch", "source sec. 3.3.4: FP8 dispatch, BF16 combine")
     if "CUDA graphs local full_iteration" in features:
         layout["cuda_graphs"] = "full"
     elif "CUDA graphs transformer_engine" in features:

@@ -98,7 +98,7 @@ OpTiming time_op(const Op& op, const LayoutSpec& l, const HardwareProfile& hw, d
       const comm::GroupPlacement g = placement(c.group, l);
       comm::CollectiveCost cost;
       if (c.expert_dispatch) {
-        cost = comm::expert_dispatch_time(c.tokens, c.token_bytes, c.top_k, imbalance, g, hw.tiers,
+        cost = comm::expert_dispatch_time(c.tokens, c.token_bytes, c.routing, imbalance, g, hw.tiers,
                                           l.hierarchical_ep_all_to_all ? comm::AllToAllAlgorithm::hierarchical
                                                                        : comm::AllToAllAlgorithm::pairwise);
       } else {

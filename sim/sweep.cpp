@@ -307,6 +307,15 @@ ModelOrError point_model(const SweepSpec& spec, const std::vector<int>& values) 
       return {std::nullopt, fmt::format("top_k {} exceeds experts {}", m.moe->top_k, m.moe->experts)};
     if (m.moe->first_dense_layers >= m.layers)
       return {std::nullopt, fmt::format("first_dense_layers {} not below layers {}", m.moe->first_dense_layers, m.layers)};
+    // The base model's group-limited routing keeps its group count (the rules of a model file).
+    const MoeSpec& moe = *m.moe;
+    if (moe.experts % moe.router_groups != 0)
+      return {std::nullopt, fmt::format("{} experts do not split into the base model's {} router groups", moe.experts,
+                                        moe.router_groups)};
+    if (moe.top_k > moe.router_group_top_k * (moe.experts / moe.router_groups))
+      return {std::nullopt, fmt::format("top_k {} exceeds the {} experts of {} of {} router groups", moe.top_k,
+                                        moe.router_group_top_k * (moe.experts / moe.router_groups),
+                                        moe.router_group_top_k, moe.router_groups)};
   }
   return {m, ""};
 }

@@ -79,9 +79,9 @@ TEST_CASE("comm: placement helpers", "[comm]") {
   CHECK(effective_bandwidth(hccs(), 2) == Approx(28e9 * 0.7));
   CHECK(effective_bandwidth(hccs(), 4) == Approx(3 * 28e9 * 0.7));
   CHECK(effective_bandwidth(hccs(), 64) == Approx(196e9 * 0.7));  // capped at the 7 links
-  CHECK(expected_domains_hit(4, 8) == Approx(4 * (1 - std::pow(0.75, 8))));
-  CHECK(expected_domains_hit(8, 1) == Approx(1.0));
-  CHECK(expected_domains_hit(1, 8) == Approx(1.0));
+  CHECK(expected_domains_hit(4, {.top_k = 8}) == Approx(4 * (1 - std::pow(0.75, 8))));
+  CHECK(expected_domains_hit(8, {.top_k = 1}) == Approx(1.0));
+  CHECK(expected_domains_hit(1, {.top_k = 8}) == Approx(1.0));
 }
 
 TEST_CASE("comm: ring and tree all-reduce closed forms on one switched tier", "[comm]") {
@@ -188,7 +188,7 @@ TEST_CASE("comm: a tier's all-to-all efficiency slows all-to-alls only", "[comm]
   const double tokens = 4096, token_bytes = 2048;
   const double remote = 3.0 * (1.0 - std::pow(0.75, 2));
   const double copies = tokens * 2 * token_bytes;
-  CHECK(expert_dispatch_time(tokens, token_bytes, 2, 1.0, {32, 1}, tiers, AllToAllAlgorithm::hierarchical).time ==
+  CHECK(expert_dispatch_time(tokens, token_bytes, {.top_k = 2}, 1.0, {32, 1}, tiers, AllToAllAlgorithm::hierarchical).time ==
         Approx(tokens * token_bytes * remote / (25e9 * 0.6) + 3 * 10e-6 + 7.0 / 8.0 * copies / 200e9 + 7 * 2e-6)
             .epsilon(1e-12));
 }
@@ -203,7 +203,7 @@ TEST_CASE("comm: a group of one, or nothing to send, costs nothing", "[comm]") {
   }
   CHECK(collective_time(CollectiveKind::all_reduce, gib, {1, 8}, {}).time == 0.0);
   for (auto a : {AllToAllAlgorithm::pairwise, AllToAllAlgorithm::hierarchical}) {
-    const CollectiveCost d = expert_dispatch_time(4096, 14336, 8, 1.3, {1, 1}, tiers, a);
+    const CollectiveCost d = expert_dispatch_time(4096, 14336, {.top_k = 8}, 1.3, {1, 1}, tiers, a);
     CHECK(d.time == 0.0);
     CHECK(d.tier == -1);
   }
@@ -241,12 +241,12 @@ TEST_CASE("comm: monotone in bandwidth, latency and bytes", "[comm]") {
         }
         for (auto a2a : {AllToAllAlgorithm::pairwise, AllToAllAlgorithm::hierarchical}) {
           const double tokens = S / 1e4;
-          const double base = expert_dispatch_time(tokens, 14336, 4, 1.2, g, tiers, a2a).time;
-          CHECK(expert_dispatch_time(tokens, 14336, 4, 1.2, g, faster, a2a).time <= base);
-          CHECK(expert_dispatch_time(tokens, 14336, 4, 1.2, g, quicker, a2a).time <= base);
-          CHECK(expert_dispatch_time(2 * tokens, 14336, 4, 1.2, g, tiers, a2a).time >= base);
-          CHECK(expert_dispatch_time(tokens, 14336, 8, 1.2, g, tiers, a2a).time >= base);
-          CHECK(expert_dispatch_time(tokens, 14336, 4, 1.5, g, tiers, a2a).time >= base);
+          const double base = expert_dispatch_time(tokens, 14336, {.top_k = 4}, 1.2, g, tiers, a2a).time;
+          CHECK(expert_dispatch_time(tokens, 14336, {.top_k = 4}, 1.2, g, faster, a2a).time <= base);
+          CHECK(expert_dispatch_time(tokens, 14336, {.top_k = 4}, 1.2, g, quicker, a2a).time <= base);
+          CHECK(expert_dispatch_time(2 * tokens, 14336, {.top_k = 4}, 1.2, g, tiers, a2a).time >= base);
+          CHECK(expert_dispatch_time(tokens, 14336, {.top_k = 8}, 1.2, g, tiers, a2a).time >= base);
+          CHECK(expert_dispatch_time(tokens, 14336, {.top_k = 4}, 1.5, g, tiers, a2a).time >= base);
         }
       }
     }
@@ -291,9 +291,9 @@ TEST_CASE("comm: hierarchical vs flat expert dispatch", "[comm]") {
 
   SECTION("Pangu: EP32 over 4 nodes of 8, top_k 8 -> hierarchical wins") {
     const GroupPlacement ep{32, 1};
-    const CollectiveCost flat = expert_dispatch_time(tokens, token_bytes, 8, 1.0, ep, tiers, AllToAllAlgorithm::pairwise);
+    const CollectiveCost flat = expert_dispatch_time(tokens, token_bytes, {.top_k = 8}, 1.0, ep, tiers, AllToAllAlgorithm::pairwise);
     const CollectiveCost hier =
-        expert_dispatch_time(tokens, token_bytes, 8, 1.0, ep, tiers, AllToAllAlgorithm::hierarchical);
+        expert_dispatch_time(tokens, token_bytes, {.top_k = 8}, 1.0, ep, tiers, AllToAllAlgorithm::hierarchical);
     // Flat: 8 copies per token; 24/32 over RoCE (max term), 7/32 over the mesh; 24 RoCE + 1 mesh step.
     const double copies = tokens * 8 * token_bytes;
     CHECK(flat.time == Approx(24.0 / 32.0 * copies / b_out + 24 * 1.5e-6 + 0.5e-6).epsilon(1e-12));
@@ -309,20 +309,20 @@ TEST_CASE("comm: hierarchical vs flat expert dispatch", "[comm]") {
     CHECK(hier.tier == 1);
     CHECK(hier.time < 0.7 * flat.time);
     // Imbalance scales the bytes of both stages.
-    CHECK(expert_dispatch_time(tokens, token_bytes, 8, 1.5, ep, tiers, AllToAllAlgorithm::hierarchical).time ==
+    CHECK(expert_dispatch_time(tokens, token_bytes, {.top_k = 8}, 1.5, ep, tiers, AllToAllAlgorithm::hierarchical).time ==
           Approx(1.5 * (expected - 3 * 1.5e-6 - 0.5e-6) + 3 * 1.5e-6 + 0.5e-6).epsilon(1e-12));
   }
 
   SECTION("top_k 1 over 8 nodes -> flat wins (no duplicates to save, inner tier used twice)") {
     const GroupPlacement ep{64, 1};
-    const double flat = expert_dispatch_time(tokens, token_bytes, 1, 1.0, ep, tiers, AllToAllAlgorithm::pairwise).time;
-    const double hier = expert_dispatch_time(tokens, token_bytes, 1, 1.0, ep, tiers, AllToAllAlgorithm::hierarchical).time;
+    const double flat = expert_dispatch_time(tokens, token_bytes, {.top_k = 1}, 1.0, ep, tiers, AllToAllAlgorithm::pairwise).time;
+    const double hier = expert_dispatch_time(tokens, token_bytes, {.top_k = 1}, 1.0, ep, tiers, AllToAllAlgorithm::hierarchical).time;
     CHECK(flat < hier);
   }
 
   SECTION("a group inside one node: hierarchical falls back to flat") {
-    const double flat = expert_dispatch_time(tokens, token_bytes, 8, 1.0, {8, 1}, tiers, AllToAllAlgorithm::pairwise).time;
-    const double hier = expert_dispatch_time(tokens, token_bytes, 8, 1.0, {8, 1}, tiers, AllToAllAlgorithm::hierarchical).time;
+    const double flat = expert_dispatch_time(tokens, token_bytes, {.top_k = 8}, 1.0, {8, 1}, tiers, AllToAllAlgorithm::pairwise).time;
+    const double hier = expert_dispatch_time(tokens, token_bytes, {.top_k = 8}, 1.0, {8, 1}, tiers, AllToAllAlgorithm::hierarchical).time;
     CHECK(hier == flat);
     CHECK(flat == Approx(7.0 / 8.0 * tokens * 8 * token_bytes / b_in8 + 0.5e-6).epsilon(1e-12));
   }
@@ -332,7 +332,58 @@ TEST_CASE("comm: invalid input", "[comm]") {
   CHECK_THROWS_AS(collective_time(CollectiveKind::all_reduce, gib, {8, 1}, {}), std::invalid_argument);
   CHECK_THROWS_AS(collective_time(CollectiveKind::all_reduce, gib, {8, 1}, {switched("x", 8, 0, 0)}),
                   std::invalid_argument);
-  CHECK_THROWS_AS(expert_dispatch_time(1, 1, 0, 1, {8, 1}, nvlink_ib(), AllToAllAlgorithm::pairwise),
+  CHECK_THROWS_AS(expert_dispatch_time(1, 1, {.top_k = 0}, 1, {8, 1}, nvlink_ib(), AllToAllAlgorithm::pairwise),
                   std::invalid_argument);
   CHECK(std::string(to_string(CollectiveKind::all_to_all)) == "all_to_all");
+}
+
+TEST_CASE("comm: group-limited routing bounds the domains a token reaches", "[comm][routing]") {
+  const auto deepseek = [](int groups, int group_top_k) {
+    return ExpertRouting{.top_k = 8, .experts = 256, .groups = groups, .group_top_k = group_top_k};
+  };
+  // DeepSeek-V3 EP64 over 8 nodes: one group per node, a token in at most 4 nodes (arXiv 2412.19437 §2.1.2);
+  // its 8 experts are uniform over the 4 chosen nodes' experts.
+  CHECK(expected_domains_hit(8, deepseek(8, 4)) == Approx(4 * (1 - std::pow(0.75, 8))));
+  CHECK(expected_domains_hit(8, deepseek(8, 4)) <= 4);
+  // 16 domains: each group spans 2; a domain is reachable only when its group is chosen (4 of 8).
+  CHECK(expected_domains_hit(16, deepseek(8, 4)) == Approx(16 * 0.5 * (1 - std::pow(7.0 / 8.0, 8))));
+  // 4 domains of 2 groups: hypergeometric count c of the domain's groups among the 4 chosen.
+  const double missed = (15.0 + 40.0 * std::pow(0.75, 8) + 15.0 * std::pow(0.5, 8)) / 70.0;
+  CHECK(expected_domains_hit(4, deepseek(8, 4)) == Approx(4 * (1 - missed)));
+  // Choosing every group is no limit at all, and a tighter limit never reaches more domains.
+  CHECK(expected_domains_hit(8, deepseek(8, 8)) == Approx(expected_domains_hit(8, {.top_k = 8})));
+  for (int d : {2, 4, 8, 16, 32})
+    for (int kg = 1; kg < 8; ++kg) CHECK(expected_domains_hit(d, deepseek(8, kg)) <= expected_domains_hit(d, deepseek(8, kg + 1)) + 1e-12);
+
+  // Groups that straddle domains (24 experts: 6 groups of 4 over 4 domains of 6): against a seeded sample
+  // of the routing the formula describes.
+  const ExpertRouting odd{.top_k = 3, .experts = 24, .groups = 6, .group_top_k = 2};
+  std::mt19937_64 rng(20261129);
+  const int samples = 200000;
+  double hits = 0;
+  for (int s = 0; s < samples; ++s) {
+    int a = static_cast<int>(rng() % 6), b = static_cast<int>(rng() % 5);
+    if (b >= a) ++b;  // two distinct groups
+    unsigned seen = 0;
+    for (int e = 0; e < odd.top_k; ++e) {
+      const int slot = static_cast<int>(rng() % 8);  // one of the 8 experts of the two groups
+      const int expert = (slot < 4 ? a : b) * 4 + slot % 4;
+      seen |= 1u << (expert / 6);
+    }
+    hits += std::popcount(seen);
+  }
+  CHECK(expected_domains_hit(4, odd) == Approx(hits / samples).epsilon(0.01));
+
+  // Only the hierarchical dispatch sends a token once per remote domain, so only it gets shorter.
+  const std::vector<Tier> tiers = nvlink_ib();
+  for (auto a2a : {AllToAllAlgorithm::pairwise, AllToAllAlgorithm::hierarchical}) {
+    const double unlimited = expert_dispatch_time(4096, 7168, deepseek(8, 8), 1.0, {64, 1}, tiers, a2a).time;
+    const double limited = expert_dispatch_time(4096, 7168, deepseek(8, 4), 1.0, {64, 1}, tiers, a2a).time;
+    if (a2a == AllToAllAlgorithm::pairwise) CHECK(limited == unlimited);
+    else CHECK(limited < unlimited);
+  }
+  CHECK_THROWS_AS(expected_domains_hit(8, ExpertRouting{.top_k = 8, .experts = 250, .groups = 8, .group_top_k = 4}),
+                  std::invalid_argument);
+  CHECK_THROWS_AS(expected_domains_hit(8, ExpertRouting{.top_k = 8, .experts = 256, .groups = 8, .group_top_k = 9}),
+                  std::invalid_argument);
 }

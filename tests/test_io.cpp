@@ -2,7 +2,9 @@
 // input raises moesim::InputError whose one-line message names the file and the field.
 #include <catch2/catch.hpp>
 #include <string>
+#include <tuple>
 #include <typeinfo>
+#include <vector>
 
 #include "costmodels/layout.h"
 #include "costmodels/params.h"
@@ -41,6 +43,8 @@ TEST_CASE("io: HF config DeepSeek-V3", "[io][hf]") {
   CHECK(m.moe->shared_experts == 1);
   CHECK(m.moe->shared_expert_intermediate == 2048);
   CHECK(m.moe->first_dense_layers == 3);
+  CHECK(m.moe->router_groups == 8);  // n_group, topk_group: node-limited routing
+  CHECK(m.moe->router_group_top_k == 4);
   CHECK(m.mtp_layers == 1);
   CHECK_FALSE(m.tie_embeddings);
   CHECK(m.seq_len == 0);  // not in config.json
@@ -204,6 +208,36 @@ TEST_CASE("io: malformed HF configs name file and field", "[io][errors]") {
     k["num_local_experts"] = 0;
     check_names(input_error([&] { io::parse_hf_config(k, file); }), file, "num_local_experts");
   }
+  for (const auto& [key, value, expected] : std::vector<std::tuple<std::string, int, std::string>>{
+           {"n_group", 7, "divisor of the expert count (256)"},
+           {"topk_group", 9, "at most n_group (8)"},
+           {"topk_group", 0, "whole number >= 1"}}) {
+    io::json k = j;
+    k[key] = value;
+    const std::string msg = input_error([&] { io::parse_hf_config(k, file); });
+    check_names(msg, file, key);
+    CHECK_THAT(msg, Catch::Contains(expected));
+  }
+  {
+    // 128 groups of 2 experts with 1 chosen cannot hold top_k 8.
+    io::json k = j;
+    k["n_group"] = 128;
+    k["topk_group"] = 1;
+    const std::string msg = input_error([&] { io::parse_hf_config(k, file); });
+    check_names(msg, file, "topk_group");
+    CHECK_THAT(msg, Catch::Contains("top_k = 8"));
+  }
+}
+
+TEST_CASE("io: a model file's group-limited routing is checked against its experts", "[io][errors]") {
+  io::json j = io::read_json_file(std::string(MOESIM_SOURCE_DIR) + "/models/deepseek-v3-671b.json");
+  CHECK(io::parse_model(j, "deepseek.json").moe->router_group_top_k == 4);
+  j["moe"]["router_group_top_k"] = 9;
+  const std::string msg = input_error([&] { io::parse_model(j, "deepseek.json"); });
+  check_names(msg, "deepseek.json", "moe.router_group_top_k");
+  CHECK_THAT(msg, Catch::Contains("at most router_groups (8)"));
+  j["moe"].erase("router_group_top_k");
+  CHECK(io::parse_model(j, "deepseek.json").moe->router_group_top_k == 8);  // every group: no limit
 }
 
 TEST_CASE("io: malformed layout files name file and field", "[io][errors]") {

@@ -6,6 +6,7 @@
 #include "tests/support.h"
 #include <cmath>
 
+#include "costmodels/graph.h"
 #include "costmodels/layout.h"
 #include "sim/io/specs_io.h"
 #include "sim/report.h"
@@ -385,4 +386,36 @@ TEST_CASE("simulate: the GH100 profiles differ only by their hardware", "[simula
     CHECK(t200 > 0.85 * t100);  // more bandwidth for the memory-bound ops, not a faster matrix unit
     CHECK(t800 >= t100);
   }
+}
+
+TEST_CASE("simulate: DeepSeek-V3's node-limited, deduplicated dispatch gives its stated 1:1 compute to communication",
+          "[simulate][routing]") {
+  // DeepSeek-V3 (arXiv 2412.19437 §3.2.1): cross-node expert parallelism over EP64 on H800 "results in an
+  // inefficient computation-to-communication ratio of approximately 1:1" - with tokens sent to at most 4
+  // nodes (§2.1.2), once per node over InfiniBand and on over NVLink (§3.2.2), FP8 dispatch and BF16
+  // combine (§3.3.4). One MoE layer's forward, one microbatch of 4096 tokens.
+  const ModelSpec model = io::load_model("deepseek-v3-671b");
+  REQUIRE(model.moe->router_groups == 8);
+  REQUIRE(model.moe->router_group_top_k == 4);
+  LayoutSpec layout = make_layout(2048, 1, 16, 64, 15360, 4096);
+  layout.precision = Precision::fp8;
+  layout.fp8_dispatch = true;
+  layout.hierarchical_ep_all_to_all = true;
+  REQUIRE_FALSE(complete_and_check_layout(model, layout));
+  const HardwareProfile hw = io::load_profile("h800");
+  const auto ratio = [&](const ModelSpec& m) {
+    const auto graphs = graph::build_model_graphs(m, graph::make_context(m, layout));
+    seconds compute = 0, communication = 0;
+    for (const auto& row : sim::cost_layer_ops(graphs.moe, layout, hw, 1.0))
+      (row.op->kind == graph::OpKind::collective ? communication : compute) += row.forward;
+    return compute / communication;
+  };
+  const double node_limited = ratio(model);
+  INFO("compute / communication " << node_limited);
+  CHECK(node_limited > 1.0 / 1.5);
+  CHECK(node_limited < 1.5);
+  // Without the limit a token reaches 5.25 of the 8 nodes on average instead of 3.6: more to send.
+  ModelSpec unlimited = model;
+  unlimited.moe->router_group_top_k = unlimited.moe->router_groups;
+  CHECK(ratio(unlimited) < 0.9 * node_limited);
 }

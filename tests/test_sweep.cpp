@@ -68,6 +68,15 @@ TEST_CASE("changing hidden keeps head_dim (GQA groups too); MLA keeps its heads"
   j["model_axes"] = {{"hidden", {2000}}};
   const sweep::SweepSpec odd = sweep::parse_spec(j, small_spec);
   CHECK(sweep::evaluate_point(odd, 0).reason == "hidden 2000 is not a multiple of head_dim 128");
+
+  // DeepSeek-V3's 8 router groups (4 chosen) stay: 100 experts do not split into them, and with 8
+  // experts the 4 chosen groups of 1 cannot hold top_k 8.
+  j["base_model"] = "deepseek-v3-671b";
+  j["model_axes"] = {{"experts", {64, 100, 8}}};
+  const sweep::SweepSpec grouped = sweep::parse_spec(j, small_spec);
+  REQUIRE(sweep::point_model(grouped, sweep::point_values(grouped, 0)).model);
+  CHECK(sweep::evaluate_point(grouped, 1).reason == "100 experts do not split into the base model's 8 router groups");
+  CHECK(sweep::evaluate_point(grouped, 2).reason == "top_k 8 exceeds the 4 experts of 4 of 8 router groups");
 }
 
 TEST_CASE("sweep results are byte-identical whatever the number of jobs", "[sweep]") {

@@ -110,6 +110,27 @@ Recompute parse_recompute(const std::string& s, const std::string& where) {
 }
 
 // ------------------------------------------------------------------------------------------------
+
+namespace {
+
+// Group-limited routing (DeepSeek-V2/V3 device/node-limited routing): `groups_key` equal groups of
+// experts, a token's top_k experts from its `top_key` best groups. Without the keys, or with every group
+// chosen, routing is unlimited.
+void read_router_groups(const Field& f, MoeSpec& s, const char* groups_key, const char* top_key) {
+  s.router_groups = f.positive_int_or(groups_key, 1);
+  if (s.experts % s.router_groups != 0)
+    f.fail(groups_key, "a divisor of the expert count (" + std::to_string(s.experts) + ")");
+  s.router_group_top_k = f.positive_int_or(top_key, s.router_groups);
+  if (s.router_group_top_k > s.router_groups)
+    f.fail(top_key, std::string("at most ") + groups_key + " (" + std::to_string(s.router_groups) + ")");
+  const int reachable = s.router_group_top_k * (s.experts / s.router_groups);
+  if (s.top_k > reachable)
+    f.fail(top_key, "enough groups to hold top_k = " + std::to_string(s.top_k) + " experts (" +
+                        std::to_string(s.router_group_top_k) + " groups hold " + std::to_string(reachable) + ")");
+}
+
+}  // namespace
+
 ModelSpec parse_model(const json& j, const std::string& file) {
   const Field f(j, file, "");
   ModelSpec m;
@@ -158,6 +179,7 @@ ModelSpec parse_model(const json& j, const std::string& file) {
     s.shared_expert_intermediate = moe->positive_int_or("shared_expert_intermediate", static_cast<int>(s.expert_intermediate));
     s.first_dense_layers = moe->non_negative_int_or("first_dense_layers", 0);
     if (s.first_dense_layers >= m.layers) moe->fail("first_dense_layers", "fewer than layers");
+    read_router_groups(*moe, s, "router_groups", "router_group_top_k");
     m.moe = s;
     m.ffn.intermediate = s.first_dense_layers > 0 ? ffn.positive_int("intermediate")
                                                 : ffn.positive_int_or("intermediate", static_cast<int>(s.expert_intermediate));
@@ -221,6 +243,7 @@ ModelSpec parse_hf_config(const json& j, const std::string& file) {
     const char* dense_key = f.has("first_k_dense_replace") ? "first_k_dense_replace" : "num_dense_layers";
     s.first_dense_layers = f.non_negative_int_or(dense_key, 0);
     if (s.first_dense_layers >= m.layers) f.fail(dense_key, "fewer than num_hidden_layers");
+    read_router_groups(f, s, "n_group", "topk_group");
     m.moe = s;
     if (s.expert_intermediate <= 0) f.fail("moe_intermediate_size", "a whole number >= 1 (or intermediate_size)");
     if (m.ffn.intermediate <= 0) m.ffn.intermediate = s.expert_intermediate;
