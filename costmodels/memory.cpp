@@ -125,7 +125,7 @@ std::vector<StageMemory> stage_memory(const ModelSpec& m, const LayoutSpec& l, c
       edges.lm_head = edges.lm_head || plan.at(s, c).lm_head;
     }
     sm.weights = weight_bytes_per_param * (p.dense / zero3_dense + p.expert / zero3_expert);
-    sm.gradients = grad_bytes_per_param * (p.dense / zero3_dense + p.expert / zero3_expert);
+    sm.gradients = grad_bytes_per_param(l) * (p.dense / zero3_dense + p.expert / zero3_expert);
     if (l.zero_stage >= 3 && !l.zero_reshard_after_forward) {
       // FSDP2 without resharding after forward (torchtitan with PP, parallelize_llama.py apply_fsdp):
       // the stage's 16-bit parameters stay unsharded. With pp > 1 torch.distributed.pipelining turns
@@ -134,7 +134,7 @@ std::vector<StageMemory> stage_memory(const ModelSpec& m, const LayoutSpec& l, c
       // to_accumulated_grad_if_needed). Static sum: on the first stage the gradients exist only from the
       // first backward on, when one microbatch fewer is in flight (an over-count of at most one).
       sm.weights = weight_bytes_per_param * p.total();
-      if (l.pp > 1) sm.gradients = grad_bytes_per_param * p.total();
+      if (l.pp > 1) sm.gradients = grad_bytes_per_param(l) * p.total();
     } else if (l.zero_stage >= 3) {
       // FSDP2 never reshards the root module after forward ("The root FSDP state has its value
       // specially set to False as a heuristic since its parameters would typically be immediately
@@ -147,12 +147,23 @@ std::vector<StageMemory> stage_memory(const ModelSpec& m, const LayoutSpec& l, c
     sm.optimizer = optimizer_bytes_per_param(l) * (p.dense / dense_shard + p.expert / expert_shard);
     const double in_flight = s < static_cast<int>(inflight.size()) ? inflight[s] : 1.0;
     bytes per_chunk = 0;
+    int layers_per_chunk = 0;
     if (in_flight > 0) {  // nothing in flight (a static lower bound) needs no activation sizes
-      for (int c = 0; c < plan.chunks; ++c) per_chunk += chunk_activation_bytes(m, l, g, plan.at(s, c), imbalance);
+      for (int c = 0; c < plan.chunks; ++c) {
+        per_chunk += chunk_activation_bytes(m, l, g, plan.at(s, c), imbalance);
+        layers_per_chunk += plan.at(s, c).layers + plan.at(s, c).mtp_layers;
+      }
       per_chunk /= plan.chunks;
+      layers_per_chunk = std::max(1, layers_per_chunk / plan.chunks);
     }
-    // Swapped activations leave HBM while their microbatch waits; the one being computed stays resident.
-    sm.activations = in_flight >= 1 ? per_chunk * (1 + (in_flight - 1) * (1 - l.activation_swap)) : per_chunk * in_flight;
+    // Layer-wise activation offload (Megatron-Core --cpu-offloading-num-layers over Transformer Engine's
+    // CPU offload context; MindSpeed's swap): a layer's saved activations go to host memory after its
+    // forward and come back before its backward, in every microbatch including the one being computed.
+    // The swapped share is off the device at the peak (the start of a backward) except the one layer
+    // in transit.
+    const double resident_share = 1 - l.activation_swap;
+    sm.activations = per_chunk * in_flight * resident_share +
+                     (l.activation_swap > 0 && in_flight > 0 ? per_chunk / layers_per_chunk : 0.0);
     // Recompute reruns one layer's forward inside that layer's backward, so what it dropped is live
     // again on top of what it kept (Chen et al. 2016, "Training Deep Nets with Sublinear Memory Cost",
     // §3: peak = checkpoints + the largest recomputed segment). The loss and output head finish their

@@ -38,11 +38,11 @@ std::vector<StageMemory> stage_memory(const ModelSpec& model, const LayoutSpec& 
                                       const std::vector<double>& inflight, double imbalance);
 
 // Bytes per parameter (Megatron-LM distributed optimizer guide; Rajbhandari et al. 2020 ZeRO §3):
-// bf16 weights 2, fp32 main gradients 4, Adam fp32 master weights 4 + m + v (4 each, or the layout's
-// adam_moment_bytes).
+// bf16 weights 2, main gradients 4 (fp32; the layout's main_grad_bytes), Adam fp32 master weights
+// 4 + m + v (4 each, or the layout's adam_moment_bytes).
 constexpr double weight_bytes_per_param = 2;
-constexpr double grad_bytes_per_param = 4;
 constexpr double master_weight_bytes_per_param = 4;
+inline double grad_bytes_per_param(const LayoutSpec& layout) { return layout.main_grad_bytes; }
 inline double optimizer_bytes_per_param(const LayoutSpec& layout) {
   return master_weight_bytes_per_param + 2.0 * layout.adam_moment_bytes;
 }

@@ -160,6 +160,10 @@ struct LayoutSpec {
   // (--use-precision-aware-optimizer --exp-avg-dtype bf16 --exp-avg-sq-dtype bf16; the fp32 master
   // weights stay).
   int adam_moment_bytes = 4;
+  // Bytes of each gradient kept for the optimizer and reduced over DP: 4 (Megatron's fp32 main_grad
+  // buffer, accumulate_allreduce_grads_in_fp32 with bf16), or 2 with --grad-reduce-in-bf16
+  // (Megatron-Core DistributedDataParallelConfig grad_reduce_in_fp32 = False).
+  int main_grad_bytes = 4;
   int zero_shard_group() const { return zero_shard_dp > 0 ? zero_shard_dp : dp * cp; }
   std::vector<int> pipeline_layers;  // decoder layers per virtual stage (pp*vpp entries), empty = even split
   OverlapSwitches overlap;

@@ -28,6 +28,7 @@ json layout_json(const LayoutSpec& l) {
               {"recompute_modules", l.recompute == Recompute::selective ? json(io::recompute_module_names(l.recompute_modules)) : json::array()},
               {"cross_entropy", io::to_string(l.cross_entropy)},
               {"adam_moments", l.adam_moment_bytes == 2 ? "bf16" : "fp32"},
+              {"main_grads", l.main_grad_bytes == 2 ? "bf16" : "fp32"},
               {"fp8_cached_inputs", l.fp8_cached_inputs},
               {"schedule", io::to_string(l.schedule)},
               {"distributed_optimizer", l.distributed_optimizer},

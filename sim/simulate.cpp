@@ -271,9 +271,9 @@ ChunkCost cost_chunk(const ModelSpec& m, const LayoutSpec& l, const HardwareProf
 }
 
 // Optimizer step (Adam) is memory-bound: per parameter of the local shard it reads the fp32 master, m, v
-// and the fp32 gradient and writes master, m, v and the bf16 weight (30 B with fp32 moments).
+// and the gradient and writes master, m, v and the bf16 weight (30 B with fp32 moments and gradients).
 double optimizer_bytes_per_param_step(const LayoutSpec& l) {
-  return memory::optimizer_bytes_per_param(l) * 2 + memory::grad_bytes_per_param + memory::weight_bytes_per_param;
+  return memory::optimizer_bytes_per_param(l) * 2 + memory::grad_bytes_per_param(l) + memory::weight_bytes_per_param;
 }
 
 
@@ -423,16 +423,18 @@ SimulationResult simulate(const ModelSpec& m, const LayoutSpec& l, const Hardwar
     if (l.zero_stage >= 3) {
       exposed_dp[s] = zero3_exposed_time(p, dp_group, edp_group, l, hw, first_forward_window[s], last_backward_window[s]);
     } else {
-      // Gradients (fp32) reduce-scattered with a distributed optimizer, all-reduced without; updated
-      // bf16 parameters all-gathered (Megatron-LM distributed optimizer).
+      // Gradients (main_grads: fp32, or bf16 with --grad-reduce-in-bf16) reduce-scattered with a
+      // distributed optimizer, all-reduced without; updated bf16 parameters all-gathered (Megatron-LM
+      // distributed optimizer).
+      const double grad_bytes = memory::grad_bytes_per_param(l);
       auto sync = [&](count params, comm::GroupPlacement g) {
         if (g.size <= 1 || params <= 0) return std::pair<seconds, seconds>{0, 0};
         seconds grads, gather = 0;
         if (l.distributed_optimizer || l.zero_stage > 0) {
-          grads = comm::collective_time(comm::CollectiveKind::reduce_scatter, 4 * params, g, hw.tiers).time;
+          grads = comm::collective_time(comm::CollectiveKind::reduce_scatter, grad_bytes * params, g, hw.tiers).time;
           gather = comm::collective_time(comm::CollectiveKind::all_gather, 2 * params, g, hw.tiers).time;
         } else {
-          grads = comm::collective_time(comm::CollectiveKind::all_reduce, 4 * params, g, hw.tiers).time;
+          grads = comm::collective_time(comm::CollectiveKind::all_reduce, grad_bytes * params, g, hw.tiers).time;
         }
         return std::pair{grads, gather};
       };

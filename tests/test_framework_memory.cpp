@@ -116,6 +116,29 @@ TEST_CASE("fp8_cached_inputs: FP8 training saves the linear layers' inputs in on
   CHECK(cached.moe.saved_bytes(Recompute::none) < bf16.moe.saved_bytes(Recompute::none));
 }
 
+TEST_CASE("main_grads bf16: half the gradient bytes, in memory and in the DP reduce-scatter", "[memory][optimizer]") {
+  // Megatron-Core grad_reduce_in_fp32 = False (Megatron-Bridge's FP8 recipes): the main_grad buffer is bf16.
+  test::Run run{io::load_model("llama3-70b"), test::make_layout(64, 4, 2, 1, 512, 8192), io::load_profile("h100-sxm")};
+  const auto fp32 = test::simulate(run);
+  run.layout.main_grad_bytes = 2;
+  const auto bf16 = test::simulate(run);
+  REQUIRE(fp32.memory.size() == bf16.memory.size());
+  for (std::size_t s = 0; s < fp32.memory.size(); ++s) {
+    CAPTURE(s);
+    CHECK(bf16.memory[s].gradients == Approx(fp32.memory[s].gradients / 2).epsilon(1e-12));
+    CHECK(bf16.memory[s].optimizer == fp32.memory[s].optimizer);
+    CHECK(bf16.memory[s].weights == fp32.memory[s].weights);
+  }
+  CHECK(bf16.breakdown.optimizer < fp32.breakdown.optimizer);  // 28 instead of 30 bytes per local parameter
+  // With the reduce-scatter not hidden, the exposed DP time is the collective itself: half the bytes.
+  run.layout.overlap.dp_grad_reduce = false;
+  run.layout.overlap.dp_param_gather = false;
+  const double dp_bf16 = test::simulate(run).breakdown.exposed_dp;
+  run.layout.main_grad_bytes = 4;
+  const double dp_fp32 = test::simulate(run).breakdown.exposed_dp;
+  CHECK(dp_bf16 < dp_fp32);
+}
+
 TEST_CASE("layout cross_entropy, adam_moments and fp8_cached_inputs parse; wrong values name the field", "[io][memory]") {
   const auto layout = [](const char* field, nlohmann::json value) {
     return nlohmann::json{{"devices", 8}, {"global_batch", 8}, {field, value}};
@@ -125,9 +148,12 @@ TEST_CASE("layout cross_entropy, adam_moments and fp8_cached_inputs parse; wrong
   CHECK(io::parse_layout(layout("devices", 8), "l.json").cross_entropy == CrossEntropy::in_place);
   CHECK(io::parse_layout(layout("adam_moments", "bf16"), "l.json").adam_moment_bytes == 2);
   CHECK(io::parse_layout(layout("devices", 8), "l.json").adam_moment_bytes == 4);
+  CHECK(io::parse_layout(layout("main_grads", "bf16"), "l.json").main_grad_bytes == 2);
+  CHECK(io::parse_layout(layout("devices", 8), "l.json").main_grad_bytes == 4);
   CHECK_FALSE(io::parse_layout(layout("fp8_cached_inputs", false), "l.json").fp8_cached_inputs);
   for (const auto& field_and_value : {std::pair<const char*, nlohmann::json>{"cross_entropy", "te"},
                                        {"adam_moments", "fp16"},
+                                       {"main_grads", "fp8"},
                                        {"fp8_cached_inputs", "yes"}}) {
     const char* field = field_and_value.first;  // named, not a structured binding: lambdas capture it
     const nlohmann::json& bad = field_and_value.second;

@@ -219,6 +219,16 @@ TEST_CASE("simulate: activation swap trades HBM for host-link time", "[simulate]
     previous_peak = res.peak_memory;
     previous_time = res.iteration_time;
   }
+  // Layer-wise offload (Megatron-Core --cpu-offloading-num-layers) also takes the running microbatch's
+  // layers off the device: with no pipeline (one microbatch in flight) half the layers swapped leave half
+  // the activations, plus the one layer in transit. Megatron-Bridge runs Llama 3 70B this way on GB200.
+  Run flat{io::load_model("llama3-70b"), make_layout(64, 1, 1, 1, 256, 8192), io::load_profile("gb200-nvl72")};
+  flat.layout.micro_batch = 2;
+  flat.layout.zero_stage = 3;
+  const auto resident = simulate(flat).memory[0].activations;
+  flat.layout.activation_swap = 0.5;
+  const auto offloaded = simulate(flat).memory[0].activations;
+  CHECK(offloaded == Approx(resident / 2 + resident / 80).epsilon(1e-9));
   // A profile without a host link cannot swap.
   Run none = r;
   none.layout.activation_swap = 0.5;

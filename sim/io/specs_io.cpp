@@ -319,6 +319,7 @@ LayoutSpec parse_layout(const json& j, const std::string& file) {
     }
   }
   l.adam_moment_bytes = f.choice_or("adam_moments", {"fp32", "bf16"}, "fp32") == "bf16" ? 2 : 4;
+  l.main_grad_bytes = f.choice_or("main_grads", {"fp32", "bf16"}, "fp32") == "bf16" ? 2 : 4;
   l.activation_swap = f.non_negative_or("activation_swap", 0.0);
   if (l.activation_swap > 1) f.fail("activation_swap", "a fraction in [0, 1]");
   l.hierarchical_ep_all_to_all =
