@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The validation harness on the project's published runs: an error that grows past the threshold fails CI.
-# Threshold: current MAPE 6.74% over 107 runs (see README "Accuracy"); lower it as the models improve.
+# Threshold: current MAPE 6.75% over 118 runs (see README "Accuracy"); lower it as the models improve.
+# The 11 Megatron-Bridge 25.11 Llama 3 runs (validation/megatron_bridge_runs.json, added after every
+# profile was fitted, so held out for all of them): MAPE 7.45%, max 13.3%, all fit.
 # Memory (validation/memory_runs.json, scored apart): MAPE 8.0% over 8 runs, max 23.7% (405B; 70B -15.4%, see
 # validation/README.md "Memory" for what the model misses); the 4 FSDP + CP full-recompute rows -2.5..-3.2%, the
 # 2 op-level selective AC rows -6.2% and -7.9%; the ceilings fail CI if it grows. Runs that ran but are
@@ -12,13 +14,14 @@ root=$2
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 "$moesim" validate "$root/validation/published_runs.json" "$root/validation/pangu-ultra-moe.json" \
-  "$root/validation/memory_runs.json" --json "$out/validation.json" --max-mape 6.9 > "$out/table.txt"
+  "$root/validation/megatron_bridge_runs.json" "$root/validation/memory_runs.json" --json "$out/validation.json" \
+  --max-mape 6.9 > "$out/table.txt"
 tail -10 "$out/table.txt"
 python3 - "$out/validation.json" <<'PY'
 import json, sys
 v = json.load(open(sys.argv[1]))
 s = v["summary"]
-assert s["count"] >= 100, s
+assert s["count"] >= 118, s
 scored = [r for r in v["runs"] if "error_pct" in r]
 for r in scored:
     assert set(r) >= {"id", "hardware", "metric", "measured", "predicted", "error_pct"}, r
@@ -30,6 +33,13 @@ assert s["by_hardware"]["a100-sxm-80g"]["mape_pct"] < 6, s["by_hardware"]["a100-
 assert s["by_hardware"]["gb200-nvl72"]["mape_pct"] < 10, s["by_hardware"]["gb200-nvl72"]
 # B200: the DeepSeek-V3 recipe's backward EP all-to-all hides behind delayed weight gradients (-17.2%).
 assert s["by_hardware"]["b200"]["mape_pct"] < 12, s["by_hardware"]["b200"]
+# GB300: attention on Blackwell Ultra's doubled exponential units (moe_recipes and Megatron-Bridge runs).
+assert s["by_hardware"]["gb300-nvl72"]["mape_pct"] < 9, s["by_hardware"]["gb300-nvl72"]
+# Megatron-Bridge Llama 3 runs on GB300, GB200, B200 and H100: a source no profile was fitted to.
+bridge = [r for r in scored if r["id"].startswith("megatron-bridge-")]
+assert len(bridge) == 11 and all(r["fits"] for r in bridge), bridge
+assert sum(abs(r["error_pct"]) for r in bridge) / len(bridge) < 8.5, bridge
+assert max(abs(r["error_pct"]) for r in bridge) < 15, bridge
 # TPU v4 (PaLM, +10.8%): the model-parallel collectives are exposed.
 assert s["by_hardware"]["tpu-v4"]["mape_pct"] < 12, s["by_hardware"]["tpu-v4"]
 # Worst run: Mixtral 8x22B on 1024 GPUs (-22.6%, the 1F1B bubble; validation/README.md, MoE Parallel Folding).
