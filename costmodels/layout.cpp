@@ -59,7 +59,9 @@ std::optional<std::string> complete_and_check_layout(const ModelSpec& model, Lay
   if (l.global_batch % per_step != 0)
     return "global_batch " + str(l.global_batch) + " is not a multiple of dp*micro_batch = " + str(per_step);
   const long long virtual_stages = static_cast<long long>(l.pp) * (l.schedule == ScheduleKind::dualpipe ? 1 : l.vpp);
-  if (virtual_stages > static_cast<long long>(model.layers) + model.mtp_layers)
+  // With an explicit split, the first and last virtual stages may hold only the embedding or the loss
+  // (Megatron's account_for_embedding/loss_in_pipeline_split), checked with pipeline_layers below.
+  if (l.pipeline_layers.empty() && virtual_stages > static_cast<long long>(model.layers) + model.mtp_layers)
     return "pp*vpp = " + str(virtual_stages) + " stages exceed the " + str(model.layers) + " layers";
   // Megatron-LM interleaves model chunks across pipeline stages; with one stage there is nothing to
   // interleave (it requires pipeline-model-parallel size > 1 for a virtual pipeline).
@@ -84,6 +86,10 @@ std::optional<std::string> complete_and_check_layout(const ModelSpec& model, Lay
              str(virtual_stages);
     const long long sum = std::accumulate(l.pipeline_layers.begin(), l.pipeline_layers.end(), 0LL);
     if (sum != model.layers) return "pipeline_layers sum to " + str(sum) + ", expected layers " + str(model.layers);
+    for (std::size_t i = 1; i + 1 < l.pipeline_layers.size(); ++i)
+      if (l.pipeline_layers[i] == 0)
+        return "pipeline_layers[" + str(static_cast<long>(i)) +
+               "] is 0: only the first and last virtual stages may hold no decoder layer (the embedding or the loss alone)";
   }
   return std::nullopt;
 }

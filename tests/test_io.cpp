@@ -327,4 +327,20 @@ TEST_CASE("io: layout rules name the product that fails", "[io][layout]") {
   const auto err3 = complete_and_check_layout(m, p);
   REQUIRE(err3);
   CHECK(err3->find("pipeline_layers") != std::string::npos);
+  // More virtual stages than layers only with an explicit split whose empty stages are the first and last
+  // (Megatron's account_for_embedding/loss_in_pipeline_split: Llama 3.1 405B over PP16 x VP8 = 128 stages).
+  {
+    const ModelSpec llama = io::load_model("llama3-405b");
+    LayoutSpec l = test::make_layout(256, 4, 16, 1, 1536, 8192);
+    l.vpp = 8;
+    l.schedule = ScheduleKind::interleaved;
+    CHECK(complete_and_check_layout(llama, l));  // even split: 128 stages > 126 layers
+    l.pipeline_layers.assign(128, 1);
+    l.pipeline_layers.front() = l.pipeline_layers.back() = 0;
+    CHECK_FALSE(complete_and_check_layout(llama, l));
+    std::swap(l.pipeline_layers[0], l.pipeline_layers[5]);
+    const auto interior = complete_and_check_layout(llama, l);
+    REQUIRE(interior);
+    CHECK(interior->find("pipeline_layers[5] is 0") != std::string::npos);
+  }
 }
