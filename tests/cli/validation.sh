@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The validation harness on the project's published runs: an error that grows past the threshold fails CI.
-# Threshold: current MAPE 6.75% over 118 runs (see README "Accuracy"); lower it as the models improve.
-# The 11 Megatron-Bridge 25.11 Llama 3 runs (validation/megatron_bridge_runs.json, added after every
-# profile was fitted, so held out for all of them): MAPE 7.45%, max 13.3%, all fit.
+# Threshold: current MAPE 6.70% over 128 runs (see README "Accuracy"); lower it as the models improve.
+# The 21 Megatron-Bridge 25.11/26.02 Llama 3 runs (validation/megatron_bridge_runs.json, added after every
+# profile was fitted, so held out for all of them): MAPE 6.81%, max 13.3%, all fit.
 # Memory (validation/memory_runs.json, scored apart): MAPE 8.0% over 8 runs, max 23.7% (405B; 70B -15.4%, see
 # validation/README.md "Memory" for what the model misses); the 4 FSDP + CP full-recompute rows -2.5..-3.2%, the
 # 2 op-level selective AC rows -6.2% and -7.9%; the ceilings fail CI if it grows. Runs that ran but are
@@ -21,7 +21,7 @@ python3 - "$out/validation.json" <<'PY'
 import json, sys
 v = json.load(open(sys.argv[1]))
 s = v["summary"]
-assert s["count"] >= 118, s
+assert s["count"] >= 128, s
 scored = [r for r in v["runs"] if "error_pct" in r]
 for r in scored:
     assert set(r) >= {"id", "hardware", "metric", "measured", "predicted", "error_pct"}, r
@@ -37,8 +37,8 @@ assert s["by_hardware"]["b200"]["mape_pct"] < 12, s["by_hardware"]["b200"]
 assert s["by_hardware"]["gb300-nvl72"]["mape_pct"] < 9, s["by_hardware"]["gb300-nvl72"]
 # Megatron-Bridge Llama 3 runs on GB300, GB200, B200 and H100: a source no profile was fitted to.
 bridge = [r for r in scored if r["id"].startswith("megatron-bridge-")]
-assert len(bridge) == 11 and all(r["fits"] for r in bridge), bridge
-assert sum(abs(r["error_pct"]) for r in bridge) / len(bridge) < 8.5, bridge
+assert len(bridge) == 21 and all(r["fits"] for r in bridge), bridge
+assert sum(abs(r["error_pct"]) for r in bridge) / len(bridge) < 8, bridge
 assert max(abs(r["error_pct"]) for r in bridge) < 15, bridge
 # TPU v4 (PaLM, +10.8%): the model-parallel collectives are exposed.
 assert s["by_hardware"]["tpu-v4"]["mape_pct"] < 12, s["by_hardware"]["tpu-v4"]
