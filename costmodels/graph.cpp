@@ -422,10 +422,11 @@ class LayerBuilder {
     norm("final_norm");
     tp_gather("head_tp_all_gather");
     gemm("lm_head", T, h, m_.vocab / t).saved_bytes = gathered_input_saved(h, a_);
-    // Vocab-parallel cross-entropy on fp32 logits (Megatron): max, sum-exp and target logit reduced
-    // over TP (3 x T floats).
+    // Vocab-parallel cross-entropy: max, sum-exp and target logit reduced over TP (3 x T floats).
     Op& ce = vector("cross_entropy", T * m_.vocab / t, 5, 3);
     const double logits = T * m_.vocab / t;
+    // HBM traffic: three fp32 passes over the logits (Megatron's fp32 copy, max, exp and sum, division
+    // in place; PyTorch's .float() and log_softmax), or three bf16 passes for the fused kernel.
     ce.hbm_bytes = logits * 4 * 3;
     // Saved tensor and what is live beside it (CrossEntropy in costmodels/specs.h).
     switch (c_.cross_entropy) {
@@ -433,9 +434,14 @@ class LayerBuilder {
         ce.saved_bytes = logits * 4;
         ce.working_bytes = logits * a_;
         break;
-      case CrossEntropy::fused:  // the bf16 logits, which backward overwrites with the gradient
+      case CrossEntropy::fused:
+        // The bf16 logits, which the forward overwrites with the gradient. Transformer Engine's
+        // parallel_cross_entropy (transformer_engine/pytorch/triton/cross_entropy.py) reads the bf16
+        // logits for the online max and sum-exp, reads them again for the loss and writes the gradient
+        // in place: three bf16 passes, no fp32 copy.
         ce.saved_bytes = logits * a_;
         ce.working_bytes = 0;
+        ce.hbm_bytes = logits * a_ * 3;
         break;
       case CrossEntropy::pytorch:
         // The fp32 log-probs; beside them nll_loss's dense fp32 gradient and log_softmax's fp32 input

@@ -6,7 +6,11 @@
 
 #include "tests/support.h"
 
+#include <string>
+#include <utility>
+
 #include "costmodels/graph.h"
+#include "costmodels/layout.h"
 #include "costmodels/memory.h"
 #include "sim/io/specs_io.h"
 #include "sim/simulate.h"
@@ -58,6 +62,30 @@ TEST_CASE("cross entropy: saved and live bytes of the loss per implementation", 
   const graph::Op& sharded = op_named(tp8_graphs.lm_head, "cross_entropy");
   CHECK(sharded.saved_bytes == Approx(4 * logits / 8).epsilon(1e-12));
   CHECK(sharded.working_bytes == Approx(14 * logits / 8).epsilon(1e-12));
+}
+
+TEST_CASE("cross entropy: the fused kernel makes three bf16 passes over the logits, the others three fp32 passes",
+          "[memory][loss]") {
+  // The same implementation setting drives the loss's memory and its time.
+  const ModelSpec model = io::load_model("llama3-8b");
+  LayoutSpec layout = test::make_layout(8, 1, 1, 1, 8, 8192);
+  REQUIRE_FALSE(complete_and_check_layout(model, layout));
+  const HardwareProfile hw = io::load_profile("h100-sxm");
+  const auto loss = [&](CrossEntropy ce) {
+    layout.cross_entropy = ce;
+    const auto graphs = graph::build_model_graphs(model, graph::make_context(model, layout));
+    for (const auto& row : sim::cost_layer_ops(graphs.lm_head, layout, hw, 1.0))
+      if (std::string(row.op->name) == "cross_entropy") return std::pair{row.op->hbm_bytes, row.forward};
+    FAIL("no cross_entropy op");
+    return std::pair{0.0, 0.0};
+  };
+  const double logits = 8192.0 * 128256;
+  const auto [fused_bytes, fused_time] = loss(CrossEntropy::fused);
+  const auto [in_place_bytes, in_place_time] = loss(CrossEntropy::in_place);
+  CHECK(fused_bytes == Approx(logits * 2 * 3));
+  CHECK(in_place_bytes == Approx(logits * 12));
+  CHECK(loss(CrossEntropy::pytorch).first == Approx(logits * 12));
+  CHECK(fused_time < in_place_time / 1.8);  // memory-bound: half the bytes, plus the launch overhead
 }
 
 TEST_CASE("cross entropy: the loss phase sets the last stage's buffers and no other stage's", "[memory][loss]") {
