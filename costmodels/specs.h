@@ -45,6 +45,8 @@ struct MoeSpec {
   // groups and a token picks its top_k experts from its router_group_top_k best groups. 1 / 1: any experts.
   int router_groups = 1;
   int router_group_top_k = 1;
+  // Experts a token can choose from: those of its router_group_top_k groups (all experts without groups).
+  int experts_in_chosen_groups() const { return router_group_top_k * (experts / router_groups); }
 };
 
 struct ModelSpec {

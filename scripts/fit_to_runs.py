@@ -125,13 +125,13 @@ def source_of(record):
     return s.get("url") or s.get("title") or "unknown"
 
 
-def cross_validate(profiles, records, runs_path, params, rounds, objective_ids, moesim, workdir):
-    """Leave one source out: fit on the other sources' runs, predict the held-out ones."""
+def cross_validate(profiles, in_sample, records, runs_path, params, rounds, objective_ids, moesim, workdir):
+    """Leave one source out: fit on the other sources' runs, predict the held-out ones. `in_sample` holds
+    each run's error with the profiles as given."""
     by_source = {}
     for r in records:
         if r["id"] in objective_ids:
             by_source.setdefault(source_of(r), set()).add(r["id"])
-    in_sample = validate(profiles, runs_path, moesim, workdir)
     folds, held_out = [], {}
     for source, ids in sorted(by_source.items(), key=lambda kv: -len(kv[1])):
         print(f"fold: hold out {len(ids)} runs of {source}", flush=True)
@@ -189,12 +189,12 @@ def main():
         mine = [r for r in records if r.get("hardware", {}).get("profile") in profiles]
         runs_path = os.path.join(work, "runs.json")
         json.dump(mine, open(runs_path, "w"))
-        scored = set(validate(profiles, runs_path, a.moesim, work))  # records validate skips are not scored
-        objective_ids = {r["id"] for r in mine if r["id"] in scored
+        in_sample = validate(profiles, runs_path, a.moesim, work)  # records validate skips are not in it
+        objective_ids = {r["id"] for r in mine if r["id"] in in_sample
                          and not (a.exclude_zero3 and r.get("layout", {}).get("zero_stage") == 3)}
         params = DEVICE_PARAMS + (TIER_PARAMS if len(names) == 1 else [])
         if a.cross_validate:
-            result = cross_validate(profiles, mine, runs_path, params, a.rounds, objective_ids, a.moesim, work)
+            result = cross_validate(profiles, in_sample, mine, runs_path, params, a.rounds, objective_ids, a.moesim, work)
             if a.json:
                 with open(a.json, "w") as f:
                     json.dump({"profiles": names, "runs_file": a.runs, "rounds": a.rounds, **result}, f, indent=1)

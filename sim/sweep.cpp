@@ -312,10 +312,9 @@ ModelOrError point_model(const SweepSpec& spec, const std::vector<int>& values) 
     if (moe.experts % moe.router_groups != 0)
       return {std::nullopt, fmt::format("{} experts do not split into the base model's {} router groups", moe.experts,
                                         moe.router_groups)};
-    if (moe.top_k > moe.router_group_top_k * (moe.experts / moe.router_groups))
+    if (moe.top_k > moe.experts_in_chosen_groups())
       return {std::nullopt, fmt::format("top_k {} exceeds the {} experts of {} of {} router groups", moe.top_k,
-                                        moe.router_group_top_k * (moe.experts / moe.router_groups),
-                                        moe.router_group_top_k, moe.router_groups)};
+                                        moe.experts_in_chosen_groups(), moe.router_group_top_k, moe.router_groups)};
   }
   return {m, ""};
 }

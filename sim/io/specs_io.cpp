@@ -66,6 +66,7 @@ const char* to_string(Recompute r) {
   return "?";
 }
 const char* to_string(Precision p) { return p == Precision::fp8 ? "fp8" : "bf16"; }
+const char* float_type_name(int bytes) { return bytes == 2 ? "bf16" : "fp32"; }
 const char* to_string(CrossEntropy c) {
   switch (c) {
     case CrossEntropy::in_place: return "in_place";
@@ -123,7 +124,7 @@ void read_router_groups(const Field& f, MoeSpec& s, const char* groups_key, cons
   s.router_group_top_k = f.positive_int_or(top_key, s.router_groups);
   if (s.router_group_top_k > s.router_groups)
     f.fail(top_key, std::string("at most ") + groups_key + " (" + std::to_string(s.router_groups) + ")");
-  const int reachable = s.router_group_top_k * (s.experts / s.router_groups);
+  const int reachable = s.experts_in_chosen_groups();
   if (s.top_k > reachable)
     f.fail(top_key, "enough groups to hold top_k = " + std::to_string(s.top_k) + " experts (" +
                         std::to_string(s.router_group_top_k) + " groups hold " + std::to_string(reachable) + ")");
@@ -318,8 +319,12 @@ LayoutSpec parse_layout(const json& j, const std::string& file) {
       l.recompute_modules |= bit;
     }
   }
-  l.adam_moment_bytes = f.choice_or("adam_moments", {"fp32", "bf16"}, "fp32") == "bf16" ? 2 : 4;
-  l.main_grad_bytes = f.choice_or("main_grads", {"fp32", "bf16"}, "fp32") == "bf16" ? 2 : 4;
+  // Optimizer-side storage types: fp32 unless the layout says bf16.
+  const auto float_bytes = [&f](const char* key) {
+    return f.choice_or(key, {float_type_name(4), float_type_name(2)}, float_type_name(4)) == float_type_name(2) ? 2 : 4;
+  };
+  l.adam_moment_bytes = float_bytes("adam_moments");
+  l.main_grad_bytes = float_bytes("main_grads");
   l.activation_swap = f.non_negative_or("activation_swap", 0.0);
   if (l.activation_swap > 1) f.fail("activation_swap", "a fraction in [0, 1]");
   l.hierarchical_ep_all_to_all =

@@ -35,6 +35,8 @@ const char* to_string(Recompute r);
 const char* to_string(Precision p);
 const char* to_string(AttentionType a);
 const char* to_string(CrossEntropy c);
+// Name of a floating-point storage type by its size in bytes, as layouts write it: 4 "fp32", 2 "bf16".
+const char* float_type_name(int bytes);
 // Names of the RecomputeModule bits set in `modules`, in declaration order.
 std::vector<std::string> recompute_module_names(unsigned modules);
 ScheduleKind parse_schedule(const std::string& s, const std::string& where);
