@@ -130,10 +130,18 @@ struct RawPass {
   seconds compute = 0, gemm = 0, attention = 0;
   seconds host = 0;  // CPU time to issue the pass's eager (not graph-captured) ops
   seconds tp = 0, ep = 0, cp = 0;
-  void add_comm(GroupKind g, seconds s) {
+  // The TP collectives inside the innermost tier (the scale-up domain: NVLink, HCCS, UB), the only ones
+  // TP overlap can hide: NVIDIA's userbuffers run over NVLink peer memory, and Ascend's MC2 fused
+  // operators take a communicator of 2, 4 or 8 ranks of one HCCS node (mindspore.ops.all_gather_matmul
+  // and matmul_reduce_scatter, "world_size ... supporting 2, 4, and 8").
+  seconds tp_scale_up = 0;
+  void add_comm(GroupKind g, seconds s, bool in_scale_up_domain) {
     if (g == GroupKind::ep) ep += s;
     else if (g == GroupKind::cp) cp += s;
-    else tp += s;
+    else {
+      tp += s;
+      if (in_scale_up_domain) tp_scale_up += s;
+    }
   }
 };
 
@@ -160,7 +168,7 @@ PassCost apply_overlap(const RawPass& r, const LayoutSpec& l, const DeviceSpec& 
   hidden += r.cp - p.exposed_cp;
   // TP overlap (Ascend MC2, NVIDIA userbuffers) pipelines TP collectives with their adjacent GEMMs.
   if (l.overlap.tp_comm) {
-    p.exposed_tp = std::max(0.0, r.tp - r.gemm);
+    p.exposed_tp = r.tp - r.tp_scale_up + std::max(0.0, r.tp_scale_up - r.gemm);
     hidden += r.tp - p.exposed_tp;
   } else {
     p.exposed_tp = r.tp;
@@ -220,8 +228,9 @@ void accumulate_layer(const graph::LayerGraph& g, int count, OpTimings& timings,
       bwd.host += count * host_op * (2 + rerun);
     }
     if (op.kind == OpKind::collective) {
-      fwd.add_comm(comm_class(op), count * t.forward);
-      bwd.add_comm(comm_class(op), count * (t.backward_input + rerun * t.forward));
+      const bool scale_up = t.tier <= 0;
+      fwd.add_comm(comm_class(op), count * t.forward, scale_up);
+      bwd.add_comm(comm_class(op), count * (t.backward_input + rerun * t.forward), scale_up);
       continue;
     }
     fwd.compute += count * t.forward;

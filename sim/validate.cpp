@@ -13,8 +13,6 @@ namespace moesim::validate {
 
 using nlohmann::json;
 
-namespace {
-
 Convention parse_convention(const std::string& s, const std::string& where) {
   static const std::map<std::string, Convention> names = {
       {"palm", Convention::palm},
@@ -23,13 +21,17 @@ Convention parse_convention(const std::string& s, const std::string& where) {
       {"megatron_core_2024", Convention::megatron_core_2024},
       {"megatron_core_2025", Convention::megatron_core_2025},
       {"megatron_core_2026_causal", Convention::megatron_core_2026_causal},
+      {"mindspeed", Convention::mindspeed},
+      {"pangu", Convention::pangu},
       {"none", Convention::none}};
   const auto it = names.find(s);
   if (it == names.end())
     throw InputError(where + ": expected a convention (palm|megatron2021|korthikanti2022|megatron_core_2024|"
-                             "megatron_core_2025|megatron_core_2026_causal|none), got \"" + s + "\"");
+                             "megatron_core_2025|megatron_core_2026_causal|mindspeed|pangu|none), got \"" + s + "\"");
   return it->second;
 }
+
+namespace {
 
 MemoryKind parse_memory_kind(const std::string& s, const std::string& where) {
   static const std::map<std::string, MemoryKind> names = {
@@ -93,21 +95,33 @@ std::vector<MeasuredRun> parse_runs(const json& j, const std::string& path) {
   return runs;
 }
 
-namespace {
+// Peak of the Pangu reports' MFU: the Pangu Pro MoE report (arXiv 2505.21411, §4.1) states that the
+// Ascend 800T A2 NPU of these runs "delivers 256 TeraFLOPS for FP16". Evidence that the Ultra MoE
+// report divides by it (validation/README.md, "Conventions"): its two points (18.9% at 0.61M tokens/s on
+// 4K NPUs, 30.0% at 1.46M on 6K) imply FLOPs per token / peak = 1.23-1.26e-3 s, and moesim's PaLM
+// count of the 718B model with MTP at 4096 tokens (309 GFLOP/token) over 256 TFLOPS gives 1.21e-3:
+// within 2-4% for 6000 or 6144 NPUs, where every 910B peak (313, 354, 376 TFLOPS) is 20-50% off.
+constexpr double pangu_report_peak_flops = 256e12;
+
+double convention_peak_flops(Convention c, const HardwareProfile& hw) {
+  return c == Convention::pangu ? pangu_report_peak_flops : hw.device.matrix_bf16;
+}
 
 // FLOPs per iteration as the run's source counted them.
-flops convention_flops(const MeasuredRun& run, const sim::SimulationResult& r) {
-  const ModelSpec& m = run.model;
-  const LayoutSpec& l = run.layout;
+double convention_flops(Convention c, const ModelSpec& m, const LayoutSpec& l, const sim::SimulationResult& r) {
   const double B = l.global_batch, s = l.seq_len, L = m.layers, h = m.hidden, V = m.vocab;
-  switch (run.convention) {
+  switch (c) {
     case Convention::megatron2021:  // Narayanan et al. 2021 eq. 3 (includes the recompute forward)
       return 96 * B * s * L * h * h * (1 + s / (6 * h) + V / (16 * L * h));
     case Convention::korthikanti2022:  // Korthikanti et al. 2022 eq. 7 (model FLOPs)
       return 72 * B * L * s * h * h * (1 + s / (6 * h) + V / (12 * h * L));
+    // MindSpeed-LLM's MFU: its fine-tuning rows that print both samples/s and MFU reconcile only with
+    // the causal mask halving the s^2 term (../shared/validation/ascend/README.md, "Conventions").
+    case Convention::mindspeed:
     case Convention::megatron_core_2026_causal:
       return (r.flops_per_token.training - 3 * r.flops_per_token.attention_core / 2) * r.tokens_per_iteration;
     case Convention::palm:
+    case Convention::pangu:
     case Convention::megatron_core_2024:
     case Convention::megatron_core_2025:
     case Convention::none:
@@ -116,12 +130,11 @@ flops convention_flops(const MeasuredRun& run, const sim::SimulationResult& r) {
   return 0;
 }
 
-}  // namespace
-
 double predicted_metric(const MeasuredRun& run, const sim::SimulationResult& r) {
   const double device_seconds = r.iteration_time * run.layout.devices;
-  if (run.metric == "mfu") return convention_flops(run, r) / (device_seconds * run.hw.device.matrix_bf16);
-  if (run.metric == "tflops_per_device") return convention_flops(run, r) / device_seconds;
+  const double iteration_flops = convention_flops(run.convention, run.model, run.layout, r);
+  if (run.metric == "mfu") return iteration_flops / (device_seconds * convention_peak_flops(run.convention, run.hw));
+  if (run.metric == "tflops_per_device") return iteration_flops / device_seconds;
   if (run.metric == "tokens_per_s") return r.tokens_per_s;
   return r.iteration_time;
 }

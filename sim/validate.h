@@ -18,6 +18,8 @@ enum class Convention {
   megatron_core_2024,        // Megatron-Core model FLOPs, full attention (= our model FLOPs)
   megatron_core_2025,        // same for MoE: active + shared experts, logits
   megatron_core_2026_causal, // same with the causal mask halving the s^2 term
+  mindspeed,                 // MindSpeed-LLM's MFU tables: model FLOPs, causal s^2 halving, 354 TFLOPS (910B)
+  pangu,                     // Pangu reports: PaLM model FLOPs (MTP included) against 256 TFLOPS per 800T A2 NPU
   none,
 };
 
@@ -59,6 +61,12 @@ struct RunResult {
   std::string skip_reason;
   bool fits = true;
 };
+
+// The peak matrix FLOP/s an MFU figure of this convention divides by.
+double convention_peak_flops(Convention c, const HardwareProfile& hw);
+// FLOPs of one iteration as a source of this convention counts them.
+double convention_flops(Convention c, const ModelSpec& m, const LayoutSpec& l, const sim::SimulationResult& r);
+Convention parse_convention(const std::string& name, const std::string& where);
 
 // Predicted value of the run's metric under its convention.
 double predicted_metric(const MeasuredRun& run, const sim::SimulationResult& r);

@@ -429,3 +429,26 @@ TEST_CASE("simulate: DeepSeek-V3's node-limited, deduplicated dispatch gives its
   unlimited.moe->router_group_top_k = unlimited.moe->router_groups;
   CHECK(ratio(unlimited) < 0.9 * node_limited);
 }
+
+// Megatron's userbuffers and Ascend's MC2 overlap TP collectives only inside the scale-up domain, so a
+// TP group that spans nodes keeps all of its traffic exposed with TP overlap on (issue 21's corner:
+// GPT-3 175B at TP16 over two 8-GPU A100 nodes came out with 0 s exposed TP).
+TEST_CASE("simulate: TP overlap hides nothing outside the scale-up domain", "[simulate][overlap]") {
+  const ModelSpec gpt3 = io::load_model("gpt3-175b");
+  const HardwareProfile a100 = io::load_profile("a100-sxm-80g");
+  auto run = [&](int tp, bool overlap) {
+    LayoutSpec l = make_layout(1024, tp, 8, 1, 1536, 2048);
+    l.overlap.tp_comm = overlap;
+    REQUIRE_FALSE(complete_and_check_layout(gpt3, l));
+    return sim::simulate(gpt3, l, a100);
+  };
+  const sim::SimulationResult across_off = run(16, false), across_on = run(16, true);
+  CHECK(across_on.breakdown.exposed_tp > 0);
+  CHECK(across_on.breakdown.exposed_tp == Approx(across_off.breakdown.exposed_tp).epsilon(1e-9));
+  // Inside one node the same switch hides TP traffic behind the GEMMs.
+  const sim::SimulationResult inside_off = run(8, false), inside_on = run(8, true);
+  CHECK(inside_on.breakdown.exposed_tp < 0.5 * inside_off.breakdown.exposed_tp);
+  // TP across nodes is slower than TP inside a node at equal total parallelism, overlap or not.
+  CHECK(across_on.iteration_time > inside_on.iteration_time);
+  CHECK(across_off.iteration_time > inside_off.iteration_time);
+}
