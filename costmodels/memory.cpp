@@ -26,15 +26,15 @@ DeviceParams layer_device_params(const ModelSpec& m, const LayoutSpec& l, bool m
 // The largest set of one layer's activations the recompute policy drops and its backward rebuilds.
 bytes recomputed_layer_bytes(const ModelSpec& m, const LayoutSpec& l, const graph::ModelGraphs& g,
                              const PipelinePlan& plan, int stage, double imbalance) {
-  const auto rebuilt = [&](const graph::LayerGraph& layer) {
-    return std::max(0.0, layer.saved_bytes(Recompute::none, imbalance) - layer.saved_bytes(l.recompute, imbalance));
+  const auto rebuilt = [&](const graph::LayerGraph& layer, Recompute policy) {
+    return std::max(0.0, layer.saved_bytes(Recompute::none, imbalance) - layer.saved_bytes(policy, imbalance));
   };
   bytes largest = 0;
   for (int c = 0; c < plan.chunks; ++c) {
     const ChunkContent& chunk = plan.at(stage, c);
     for (int i = chunk.first_layer; i < chunk.first_layer + chunk.layers; ++i)
-      largest = std::max(largest, rebuilt(g.decoder(m, i)));
-    if (chunk.mtp_layers > 0) largest = std::max(largest, rebuilt(g.mtp));
+      largest = std::max(largest, rebuilt(g.decoder(m, i), l.recompute_of_layer(i - chunk.first_layer)));
+    if (chunk.mtp_layers > 0) largest = std::max(largest, rebuilt(g.mtp, l.recompute));
   }
   return largest;
 }
@@ -77,7 +77,7 @@ bytes chunk_activation_bytes(const ModelSpec& m, const LayoutSpec& l, const grap
                              const ChunkContent& chunk, double imbalance) {
   bytes total = 0;
   for (int i = chunk.first_layer; i < chunk.first_layer + chunk.layers; ++i)
-    total += g.decoder(m, i).saved_bytes(l.recompute, imbalance);
+    total += g.decoder(m, i).saved_bytes(l.recompute_of_layer(i - chunk.first_layer), imbalance);
   if (chunk.embedding) total += g.embedding.saved_bytes(Recompute::none, imbalance);
   if (chunk.lm_head) total += g.lm_head.saved_bytes(Recompute::none, imbalance);
   total += chunk.mtp_layers * g.mtp.saved_bytes(l.recompute, imbalance);

@@ -126,6 +126,19 @@ struct LayoutSpec {
   int global_batch = 0;  // sequences per iteration
   int seq_len = 0;
   Recompute recompute = Recompute::none;
+  // Partial block recompute (Megatron-LM --recompute-method block --recompute-num-layers N): with full
+  // recompute, only the first N decoder layers of each model chunk (virtual stage) rerun in backward;
+  // the others keep all their activations. 0: every layer follows `recompute`.
+  int recompute_num_layers = 0;
+  Recompute recompute_of_layer(int index_in_chunk) const {
+    return recompute == Recompute::full && recompute_num_layers > 0 && index_in_chunk >= recompute_num_layers
+               ? Recompute::none
+               : recompute;
+  }
+  // Megatron-LM --gradient-accumulation-fusion (default on): the weight-gradient GEMM accumulates into
+  // the fp32 main_grad itself; off (--no-gradient-accumulation-fusion, common in MindSpeed-LLM scripts)
+  // it writes a 16-bit gradient that a separate add folds into main_grad every microbatch.
+  bool gradient_accumulation_fusion = true;
   unsigned recompute_modules = static_cast<unsigned>(RecomputeModule::core_attn);  // RecomputeModule bits, selective only
   ScheduleKind schedule = ScheduleKind::one_f_one_b;
   bool distributed_optimizer = true;

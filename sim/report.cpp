@@ -25,6 +25,8 @@ json layout_json(const LayoutSpec& l) {
               {"microbatches", l.microbatches()},
               {"seq_len", l.seq_len},
               {"recompute", io::to_string(l.recompute)},
+              {"recompute_num_layers", l.recompute_num_layers},
+              {"gradient_accumulation_fusion", l.gradient_accumulation_fusion},
               {"recompute_modules", l.recompute == Recompute::selective ? json(io::recompute_module_names(l.recompute_modules)) : json::array()},
               {"cross_entropy", io::to_string(l.cross_entropy)},
               {"adam_moments", io::float_type_name(l.adam_moment_bytes)},

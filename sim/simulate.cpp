@@ -81,6 +81,12 @@ OpTiming time_op(const Op& op, const LayoutSpec& l, const HardwareProfile& hw, d
       t.forward = f.time + quantise;
       t.backward_input = dgrad.time + quantise;
       t.backward_weight = wgrad.time;
+      if (!l.gradient_accumulation_fusion) {
+        // Unfused accumulation (Megatron-LM's main-grad hook, main_grad.add_(grad)): the GEMM writes a
+        // 16-bit weight gradient, then a memory-bound add reads it (2 B) and reads and writes main_grad.
+        const double weights = s.n * s.k * s.count;
+        t.backward_weight += compute::vector_time(0, weights * (2.0 + 2.0 * l.main_grad_bytes), d).time;
+      }
       t.bound = f.bound;
       t.efficiency = f.efficiency;
       break;
@@ -256,8 +262,15 @@ ChunkCost cost_chunk(const ModelSpec& m, const LayoutSpec& l, const HardwareProf
   const int dense_count = std::max(0, std::min(c.first_layer + c.layers, moe_first) - c.first_layer);
   const CudaGraphs graphs = l.cuda_graphs;
   const seconds host_op = hw.device.host_op_overhead;
-  accumulate_layer(g.dense, dense_count, timings, l.recompute, graphs, host_op, fwd, bwd, wgt, cost.recompute);
-  accumulate_layer(g.moe, c.layers - dense_count, timings, l.recompute, graphs, host_op, fwd, bwd, wgt, cost.recompute);
+  // The chunk's decoder layers in order (dense ones first); under partial block recompute only its first
+  // recompute_num_layers follow the recompute policy.
+  const int rerun_layers = l.recompute_num_layers > 0 ? std::min(l.recompute_num_layers, c.layers) : c.layers;
+  const int dense_rerun = std::min(rerun_layers, dense_count), moe_rerun = rerun_layers - dense_rerun;
+  const Recompute kept = l.recompute_of_layer(rerun_layers);
+  accumulate_layer(g.dense, dense_rerun, timings, l.recompute, graphs, host_op, fwd, bwd, wgt, cost.recompute);
+  accumulate_layer(g.dense, dense_count - dense_rerun, timings, kept, graphs, host_op, fwd, bwd, wgt, cost.recompute);
+  accumulate_layer(g.moe, moe_rerun, timings, l.recompute, graphs, host_op, fwd, bwd, wgt, cost.recompute);
+  accumulate_layer(g.moe, c.layers - dense_count - moe_rerun, timings, kept, graphs, host_op, fwd, bwd, wgt, cost.recompute);
   accumulate_layer(g.mtp, c.mtp_layers, timings, l.recompute, graphs, host_op, fwd, bwd, wgt, cost.recompute);
   accumulate_layer(g.embedding, c.embedding ? 1 : 0, timings, Recompute::none, graphs, host_op, fwd, bwd, wgt, cost.recompute);
   accumulate_layer(g.lm_head, c.lm_head ? 1 : 0, timings, Recompute::none, graphs, host_op, fwd, bwd, wgt, cost.recompute);
@@ -368,7 +381,10 @@ SimulationResult simulate(const ModelSpec& m, const LayoutSpec& l, const Hardwar
   SimulationResult r;
   r.params = count_params(m);
   r.flops_per_token = graph::model_flops_per_token(m, l.seq_len, l.recompute, l.flash_attention);
-  r.hardware_flops_per_token = r.flops_per_token.training + r.flops_per_token.recompute;
+  // Under partial block recompute the share of decoder layers that rerun (N of each chunk's layers).
+  const double rerun_share =
+      l.recompute_num_layers > 0 ? std::min(1.0, static_cast<double>(l.recompute_num_layers) * l.pp * l.vpp / m.layers) : 1.0;
+  r.hardware_flops_per_token = r.flops_per_token.training + rerun_share * r.flops_per_token.recompute;
   r.imbalance = imbalance::layout_imbalance(m, l);
   r.plan = partition_layers(m, l);
   const graph::ModelGraphs graphs = graph::build_model_graphs(m, graph::make_context(m, l));

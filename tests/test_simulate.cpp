@@ -452,3 +452,45 @@ TEST_CASE("simulate: TP overlap hides nothing outside the scale-up domain", "[si
   CHECK(across_on.iteration_time > inside_on.iteration_time);
   CHECK(across_off.iteration_time > inside_off.iteration_time);
 }
+
+// Megatron's block recompute (--recompute-num-layers N) reruns only N layers of each model chunk: its
+// time and memory lie between no recompute and full recompute, and N = layers per chunk is full.
+TEST_CASE("simulate: partial block recompute lies between none and full", "[simulate][recompute]") {
+  const ModelSpec llama = io::load_model("llama3-70b");
+  const HardwareProfile npu = io::load_profile("ascend-910b2");
+  auto run = [&](Recompute rc, int layers) {
+    LayoutSpec l = make_layout(32, 8, 4, 1, 64, 4096);
+    l.recompute = rc;
+    l.recompute_num_layers = layers;
+    REQUIRE_FALSE(complete_and_check_layout(llama, l));
+    return sim::simulate(llama, l, npu);
+  };
+  const sim::SimulationResult none = run(Recompute::none, 0), full = run(Recompute::full, 0);
+  const sim::SimulationResult part = run(Recompute::full, 10), all = run(Recompute::full, 20);
+  CHECK(part.peak_memory < none.peak_memory);
+  CHECK(part.peak_memory > full.peak_memory);
+  CHECK(part.iteration_time > none.iteration_time);
+  CHECK(part.iteration_time < full.iteration_time);
+  CHECK(part.hfu > part.mfu);
+  CHECK(part.hardware_flops_per_token < full.hardware_flops_per_token);
+  CHECK(all.iteration_time == Approx(full.iteration_time).epsilon(1e-12));
+  CHECK(all.peak_memory == Approx(full.peak_memory).epsilon(1e-12));
+}
+
+// Without gradient-accumulation fusion every microbatch's weight gradients take one more memory-bound
+// pass (read the 16-bit gradient, read and write the fp32 main_grad): 10 bytes per local parameter.
+TEST_CASE("simulate: unfused gradient accumulation adds one HBM pass per weight and microbatch", "[simulate]") {
+  const ModelSpec llama = io::load_model("llama3-70b");
+  const HardwareProfile npu = io::load_profile("ascend-910b2");
+  LayoutSpec l = make_layout(32, 8, 4, 1, 64, 4096);
+  REQUIRE_FALSE(complete_and_check_layout(llama, l));
+  const sim::SimulationResult fused = sim::simulate(llama, l, npu);
+  l.gradient_accumulation_fusion = false;
+  const sim::SimulationResult unfused = sim::simulate(llama, l, npu);
+  // Lower bound: the decoder weights of one stage (70B / 4 stages / TP 8), 10 B each at the profile's
+  // HBM rate, once per microbatch (64 / DP 1).
+  const double per_stage_params = 70e9 / 4 / 8;
+  const double pass = per_stage_params * 10 / (npu.device.hbm_bandwidth * npu.device.hbm_efficiency);
+  CHECK(unfused.iteration_time - fused.iteration_time > 0.8 * 64 * pass);
+  CHECK(unfused.iteration_time - fused.iteration_time < 1.5 * 64 * pass);
+}

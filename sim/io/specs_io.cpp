@@ -282,6 +282,10 @@ LayoutSpec parse_layout(const json& j, const std::string& file) {
   l.global_batch = f.positive_int("global_batch");
   l.seq_len = f.non_negative_int_or("seq_len", 0);
   l.recompute = parse_recompute(f.string_or("recompute", "none"), file + ": field 'recompute'");
+  l.recompute_num_layers = f.non_negative_int_or("recompute_num_layers", 0);
+  if (l.recompute_num_layers > 0 && l.recompute != Recompute::full)
+    f.fail("recompute_num_layers", "only with recompute \"full\" (Megatron's block method)");
+  l.gradient_accumulation_fusion = f.boolean_or("gradient_accumulation_fusion", true);
   l.schedule = parse_schedule(f.string_or("schedule", l.vpp > 1 ? "interleaved" : "1f1b"), file + ": field 'schedule'");
   l.distributed_optimizer = f.boolean_or("distributed_optimizer", true);
   l.precision = f.choice_or("precision", {"bf16", "fp8"}, "bf16") == "fp8" ? Precision::fp8 : Precision::bf16;
