@@ -92,6 +92,7 @@ GraphContext make_context(const ModelSpec& model, const LayoutSpec& layout) {
   ctx.dispatch_bytes = layout.precision == Precision::fp8 && layout.fp8_dispatch ? 1.0 : 2.0;
   ctx.cross_entropy = layout.cross_entropy;
   ctx.recompute_modules = layout.recompute_modules;
+  ctx.moe_dispatcher = layout.moe_dispatcher;
   if (layout.precision == Precision::fp8 && layout.fp8_cached_inputs) ctx.linear_input_bytes = 1;
   return ctx;
 }
@@ -357,7 +358,12 @@ class LayerBuilder {
     gemm("router", routed_tokens, h, moe.experts).saved_bytes = routed_tokens * h * a_;
     vector("router_topk", routed_tokens * moe.experts, 6).saved_bytes = routed_tokens * moe.experts * 4;
     vector("permute", routed_tokens * moe.top_k * h, 0);
-    {
+    // Megatron's allgather dispatcher (MoEAllGatherTokenDispatcher) gathers all ranks' tokens over the
+    // EP group and reduce-scatters the expert outputs: ep x T x h whatever the routing.
+    const bool gathered = c_.moe_dispatcher == MoeDispatcher::allgather && c_.ep > 1;
+    if (gathered) {
+      collective("ep_all_gather", comm::CollectiveKind::all_gather, GroupKind::ep, c_.ep * routed_tokens * h * a_);
+    } else {
       Op& d = collective("ep_dispatch", comm::CollectiveKind::all_to_all, GroupKind::ep,
                          routed_tokens * moe.top_k * h * c_.dispatch_bytes);
       d.collective.expert_dispatch = true;
@@ -388,7 +394,11 @@ class LayerBuilder {
       keep_reduce_scatter_output(collective("etp_reduce_scatter", comm::CollectiveKind::reduce_scatter, GroupKind::etp,
                                             expert_tokens * h * a_),
                                  c_.etp);
-    {
+    if (gathered) {
+      keep_reduce_scatter_output(collective("ep_reduce_scatter", comm::CollectiveKind::reduce_scatter, GroupKind::ep,
+                                            c_.ep * routed_tokens * h * a_),
+                                 c_.ep);
+    } else {
       Op& d = collective("ep_combine", comm::CollectiveKind::all_to_all, GroupKind::ep,
                          routed_tokens * moe.top_k * h * a_);
       d.collective.expert_dispatch = true;

@@ -88,6 +88,7 @@ struct GraphContext {
   CrossEntropy cross_entropy = CrossEntropy::in_place;
   unsigned recompute_modules = static_cast<unsigned>(RecomputeModule::core_attn);  // what Recompute::selective reruns
   bytes linear_input_bytes = 2;  // per element of a decoder linear layer's input saved for backward
+  MoeDispatcher moe_dispatcher = MoeDispatcher::alltoall;
   bool operator==(const GraphContext&) const = default;
 };
 

@@ -118,6 +118,8 @@ struct ExpertLoadSpec {
   int redundant_experts = 0;  // extra expert replicas placed on the hottest experts (EPLB-style)
 };
 
+enum class MoeDispatcher { alltoall, allgather };
+
 struct LayoutSpec {
   int devices = 0;
   int tp = 1, pp = 1, vpp = 1, ep = 1, etp = 1, cp = 1, dp = 0;  // dp derived when 0
@@ -139,6 +141,13 @@ struct LayoutSpec {
   // the fp32 main_grad itself; off (--no-gradient-accumulation-fusion, common in MindSpeed-LLM scripts)
   // it writes a 16-bit gradient that a separate add folds into main_grad every microbatch.
   bool gradient_accumulation_fusion = true;
+  // Expert GEMMs as one grouped kernel (Megatron-LM / MindSpeed --moe-grouped-gemm: TEGroupedMLP,
+  // Ascend GMM) or, without the flag, one GEMM per local expert in a loop (SequentialMLP).
+  bool moe_grouped_gemm = true;
+  // Megatron's token dispatchers (--moe-token-dispatcher-type): alltoall sends each token to the EP
+  // ranks of its experts; allgather gathers every rank's tokens over the EP group, each rank computes its
+  // local experts on the tokens routed to them and the outputs are reduce-scattered back.
+  MoeDispatcher moe_dispatcher = MoeDispatcher::alltoall;
   unsigned recompute_modules = static_cast<unsigned>(RecomputeModule::core_attn);  // RecomputeModule bits, selective only
   ScheduleKind schedule = ScheduleKind::one_f_one_b;
   bool distributed_optimizer = true;

@@ -65,14 +65,23 @@ OpTiming time_op(const Op& op, const LayoutSpec& l, const HardwareProfile& hw, d
   switch (op.kind) {
     case OpKind::gemm:
     case OpKind::grouped_gemm: {
-      const bool grouped = op.kind == OpKind::grouped_gemm;
       compute::GemmShape s = op.shape;
       s.m *= load;
       const bytes hbm = op.hbm_bytes * load;
-      const compute::OpTime f = compute::gemm_time(s, hbm, peak, d, grouped);
+      // Without --moe-grouped-gemm the experts' GEMMs run one after another (Megatron's SequentialMLP):
+      // each is a plain GEMM of one expert's tokens, with its own launch and fill/drain cost.
+      const bool sequential = op.kind == OpKind::grouped_gemm && !l.moe_grouped_gemm;
+      const bool grouped = op.kind == OpKind::grouped_gemm && !sequential;
+      const double kernels = sequential ? s.count : 1.0;
+      auto gemm = [&](double m, double n, double k) {
+        compute::OpTime t = compute::gemm_time({m, n, k, s.count / kernels}, hbm / kernels, peak, d, grouped);
+        t.time *= kernels;
+        return t;
+      };
+      const compute::OpTime f = gemm(s.m, s.n, s.k);
       // Backward: data gradient (M x N times N x K) and weight gradient (K x M times M x N).
-      const compute::OpTime dgrad = compute::gemm_time({s.m, s.k, s.n, s.count}, hbm, peak, d, grouped);
-      const compute::OpTime wgrad = compute::gemm_time({s.k, s.n, s.m, s.count}, hbm, peak, d, grouped);
+      const compute::OpTime dgrad = gemm(s.m, s.k, s.n);
+      const compute::OpTime wgrad = gemm(s.k, s.n, s.m);
       // FP8 training quantises both GEMM operands first (read bf16, write fp8 + scales: ~3 bytes per
       // element; Transformer Engine's cast kernels; Micikevicius et al. 2022 "FP8 formats" §4).
       const seconds quantise = l.precision == Precision::fp8 && peak > d.matrix_bf16

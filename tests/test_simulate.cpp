@@ -494,3 +494,27 @@ TEST_CASE("simulate: unfused gradient accumulation adds one HBM pass per weight 
   CHECK(unfused.iteration_time - fused.iteration_time > 0.8 * 64 * pass);
   CHECK(unfused.iteration_time - fused.iteration_time < 1.5 * 64 * pass);
 }
+
+// Megatron's SequentialMLP (no --moe-grouped-gemm) runs one GEMM per local expert, each with its own
+// launch and fill/drain cost: never faster than the grouped kernel at the profile's grouped factor 1,
+// and slower the more (and smaller) the experts. The allgather dispatcher moves ep x T x h whatever the
+// top-k, so at EP 8 and top-2 it moves more than the all-to-all.
+TEST_CASE("simulate: sequential expert GEMMs and the allgather dispatcher", "[simulate][moe]") {
+  const ModelSpec mixtral = io::load_model("mixtral-8x7b");
+  HardwareProfile npu = io::load_profile("ascend-910b2");
+  npu.device.matrix.grouped_gemm_factor = 1.0;
+  LayoutSpec l = make_layout(64, 1, 8, 2, 64, 4096);  // 4 local experts
+  REQUIRE_FALSE(complete_and_check_layout(mixtral, l));
+  const sim::SimulationResult grouped = sim::simulate(mixtral, l, npu);
+  l.moe_grouped_gemm = false;
+  const sim::SimulationResult sequential = sim::simulate(mixtral, l, npu);
+  CHECK(sequential.breakdown.compute > grouped.breakdown.compute);
+  // At EP 8 the all-to-all sends 7/8 of T x top-2 x h, the all-gather receives 7 x T x h: 4x the bytes.
+  LayoutSpec wide = make_layout(64, 1, 8, 8, 64, 4096);
+  REQUIRE_FALSE(complete_and_check_layout(mixtral, wide));
+  const sim::SimulationResult all_to_all = sim::simulate(mixtral, wide, npu);
+  wide.moe_dispatcher = MoeDispatcher::allgather;
+  const sim::SimulationResult gathered = sim::simulate(mixtral, wide, npu);
+  CHECK(gathered.breakdown.exposed_ep > 2 * all_to_all.breakdown.exposed_ep);
+  CHECK(gathered.iteration_time > all_to_all.iteration_time);
+}

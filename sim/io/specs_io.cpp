@@ -286,6 +286,10 @@ LayoutSpec parse_layout(const json& j, const std::string& file) {
   if (l.recompute_num_layers > 0 && l.recompute != Recompute::full)
     f.fail("recompute_num_layers", "only with recompute \"full\" (Megatron's block method)");
   l.gradient_accumulation_fusion = f.boolean_or("gradient_accumulation_fusion", true);
+  l.moe_grouped_gemm = f.boolean_or("moe_grouped_gemm", true);
+  l.moe_dispatcher =
+      f.choice_or("moe_dispatcher", {"alltoall", "allgather"}, "alltoall") == "allgather" ? MoeDispatcher::allgather
+                                                                                          : MoeDispatcher::alltoall;
   l.schedule = parse_schedule(f.string_or("schedule", l.vpp > 1 ? "interleaved" : "1f1b"), file + ": field 'schedule'");
   l.distributed_optimizer = f.boolean_or("distributed_optimizer", true);
   l.precision = f.choice_or("precision", {"bf16", "fp8"}, "bf16") == "fp8" ? Precision::fp8 : Precision::bf16;
