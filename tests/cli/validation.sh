@@ -61,3 +61,18 @@ assert len(not_fitting) == s["predicted_not_to_fit"], not_fitting
 print("memory ok:", round(m["mape_pct"], 2), "% MAPE over", m["count"], "runs")
 print("validation ok:", round(s["mape_pct"], 2), "% MAPE over", s["count"], "runs")
 PY
+# Ascend runs (validation/ascend_runs.json, written by scripts/import_ascend_runs.py from the shared records and
+# their launch scripts): every record parses and at least 20 are scored. No error ceiling yet: the Ascend
+# profiles are being fitted. The committed file must be what the importer writes.
+"$moesim" validate "$root/validation/ascend_runs.json" --json "$out/ascend.json" > "$out/ascend.txt"
+tail -4 "$out/ascend.txt"
+python3 - "$out/ascend.json" <<'PY'
+import json, sys
+v = json.load(open(sys.argv[1]))
+scored = [r for r in v["runs"] if "error_pct" in r]
+assert len(scored) >= 20 and v["summary"]["count"] == len(scored), (len(scored), v["summary"])
+assert all(r["hardware"] in ("ascend-910b2", "ascend-910c-cm384") for r in scored), scored
+print("ascend runs ok:", len(scored), "scored of", len(v["runs"]))
+PY
+python3 "$root/scripts/import_ascend_runs.py" --out "$out/ascend_runs.json" > /dev/null
+cmp "$out/ascend_runs.json" "$root/validation/ascend_runs.json"
