@@ -55,6 +55,13 @@ struct LayerGraph {
   LayerKind kind = LayerKind::dense;
   std::vector<Op> forward;
   bytes layer_input_bytes = 0;   // what full recompute keeps (Korthikanti et al. 2022 §4.2: 2sbh)
+  // A dropless MoE layer's host waits for the device's per-expert token counts before it can issue the
+  // expert GEMMs (grouped GEMM split sizes, dispatcher output sizes): true where the layer has one.
+  bool host_syncs() const {
+    for (const Op& op : forward)
+      if (op.kind == OpKind::grouped_gemm) return true;
+    return false;
+  }
 
   // Activation bytes saved per microbatch under a recompute policy.
   bytes saved_bytes(Recompute policy, double imbalance = 1.0) const;

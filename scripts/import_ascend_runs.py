@@ -236,7 +236,8 @@ FLAGS = {
     "--seq-length": (T, "layout.seq_len, model.seq_len"),
     "--recompute-granularity": (T, "layout.recompute"),
     "--recompute-method": (T, "layout.recompute (with --recompute-num-layers)"),
-    "--recompute-num-layers": (T, "layout.recompute (all layers of a stage when >= its layers)"),
+    "--recompute-num-layers": (T, "layout.recompute_num_layers (block method: the first N layers of each "
+                                  "model chunk; uniform method: every layer)"),
     "--bf16": (T, "layout.precision bf16"),
     "--fp16": (T, "layout.precision bf16 (FP16 and BF16 run at the same rate on the 910B cube units)"),
     "--use-flash-attn": (T, "layout.flash_attention"),
@@ -273,7 +274,7 @@ FLAGS = {
     "--moe-router-num-groups": (T, "model.moe.router_groups"),
     "--moe-router-group-topk": (T, "model.moe.router_group_top_k"),
     "--moe-token-dispatcher-type": None,  # per value
-    "--moe-grouped-gemm": (T, "moesim's expert GEMMs are grouped GEMMs"),
+    "--moe-grouped-gemm": (T, "layout.moe_grouped_gemm (absent in a MoE script: one GEMM per local expert)"),
     "--moe-permute-fusion": (T, "moesim's token permutation is one fused memory pass"),
     "--use-fused-moe-token-permute-and-unpermute": (T, "moesim's token permutation is one fused memory pass"),
     "--mtp-num-layers": (T, "model.mtp_layers"),
@@ -292,7 +293,8 @@ FLAGS = {
     "--use-fused-swiglu": (T, "moesim counts the activation as one fused vector pass"),
     "--use-fused-rotary-pos-emb": (T, "moesim counts rope as one fused vector pass"),
     "--disable-bias-linear": (T, "moesim's linears have no bias"),
-    "--gemm-gradient-accumulation-fusion": (T, "moesim has no separate gradient-accumulation pass"),
+    "--gemm-gradient-accumulation-fusion": (T, "layout.gradient_accumulation_fusion (the GEMM accumulates "
+                                               "into main_grad)"),
     "--max-position-embeddings": (T, "position table size when positions are learned (= seq-length)"),
     # performance-relevant, not modelled
     "--swap-attention": (N, "MindSpeed swap-attention offloads every layer's attention activations to host memory "
@@ -308,9 +310,9 @@ FLAGS = {
                                         "not model that synchronisation"),
     "--moe-train-capacity-factor": (N, "tokens above {v} x the balanced share per expert are dropped; moesim "
                                        "routes every token (dropless)"),
-    "--no-gradient-accumulation-fusion": (N, "the weight-gradient GEMM writes a separate gradient that is then "
-                                             "added to main_grad (one more fp32 pass over each weight gradient "
-                                             "per microbatch); moesim counts accumulation as fused"),
+    "--no-gradient-accumulation-fusion": (T, "layout.gradient_accumulation_fusion false (the weight-gradient "
+                                             "GEMM writes a separate gradient, added to main_grad in one more "
+                                             "pass per microbatch)"),
     "--no-bias-gelu-fusion": (N, "bias-add and GeLU run as separate kernels (an extra HBM pass); moesim counts one "
                                  "fused activation pass and no bias"),
     "--no-bias-swiglu-fusion": (N, "bias-add and SwiGLU run as separate kernels; moesim counts one fused pass"),
@@ -362,10 +364,9 @@ def classify_flag(flag, value, flags):
         return N, ("%s: DeepSpeed-Ulysses CP (all-to-all of the heads before and after attention); moesim "
                    "models CP as ring attention (KV exchange), recorded as that" % value)
     if flag == "--moe-token-dispatcher-type":
-        if value == "alltoall":
-            return T, "EP dispatch as all-to-all (moesim's)"
-        return N, ("%s dispatcher: every EP rank gathers all tokens of the EP group (all-gather, then "
-                   "reduce-scatter on combine); moesim dispatches with all-to-all" % value)
+        if value in ("alltoall", "allgather"):
+            return T, "layout.moe_dispatcher %s" % value
+        return N, ("%s dispatcher: moesim models the alltoall and allgather dispatchers only" % value)
     if flag in ("--no-masked-softmax-fusion", "--attention-softmax-in-fp32") and "--use-flash-attn" not in flags:
         return N, ("unfused attention: %s changes the softmax kernels (fp32 softmax, no fused mask); moesim's "
                    "unfused attention counts one softmax pass" % flag)
@@ -726,18 +727,22 @@ def layout_from_flags(F, shared, model, hardware, assume):
     granularity = F.get("--recompute-granularity")
     method = F.get("--recompute-method")
     stage_layers = total_layers // pp
+    recompute_num_layers = 0
+    chunk_layers = total_layers // (pp * vpp)
     if granularity == "full":
         recompute = "full"
-        n = int(F.get("--recompute-num-layers", stage_layers))
+        # Megatron-LM of 2023-24 (ModelLink's base) defaults --recompute-num-layers to 1.
+        n = int(F.get("--recompute-num-layers", 1))
         if method == "uniform":
             assume("recompute", "full, uniform method with groups of %d layer(s): every layer is recomputed" % n)
-        elif n < stage_layers:
-            assume("not_modelled.--recompute-num-layers",
-                   "block recompute of %d of the %d layers per pipeline stage; moesim recomputes all of them "
-                   "(recompute full)" % (n, stage_layers))
+        elif n < chunk_layers:
+            recompute_num_layers = n
+            assume("recompute_num_layers", "block method: %d of the %d layers of each model chunk recomputed%s" % (
+                n, chunk_layers, "" if "--recompute-num-layers" in F else
+                " (no --recompute-num-layers: the Megatron-LM default of the period, 1)"))
         else:
-            assume("recompute", "full, block method with %d layers >= the %d layers per stage: every layer" % (
-                n, stage_layers))
+            assume("recompute", "full, block method with %d layers >= the %d layers per model chunk: every layer" % (
+                n, chunk_layers))
     elif granularity == "selective":
         recompute = "selective"
     elif "--swap-attention" in F:
@@ -794,6 +799,24 @@ def layout_from_flags(F, shared, model, hardware, assume):
         "overlap": overlap,
         "flash_attention": "--use-flash-attn" in F,
     }
+    if recompute_num_layers:
+        layout["recompute_num_layers"] = recompute_num_layers
+    if "--no-gradient-accumulation-fusion" in F:
+        layout["gradient_accumulation_fusion"] = False
+    if is_moe and "--moe-grouped-gemm" not in F:
+        layout["moe_grouped_gemm"] = False
+        assume("moe_grouped_gemm", "no --moe-grouped-gemm: one GEMM per local expert (Megatron's SequentialMLP)")
+    if F.get("--moe-token-dispatcher-type") == "allgather":
+        layout["moe_dispatcher"] = "allgather"
+    elif is_moe and "--moe-token-dispatcher-type" not in F:
+        if "--use-mcore-models" in F:
+            layout["moe_dispatcher"] = "allgather"
+            assume("moe_dispatcher", "no --moe-token-dispatcher-type: Megatron-Core's default, allgather "
+                                     "(megatron/training/arguments.py, default='allgather')")
+        else:
+            assume("moe_dispatcher", "no --moe-token-dispatcher-type and no --use-mcore-models (legacy model "
+                                     "path, dispatcher not named): alltoall; at EP <= 2 with top-2 the allgather "
+                                     "dispatcher moves the same bytes")
     if "--sequence-parallel" in F and tp == 1:
         assume("sequence_parallel", "--sequence-parallel with TP 1 has no effect")
     if "--sequence-parallel" not in F and tp > 1:
@@ -1103,7 +1126,7 @@ def convert_pangu_moe(shared):
                     "assumptions": assumptions,
                     "measured": {"mfu": 0.30, "other": {"tokens_per_s": 1.46e6,
                                                        "tokens_per_s_note": "secondary transcriptions only"}},
-                    "convention": "palm", "derived": full["derived"]})
+                    "convention": "pangu", "derived": full["derived"]})
     elif rid == "pangu-ultra-moe-718b-4k-baseline":
         layout = dict(full["layout"])
         layout["overlap"] = dict(layout["overlap"], ep_all_to_all=False)
@@ -1147,7 +1170,7 @@ def convert_pangu_moe(shared):
                     "measured": {"mfu": 0.189, "other": {"tokens_per_s": 0.61e6}},
                     "derived": {"tokens_per_s_per_device": {"value": 148.9, "method": "0.61M tokens/s / 4096 NPUs "
                                                                                       "(the collectors' arithmetic)"}},
-                    "convention": "palm"})
+                    "convention": "pangu"})
     else:  # 10K 41% (skipped)
         layout = dict(full["layout"], seq_len=8192)
         out.update({"model": full["model"], "hardware": {"profile": "ascend-910b2", "devices": 6144},
@@ -1198,7 +1221,10 @@ def convert_pangu_dense(shared):
         "flash_attention": ("NPU Fusion Attention (§4.3; the 52% run adds its compressed reset-attention mask)"
                             if mc2 else "assumed: Ascend's fused attention kernel; the §4.3 change is its "
                                         "compressed mask, not the kernel itself"),
-        "convention": "the report cites PaLM for MFU (6N + attention, non-causal) and gives no peak",
+        "convention": "the report cites PaLM for MFU (6N + attention, non-causal) and gives no peak: palm at the "
+                      "profile's 353.9 TFLOPS. The Ultra MoE report's pangu convention (256 TFLOPS, the figure the "
+                      "later Pro MoE report states) rests on that report's two points; nothing here pins this "
+                      "report's peak",
     }
     if mc2:
         assumptions["not_modelled.fused_ops"] = ("fused RMSNorm / SwiGLU / RoPE / gradient accumulation / PP "

@@ -55,7 +55,7 @@ GROUPS = {
     "mtnlg": ("MT-NLG 530B via PaLM Table 3", "palm"),
     "bloom": ("BLOOM-176B training logs", "megatron2021"),
     "opt": ("OPT-175B", "none"),
-    "pangu": ("Pangu Ultra MoE (headline only)", "palm"),
+    "pangu": ("Pangu Ultra MoE (headline only)", "pangu"),
 }
 
 
@@ -793,7 +793,7 @@ ENUMS = {
     "precision": {"bf16", "fp8"},
 }
 CONVENTIONS = {"megatron2021", "korthikanti2022", "megatron_core_2024", "megatron_core_2025",
-               "megatron_core_2026_causal", "palm", "none"}
+               "megatron_core_2026_causal", "palm", "pangu", "none"}
 
 
 def check(rec):

@@ -143,7 +143,10 @@ GroupKind comm_class(const Op& op) {
 // Per-layer sums of one pass, before overlap rules.
 struct RawPass {
   seconds compute = 0, gemm = 0, attention = 0;
-  seconds host = 0;  // CPU time to issue the pass's eager (not graph-captured) ops
+  seconds host = 0;  // CPU time to issue the pass's eager (not graph-captured) ops the host may run ahead on
+  // Layers whose host issue stops at a device-to-host sync: their compute, and the host time by which
+  // each such layer's issue outlasts its own compute (the device waits for it).
+  seconds synced_compute = 0, host_stall = 0;
   seconds tp = 0, ep = 0, cp = 0;
   // The TP collectives inside the innermost tier (the scale-up domain: NVLink, HCCS, UB), the only ones
   // TP overlap can hide: NVIDIA's userbuffers run over NVLink peer memory, and Ascend's MC2 fused
@@ -169,11 +172,12 @@ PassCost apply_overlap(const RawPass& r, const LayoutSpec& l, const DeviceSpec& 
                        seconds delayed_wgrad = 0) {
   PassCost p;
   // Eager PyTorch issues kernels asynchronously, so the host hides behind the device while it runs
-  // ahead; the dropless MoE dispatcher's device-to-host sync of the per-expert token counts
-  // (Megatron-Core token dispatcher) stops it running ahead, so a pass lasts at least its host time
-  // (CUDA graphs remove the per-op host cost: Nguyen et al., "Accelerating PyTorch with CUDA Graphs",
-  // PyTorch blog 2021).
-  p.compute = std::max(r.compute, r.host);
+  // ahead, and a pass lasts at least its host time (CUDA graphs remove the per-op host cost: Nguyen et
+  // al., "Accelerating PyTorch with CUDA Graphs", PyTorch blog 2021). The dropless MoE layer's
+  // device-to-host sync of the per-expert token counts (Megatron-Core token dispatchers and grouped GEMM
+  // take them on the host; MindSpeed's --moe-permutation-async-comm exists to hide it) stops the host
+  // at every MoE layer, so there each layer lasts at least its own host time.
+  p.compute = std::max(r.compute, r.host + r.synced_compute) + r.host_stall;
   p.tp = r.tp;
   p.ep = r.ep;
   p.cp = r.cp;
@@ -231,16 +235,18 @@ void accumulate_layer(const graph::LayerGraph& g, int count, OpTimings& timings,
   // depend on routing and the ops run eagerly (Megatron-Core's TE graph scopes attn, moe_router,
   // moe_preprocess).
   bool dynamic_shapes = false;
+  // One layer's host issue time and device compute, forward and backward.
+  seconds host_fwd = 0, host_bwd = 0, compute_fwd = 0, compute_bwd = 0;
   for (std::size_t i = 0; i < g.forward.size(); ++i) {
     const Op& op = g.forward[i];
     const OpTiming& t = times[i];
     const double rerun = g.rerun_fraction(op, policy);
-    if (op.kind == OpKind::collective && op.collective.expert_dispatch) dynamic_shapes = true;
+    if (op.kind == OpKind::collective && op.collective.group == GroupKind::ep) dynamic_shapes = true;
     const bool eager = graphs == CudaGraphs::none || (graphs == CudaGraphs::partial && dynamic_shapes);
     if (eager) {
       // One host issue forward, two backward (data and weight gradients), plus the recomputed share.
-      fwd.host += count * host_op;
-      bwd.host += count * host_op * (2 + rerun);
+      host_fwd += host_op;
+      host_bwd += host_op * (2 + rerun);
     }
     if (op.kind == OpKind::collective) {
       const bool scale_up = t.tier <= 0;
@@ -248,6 +254,8 @@ void accumulate_layer(const graph::LayerGraph& g, int count, OpTimings& timings,
       bwd.add_comm(comm_class(op), count * (t.backward_input + rerun * t.forward), scale_up);
       continue;
     }
+    compute_fwd += t.forward;
+    compute_bwd += t.backward_input + rerun * t.forward;
     fwd.compute += count * t.forward;
     bwd.compute += count * (t.backward_input + rerun * t.forward);
     wgt.compute += count * t.backward_weight;
@@ -260,6 +268,15 @@ void accumulate_layer(const graph::LayerGraph& g, int count, OpTimings& timings,
       bwd.gemm += count * t.backward_input;
       wgt.gemm += count * t.backward_weight;
     }
+  }
+  if (g.host_syncs()) {
+    fwd.synced_compute += count * compute_fwd;
+    bwd.synced_compute += count * compute_bwd;
+    fwd.host_stall += count * std::max(0.0, host_fwd - compute_fwd);
+    bwd.host_stall += count * std::max(0.0, host_bwd - compute_bwd);
+  } else {
+    fwd.host += count * host_fwd;
+    bwd.host += count * host_bwd;
   }
 }
 

@@ -75,6 +75,8 @@ LayoutSpec layout_from_flags(const po::variables_map& vm, const ModelSpec& model
   for (const auto& [flag, key] : std::map<std::string, std::string>{{"recompute", "recompute"}, {"schedule", "schedule"},
                                                                      {"precision", "precision"}})
     if (vm.count(flag)) j[key] = vm[flag].as<std::string>();
+  // --recompute replaces the file's policy, and with it the modules a selective policy names.
+  if (vm.count("recompute") && vm["recompute"].as<std::string>() != "selective") j.erase("recompute_modules");
   if (vm.count("ep-overlap")) j["overlap"]["ep_all_to_all"] = vm["ep-overlap"].as<bool>();
   if (vm.count("tp-overlap")) j["overlap"]["tp_comm"] = vm["tp-overlap"].as<bool>();
   if (vm.count("hierarchical-ep")) j["ep_all_to_all"] = vm["hierarchical-ep"].as<bool>() ? "hierarchical" : "pairwise";

@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
 # The validation harness on the project's published runs: an error that grows past the threshold fails CI.
-# Threshold: current MAPE 6.72% over 128 runs (see README "Accuracy"); lower it as the models improve.
+# Threshold: current MAPE 6.7% over 127 GPU/TPU runs (see README "Accuracy"); lower it as the models improve.
+# The Pangu Ultra MoE run is scored with the other Ascend runs below (validation/pangu-ultra-moe.json is the
+# hand-written source of its record and is skipped).
 # The 21 Megatron-Bridge 25.11/26.02 Llama 3 runs (validation/megatron_bridge_runs.json, added after every
 # profile was fitted, so held out for all of them): MAPE 6.67%, max 13.3%, all fit.
 # Memory (validation/memory_runs.json, scored apart): MAPE 8.0% over 8 runs, max 23.7% (405B; 70B -15.4%, see
 # validation/README.md "Memory" for what the model misses); the 4 FSDP + CP full-recompute rows -2.5..-3.2%, the
 # 2 op-level selective AC rows -6.2% and -7.9%; the ceilings fail CI if it grows. Runs that ran but are
-# predicted not to fit: 3 (from 15 before the loss-phase, FP8-input, Adam-moment and recompute-module settings:
-# Llama3-8x70B at DP 1, PaLM, Pangu Ultra MoE).
+# predicted not to fit: 2 (from 15 before the loss-phase, FP8-input, Adam-moment and recompute-module settings:
+# Llama3-8x70B at DP 1, PaLM; Pangu Ultra MoE fits with its Selective R/S).
 set -euo pipefail
 moesim=$1
 root=$2
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-"$moesim" validate "$root/validation/published_runs.json" "$root/validation/pangu-ultra-moe.json" \
+"$moesim" validate "$root/validation/published_runs.json" \
   "$root/validation/megatron_bridge_runs.json" "$root/validation/memory_runs.json" --json "$out/validation.json" \
   --max-mape 6.9 > "$out/table.txt"
 tail -10 "$out/table.txt"
@@ -21,7 +23,7 @@ python3 - "$out/validation.json" <<'PY'
 import json, sys
 v = json.load(open(sys.argv[1]))
 s = v["summary"]
-assert s["count"] >= 128, s
+assert s["count"] >= 127, s
 scored = [r for r in v["runs"] if "error_pct" in r]
 for r in scored:
     assert set(r) >= {"id", "hardware", "metric", "measured", "predicted", "error_pct"}, r
@@ -55,15 +57,18 @@ assert len(table2) == 4 and all(abs(r["error_pct"]) < 4 for r in table2), table2
 op_sac = [r for r in memory if r["id"].startswith(("torchtitan-t1-", "torchtitan-t3-"))]
 assert len(op_sac) == 2 and all(abs(r["error_pct"]) < 9 for r in op_sac), op_sac
 # Every record is a run that ran: a "does not fit" is a wrong memory prediction.
-assert s["predicted_not_to_fit"] <= 3, s["predicted_not_to_fit"]
+assert s["predicted_not_to_fit"] <= 2, s["predicted_not_to_fit"]
 not_fitting = {r["id"] for r in scored if not r["fits"]}
 assert len(not_fitting) == s["predicted_not_to_fit"], not_fitting
 print("memory ok:", round(m["mape_pct"], 2), "% MAPE over", m["count"], "runs")
 print("validation ok:", round(s["mape_pct"], 2), "% MAPE over", s["count"], "runs")
 PY
 # Ascend runs (validation/ascend_runs.json, written by scripts/import_ascend_runs.py from the shared records and
-# their launch scripts): every record parses and at least 20 are scored. No error ceiling yet: the Ascend
-# profiles are being fitted. The committed file must be what the importer writes.
+# their launch scripts): every record parses and at least 20 are scored. Ceilings on the fitted Ascend
+# profiles (README "Accuracy", validation/README.md "Ascend runs"): MAPE 31.0% over 26 runs (910B 30.3% over
+# 23, fitted; the 3 A3 runs take the 910B fit: 35.9%), fails past 32%. The Pangu Ultra MoE 6K run is scored
+# here once. Runs that ran but are predicted not to fit: 1 (DeepSeek-V3 on A3 with DualPipeV, recorded as
+# DualPipe's two parameter copies). The committed file must be what the importer writes.
 "$moesim" validate "$root/validation/ascend_runs.json" --json "$out/ascend.json" > "$out/ascend.txt"
 tail -4 "$out/ascend.txt"
 python3 - "$out/ascend.json" <<'PY'
@@ -72,7 +77,11 @@ v = json.load(open(sys.argv[1]))
 scored = [r for r in v["runs"] if "error_pct" in r]
 assert len(scored) >= 20 and v["summary"]["count"] == len(scored), (len(scored), v["summary"])
 assert all(r["hardware"] in ("ascend-910b2", "ascend-910c-cm384") for r in scored), scored
-print("ascend runs ok:", len(scored), "scored of", len(v["runs"]))
+assert v["summary"]["mape_pct"] < 32, v["summary"]
+assert v["summary"]["by_hardware"]["ascend-910b2"]["mape_pct"] < 31, v["summary"]["by_hardware"]
+assert v["summary"]["predicted_not_to_fit"] <= 1, v["summary"]["predicted_not_to_fit"]
+assert any(r["id"] == "pangu-ultra-moe-718b-6k-30mfu" and r["fits"] for r in scored), "Pangu 6K must fit"
+print("ascend runs ok:", len(scored), "scored of", len(v["runs"]), "MAPE", round(v["summary"]["mape_pct"], 2), "%")
 PY
 python3 "$root/scripts/import_ascend_runs.py" --out "$out/ascend_runs.json" > /dev/null
 cmp "$out/ascend_runs.json" "$root/validation/ascend_runs.json"
