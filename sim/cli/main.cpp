@@ -106,21 +106,6 @@ struct Configuration {
   LayoutSpec layout;
 };
 
-// What a launch script set, what it left to moesim's defaults and what moesim cannot model, on stdout
-// before the results, so that a reader sees what the prediction rests on.
-void print_launch_summary(const io::LaunchConfig& c) {
-  fmt::print("{} ({}): {} arguments used, {} ignored (no effect on performance), {} not modelled\n", c.file, c.format,
-             c.used.size(), c.ignored.size(), c.not_modelled.size());
-  const auto list = [](const char* title, const std::vector<std::string>& items) {
-    if (!items.empty()) fmt::print("  {}: {}\n", title, fmt::join(items, ", "));
-  };
-  list("used", c.used);
-  list("ignored", c.ignored);
-  list("not modelled", c.not_modelled);
-  list("notes", c.notes);
-  fmt::print("\n");
-}
-
 // The model and layout of --from-script: the script's layout with the command-line layout flags on top,
 // checked by the same parsers as files.
 Configuration configuration_from_script(const po::variables_map& vm) {

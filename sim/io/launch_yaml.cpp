@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
+#include <cctype>
 #include <filesystem>
 #include <regex>
 
@@ -19,7 +20,9 @@ YAML::Node parse_yaml(const std::string& path, const std::string& text) {
   try {
     return YAML::Load(text);
   } catch (const YAML::Exception& e) {
-    throw InputError(fmt::format("{}:{}: not valid YAML: {}", path, e.mark.line + 1, e.msg));
+    std::string message;  // the parser may quote the offending byte: keep the line printable
+    for (char c : e.msg) message += std::isprint(static_cast<unsigned char>(c)) ? c : '?';
+    throw InputError(fmt::format("{}:{}: not valid YAML: {}", path, e.mark.line + 1, message));
   }
 }
 
