@@ -127,7 +127,7 @@ Configuration load_configuration(const po::variables_map& vm) {
       throw InputError("--from-script: expected no --model or --layout with it (the script gives both; layout flags override it)");
     return configuration_from_script(vm);
   }
-  if (!vm.count("model")) throw InputError("--model: expected a model (or --from-script SCRIPT)");
+  if (!vm.count("model")) throw InputError("--model: required (a model name or file, or --from-script SCRIPT)");
   if (vm.count("vocab")) throw InputError("--vocab: expected only with --from-script");
   ModelSpec model = io::load_model(vm["model"].as<std::string>());
   HardwareProfile hw = io::load_profile(vm["hw"].as<std::string>());

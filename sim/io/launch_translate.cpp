@@ -303,7 +303,8 @@ json layout_json(const Arguments& a, const ArgumentList& list, const LaunchOptio
   l["flash_attention"] = a.has("use-flash-attn") || a.text("transformer-impl") == "transformer_engine";
   const bool ep_overlap = a.has("moe-alltoall-overlap-comm") || a.has("overlap-moe-expert-parallel-comm") || a.has("moe-fb-overlap");
   l["overlap"] = {{"ep_all_to_all", ep_overlap},
-                  {"tp_comm", a.has("use-mc2") || a.has("tp-comm-overlap")},
+                  // MC2 fuses TP collectives into the GEMMs; Ascend CoC (communication over computation) overlaps them in slices.
+                  {"tp_comm", a.has("use-mc2") || a.has("use-ascend-coc") || a.has("tp-comm-overlap")},
                   {"dp_grad_reduce", a.has("overlap-grad-reduce")},
                   {"dp_param_gather", a.has("overlap-param-gather")},
                   {"delay_wgrad", ep_overlap && a.has("delay-wgrad-compute")}};

@@ -166,12 +166,16 @@ LaunchConfig read_mindformers(const std::string& path, const YAML::Node& root, c
   const int batch = y.integer("runner_config.batch_size", 1);
   const int vpp = y.integer(mc + "pp_interleave_num", 1);
   const std::string recompute = y.text("recompute_config.recompute", "False");
+  // moe_config.ep_extend_tp (as MindSpeed-LLM's --moe-tp-extend-ep): experts are spread over expert_parallel x
+  // model_parallel ranks instead of having their weights split by model_parallel.
+  const bool ep_extend_tp = y.text("moe_config.ep_extend_tp", "False") == "True";
+  const int expert_parallel = y.integer("parallel_config.expert_parallel", 1);
   const bool select = y.text("recompute_config.select_recompute", "False") == "True";
   c.layout = {{"devices", options.devices ? *options.devices : dp * tp * pp},
               {"tp", tp},
               {"pp", pp},
               {"vpp", vpp},
-              {"ep", y.integer("parallel_config.expert_parallel", 1)},
+              {"ep", ep_extend_tp ? expert_parallel * tp : expert_parallel},
               {"sequence_parallel", y.text("parallel_config.use_seq_parallel", "False") == "True"},
               {"micro_batch", batch},
               {"global_batch", batch * dp * micro_batches},
@@ -182,11 +186,16 @@ LaunchConfig read_mindformers(const std::string& path, const YAML::Node& root, c
               {"distributed_optimizer", y.text("parallel.enable_parallel_optimizer", "False") == "True"},
               {"precision", "bf16"},
               {"flash_attention", y.text(mc + "use_flash_attention", "False") == "True"},
-              {"overlap", {{"dp_grad_reduce", false}, {"dp_param_gather", false}}},
+              // MindSpore's graph mode overlaps the DP gradient reduction and the parallel optimizer's weight
+              // gathers with compute; TP communication only with fine_grain_interleave (slices of a layer
+              // interleaved so that one's communication runs beside another's compute).
+              {"overlap", {{"dp_grad_reduce", true}, {"dp_param_gather", true},
+                           {"tp_comm", y.integer(mc + "fine_grain_interleave", 1) > 1}}},
               {"source", c.format + ": " + path}};
+  if (ep_extend_tp) c.layout["etp"] = 1;
   if (!options.devices) c.notes.push_back(fmt::format("devices {} = data_parallel x model_parallel x pipeline_stage", dp * tp * pp));
   for (const char* k : {"moe_config.capacity_factor", "recompute_config.mp_comm_recompute", "recompute_config.recompute_slice_activation",
-                        "parallel_config.vocab_emb_dp", "micro_batch_interleave_num", "moe_config.ep_extend_tp"})
+                        "parallel_config.vocab_emb_dp", "micro_batch_interleave_num"})
     y.note(k, c.not_modelled);
   for (const char* k : {"optimizer.type", "lr_schedule.type", "runner_config.epochs", "train_dataset.data_loader.dataset_dir"})
     y.note(k, c.ignored);
