@@ -138,14 +138,19 @@ std::string resolve_near(const std::string& name, const std::string& spec_file) 
 
 }  // namespace
 
-SweepSpec parse_spec(const json& j, const std::string& file) {
+SweepSpec parse_spec(const json& j, const std::string& file, const ModelSpec* base_model) {
   const Field f(j, file, "");
   reject_unknown(f, {"name", "description", "base_model", "hardware", "devices", "seq_len", "global_batch_tokens",
                      "model_axes", "layout", "layout_axes", "layout_fixed", "constraints", "objective", "train_tokens"});
   SweepSpec s;
   s.file = file;
-  s.base_model_name = f.string("base_model");
-  s.base_model = io::load_model(resolve_near(s.base_model_name, file));
+  if (base_model && !f.has("base_model")) {
+    s.base_model_name = base_model->name;
+    s.base_model = *base_model;
+  } else {
+    s.base_model_name = f.string("base_model");
+    s.base_model = io::load_model(resolve_near(s.base_model_name, file));
+  }
   s.hw = io::load_profile(resolve_near(f.string("hardware"), file));
   s.devices = f.positive_int("devices");
   s.seq_len = f.positive_int("seq_len");
@@ -730,7 +735,10 @@ std::string clock(double s) {
 
 json point_line(const SweepSpec& spec, std::uint64_t index, const EvalOptions& options) {
   try {
-    return result_json(spec, evaluate_point(spec, index, options));
+    const PointResult r = evaluate_point(spec, index, options);
+    json line = result_json(spec, r);
+    if (options.emit_args && r.status == "ok") line["launch_args"] = io::launch_arguments(*r.model, *r.layout, *options.emit_args);
+    return line;
   } catch (const std::exception& e) {
     PointResult failed;
     failed.index = index;

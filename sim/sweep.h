@@ -16,6 +16,7 @@
 #include "costmodels/graph.h"
 #include "costmodels/params.h"
 #include "costmodels/specs.h"
+#include "sim/io/launch_script.h"
 #include "sim/simulate.h"
 
 namespace moesim::sweep {
@@ -68,7 +69,8 @@ struct SweepSpec {
 };
 
 // Checks the whole spec; errors are InputError naming the file and the field.
-SweepSpec parse_spec(const json& j, const std::string& file);
+// With `base_model` (a launch script's model, sweep --from-script) the spec's base_model key may be absent.
+SweepSpec parse_spec(const json& j, const std::string& file, const ModelSpec* base_model = nullptr);
 SweepSpec load_spec(const std::string& path);
 
 // Number of model points (product of the model axes' sizes; 1 when there are none).
@@ -121,6 +123,8 @@ class PreScreen {
 
 struct EvalOptions {
   bool prune = true;  // false simulates every valid layout (to check that pruning loses nothing)
+  // Adds to each fitting point's line "launch_args": the argument list that runs its best layout.
+  std::optional<io::LaunchDialect> emit_args;
 };
 
 struct PointResult {

@@ -158,6 +158,11 @@
   const AXIS_SHORT = { layers: 'L', hidden: 'h', heads: 'heads', experts: 'E', top_k: 'top', expert_intermediate: 'ffn',
     shared_experts: 'shared', first_dense_layers: 'dense' };
 
+  // sweep --emit-args: the GPT_ARGS block that runs the point's layout, folded under its layout.
+  const launchArgs = (p) => p.launch_args
+    ? [el('details', { class: 'launch-args' }, [el('summary', {}, 'launch arguments'), el('pre', {}, p.launch_args)])]
+    : [];
+
   function drawSweep() {
     const points = data.points;
     const axes = Object.keys(points.length ? points[0].model : {}).filter((k) =>
@@ -259,7 +264,8 @@
         ['tokens_per_s', 'tokens/s', (r) => r.tokens_per_s, (v) => Math.round(v).toLocaleString('en-US')],
         ['iteration_s', 'iteration s', (r) => r.iteration_s, (v) => v.toFixed(2)],
         ['peak_gb', 'peak GB', (r) => r.peak_gb, (v) => v.toFixed(1)],
-        ['layout', 'layout', (r) => r.layout, null, (r) => [r.parallel, el('div', { class: 'detail' }, r.schedule)]],
+        ['layout', 'layout', (r) => r.layout, null, (r) => [r.parallel, el('div', { class: 'detail' }, r.schedule)]
+          .concat(launchArgs(byIndex.get(r.index)))],
       ]);
     const table = el('table', { class: 'ranked', id: 'ranked-table' });
     const head = el('tr', {}, columns.map(([key, title]) => el('th', { 'data-key': key }, title)));

@@ -1,5 +1,8 @@
 #include "sim/cli/commands.h"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include <iostream>
 
 #include "sim/io/input_error.h"
@@ -20,6 +23,21 @@ std::optional<po::variables_map> parse_command(const std::vector<std::string>& a
   }
   po::notify(vm);
   return vm;
+}
+
+// What a launch script set, what it left to moesim's defaults and what moesim cannot model, on stdout
+// before the results, so that a reader sees what the prediction rests on.
+void print_launch_summary(const io::LaunchConfig& c) {
+  fmt::print("{} ({}): {} arguments used, {} ignored (no effect on performance), {} not modelled\n", c.file, c.format,
+             c.used.size(), c.ignored.size(), c.not_modelled.size());
+  const auto list = [](const char* title, const std::vector<std::string>& items) {
+    if (!items.empty()) fmt::print("  {}: {}\n", title, fmt::join(items, ", "));
+  };
+  list("used", c.used);
+  list("ignored", c.ignored);
+  list("not modelled", c.not_modelled);
+  list("notes", c.notes);
+  fmt::print("\n");
 }
 
 std::ofstream open_output(const std::string& path) {

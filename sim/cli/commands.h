@@ -7,6 +7,8 @@
 #include <utility>
 #include <vector>
 
+#include "sim/io/launch_script.h"
+
 namespace moesim {
 
 int cmd_validate(const std::vector<std::string>& args);
@@ -26,6 +28,9 @@ int cmd_replay(const std::vector<std::string>& args);
 std::optional<boost::program_options::variables_map> parse_command(
     const std::vector<std::string>& args, const boost::program_options::options_description& options,
     const boost::program_options::positional_options_description* positional = nullptr);
+
+// Prints what a launch script (--from-script) set, ignored and left unmodelled, before the results.
+void print_launch_summary(const io::LaunchConfig& config);
 
 // Opens a file the user asked for; one that cannot be written is an InputError naming it.
 std::ofstream open_output(const std::string& path);

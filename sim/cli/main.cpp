@@ -17,6 +17,7 @@
 #include "sim/allocator.h"
 #include "sim/cli/commands.h"
 #include "sim/io/input_error.h"
+#include "sim/io/launch_script.h"
 #include "sim/io/specs_io.h"
 #include "sim/html_report.h"
 #include "sim/report.h"
@@ -52,10 +53,12 @@ void add_layout_flags(po::options_description& d) {
       ("activation-swap", po::value<double>(), "fraction of saved activations swapped to host memory (0..1)");
 }
 
-// Layout from --layout (if given) with flags applied on top, as JSON, then parsed and checked in one place.
-LayoutSpec layout_from_flags(const po::variables_map& vm, const ModelSpec& model) {
-  io::json j = io::json::object();
-  std::string file = "command line";
+// Layout from --layout (or a launch script's layout, `base` read from `base_file`) with flags applied on
+// top, as JSON, then parsed and checked in one place.
+LayoutSpec layout_from_flags(const po::variables_map& vm, const ModelSpec& model, const io::json& base = io::json::object(),
+                             const std::string& base_file = "") {
+  io::json j = base;
+  std::string file = base_file.empty() ? "command line" : base_file;
   if (vm.count("layout")) {
     file = vm["layout"].as<std::string>();
     j = io::read_json_file(file);
@@ -69,7 +72,7 @@ LayoutSpec layout_from_flags(const po::variables_map& vm, const ModelSpec& model
                            "recompute", "schedule", "precision", "ep-overlap", "tp-overlap", "hierarchical-ep",
                            "expert-skew", "redundant-experts", "activation-swap"})
     any_flag = any_flag || vm.count(flag);
-  if (vm.count("layout") && any_flag) file += " (with command-line flags)";
+  if ((vm.count("layout") || !base_file.empty()) && any_flag) file += " (with command-line flags)";
   for (const auto& [flag, key] : int_flags)
     if (vm.count(flag)) j[key] = vm[flag].as<int>();
   for (const auto& [flag, key] : std::map<std::string, std::string>{{"recompute", "recompute"}, {"schedule", "schedule"},
@@ -91,9 +94,11 @@ LayoutSpec layout_from_flags(const po::variables_map& vm, const ModelSpec& model
 
 // --model, --hw and the layout flags, shared by every command that takes one configuration.
 void add_configuration_flags(po::options_description& d) {
-  d.add_options()("help,h", "this help")("model", po::value<std::string>()->required(),
-                                         "built-in name, model file or HF config.json")(
-      "hw", po::value<std::string>()->required(), "built-in profile name or profile file");
+  d.add_options()("help,h", "this help")("model", po::value<std::string>(), "built-in name, model file or HF config.json")(
+      "hw", po::value<std::string>()->required(), "built-in profile name or profile file")(
+      "from-script", po::value<std::string>(),
+      "model and layout from a Megatron-LM / MindSpeed-LLM launch script, a moe_recipes YAML or a MindFormers YAML "
+      "(layout flags override it)")("vocab", po::value<int>(), "with --from-script: vocabulary size where the script's tokenizer holds it");
   add_layout_flags(d);
 }
 
@@ -103,7 +108,29 @@ struct Configuration {
   LayoutSpec layout;
 };
 
+// The model and layout of --from-script: the script's layout with the command-line layout flags on top,
+// checked by the same parsers as files.
+Configuration configuration_from_script(const po::variables_map& vm) {
+  io::LaunchOptions options;
+  if (vm.count("devices")) options.devices = vm["devices"].as<int>();
+  if (vm.count("vocab")) options.vocab = vm["vocab"].as<int>();
+  const std::string path = vm["from-script"].as<std::string>();
+  const io::LaunchConfig launch = io::read_launch_file(path, options);
+  print_launch_summary(launch);
+  ModelSpec model = io::parse_model(launch.model, path + " (model from its arguments)");
+  HardwareProfile hw = io::load_profile(vm["hw"].as<std::string>());
+  LayoutSpec layout = layout_from_flags(vm, model, launch.layout, path);
+  return {std::move(model), std::move(hw), std::move(layout)};
+}
+
 Configuration load_configuration(const po::variables_map& vm) {
+  if (vm.count("from-script")) {
+    if (vm.count("model") || vm.count("layout"))
+      throw InputError("--from-script: expected no --model or --layout with it (the script gives both; layout flags override it)");
+    return configuration_from_script(vm);
+  }
+  if (!vm.count("model")) throw InputError("--model: required (a model name or file, or --from-script SCRIPT)");
+  if (vm.count("vocab")) throw InputError("--vocab: expected only with --from-script");
   ModelSpec model = io::load_model(vm["model"].as<std::string>());
   HardwareProfile hw = io::load_profile(vm["hw"].as<std::string>());
   LayoutSpec layout = layout_from_flags(vm, model);
@@ -112,7 +139,7 @@ Configuration load_configuration(const po::variables_map& vm) {
 
 int cmd_simulate(const std::vector<std::string>& args) {
   po::options_description d(
-      "moesim simulate --model M --hw H (--layout L.json | layout flags) [--json FILE] [--trace FILE] [--html FILE]");
+      "moesim simulate (--model M (--layout L.json | layout flags) | --from-script SCRIPT) --hw H [--json FILE] [--trace FILE] [--html FILE]");
   add_configuration_flags(d);
   d.add_options()("json", po::value<std::string>(), "write the simulation report as JSON")(
       "trace", po::value<std::string>(), "write the simulated timeline as Chrome trace JSON (Perfetto)")(
@@ -159,7 +186,7 @@ int cmd_list(const std::vector<std::string>& names, bool models) {
 }
 
 int cmd_ops(const std::vector<std::string>& args) {
-  po::options_description d("moesim ops --model M --hw H (--layout L.json | layout flags)");
+  po::options_description d("moesim ops (--model M (--layout L.json | layout flags) | --from-script SCRIPT) --hw H");
   add_configuration_flags(d);
   const auto parsed = parse_command(args, d);
   if (!parsed) return 0;

@@ -1,4 +1,4 @@
-// moesim sweep SPEC [--jobs N] [--out results.jsonl] [--csv FILE] [--json FILE] [--top K] [--resume] [--shard I/N | --mpi]
+// moesim sweep (SPEC | --from-script SCRIPT --hw H) [--emit-args megatron|mindspeed] [--jobs N] [--out results.jsonl] [--csv FILE] [--json FILE] [--top K] [--resume] [--shard I/N | --mpi]
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -12,6 +12,8 @@
 #include "sim/cli/commands.h"
 #include "sim/cli/sweep_mpi.h"
 #include "sim/io/input_error.h"
+#include "sim/io/launch_script.h"
+#include "sim/io/specs_io.h"
 #include "sim/shard.h"
 #include "sim/sweep.h"
 
@@ -106,12 +108,46 @@ void report_sweep(const po::variables_map& vm, const sweep::SweepSpec& spec, con
   }
 }
 
+// The spec of `sweep --from-script`: the script's model as the base model and its devices, sequence
+// length and global batch, its precision and framework settings fixed, the layout searched ("auto");
+// a SPEC given beside it keeps every field it sets.
+sweep::SweepSpec spec_from_script(const po::variables_map& vm) {
+  io::LaunchOptions options;
+  if (vm.count("devices")) options.devices = vm["devices"].as<int>();
+  if (vm.count("vocab")) options.vocab = vm["vocab"].as<int>();
+  const std::string script = vm["from-script"].as<std::string>();
+  const io::LaunchConfig launch = io::read_launch_file(script, options);
+  print_launch_summary(launch);
+  const ModelSpec model = io::parse_model(launch.model, script + " (model from its arguments)");
+  sweep::json j = vm.count("spec") ? io::read_json_file(vm["spec"].as<std::string>()) : sweep::json{{"layout", "auto"}};
+  if (!j.is_object()) throw InputError(vm["spec"].as<std::string>() + ": top level: expected a JSON object");
+  if (vm.count("hw")) j["hardware"] = vm["hw"].as<std::string>();
+  if (!j.contains("hardware")) throw InputError("--hw: expected a hardware profile (the script does not name one)");
+  const sweep::json& l = launch.layout;
+  if (!j.contains("devices")) j["devices"] = l.at("devices");
+  if (!j.contains("seq_len")) j["seq_len"] = l.at("seq_len");
+  if (!j.contains("global_batch_tokens"))
+    j["global_batch_tokens"] = static_cast<double>(l.at("global_batch").get<int>()) * l.at("seq_len").get<int>();
+  if (!j.contains("layout_fixed")) {
+    j["layout_fixed"] = sweep::json::object();
+    for (const char* key : {"precision", "distributed_optimizer", "flash_attention", "cross_entropy", "adam_moments", "main_grads", "fp8_dispatch"})
+      if (l.contains(key)) j["layout_fixed"][key] = l.at(key);
+  }
+  return sweep::parse_spec(j, vm.count("spec") ? vm["spec"].as<std::string>() : script, &model);
+}
+
 }  // namespace
 
 int cmd_sweep(const std::vector<std::string>& args) {
   po::options_description d(
       "moesim sweep SPEC [--jobs N] [--out results.jsonl] [--csv FILE] [--json FILE] [--top K] [--resume] [--shard I/N | --mpi]");
-  d.add_options()("help,h", "this help")("spec", po::value<std::string>()->required(), "sweep spec (sweeps/README.md)")(
+  d.add_options()("help,h", "this help")("spec", po::value<std::string>(), "sweep spec (sweeps/README.md)")(
+      "from-script", po::value<std::string>(),
+      "base model, devices, sequence length, global batch and precision from a launch script or YAML (SPEC optional)")(
+      "hw", po::value<std::string>(), "with --from-script: hardware profile (overrides the spec's)")(
+      "devices", po::value<int>(), "with --from-script: device count (scripts often carry placeholder node counts)")(
+      "vocab", po::value<int>(), "with --from-script: vocabulary size where the script's tokenizer holds it")(
+      "emit-args", po::value<std::string>(), "megatron|mindspeed: the argument list of each fitting point's best layout (launch_args)")(
       "jobs,j", po::value<int>()->default_value(static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))),
       "model points evaluated in parallel (per rank with --mpi, where the default is 1)")(
       "out,o", po::value<std::string>()->default_value("results.jsonl"), "one JSON line per model point, in point order")(
@@ -139,7 +175,14 @@ int cmd_sweep(const std::vector<std::string>& args) {
   options.resume = vm.count("resume") > 0;
   options.top_k = top;
   options.eval.prune = vm.count("no-prune") == 0;
-  const std::string spec_path = vm["spec"].as<std::string>();
+  if (vm.count("emit-args")) options.eval.emit_args = io::parse_launch_dialect(vm["emit-args"].as<std::string>(), "--emit-args");
+  const bool from_script = vm.count("from-script") > 0;
+  if (!from_script && !vm.count("spec")) throw InputError("moesim sweep: expected a SPEC file (or --from-script SCRIPT)");
+  if (!from_script && (vm.count("hw") || vm.count("devices") || vm.count("vocab")))
+    throw InputError("--hw, --devices, --vocab: expected only with --from-script (a spec file sets them)");
+  if (from_script && (vm.count("mpi") || vm.count("shard")))
+    throw InputError("--from-script: expected no --shard or --mpi (their part files name a spec file; write the spec out)");
+  const std::string spec_path = from_script ? vm["from-script"].as<std::string>() : vm["spec"].as<std::string>();
   if (vm.count("mpi")) {
 #ifdef MOESIM_WITH_MPI
     // One rank per core is the usual MPI layout; threads per rank only when asked for.
@@ -152,7 +195,7 @@ int cmd_sweep(const std::vector<std::string>& args) {
 #endif
   }
 
-  const sweep::SweepSpec spec = sweep::load_spec(spec_path);
+  const sweep::SweepSpec spec = from_script ? spec_from_script(vm) : sweep::load_spec(spec_path);
   if (vm.count("shard")) {
     const shard::Shard s = shard::parse_shard(vm["shard"].as<std::string>(), "--shard");
     options.shard_index = s.index;

@@ -1,0 +1,3 @@
+#!/bin/bash
+GPT_ARGS="--num-layers 32"
+echo "$GPT_ARGS"

@@ -1,0 +1,9 @@
+#!/bin/bash
+NNODES=1
+NPUS_PER_NODE=8
+GPT_ARGS="
+    --tensor-model-parallel-size 8 \
+    --num-layers 32 \
+    --hidden-size 4096
+
+torchrun --nnodes $NNODES --nproc_per_node $NPUS_PER_NODE pretrain_gpt.py $GPT_ARGS
