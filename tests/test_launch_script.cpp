@@ -55,7 +55,10 @@ Fields layout_fields(const LayoutSpec& l) {
           {"ep_overlap", l.overlap.ep_all_to_all ? "true" : "false"}, {"dp_grad_reduce", l.overlap.dp_grad_reduce ? "true" : "false"},
           {"dp_param_gather", l.overlap.dp_param_gather ? "true" : "false"}, {"cuda_graphs", std::to_string(static_cast<int>(l.cuda_graphs))},
           {"cross_entropy", io::to_string(l.cross_entropy)}, {"adam_moments", s(l.adam_moment_bytes)},
-          {"fp8_dispatch", l.fp8_dispatch ? "true" : "false"}};
+          {"fp8_dispatch", l.fp8_dispatch ? "true" : "false"}, {"recompute_num_layers", s(l.recompute_num_layers)},
+          {"gradient_accumulation_fusion", l.gradient_accumulation_fusion ? "true" : "false"},
+          {"moe_grouped_gemm", l.moe_grouped_gemm ? "true" : "false"},
+          {"moe_dispatcher", l.moe_dispatcher == MoeDispatcher::allgather ? "allgather" : "alltoall"}};
 }
 
 // "field: script x, record y" for each field both hold and that differs.

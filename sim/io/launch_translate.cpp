@@ -284,7 +284,8 @@ json layout_json(const Arguments& a, const ArgumentList& list, const LaunchOptio
     l["ep"] = ep;
     if (a.has("expert-tensor-parallel-size")) l["etp"] = a.integer("expert-tensor-parallel-size", 1);
   }
-  set_pipeline(a, layers + (a.has("noop-layers") ? static_cast<int>(a.list("noop-layers").size()) : 0), pp, l);
+  const int slots = layers + (a.has("noop-layers") ? static_cast<int>(a.list("noop-layers").size()) : 0);
+  set_pipeline(a, slots, pp, l);
   l["sequence_parallel"] = a.has("sequence-parallel");
   l["micro_batch"] = a.integer("micro-batch-size", 1);
   if (!a.has("global-batch-size")) a.fail("global-batch-size", "the global batch size in sequences");
@@ -295,6 +296,16 @@ json layout_json(const Arguments& a, const ArgumentList& list, const LaunchOptio
     a.fail("recompute-granularity", "full or selective, got '" + granularity + "'");
   l["recompute"] = granularity;
   if (granularity == "selective" && a.has("recompute-modules")) l["recompute_modules"] = a.list("recompute-modules");
+  // Block recompute reruns only the first N layers of each model chunk; Megatron-LM of 2023-24 (ModelLink's
+  // base) defaults N to 1. The uniform method checkpoints every layer.
+  const std::string method = a.text("recompute-method", "uniform");
+  if (method != "uniform" && method != "block") a.fail("recompute-method", "uniform or block, got '" + method + "'");
+  if (granularity == "full" && method == "block") {
+    const int chunk_layers = slots / (pp * l.value("vpp", 1));
+    const int rerun = a.integer("recompute-num-layers", 1);
+    if (rerun < chunk_layers) l["recompute_num_layers"] = rerun;
+  }
+  if (a.has("no-gradient-accumulation-fusion")) l["gradient_accumulation_fusion"] = false;
   l["distributed_optimizer"] = a.has("use-distributed-optimizer");
   const bool fp8 = a.has("fp8-format") || a.has("fp8-recipe");
   l["precision"] = fp8 ? "fp8" : "bf16";
@@ -308,9 +319,17 @@ json layout_json(const Arguments& a, const ArgumentList& list, const LaunchOptio
                   {"dp_grad_reduce", a.has("overlap-grad-reduce")},
                   {"dp_param_gather", a.has("overlap-param-gather")},
                   {"delay_wgrad", ep_overlap && a.has("delay-wgrad-compute")}};
-  const std::string dispatcher = a.text("moe-token-dispatcher-type", "alltoall");
-  if (dispatcher != "alltoall" && dispatcher != "flex" && dispatcher != "alltoall_seq")
-    notes.push_back("EP dispatcher " + dispatcher + " simulated as an all-to-all (the only dispatch moesim models)");
+  if (a.has("num-experts")) {
+    // Without --moe-grouped-gemm Megatron runs the local experts one GEMM after another (SequentialMLP).
+    if (!a.has("moe-grouped-gemm")) l["moe_grouped_gemm"] = false;
+    // Megatron-Core's default dispatcher is allgather (megatron/training/arguments.py); scripts of the
+    // legacy model path (no --use-mcore-models in MindSpeed-LLM) dispatch by all-to-all.
+    const bool mcore = a.has("use-mcore-models") || list.format != "shell script";
+    const std::string dispatcher = a.text("moe-token-dispatcher-type", mcore ? "allgather" : "alltoall");
+    if (dispatcher == "allgather") l["moe_dispatcher"] = "allgather";
+    else if (dispatcher != "alltoall" && dispatcher != "flex" && dispatcher != "alltoall_seq")
+      notes.push_back("EP dispatcher " + dispatcher + " simulated as an all-to-all");
+  }
   // CUDA graphs: Transformer Engine graphs of some modules (partial), or the local full-iteration capture.
   const std::string graph_impl = a.text("cuda-graph-impl", "none");
   const auto scope = a.list("cuda-graph-scope");

@@ -86,8 +86,10 @@ void write_model(ArgumentWriter& w, const ModelSpec& m, const LayoutSpec& l, Lau
     w.flag("moe-router-num-groups", e.router_groups);
     w.flag("moe-router-group-topk", e.router_group_top_k);
   }
-  w.flag("moe-grouped-gemm");
-  if (l.fp8_dispatch) {  // Megatron-Core's DeepEP backend dispatches FP8 tokens in FP8 runs
+  if (l.moe_grouped_gemm) w.flag("moe-grouped-gemm");
+  if (l.moe_dispatcher == MoeDispatcher::allgather) {
+    w.flag("moe-token-dispatcher-type", "allgather");
+  } else if (l.fp8_dispatch) {  // Megatron-Core's DeepEP backend dispatches FP8 tokens in FP8 runs
     w.flag("moe-token-dispatcher-type", "flex");
     w.flag("moe-flex-dispatcher-backend", "deepep");
   } else {
@@ -117,12 +119,18 @@ void write_layout(ArgumentWriter& w, const ModelSpec& m, const LayoutSpec& l, La
   w.flag("micro-batch-size", l.micro_batch);
   w.flag("global-batch-size", l.global_batch);
   if (l.distributed_optimizer) w.flag("use-distributed-optimizer");
+  if (!l.gradient_accumulation_fusion) w.flag("no-gradient-accumulation-fusion");
   if (l.overlap.dp_grad_reduce) w.flag("overlap-grad-reduce");
   if (l.overlap.dp_param_gather) w.flag("overlap-param-gather");
   if (l.recompute == Recompute::full) {
     w.flag("recompute-granularity", "full");
-    w.flag("recompute-method", "uniform");  // every layer of the stage
-    w.flag("recompute-num-layers", 1);
+    if (l.recompute_num_layers > 0) {  // the first N layers of each model chunk
+      w.flag("recompute-method", "block");
+      w.flag("recompute-num-layers", l.recompute_num_layers);
+    } else {
+      w.flag("recompute-method", "uniform");  // every layer of the stage
+      w.flag("recompute-num-layers", 1);
+    }
   } else if (l.recompute == Recompute::selective) {
     w.flag("recompute-granularity", "selective");
     if (l.recompute_modules != static_cast<unsigned>(RecomputeModule::core_attn))
