@@ -23,6 +23,7 @@
 #include "sim/report.h"
 #include "sim/simulate.h"
 #include "sim/trace.h"
+#include "sim/validate.h"
 
 namespace po = boost::program_options;
 using namespace moesim;
@@ -143,16 +144,30 @@ int cmd_simulate(const std::vector<std::string>& args) {
   add_configuration_flags(d);
   d.add_options()("json", po::value<std::string>(), "write the simulation report as JSON")(
       "trace", po::value<std::string>(), "write the simulated timeline as Chrome trace JSON (Perfetto)")(
-      "html", po::value<std::string>(), "write an interactive HTML report (breakdowns, memory, pipeline timeline)");
+      "html", po::value<std::string>(), "write an interactive HTML report (breakdowns, memory, pipeline timeline)")(
+      "convention", po::value<std::string>(),
+      "also give the MFU as a source of this FLOP convention counts it (validate's conventions: mindspeed, pangu, ...)");
   const auto parsed = parse_command(args, d);
   if (!parsed) return 0;
   const po::variables_map& vm = *parsed;
   const auto [model, hw, layout] = load_configuration(vm);
   const sim::SimulationResult r = sim::simulate(model, layout, hw);
   report::print_simulation(std::cout, model, layout, hw, r);
+  nlohmann::json convention_mfu;
+  if (vm.count("convention")) {
+    // The figure a team reading its own MFU would compare with (MindSpeed-LLM's tables, the Pangu reports).
+    const std::string name = vm["convention"].as<std::string>();
+    const validate::Convention c = validate::parse_convention(name, "--convention");
+    const double peak = validate::convention_peak_flops(c, hw);
+    const double mfu = validate::convention_flops(c, model, layout, r) / (r.iteration_time * layout.devices * peak);
+    fmt::print(std::cout, "MFU under the {} convention: {:.1f}% (peak {:.1f} TFLOP/s per device)\n", name, 100 * mfu, peak / 1e12);
+    convention_mfu = {{"convention", name}, {"mfu", mfu}, {"peak_flops", peak}};
+  }
   if (vm.count("json")) {
     auto out = open_output(vm["json"].as<std::string>());
-    out << report::simulation_json(model, layout, hw, r).dump(2) << "\n";
+    nlohmann::json j = report::simulation_json(model, layout, hw, r);
+    if (!convention_mfu.is_null()) j["mfu_convention"] = convention_mfu;
+    out << j.dump(2) << "\n";
   }
   if (vm.count("trace")) {
     auto out = open_output(vm["trace"].as<std::string>());

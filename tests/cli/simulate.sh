@@ -123,6 +123,27 @@ else
   fail "override simulate exited $?: $(head -c 500 "$tmp/stderr")"
 fi
 
+# 3b. The main job's layout fits in 64 GiB and --convention gives its MFU as the Pangu report counts it
+# (PaLM FLOPs over 256 TFLOPS): both in the table and in the JSON, equal to moesim's MFU x 353.9 / 256.
+if "$bin" simulate --model pangu-ultra-moe-718b --hw ascend-910b2 \
+  --layout "$src/validation/layouts/pangu-ultra-moe-6k.json" --convention pangu --json "$tmp/pangu.json" \
+  >"$tmp/pangu.txt" 2>"$tmp/stderr"; then
+  grep -q '^MFU under the pangu convention: ' "$tmp/pangu.txt" || fail "--convention pangu printed no MFU line"
+  python3 - "$tmp/pangu.json" <<'PY' || fail "--convention pangu JSON"
+import json, sys
+r = json.load(open(sys.argv[1]))
+c = r["mfu_convention"]
+assert c["convention"] == "pangu" and c["peak_flops"] == 256e12, c
+assert abs(c["mfu"] - r["mfu"] * 353.9e12 / 256e12) < 1e-9, (c, r["mfu"])
+assert r["memory"]["fits"], r["memory"]["peak_bytes"]
+PY
+else
+  fail "simulate --convention pangu exited $?: $(head -c 500 "$tmp/stderr")"
+fi
+"$bin" simulate --model pangu-ultra-moe-718b --hw ascend-910b2 --layout "$src/validation/layouts/pangu-ultra-moe-6k.json" \
+  --convention bogus >/dev/null 2>"$tmp/stderr" && fail "--convention bogus was accepted"
+grep -q "expected a convention" "$tmp/stderr" || fail "--convention bogus: $(head -c 300 "$tmp/stderr")"
+
 # 4. Built-in lists.
 models=(deepseek-v3-671b gpt3-175b llama3-405b llama3-70b llama3-8b mixtral-8x22b mixtral-8x7b
         pangu-pro-moe-72b pangu-ultra-135b pangu-ultra-moe-718b qwen2-57b-a14b qwen3-235b-a22b)
