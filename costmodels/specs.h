@@ -141,6 +141,11 @@ struct LayoutSpec {
   // the fp32 main_grad itself; off (--no-gradient-accumulation-fusion, common in MindSpeed-LLM scripts)
   // it writes a 16-bit gradient that a separate add folds into main_grad every microbatch.
   bool gradient_accumulation_fusion = true;
+  // MindSpeed --swap-optimizer (docs "Swap Optimizer"): the fp32 master weights and Adam moments live in
+  // host memory; the step reloads them in --swap-optimizer-times chunks (default 16) with host-to-device
+  // and device-to-host copies on two streams, so the device holds one chunk of them.
+  bool optimizer_swap = false;
+  static constexpr int optimizer_swap_chunks = 16;
   // Expert GEMMs as one grouped kernel (Megatron-LM / MindSpeed --moe-grouped-gemm: TEGroupedMLP,
   // Ascend GMM) or, without the flag, one GEMM per local expert in a loop (SequentialMLP).
   bool moe_grouped_gemm = true;

@@ -27,6 +27,7 @@ json layout_json(const LayoutSpec& l) {
               {"recompute", io::to_string(l.recompute)},
               {"recompute_num_layers", l.recompute_num_layers},
               {"gradient_accumulation_fusion", l.gradient_accumulation_fusion},
+              {"optimizer_swap", l.optimizer_swap},
               {"moe_grouped_gemm", l.moe_grouped_gemm},
               {"moe_dispatcher", l.moe_dispatcher == MoeDispatcher::allgather ? "allgather" : "alltoall"},
               {"recompute_modules", l.recompute == Recompute::selective ? json(io::recompute_module_names(l.recompute_modules)) : json::array()},

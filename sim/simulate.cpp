@@ -402,8 +402,9 @@ std::vector<OpCostRow> cost_layer_ops(const graph::LayerGraph& layer, const Layo
 }
 
 SimulationResult simulate(const ModelSpec& m, const LayoutSpec& l, const HardwareProfile& hw) {
-  if (l.activation_swap > 0 && hw.device.host_link_bandwidth <= 0)
-    throw std::invalid_argument("activation_swap needs the profile's device.host_link_bandwidth (" + hw.name + " has none)");
+  if ((l.activation_swap > 0 || l.optimizer_swap) && hw.device.host_link_bandwidth <= 0)
+    throw std::invalid_argument("activation_swap and optimizer_swap need the profile's device.host_link_bandwidth (" + hw.name +
+                                " has none)");
   SimulationResult r;
   r.params = count_params(m);
   r.flops_per_token = graph::model_flops_per_token(m, l.seq_len, l.recompute, l.flash_attention);
@@ -502,6 +503,9 @@ SimulationResult simulate(const ModelSpec& m, const LayoutSpec& l, const Hardwar
     const count local = p.dense / (shard > 0 ? l.dp * l.cp : 1) + p.expert / (shard > 0 ? l.expert_dp() : 1);
     optimizer[s] = local * optimizer_bytes_per_param_step(l) / (hw.device.hbm_bandwidth * hw.device.hbm_efficiency) +
                    hw.device.launch_overhead;
+    // Swapped optimizer states cross the host link both ways in the step, the two directions on their
+    // own streams at once (MindSpeed "Swap Optimizer"): the states' bytes once at the link's rate.
+    if (l.optimizer_swap) optimizer[s] += local * memory::optimizer_bytes_per_param(l) / hw.device.host_link_bandwidth;
     const seconds end = stage_end[s] + exposed_dp[s] + optimizer[s];
     if (end > iteration) {
       iteration = end;

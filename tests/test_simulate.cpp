@@ -519,3 +519,22 @@ TEST_CASE("simulate: sequential expert GEMMs and the allgather dispatcher", "[si
   CHECK(gathered.breakdown.exposed_ep > 2 * all_to_all.breakdown.exposed_ep);
   CHECK(gathered.iteration_time > all_to_all.iteration_time);
 }
+
+// MindSpeed --swap-optimizer keeps the fp32 master weights and Adam moments in host memory: the device holds
+// one 16th of them, and the step moves them across the host link (never faster).
+TEST_CASE("simulate: optimizer swap trades optimizer memory for host-link time in the step", "[simulate][memory]") {
+  const ModelSpec llama = io::load_model("llama3-70b");
+  const HardwareProfile npu = io::load_profile("ascend-910b2");
+  LayoutSpec l = make_layout(32, 8, 4, 1, 64, 4096);
+  REQUIRE_FALSE(complete_and_check_layout(llama, l));
+  const sim::SimulationResult resident = sim::simulate(llama, l, npu);
+  l.optimizer_swap = true;
+  const sim::SimulationResult swapped = sim::simulate(llama, l, npu);
+  for (std::size_t s = 0; s < resident.memory.size(); ++s) {
+    CHECK(swapped.memory[s].optimizer == Approx(resident.memory[s].optimizer / 16).epsilon(1e-12));
+    CHECK(swapped.memory[s].activations == Approx(resident.memory[s].activations).epsilon(1e-12));
+  }
+  const double swap_s = resident.memory[0].optimizer / npu.device.host_link_bandwidth;
+  CHECK(swapped.breakdown.optimizer - resident.breakdown.optimizer > 0.99 * swap_s);
+  CHECK(swapped.iteration_time > resident.iteration_time);
+}

@@ -286,6 +286,7 @@ LayoutSpec parse_layout(const json& j, const std::string& file) {
   if (l.recompute_num_layers > 0 && l.recompute != Recompute::full)
     f.fail("recompute_num_layers", "only with recompute \"full\" (Megatron's block method)");
   l.gradient_accumulation_fusion = f.boolean_or("gradient_accumulation_fusion", true);
+  l.optimizer_swap = f.boolean_or("optimizer_swap", false);
   l.moe_grouped_gemm = f.boolean_or("moe_grouped_gemm", true);
   l.moe_dispatcher =
       f.choice_or("moe_dispatcher", {"alltoall", "allgather"}, "alltoall") == "allgather" ? MoeDispatcher::allgather
