@@ -538,3 +538,37 @@ TEST_CASE("simulate: optimizer swap trades optimizer memory for host-link time i
   CHECK(swapped.breakdown.optimizer - resident.breakdown.optimizer > 0.99 * swap_s);
   CHECK(swapped.iteration_time > resident.iteration_time);
 }
+
+// Physically known orderings, asserted on the simulator's output (issue 21's corners): a MoE layer whose
+// EP group spans nodes dispatches faster hierarchically (one inter-node copy per token and node, then the
+// scale-up domain) than pairwise over the scale-out network; and more microbatches never lengthen the
+// pipeline bubble's share, whatever the schedule.
+TEST_CASE("simulate: hierarchical EP dispatch beats pairwise across nodes", "[simulate][corners]") {
+  const ModelSpec dsv3 = io::load_model("deepseek-v3-671b");
+  const HardwareProfile h800 = io::load_profile("h800");
+  LayoutSpec l = make_layout(1024, 1, 16, 64, 1024, 4096);
+  REQUIRE_FALSE(complete_and_check_layout(dsv3, l));
+  const sim::SimulationResult pairwise = sim::simulate(dsv3, l, h800);
+  l.hierarchical_ep_all_to_all = true;
+  const sim::SimulationResult hierarchical = sim::simulate(dsv3, l, h800);
+  INFO("pairwise " << pairwise.iteration_time << " s, hierarchical " << hierarchical.iteration_time << " s");
+  CHECK(hierarchical.iteration_time < 0.99 * pairwise.iteration_time);
+}
+
+TEST_CASE("simulate: more microbatches never lengthen the bubble share", "[simulate][corners][pipeline]") {
+  const ModelSpec llama = io::load_model("llama3-70b");
+  const HardwareProfile h100 = io::load_profile("h100-sxm");
+  for (ScheduleKind schedule : {ScheduleKind::one_f_one_b, ScheduleKind::interleaved, ScheduleKind::zero_bubble}) {
+    double previous = 1.0;
+    for (int global_batch : {32, 64, 128, 256}) {
+      LayoutSpec l = make_layout(64, 8, 8, 1, global_batch, 4096);
+      l.schedule = schedule;
+      l.vpp = schedule == ScheduleKind::interleaved ? 2 : 1;
+      REQUIRE_FALSE(complete_and_check_layout(llama, l));
+      const sim::SimulationResult r = sim::simulate(llama, l, h100);
+      INFO(io::to_string(schedule) << " global batch " << global_batch);
+      CHECK(r.bubble_fraction <= previous + 1e-9);
+      previous = r.bubble_fraction;
+    }
+  }
+}
