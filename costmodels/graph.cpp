@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <string_view>
 
+#include "costmodels/attention_span.h"
 #include "costmodels/params.h"
 
 namespace moesim::graph {
@@ -112,8 +113,9 @@ class LayerBuilder {
     tokens_sp_ = c.sequence_parallel ? c.tokens / c.tp : c.tokens;
   }
 
-  LayerGraph take(LayerKind kind) {
+  LayerGraph take(LayerKind kind, AttentionSpan span) {
     graph_.kind = kind;
+    graph_.span = span;
     return std::move(graph_);
   }
 
@@ -246,7 +248,7 @@ class LayerBuilder {
     return (c_.sequence_parallel ? c_.tokens / c_.tp : c_.tokens) * width * element;
   }
 
-  void attention() {
+  void attention(AttentionSpan span = AttentionSpan::full) {
     const AttentionSpec& at = m_.attention;
     const double t = c_.tp, h = m_.hidden, T = c_.tokens;
     norm("attn_norm");
@@ -284,14 +286,16 @@ class LayerBuilder {
       collective("cp_kv_exchange", comm::CollectiveKind::send_recv, GroupKind::cp,
                  (c_.cp - 1) * T * kv_heads * (qk_dim + v_dim) * a_);
     }
-    // Attention core: QK^T and AV, 2 x 2 x T x S x heads x dim. Causal kernels skip the masked half.
+    // Attention core: QK^T and AV, 2 x 2 x T x keys x heads x dim, keys per query by the layer's span
+    // (costmodels/attention_span.h: causal kernels skip the masked half of full attention and every
+    // block outside a sliding window). Memory is the same for both spans: fused kernels keep no scores.
     const double s_keys = c_.seq_len;
-    const flops full = 2.0 * T * s_keys * heads * (qk_dim + v_dim);
+    const AttentionKeys keys = attention_keys(s_keys, span, at.sliding_window, c_.causal);
     Op core;
     core.name = "attention_core";
     core.kind = OpKind::attention;
-    core.model_flop_count = full;
-    core.flop_count = c_.causal ? full / 2 : full;
+    core.model_flop_count = 2.0 * T * keys.model * heads * (qk_dim + v_dim);
+    core.flop_count = 2.0 * T * keys.executed * heads * (qk_dim + v_dim);
     core.hbm_bytes = T * (heads * (qk_dim + v_dim) + kv_heads * (qk_dim + v_dim)) * a_;
     core.working_bytes = core.hbm_bytes;  // Q, K, V and O
     // Saved: Q, K, V (Korthikanti: QK^T inputs 4sbh and V 2sbh for MHA), split over TP.
@@ -307,6 +311,7 @@ class LayerBuilder {
       // Unfused attention keeps softmax output (2), its dropout mask (1) and the dropped-out
       // scores (2 bytes) per score: 5 a s^2 b / t (Korthikanti et al. 2022 eq. 1); without dropout
       // only the softmax output (2). Selective recompute drops exactly this and recomputes the core.
+      // A sliding window masks the full s x s scores (HF eager attention), so they are as large.
       const double bytes_per_score = c_.dropout ? 5 : 2;
       Op scores;
       scores.name = "attention_scores";
@@ -491,17 +496,18 @@ class LayerBuilder {
 
 }  // namespace
 
-LayerGraph build_layer(const ModelSpec& model, const GraphContext& ctx, LayerKind kind) {
+LayerGraph build_layer(const ModelSpec& model, const GraphContext& ctx, LayerKind kind, AttentionSpan span) {
   LayerBuilder b(model, ctx);
+  if (kind != LayerKind::dense && kind != LayerKind::moe) span = AttentionSpan::full;
   switch (kind) {
     case LayerKind::dense:
       b.set_layer_input();
-      b.attention();
+      b.attention(span);
       b.dense_mlp(model.ffn.intermediate);
       break;
     case LayerKind::moe:
       b.set_layer_input();
-      b.attention();
+      b.attention(span);
       b.moe_block();
       break;
     case LayerKind::mtp:
@@ -518,7 +524,7 @@ LayerGraph build_layer(const ModelSpec& model, const GraphContext& ctx, LayerKin
       b.lm_head();
       break;
   }
-  return b.take(kind);
+  return b.take(kind, span);
 }
 
 FlopsPerToken model_flops_per_token(const ModelSpec& model, int seq_len, Recompute policy, bool flash_attention) {
@@ -526,20 +532,22 @@ FlopsPerToken model_flops_per_token(const ModelSpec& model, int seq_len, Recompu
   ctx.tokens = seq_len;
   ctx.seq_len = seq_len;
   ctx.flash_attention = flash_attention;
+  const ModelGraphs graphs = build_model_graphs(model, ctx);
   FlopsPerToken f;
-  auto add = [&](LayerKind kind, int n) {
+  auto add = [&](const LayerGraph& g, int n) {
     if (n <= 0) return;
-    const LayerGraph g = build_layer(model, ctx, kind);
     for (const Op& op : g.forward) {
       f.forward += n * op.model_flop_count / seq_len;
-      if (op.kind == OpKind::attention) f.attention_core += n * op.model_flop_count / seq_len;
-      if (kind != LayerKind::lm_head) f.recompute += n * g.rerun_fraction(op, policy) * op.model_flop_count / seq_len;
+      if (op.kind == OpKind::attention) {
+        f.attention_core += n * op.model_flop_count / seq_len;
+        f.attention_core_masked += n * (op.model_flop_count - op.flop_count) / seq_len;
+      }
+      if (g.kind != LayerKind::lm_head) f.recompute += n * g.rerun_fraction(op, policy) * op.model_flop_count / seq_len;
     }
   };
-  add(LayerKind::dense, model.dense_layers());
-  add(LayerKind::moe, model.moe_layers());
-  add(LayerKind::mtp, model.mtp_layers);
-  add(LayerKind::lm_head, 1);
+  for (const LayerGraph* g : graphs.decoder_graphs()) add(*g, graphs.decoder_layers_of(model, *g));
+  add(graphs.mtp, model.mtp_layers);
+  add(graphs.lm_head, 1);
   f.training = 3 * f.forward;
   return f;
 }
@@ -548,10 +556,22 @@ FlopsPerToken model_flops_per_token(const ModelSpec& model, int seq_len, Recompu
 
 namespace moesim::graph {
 
+int ModelGraphs::decoder_layers_of(const ModelSpec& model, const LayerGraph& g) const {
+  int n = 0;
+  for (int i = 0; i < model.layers; ++i) n += &decoder(model, i) == &g ? 1 : 0;
+  return n;
+}
+
 ModelGraphs build_model_graphs(const ModelSpec& model, const GraphContext& ctx) {
   ModelGraphs g;
   g.dense = build_layer(model, ctx, LayerKind::dense);
   if (model.moe) g.moe = build_layer(model, ctx, LayerKind::moe);
+  bool sliding = false;
+  for (int i = 0; i < model.layers; ++i) sliding = sliding || model.attention.span_of_layer(i) == AttentionSpan::sliding;
+  if (sliding) {
+    g.dense_sliding = build_layer(model, ctx, LayerKind::dense, AttentionSpan::sliding);
+    if (model.moe) g.moe_sliding = build_layer(model, ctx, LayerKind::moe, AttentionSpan::sliding);
+  }
   if (model.mtp_layers > 0) g.mtp = build_layer(model, ctx, LayerKind::mtp);
   g.embedding = build_layer(model, ctx, LayerKind::embedding);
   g.lm_head = build_layer(model, ctx, LayerKind::lm_head);

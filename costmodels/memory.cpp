@@ -98,7 +98,7 @@ std::vector<StageMemory> stage_memory(const ModelSpec& m, const LayoutSpec& l, c
         largest = std::max(largest, op.working_bytes * (op.scales_with_imbalance ? imbalance : 1.0));
     return largest;
   };
-  const bytes largest_decoder_op = largest_op({&g.dense, &g.moe, &g.mtp});
+  const bytes largest_decoder_op = largest_op({&g.dense, &g.moe, &g.dense_sliding, &g.moe_sliding, &g.mtp});
   const bytes largest_embedding_op = largest_op({&g.embedding}), largest_head_op = largest_op({&g.lm_head});
   const bytes p2p = l.pp > 1 ? 2 * g.dense.layer_input_bytes : 0;
 

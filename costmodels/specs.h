@@ -15,6 +15,10 @@ namespace moesim {
 // Model
 enum class AttentionType { mha, gqa, mla };
 enum class Activation { swiglu, gelu };
+// Which keys an attention layer's queries see. full: every key up to the query (causal). sliding: the
+// last `sliding_window` keys up to and including the query (Beltagy et al. 2020, Longformer §3.1,
+// arXiv 2004.05150; Jiang et al. 2023, Mistral 7B §2, arXiv 2310.06825).
+enum class AttentionSpan { full, sliding };
 
 struct AttentionSpec {
   AttentionType type = AttentionType::mha;
@@ -27,6 +31,24 @@ struct AttentionSpec {
   int qk_nope_head_dim = 0;
   int qk_rope_head_dim = 0;
   int v_head_dim = 0;
+  // Sliding-window attention: keys a sliding layer's query sees, itself included; 0: no sliding layers.
+  int sliding_window = 0;
+  // Span of each decoder layer, repeated from layer 0: layer i has layer_pattern[i % size] (GPT-OSS
+  // {sliding, full}; Gemma 3 five sliding then one full; a list as long as the layers for any other
+  // order). Empty: every layer sliding when sliding_window > 0 (Mistral 7B), else full. MTP modules
+  // always attend fully (DeepSeek-V3 §2.2).
+  std::vector<AttentionSpan> layer_pattern{};
+  // GPT-OSS attention sinks: one learned logit per head added to each softmax denominator (HF
+  // GptOssAttention `sinks`). One exponential per query and head beside s (or w) score
+  // exponentials: negligible FLOPs and bytes, and `heads` parameters per layer, so it is recorded and
+  // not costed.
+  bool sinks = false;
+
+  AttentionSpan span_of_layer(int layer) const {
+    if (sliding_window <= 0) return AttentionSpan::full;
+    if (layer_pattern.empty()) return AttentionSpan::sliding;
+    return layer_pattern[static_cast<std::size_t>(layer) % layer_pattern.size()];
+  }
 };
 
 struct FfnSpec {

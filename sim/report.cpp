@@ -127,8 +127,12 @@ void print_simulation(std::ostream& out, const ModelSpec& m, const LayoutSpec& l
   fmt::print(out, "           schedule {}, recompute {}, {}, EP all-to-all {}{}\n", io::to_string(l.schedule),
              io::to_string(l.recompute), io::to_string(l.precision),
              l.hierarchical_ep_all_to_all ? "hierarchical" : "pairwise", l.overlap.ep_all_to_all ? " (overlapped)" : "");
-  fmt::print(out, "FLOPs      {:.1f} GFLOP/token model, {:.1f} hardware (attention s^2 not causally halved)\n",
-             r.flops_per_token.training / 1e9, r.hardware_flops_per_token / 1e9);
+  // Sliding layers count the keys of their window (costmodels/attention_span.h).
+  const std::string window = m.attention.sliding_window > 0
+                                 ? fmt::format("; sliding layers {} keys per query", m.attention.sliding_window)
+                                 : "";
+  fmt::print(out, "FLOPs      {:.1f} GFLOP/token model, {:.1f} hardware (attention s^2 not causally halved{})\n",
+             r.flops_per_token.training / 1e9, r.hardware_flops_per_token / 1e9, window);
   fmt::print(out, "\niteration  {:.3f} s   tokens/s {:.4g}   MFU {:.1f}%   HFU {:.1f}%   {:.1f} TFLOP/s/device\n",
              r.iteration_time, r.tokens_per_s, 100 * r.mfu, 100 * r.hfu, r.tflops_per_device);
   auto pct = [&](seconds s) { return 100.0 * s / r.iteration_time; };

@@ -284,19 +284,21 @@ ChunkCost cost_chunk(const ModelSpec& m, const LayoutSpec& l, const HardwareProf
                      const graph::ModelGraphs& g, const ChunkContent& c, double imbalance, OpTimings& timings) {
   RawPass fwd, bwd, wgt;
   ChunkCost cost;
-  const int moe_first = m.moe ? m.moe->first_dense_layers : m.layers;
-  const int dense_count = std::max(0, std::min(c.first_layer + c.layers, moe_first) - c.first_layer);
   const CudaGraphs graphs = l.cuda_graphs;
   const seconds host_op = hw.device.host_op_overhead;
-  // The chunk's decoder layers in order (dense ones first); under partial block recompute only its first
-  // recompute_num_layers follow the recompute policy.
-  const int rerun_layers = l.recompute_num_layers > 0 ? std::min(l.recompute_num_layers, c.layers) : c.layers;
-  const int dense_rerun = std::min(rerun_layers, dense_count), moe_rerun = rerun_layers - dense_rerun;
-  const Recompute kept = l.recompute_of_layer(rerun_layers);
-  accumulate_layer(g.dense, dense_rerun, timings, l.recompute, graphs, host_op, fwd, bwd, wgt, cost.recompute);
-  accumulate_layer(g.dense, dense_count - dense_rerun, timings, kept, graphs, host_op, fwd, bwd, wgt, cost.recompute);
-  accumulate_layer(g.moe, moe_rerun, timings, l.recompute, graphs, host_op, fwd, bwd, wgt, cost.recompute);
-  accumulate_layer(g.moe, c.layers - dense_count - moe_rerun, timings, kept, graphs, host_op, fwd, bwd, wgt, cost.recompute);
+  // The chunk's decoder layers in order, in runs of one layer graph (ModelGraphs::decoder: FFN kind and
+  // attention span) and one recompute policy (under partial block recompute only the chunk's first
+  // recompute_num_layers follow it).
+  for (int i = 0; i < c.layers;) {
+    const graph::LayerGraph& layer = g.decoder(m, c.first_layer + i);
+    const Recompute policy = l.recompute_of_layer(i);
+    int run = 1;
+    while (i + run < c.layers && &g.decoder(m, c.first_layer + i + run) == &layer &&
+           l.recompute_of_layer(i + run) == policy)
+      ++run;
+    accumulate_layer(layer, run, timings, policy, graphs, host_op, fwd, bwd, wgt, cost.recompute);
+    i += run;
+  }
   accumulate_layer(g.mtp, c.mtp_layers, timings, l.recompute, graphs, host_op, fwd, bwd, wgt, cost.recompute);
   accumulate_layer(g.embedding, c.embedding ? 1 : 0, timings, Recompute::none, graphs, host_op, fwd, bwd, wgt, cost.recompute);
   accumulate_layer(g.lm_head, c.lm_head ? 1 : 0, timings, Recompute::none, graphs, host_op, fwd, bwd, wgt, cost.recompute);

@@ -444,15 +444,16 @@ bytes PreScreen::static_memory_lower_bound(const LayoutSpec& layout) {
 }
 
 seconds PreScreen::time_lower_bound(const LayoutSpec& layout) {
-  // Model FLOPs count the attention core at full s^2; a causal kernel may run half of it in the
-  // forward, the backward and the recomputation, so at most 2x the forward core is subtracted.
+  // Model FLOPs count the attention core unmasked (s^2, or s w when sliding); a causal kernel skips
+  // the masked part in the forward, the backward and the recomputation, so at most 4x the forward's
+  // masked FLOPs (2x the core of full layers) are subtracted.
   const FlopsKey key{layout.seq_len, layout.recompute, layout.flash_attention};
   auto known = std::find_if(flops_.begin(), flops_.end(), [&](const auto& entry) { return entry.first == key; });
   const graph::FlopsPerToken& f =
       known != flops_.end()
           ? known->second
           : flops_.emplace_back(key, graph::model_flops_per_token(model_, key.seq_len, key.recompute, key.flash_attention)).second;
-  const flops executed = f.training + f.recompute - 2 * f.attention_core;
+  const flops executed = f.training + f.recompute - 4 * f.attention_core_masked;
   const MatrixEfficiency& e = hw_.device.matrix;
   const double best_efficiency = e.peak_fraction * std::max({1.0, e.attention_fraction, e.grouped_gemm_factor});
   const double tokens = static_cast<double>(layout.global_batch) * layout.seq_len;

@@ -119,7 +119,7 @@ double convention_flops(Convention c, const ModelSpec& m, const LayoutSpec& l, c
     // the causal mask halving the s^2 term (../shared/validation/ascend/README.md, "Conventions").
     case Convention::mindspeed:
     case Convention::megatron_core_2026_causal:
-      return (r.flops_per_token.training - 3 * r.flops_per_token.attention_core / 2) * r.tokens_per_iteration;
+      return (r.flops_per_token.training - 3 * r.flops_per_token.attention_core_masked) * r.tokens_per_iteration;
     case Convention::palm:
     case Convention::pangu:
     case Convention::megatron_core_2024:

@@ -236,8 +236,13 @@ int cmd_ops(const std::vector<std::string>& args) {
     }
     fmt::print("{:<22} {:>64} {:>10.1f} {:>10.1f}  (sum, before overlap)\n", "total", "", fwd * 1e6, bwd * 1e6);
   };
-  if (model.dense_layers() > 0) table(graphs.dense, "dense");
-  if (model.moe) table(graphs.moe, "moe");
+  // One table per decoder graph that some layer uses (full-attention graphs keep their plain titles).
+  const std::string window = fmt::format("sliding window {}", model.attention.sliding_window);
+  const std::vector<std::pair<const graph::LayerGraph*, std::string>> decoders{
+      {&graphs.dense, "dense"}, {&graphs.dense_sliding, "dense, " + window}, {&graphs.moe, "moe"},
+      {&graphs.moe_sliding, "moe, " + window}};
+  for (const auto& [g, title] : decoders)
+    if (graphs.decoder_layers_of(model, *g) > 0) table(*g, title.c_str());
   if (model.mtp_layers > 0) table(graphs.mtp, "mtp");
   table(graphs.embedding, "embedding");
   table(graphs.lm_head, "lm_head");
