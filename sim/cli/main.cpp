@@ -112,16 +112,10 @@ struct Configuration {
 // The model and layout of --from-script: the script's layout with the command-line layout flags on top,
 // checked by the same parsers as files.
 Configuration configuration_from_script(const po::variables_map& vm) {
-  io::LaunchOptions options;
-  if (vm.count("devices")) options.devices = vm["devices"].as<int>();
-  if (vm.count("vocab")) options.vocab = vm["vocab"].as<int>();
-  const std::string path = vm["from-script"].as<std::string>();
-  const io::LaunchConfig launch = io::read_launch_file(path, options);
-  print_launch_summary(launch);
-  ModelSpec model = io::parse_model(launch.model, path + " (model from its arguments)");
+  LaunchedModel script = read_launch_script(vm);
   HardwareProfile hw = io::load_profile(vm["hw"].as<std::string>());
-  LayoutSpec layout = layout_from_flags(vm, model, launch.layout, path);
-  return {std::move(model), std::move(hw), std::move(layout)};
+  LayoutSpec layout = layout_from_flags(vm, script.model, script.launch.layout, vm["from-script"].as<std::string>());
+  return {std::move(script.model), std::move(hw), std::move(layout)};
 }
 
 Configuration load_configuration(const po::variables_map& vm) {
