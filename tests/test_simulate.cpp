@@ -9,10 +9,10 @@
 #include "costmodels/graph.h"
 #include "costmodels/layout.h"
 #include "sim/io/specs_io.h"
-#include "sim/report.h"
-#include "sim/schedule.h"
-#include "sim/invariants.h"
-#include "sim/simulate.h"
+#include "sim/report/report.h"
+#include "sim/engine/schedule.h"
+#include "sim/engine/invariants.h"
+#include "sim/engine/simulate.h"
 
 using namespace moesim;
 

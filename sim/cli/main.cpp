@@ -14,16 +14,16 @@
 #include "costmodels/compute.h"
 #include "costmodels/imbalance.h"
 #include "costmodels/layout.h"
-#include "sim/allocator.h"
+#include "sim/search/allocator.h"
 #include "sim/cli/commands.h"
 #include "sim/io/input_error.h"
 #include "sim/io/launch_script.h"
 #include "sim/io/specs_io.h"
-#include "sim/html_report.h"
-#include "sim/report.h"
-#include "sim/simulate.h"
-#include "sim/trace.h"
-#include "sim/validate.h"
+#include "sim/report/html_report.h"
+#include "sim/report/report.h"
+#include "sim/engine/simulate.h"
+#include "sim/engine/trace.h"
+#include "sim/validation/validate.h"
 
 namespace po = boost::program_options;
 using namespace moesim;

@@ -14,8 +14,8 @@
 #include "sim/io/input_error.h"
 #include "sim/io/launch_script.h"
 #include "sim/io/specs_io.h"
-#include "sim/shard.h"
-#include "sim/sweep.h"
+#include "sim/search/shard.h"
+#include "sim/search/sweep.h"
 
 namespace moesim {
 

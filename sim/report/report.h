@@ -3,7 +3,7 @@
 #include <nlohmann/json.hpp>
 #include <ostream>
 
-#include "sim/simulate.h"
+#include "sim/engine/simulate.h"
 
 namespace moesim::report {
 

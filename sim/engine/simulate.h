@@ -11,7 +11,7 @@
 #include "costmodels/memory.h"
 #include "costmodels/params.h"
 #include "costmodels/specs.h"
-#include "sim/pipeline.h"
+#include "sim/engine/pipeline.h"
 
 namespace moesim::sim {
 

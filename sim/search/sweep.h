@@ -17,7 +17,7 @@
 #include "costmodels/params.h"
 #include "costmodels/specs.h"
 #include "sim/io/launch_script.h"
-#include "sim/simulate.h"
+#include "sim/engine/simulate.h"
 
 namespace moesim::sweep {
 
@@ -178,7 +178,7 @@ struct RunOptions {
   int top_k = 10;
   EvalOptions eval;
   std::ostream* progress = nullptr;  // progress bar target (a terminal), or none
-  // A shard (sweep --shard, sim/shard.h) evaluates only the points with index % shard_count ==
+  // A shard (sweep --shard, sim/search/shard.h) evaluates only the points with index % shard_count ==
   // shard_index, and its part file starts with the line `header`, which resume requires unchanged.
   std::uint64_t shard_index = 0, shard_count = 1;
   std::string header;

@@ -6,7 +6,7 @@
 #include <iosfwd>
 #include <string>
 
-#include "sim/engine.h"
+#include "sim/engine/engine.h"
 
 namespace moesim::sim {
 

@@ -1,4 +1,4 @@
-#include "sim/simulate.h"
+#include "sim/engine/simulate.h"
 
 #include <algorithm>
 #include <cmath>

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "sim/simulate.h"
+#include "sim/engine/simulate.h"
 
 namespace moesim::sim {
 

@@ -1,4 +1,4 @@
-#include "sim/trace.h"
+#include "sim/engine/trace.h"
 
 #include <ostream>
 #include <set>

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "costmodels/specs.h"
-#include "sim/simulate.h"
+#include "sim/engine/simulate.h"
 
 namespace moesim::validate {
 

@@ -1,4 +1,4 @@
-#include "sim/allocator.h"
+#include "sim/search/allocator.h"
 
 #if __has_include(<malloc.h>)
 #include <malloc.h>

@@ -6,8 +6,8 @@
 
 #include "costmodels/specs.h"
 #include "costmodels/units.h"
-#include "sim/engine.h"
-#include "sim/schedule.h"
+#include "sim/engine/engine.h"
+#include "sim/engine/schedule.h"
 
 namespace moesim::sim {
 

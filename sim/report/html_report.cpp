@@ -1,11 +1,11 @@
-#include "sim/html_report.h"
+#include "sim/report/html_report.h"
 
 #include <map>
 #include <sstream>
 
-#include "sim/html_assets.h"
-#include "sim/report.h"
-#include "sim/sweep.h"
+#include "sim/report/html_assets.h"
+#include "sim/report/report.h"
+#include "sim/search/sweep.h"
 
 namespace moesim::html {
 

@@ -1,4 +1,4 @@
-#include "sim/pipeline.h"
+#include "sim/engine/pipeline.h"
 
 #include <algorithm>
 #include <cmath>
@@ -7,7 +7,7 @@
 
 #include <fmt/format.h>
 
-#include "sim/trace.h"
+#include "sim/engine/trace.h"
 
 namespace moesim::sim {
 namespace {

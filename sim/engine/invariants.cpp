@@ -1,4 +1,4 @@
-#include "sim/invariants.h"
+#include "sim/engine/invariants.h"
 
 #include <fmt/format.h>
 

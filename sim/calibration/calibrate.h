@@ -84,7 +84,7 @@ double fraction_beside_collective(const Sample& s);
 
 // Cost-model time of one predictable sample. A compute kernel that ran beside a collective for a fraction
 // f of its span is slowed by 1 + comm_compute_slowdown * f (the simulator's charge for hidden
-// communication, sim/simulate.cpp apply_overlap, applied to the overlap the trace recorded).
+// communication, sim/engine/simulate.cpp apply_overlap, applied to the overlap the trace recorded).
 seconds predict(const Sample& s, const HardwareProfile& hw);
 
 struct KindError {

@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "sim/simulate.h"
-#include "sim/validate.h"
+#include "sim/engine/simulate.h"
+#include "sim/validation/validate.h"
 
 namespace moesim::html {
 

@@ -1,4 +1,4 @@
-#include "sim/sweep.h"
+#include "sim/search/sweep.h"
 
 #include <fmt/format.h>
 
@@ -22,8 +22,8 @@
 #include "sim/io/json_reader.h"
 #include "sim/io/specs_io.h"
 #include "sim/io/sweep_results.h"
-#include "sim/report.h"
-#include "sim/simulate.h"
+#include "sim/report/report.h"
+#include "sim/engine/simulate.h"
 
 namespace moesim::sweep {
 

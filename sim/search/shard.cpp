@@ -1,4 +1,4 @@
-#include "sim/shard.h"
+#include "sim/search/shard.h"
 
 #include <fmt/format.h>
 

@@ -1,4 +1,4 @@
-#include "sim/calibrate.h"
+#include "sim/calibration/calibrate.h"
 
 #include <algorithm>
 #include <array>

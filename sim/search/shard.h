@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "sim/sweep.h"
+#include "sim/search/sweep.h"
 
 namespace moesim::shard {
 

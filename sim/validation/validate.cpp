@@ -1,4 +1,4 @@
-#include "sim/validate.h"
+#include "sim/validation/validate.h"
 
 #include <cmath>
 #include <filesystem>
