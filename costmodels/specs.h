@@ -275,7 +275,7 @@ struct DeviceSpec {
   seconds launch_overhead = 5e-6;        // per kernel
   // Matrix-vector kernels (cuBLAS gemv, dot, gemmk1: no threadblock tile, so no tiled main loop to fill
   // and drain) take launch_overhead plus their memory roofline plus this fixed cost of their reduction
-  // (a second pass over partial sums); 0 until calibrated (sim/calibration/calibrate.cpp).
+  // (a second pass over partial sums); 0 until calibrated (sim/calibration/fit.cpp).
   seconds gemv_fixed_cost = 0;
   // Host (CPU) time to issue one modelled op in eager PyTorch (Python, dispatcher and the launches of
   // the op's kernels); 0: the host is never the bottleneck. Removed by CUDA graphs.
