@@ -28,6 +28,10 @@ const char* to_string(Objective o);
 // time_to_train is minimised; the others are maximised.
 bool better(Objective o, double a, double b);
 
+// The model axes a spec may sweep, in canonical order: it fixes how point indices map to values, and
+// every ok results line carries them all.
+extern const std::vector<std::string> model_axis_names;
+
 // One model hyperparameter and the values it takes, in sweep order.
 struct ModelAxis {
   std::string name;  // layers | hidden | experts | top_k | expert_intermediate | shared_experts | heads | first_dense_layers
