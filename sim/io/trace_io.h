@@ -5,9 +5,10 @@
 //    with the CPU op that launched them (linked by External id) and its Input Dims / Input type, NCCL
 //    kernels with message sizes and group size where recorded. The same scanner reads the array form
 //    torch_npu writes (trace_view.json: device tasks of the "Ascend Hardware" process, no shapes).
+//    (kineto_trace.cpp)
 //  - Ascend profiler text export: kernel_details.csv (+ communication.json / communication_matrix.json
 //    next to it for collective sizes, transit times and group sizes), op_statistic.csv (aggregated), or
-//    an ASCEND_PROFILER_OUTPUT folder (or the *_ascend_pt folder above it).
+//    an ASCEND_PROFILER_OUTPUT folder (or the *_ascend_pt folder above it). (ascend_trace.cpp)
 // Traces reach gigabytes: JSON is scanned event by event (SAX) and CSV line by line, so memory grows
 // with the number of kernels kept, not with the file; a kernel's texts and shape lists are held once per
 // distinct value (a trace of repeated steps repeats them) and each kernel refers to them. Truncated or
