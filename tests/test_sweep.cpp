@@ -159,8 +159,8 @@ TEST_CASE("pruning never changes the best layout", "[sweep]") {
     const sweep::SweepSpec spec = sweep::parse_spec(j, small_spec);
     int pruned = 0;
     for (std::uint64_t i = 0; i < sweep::point_count(spec); ++i) {
-      const sweep::PointResult fast = sweep::evaluate_point(spec, i, {true});
-      const sweep::PointResult full = sweep::evaluate_point(spec, i, {false});
+      const sweep::PointResult fast = sweep::evaluate_point(spec, i, {.prune = true, .emit_args = std::nullopt});
+      const sweep::PointResult full = sweep::evaluate_point(spec, i, {.prune = false, .emit_args = std::nullopt});
       CHECK(fast.status == full.status);
       if (fast.status == "ok" && full.status == "ok") {
         CHECK(sweep::result_json(spec, fast)["layout"] == sweep::result_json(spec, full)["layout"]);
