@@ -72,13 +72,16 @@ bool slow_compute_beside_comm(Engine& engine, double slowdown) {
   for (int g = 0; g < groups; ++g) {
     const std::vector<Interval> busy = merged(std::move(comm[g]));
     if (busy.empty()) continue;
-    // Compute tasks of one stage run on one stream, so they arrive sorted and disjoint.
-    std::vector<Interval> one(1);
+    // Compute tasks of one stage run on one stream, so they arrive sorted and disjoint: one walk over
+    // both lists (`j` never moves back).
+    std::size_t j = 0;
     for (const TaskId t : compute[g]) {
-      one[0] = {engine.start(t), engine.finish(t)};
-      const seconds beside = overlap(one, busy);
-      if (beside <= 0) continue;
-      longer.emplace_back(t, tasks[t].duration + slowdown * beside);
+      const seconds start = engine.start(t), finish = engine.finish(t);
+      while (j < busy.size() && busy[j].second <= start) ++j;
+      seconds beside = 0;
+      for (std::size_t k = j; k < busy.size() && busy[k].first < finish; ++k)
+        beside += std::min(finish, busy[k].second) - std::max(start, busy[k].first);
+      if (beside > 0) longer.emplace_back(t, tasks[t].duration + slowdown * beside);
     }
   }
   for (const auto& [t, duration] : longer) engine.set_duration(t, duration);

@@ -180,7 +180,9 @@ std::vector<TaskId> OpSimBuilder::build() {
   std::size_t ops = 0;
   for (const ChunkLayers& ch : chunks_)
     for (const LayerTable* t : ch.layers) ops += t->steps.size();
-  e_.reserve(4 * ops * mbs, 5 * ops * mbs);  // forward, backward, chunk pieces
+  // Forward and backward of every op per microbatch, chunked pairs in several pieces.
+  e_.reserve(8 * ops * mbs, 8 * ops * mbs);
+  out_.labels.reserve(8 * ops * mbs);
   std::vector<TaskId> stage_end;
   for (int s = 0; s < l_.pp; ++s) {
     stage_ = s;
