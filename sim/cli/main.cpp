@@ -21,8 +21,10 @@
 #include "sim/io/specs_io.h"
 #include "sim/report/html_report.h"
 #include "sim/report/report.h"
+#include "sim/engine/op_sim.h"
 #include "sim/engine/simulate.h"
 #include "sim/engine/trace.h"
+#include "sim/report/op_level_report.h"
 #include "sim/validation/validate.h"
 
 namespace po = boost::program_options;
@@ -134,10 +136,11 @@ Configuration load_configuration(const po::variables_map& vm) {
 
 int cmd_simulate(const std::vector<std::string>& args) {
   po::options_description d(
-      "moesim simulate (--model M (--layout L.json | layout flags) | --from-script SCRIPT) --hw H [--json FILE] [--trace FILE] [--html FILE]");
+      "moesim simulate (--model M (--layout L.json | layout flags) | --from-script SCRIPT) --hw H [--json FILE] [--trace FILE] [--html FILE] [--op-level]");
   add_configuration_flags(d);
   d.add_options()("json", po::value<std::string>(), "write the simulation report as JSON")(
-      "trace", po::value<std::string>(), "write the simulated timeline as Chrome trace JSON (Perfetto)")(
+      "trace", po::value<std::string>(), "write the simulated timeline as Chrome trace JSON (Perfetto); with --op-level every operator")(
+      "op-level", "also simulate the iteration operator by operator on streams and print it beside the pass-level prediction")(
       "html", po::value<std::string>(), "write an interactive HTML report (breakdowns, memory, pipeline timeline)")(
       "convention", po::value<std::string>(),
       "also give the MFU as a source of this FLOP convention counts it (validate's conventions: mindspeed, pangu, ...)");
@@ -147,6 +150,11 @@ int cmd_simulate(const std::vector<std::string>& args) {
   const auto [model, hw, layout] = load_configuration(vm);
   const sim::SimulationResult r = sim::simulate(model, layout, hw);
   report::print_simulation(std::cout, model, layout, hw, r);
+  std::optional<sim::OpLevelResult> op;
+  if (vm.count("op-level")) {
+    op = sim::simulate_op_level(model, layout, hw);
+    report::print_op_level(std::cout, *op);
+  }
   nlohmann::json convention_mfu;
   if (vm.count("convention")) {
     // The figure a team reading its own MFU would compare with (MindSpeed-LLM's tables, the Pangu reports).
@@ -161,11 +169,13 @@ int cmd_simulate(const std::vector<std::string>& args) {
     auto out = open_output(vm["json"].as<std::string>());
     nlohmann::json j = report::simulation_json(model, layout, hw, r);
     if (!convention_mfu.is_null()) j["mfu_convention"] = convention_mfu;
+    if (op) j["op_level"] = report::op_level_json(*op);
     out << j.dump(2) << "\n";
   }
   if (vm.count("trace")) {
     auto out = open_output(vm["trace"].as<std::string>());
-    sim::write_pipeline_trace(out, r.pipeline);
+    if (op) sim::write_op_trace(out, *op);
+    else sim::write_pipeline_trace(out, r.pipeline);
   }
   if (vm.count("html")) {
     auto out = open_output(vm["html"].as<std::string>());

@@ -150,6 +150,8 @@ int cmd_sweep(const std::vector<std::string>& args) {
       "top", po::value<int>()->default_value(10), "rows of the ranked table")(
       "resume", "keep the points already in --out and evaluate the rest")(
       "no-prune", "simulate every valid layout (slow; checks that pruning loses nothing)")(
+      "op-level-finalists", po::value<int>()->default_value(0),
+      "re-simulate each point's N fastest fitting layouts operator by operator and keep the fastest there")(
       "shard", po::value<std::string>(),
       "evaluate only the points with index % N == I into a part file for 'moesim merge' (default --out "
       "results.shard-I-of-N.jsonl)")("mpi", "share the points out over the ranks of mpirun (a build with -DMOESIM_WITH_MPI=ON)");
@@ -169,6 +171,9 @@ int cmd_sweep(const std::vector<std::string>& args) {
   options.resume = vm.count("resume") > 0;
   options.top_k = top;
   options.eval.prune = vm.count("no-prune") == 0;
+  options.eval.op_level_finalists = vm["op-level-finalists"].as<int>();
+  if (options.eval.op_level_finalists < 0)
+    throw InputError("--op-level-finalists: expected a whole number >= 0, got " + std::to_string(options.eval.op_level_finalists));
   if (vm.count("emit-args")) options.eval.emit_args = io::parse_launch_dialect(vm["emit-args"].as<std::string>(), "--emit-args");
   const bool from_script = vm.count("from-script") > 0;
   if (!from_script && !vm.count("spec")) throw InputError("moesim sweep: expected a SPEC file (or --from-script SCRIPT)");

@@ -49,6 +49,16 @@ TaskId Engine::add_task(StreamId stream, seconds duration, int category, int lab
   return id;
 }
 
+void Engine::set_duration(TaskId task, seconds duration) {
+  check_task(task);
+  if (!std::isfinite(duration) || duration < 0)
+    throw std::invalid_argument(fmt::format("engine: task duration {} must be finite and >= 0", duration));
+  TaskInfo& t = tasks_[task];
+  streams_[t.stream].busy += duration - t.duration;
+  t.duration = duration;
+  ran_ = false;
+}
+
 void Engine::add_dependency(TaskId before, TaskId after, seconds delay) {
   check_task(before);
   check_task(after);

@@ -44,6 +44,9 @@ class Engine {
   TaskId add_task(StreamId stream, seconds duration, TaskCategory category, int label = 0) {
     return add_task(stream, duration, static_cast<int>(category), label);
   }
+  // Changes a task's duration (e.g. compute slowed by a collective found beside it on a first run);
+  // run() again for the new times.
+  void set_duration(TaskId task, seconds duration);
   // `after` may start only at finish(before) + delay.
   void add_dependency(TaskId before, TaskId after, seconds delay = 0);
 

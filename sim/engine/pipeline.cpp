@@ -12,25 +12,6 @@
 namespace moesim::sim {
 namespace {
 
-constexpr int pass_count = 3;
-
-// Record index of every (stage, chunk, microbatch, pass), -1 where the schedule has none.
-class PassIndex {
- public:
-  PassIndex(int stages, int chunks, int microbatches)
-      : chunks_(chunks), microbatches_(microbatches),
-        slots_(static_cast<std::size_t>(stages) * chunks * microbatches * pass_count, -1) {}
-  int& at(int stage, const PipelineTask& t) {
-    return slots_[((static_cast<std::size_t>(stage) * chunks_ + t.chunk) * microbatches_ + t.microbatch) * pass_count +
-                  static_cast<int>(t.pass)];
-  }
-  int find(int stage, int chunk, int microbatch, Pass pass) { return at(stage, {microbatch, chunk, pass}); }
-
- private:
-  int chunks_, microbatches_;
-  std::vector<int> slots_;
-};
-
 std::string pass_label(const PipelineTask& t) {
   static constexpr char letter[] = {'F', 'B', 'W'};
   return fmt::format("{}{}.c{}", letter[static_cast<int>(t.pass)], t.microbatch, t.chunk);
@@ -49,6 +30,23 @@ void validate(const PipelineSpec& spec) {
 }
 
 }  // namespace
+
+PipelineTopology::PipelineTopology(ScheduleKind kind, int stages, int chunks)
+    : chunks_(chunks), directions_(pipeline_directions(kind)), positions_(stages * chunks / directions_),
+      where_(static_cast<std::size_t>(stages) * chunks), position_of_(static_cast<std::size_t>(stages) * chunks) {
+  for (int s = 0; s < stages; ++s)
+    for (int c = 0; c < chunks; ++c) {
+      position_of_[static_cast<std::size_t>(s) * chunks + c] = pipeline_position(kind, s, c, stages, chunks);
+      where_[static_cast<std::size_t>(direction(c)) * positions_ + position(s, c)] = {s, c};
+    }
+}
+
+int PipelineTopology::consumer_stage(int stage, const PipelineTask& t) const {
+  const int q = position(stage, t.chunk) + (t.pass == Pass::forward ? 1 : -1);
+  if (t.pass == Pass::backward_weight || q < 0 || q >= positions_) return -1;
+  const int s = at(direction(t.chunk), q).first;
+  return s == stage ? -1 : s;
+}
 
 PipelineSpec PipelineSpec::uniform(ScheduleKind schedule, int stages, int microbatches, int chunks, PassDurations d) {
   PipelineSpec spec;
@@ -80,26 +78,8 @@ std::vector<PassRecord> build_pipeline(Engine& engine, const PipelineSpec& spec)
     }
   }
 
-  // (stage, chunk) at each position of each direction's layer order.
-  const int directions = pipeline_directions(spec.schedule);
-  const int positions = p * v / directions;
-  std::vector<std::pair<int, int>> where(static_cast<std::size_t>(p) * v);
-  std::vector<int> position_of(static_cast<std::size_t>(p) * v);  // index stage * v + chunk; looked up per pass
-  const auto direction_of = [&](int chunk) { return directions == 2 ? chunk : 0; };
-  for (int s = 0; s < p; ++s)
-    for (int c = 0; c < v; ++c) {
-      position_of[s * v + c] = pipeline_position(spec.schedule, s, c, p, v);
-      where[direction_of(c) * positions + position_of[s * v + c]] = {s, c};
-    }
-  const auto position = [&](const PassRecord& r) { return position_of[r.stage * v + r.task.chunk]; };
-  // Stage that receives this pass's output: the next position for a forward, the previous one for
-  // a backward; -1 when the output stays on the stage (ends of the pipeline, W passes).
-  const auto consumer_stage = [&](const PassRecord& r) {
-    const int q = position(r) + (r.task.pass == Pass::forward ? 1 : -1);
-    if (r.task.pass == Pass::backward_weight || q < 0 || q >= positions) return -1;
-    const int s = where[direction_of(r.task.chunk) * positions + q].first;
-    return s == r.stage ? -1 : s;
-  };
+  const PipelineTopology topology(spec.schedule, p, v);
+  const auto consumer_stage = [&](const PassRecord& r) { return topology.consumer_stage(r.stage, r.task); };
 
   engine.reserve(engine.task_count() + 2 * records.size(), engine.dependency_count() + 4 * records.size());
   std::vector<StreamId> compute(p), send(p);
@@ -156,9 +136,9 @@ std::vector<PassRecord> build_pipeline(Engine& engine, const PipelineSpec& spec)
     if (before != consumer.compute) engine.add_dependency(before, consumer.compute);
   };
   for (const PassRecord& r : records) {
-    const int q = position(r), dir = direction_of(r.task.chunk), mb = r.task.microbatch;
+    const int q = topology.position(r.stage, r.task.chunk), dir = topology.direction(r.task.chunk), mb = r.task.microbatch;
     const auto at = [&](int pos, Pass pass) {
-      const auto [s, c] = where[dir * positions + pos];
+      const auto [s, c] = topology.at(dir, pos);
       return index.find(s, c, mb, pass);
     };
     switch (r.task.pass) {
@@ -167,7 +147,7 @@ std::vector<PassRecord> build_pipeline(Engine& engine, const PipelineSpec& spec)
         break;
       case Pass::backward:
         link(at(q, Pass::forward), r);
-        if (q + 1 < positions) link(at(q + 1, Pass::backward), r);
+        if (q + 1 < topology.positions()) link(at(q + 1, Pass::backward), r);
         break;
       case Pass::backward_weight: link(at(q, Pass::backward), r); break;
     }

@@ -2,6 +2,7 @@
 // One training iteration's pipeline: a schedule's per-stage pass lists turned into engine tasks
 // (one compute stream and one p2p send stream per stage) and run.
 #include <iosfwd>
+#include <utility>
 #include <vector>
 
 #include "costmodels/specs.h"
@@ -32,6 +33,48 @@ struct PipelineSpec {
 
   // All stages and chunks alike.
   static PipelineSpec uniform(ScheduleKind schedule, int stages, int microbatches, int chunks, PassDurations d);
+};
+
+// Where each (stage, chunk) sits in its direction's layer order (pipeline_position) and which stage
+// a pass hands its output to; shared by the pass-level pipeline and the operator-level simulation.
+class PipelineTopology {
+ public:
+  PipelineTopology(ScheduleKind kind, int stages, int chunks);
+  int direction(int chunk) const { return directions_ == 2 ? chunk : 0; }
+  int positions() const { return positions_; }  // per direction
+  int position(int stage, int chunk) const { return position_of_[static_cast<std::size_t>(stage) * chunks_ + chunk]; }
+  // (stage, chunk) at a position of a direction.
+  std::pair<int, int> at(int direction, int position) const {
+    return where_[static_cast<std::size_t>(direction) * positions_ + position];
+  }
+  // Stage that receives the pass's output: the next position for a forward, the previous one for a
+  // backward; -1 when the output stays on the stage (ends of the pipeline, W passes).
+  int consumer_stage(int stage, const PipelineTask& t) const;
+
+ private:
+  int chunks_, directions_, positions_;
+  std::vector<std::pair<int, int>> where_;
+  std::vector<int> position_of_;
+};
+
+// Index of every (stage, chunk, microbatch, pass), -1 where the schedule has none.
+class PassIndex {
+ public:
+  PassIndex(int stages, int chunks, int microbatches)
+      : chunks_(chunks), microbatches_(microbatches),
+        slots_(static_cast<std::size_t>(stages) * chunks * microbatches * 3, -1) {}
+  int& at(int stage, const PipelineTask& t) {
+    return slots_[((static_cast<std::size_t>(stage) * chunks_ + t.chunk) * microbatches_ + t.microbatch) * 3 +
+                  static_cast<int>(t.pass)];
+  }
+  int find(int stage, int chunk, int microbatch, Pass pass) const {
+    return slots_[((static_cast<std::size_t>(stage) * chunks_ + chunk) * microbatches_ + microbatch) * 3 +
+                  static_cast<int>(pass)];
+  }
+
+ private:
+  int chunks_, microbatches_;
+  std::vector<int> slots_;
 };
 
 // Where one pass landed in the engine. A fused pair is one engine task shared by both passes.

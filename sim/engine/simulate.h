@@ -75,6 +75,9 @@ struct OpCostRow {
 std::vector<OpCostRow> cost_layer_ops(const graph::LayerGraph& layer, const LayoutSpec& layout,
                                       const HardwareProfile& hw, double imbalance);
 
+// Tokens per second, MFU, HFU and TFLOP/s per device from r.iteration_time (and the FLOP counts).
+void set_throughput(SimulationResult& r, const LayoutSpec& layout, const HardwareProfile& hw);
+
 // `layout` must have passed complete_and_check_layout.
 SimulationResult simulate(const ModelSpec& model, const LayoutSpec& layout, const HardwareProfile& hw);
 

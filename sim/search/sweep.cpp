@@ -10,6 +10,7 @@
 #include "sim/engine/simulate.h"
 #include "sim/io/specs_io.h"
 #include "sim/report/report.h"
+#include "sim/search/op_finalists.h"
 
 namespace moesim::sweep {
 
@@ -24,6 +25,29 @@ const char* to_string(Objective o) {
 }
 
 bool better(Objective o, double a, double b) { return o == Objective::time_to_train ? a < b : a > b; }
+
+namespace {
+
+// The point's best layout so far and what its simulation says.
+void record_best(PointResult& r, const LayoutSpec& l, const sim::SimulationResult& s) {
+  r.layout = l;
+  r.iteration_time = s.iteration_time;
+  r.mfu = s.mfu;
+  r.tokens_per_s = s.tokens_per_s;
+  r.peak_memory = s.peak_memory;
+  r.fits = s.fits;
+  const sim::TimeBreakdown& b = s.breakdown;
+  r.compute = b.compute;
+  r.exposed_comm = b.exposed_tp + b.exposed_ep + b.exposed_cp + b.exposed_pp + b.exposed_dp;
+  r.bubble = b.bubble;
+  r.breakdown = b;
+  r.peak_stage_memory = *std::max_element(s.memory.begin(), s.memory.end(), [](const auto& x, const auto& y) {
+    return x.total() < y.total();
+  });
+  r.capacity = s.capacity;
+}
+
+}  // namespace
 
 PointResult evaluate_point(const SweepSpec& spec, std::uint64_t index, const EvalOptions& options) {
   PointResult r;
@@ -85,10 +109,12 @@ PointResult evaluate_point(const SweepSpec& spec, std::uint64_t index, const Eva
   std::stable_sort(queue.begin(), queue.end(), [](const Candidate& a, const Candidate& b) { return a.bound < b.bound; });
 
   bool found = false;
+  Finalists finalists(options.op_level_finalists);
   std::string simulation_error;
   bytes smallest_peak = std::numeric_limits<double>::infinity();
   for (size_t k = 0; k < queue.size(); ++k) {
-    if (options.prune && found && queue[k].bound >= r.iteration_time) {
+    const seconds cutoff = options.op_level_finalists > 0 ? finalists.cutoff() : r.iteration_time;
+    if (options.prune && found && queue[k].bound >= cutoff) {
       r.layouts_pruned += static_cast<int>(queue.size() - k);
       break;
     }
@@ -104,23 +130,11 @@ PointResult evaluate_point(const SweepSpec& spec, std::uint64_t index, const Eva
     }
     ++r.layouts_evaluated;
     smallest_peak = std::min(smallest_peak, s.peak_memory);
-    if (s.peak_memory > budget || (found && s.iteration_time >= r.iteration_time)) continue;
+    if (s.peak_memory > budget) continue;
+    finalists.add(&l, s.iteration_time);
+    if (found && s.iteration_time >= r.iteration_time) continue;
     found = true;
-    r.layout = l;
-    r.iteration_time = s.iteration_time;
-    r.mfu = s.mfu;
-    r.tokens_per_s = s.tokens_per_s;
-    r.peak_memory = s.peak_memory;
-    r.fits = s.fits;
-    const sim::TimeBreakdown& b = s.breakdown;
-    r.compute = b.compute;
-    r.exposed_comm = b.exposed_tp + b.exposed_ep + b.exposed_cp + b.exposed_pp + b.exposed_dp;
-    r.bubble = b.bubble;
-    r.breakdown = b;
-    r.peak_stage_memory = *std::max_element(s.memory.begin(), s.memory.end(), [](const auto& x, const auto& y) {
-      return x.total() < y.total();
-    });
-    r.capacity = s.capacity;
+    record_best(r, l, s);
   }
   if (!found) {
     r.status = r.layouts_evaluated == 0 ? "infeasible" : "no_fit";
@@ -128,6 +142,12 @@ PointResult evaluate_point(const SweepSpec& spec, std::uint64_t index, const Eva
                    ? "no layout could be simulated: " + simulation_error
                    : fmt::format("no layout fits: the smallest peak is {:.1f} GB, budget {:.1f} GB", smallest_peak / 1e9, budget / 1e9);
     return r;
+  }
+  if (options.op_level_finalists > 0) {
+    const Finalists::Best best = finalists.best_at_op_level(m, spec.hw);
+    r.pass_level_iteration_time = r.iteration_time;
+    record_best(r, *best.layout, best.result);
+    r.op_level_finalists = finalists.size();
   }
   r.status = "ok";
   switch (spec.objective) {
@@ -168,6 +188,8 @@ json result_json(const SweepSpec& spec, const PointResult& r) {
     j["peak_memory_bytes"] = r.peak_memory;
     j["fits"] = r.fits;
     j["objective"] = r.objective;
+    if (r.op_level_finalists > 0)
+      j["op_level"] = {{"finalists", r.op_level_finalists}, {"pass_level_iteration_time_s", r.pass_level_iteration_time}};
     const sim::TimeBreakdown& b = r.breakdown;
     j["breakdown"] = {{"compute_s", r.compute},      {"exposed_comm_s", r.exposed_comm}, {"bubble_s", r.bubble},
                       {"exposed_tp_s", b.exposed_tp}, {"exposed_ep_s", b.exposed_ep},     {"exposed_cp_s", b.exposed_cp},

@@ -129,6 +129,9 @@ struct EvalOptions {
   bool prune = true;  // false simulates every valid layout (to check that pruning loses nothing)
   // Adds to each fitting point's line "launch_args": the argument list that runs its best layout.
   std::optional<io::LaunchDialect> emit_args;
+  // > 0: the N fastest fitting layouts by the pass-level model are re-simulated at operator level
+  // (sim/search/op_finalists.h) and the fastest of them there is the point's best layout.
+  int op_level_finalists = 0;
 };
 
 struct PointResult {
@@ -148,6 +151,8 @@ struct PointResult {
   memory::StageMemory peak_stage_memory;  // the best layout's fullest stage
   bytes capacity = 0;
   int layouts_evaluated = 0, layouts_pruned = 0, layouts_invalid = 0;
+  int op_level_finalists = 0;             // layouts re-simulated at operator level (0: none)
+  seconds pass_level_iteration_time = 0;  // with finalists: the pass-level time of the pass-level best
 };
 
 PointResult evaluate_point(const SweepSpec& spec, std::uint64_t index, const EvalOptions& options = {});

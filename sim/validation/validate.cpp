@@ -1,5 +1,7 @@
 #include "sim/validation/validate.h"
 
+#include "sim/engine/op_sim.h"
+
 #include <cmath>
 #include <filesystem>
 #include <map>
@@ -7,6 +9,7 @@
 
 #include "costmodels/layout.h"
 #include "sim/io/input_error.h"
+#include "sim/engine/op_sim.h"
 #include "sim/io/specs_io.h"
 
 namespace moesim::validate {
@@ -150,13 +153,14 @@ double predicted_memory_bytes(MemoryKind kind, const sim::SimulationResult& r) {
   return peak;
 }
 
-std::vector<RunResult> evaluate(const MeasuredRun& run) {
+std::vector<RunResult> evaluate(const MeasuredRun& run, bool op_level) {
   RunResult base;
   base.id = run.id;
   base.skip_reason = run.skip_reason;
   if (!run.skip_reason.empty()) return {base};
   base.hardware = run.hw.name;
-  const sim::SimulationResult r = sim::simulate(run.model, run.layout, run.hw);
+  const sim::SimulationResult r = op_level ? sim::simulate_op_level(run.model, run.layout, run.hw).result
+                                           : sim::simulate(run.model, run.layout, run.hw);
   base.fits = r.fits;
   const auto scored = [&base](std::string metric, double measured, double predicted) {
     RunResult out = base;

@@ -76,8 +76,9 @@ double predicted_metric(const MeasuredRun& run, const sim::SimulationResult& r);
 double predicted_memory_bytes(MemoryKind kind, const sim::SimulationResult& r);
 
 // One result per scored figure: the throughput metric (if the record states one), then memory (if it
-// states memory_bytes). A skipped record gives one result carrying its skip reason.
-std::vector<RunResult> evaluate(const MeasuredRun& run);
+// states memory_bytes). A skipped record gives one result carrying its skip reason. `op_level` predicts
+// with the operator-level simulation (sim/engine/op_sim.h) instead of the pass-level model.
+std::vector<RunResult> evaluate(const MeasuredRun& run, bool op_level = false);
 
 struct ErrorSummary {
   int count = 0;

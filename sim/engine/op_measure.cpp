@@ -1,0 +1,128 @@
+#include "sim/engine/op_measure.h"
+
+#include <algorithm>
+#include <utility>
+#include <vector>
+
+namespace moesim::sim {
+namespace {
+
+using Interval = std::pair<seconds, seconds>;
+
+bool is_comm(int category) {
+  return category == static_cast<int>(TaskCategory::tp_comm) || category == static_cast<int>(TaskCategory::ep_comm) ||
+         category == op_category_cp;
+}
+
+// Sorted, disjoint union of intervals.
+std::vector<Interval> merged(std::vector<Interval> v) {
+  std::sort(v.begin(), v.end());
+  std::vector<Interval> out;
+  for (const Interval& i : v) {
+    if (i.second <= i.first) continue;
+    if (!out.empty() && i.first <= out.back().second) out.back().second = std::max(out.back().second, i.second);
+    else out.push_back(i);
+  }
+  return out;
+}
+
+seconds length(const std::vector<Interval>& u) {
+  seconds s = 0;
+  for (const Interval& i : u) s += i.second - i.first;
+  return s;
+}
+
+// Length of the intersection of two sorted disjoint unions (two pointers).
+seconds overlap(const std::vector<Interval>& a, const std::vector<Interval>& b) {
+  seconds s = 0;
+  std::size_t i = 0, j = 0;
+  while (i < a.size() && j < b.size()) {
+    s += std::max(0.0, std::min(a[i].second, b[j].second) - std::max(a[i].first, b[j].first));
+    if (a[i].second < b[j].second) ++i;
+    else ++j;
+  }
+  return s;
+}
+
+}  // namespace
+
+std::string op_category_name(int category) {
+  switch (category) {
+    case op_category_host: return "host";
+    case op_category_cp: return "cp_comm";
+    case op_category_copy: return "host_copy";
+    case op_category_optimizer: return "optimizer";
+    default: return std::string(category_name(category));
+  }
+}
+
+bool slow_compute_beside_comm(Engine& engine, double slowdown) {
+  if (slowdown <= 0) return false;
+  int groups = 0;
+  for (StreamId s = 0; s < engine.stream_count(); ++s) groups = std::max(groups, engine.stream_group(s) + 1);
+  std::vector<std::vector<Interval>> comm(groups);
+  std::vector<std::vector<TaskId>> compute(groups);
+  const auto tasks = engine.tasks();
+  for (TaskId t = 0; t < static_cast<TaskId>(tasks.size()); ++t) {
+    const int g = engine.stream_group(tasks[t].stream);
+    if (is_comm(tasks[t].category)) comm[g].emplace_back(engine.start(t), engine.finish(t));
+    else if (tasks[t].category == static_cast<int>(TaskCategory::compute)) compute[g].push_back(t);
+  }
+  std::vector<std::pair<TaskId, seconds>> longer;  // applied after reading every start and finish
+  for (int g = 0; g < groups; ++g) {
+    const std::vector<Interval> busy = merged(std::move(comm[g]));
+    if (busy.empty()) continue;
+    // Compute tasks of one stage run on one stream, so they arrive sorted and disjoint: one walk over
+    // both lists (`j` never moves back).
+    std::size_t j = 0;
+    for (const TaskId t : compute[g]) {
+      const seconds start = engine.start(t), finish = engine.finish(t);
+      while (j < busy.size() && busy[j].second <= start) ++j;
+      seconds beside = 0;
+      for (std::size_t k = j; k < busy.size() && busy[k].first < finish; ++k)
+        beside += std::min(finish, busy[k].second) - std::max(start, busy[k].first);
+      if (beside > 0) longer.emplace_back(t, tasks[t].duration + slowdown * beside);
+    }
+  }
+  for (const auto& [t, duration] : longer) engine.set_duration(t, duration);
+  return !longer.empty();
+}
+
+TimeBreakdown stage_breakdown(const Engine& engine, int stage, seconds end) {
+  constexpr int kinds = op_category_optimizer + 1;
+  std::vector<std::vector<Interval>> by(kinds);
+  std::vector<Interval> all, compute;
+  TimeBreakdown b;
+  const auto tasks = engine.tasks();
+  for (TaskId t = 0; t < static_cast<TaskId>(tasks.size()); ++t) {
+    const TaskInfo& info = tasks[t];
+    if (engine.stream_group(info.stream) != stage) continue;
+    const Interval i{engine.start(t), std::min(engine.finish(t), end)};
+    all.push_back(i);
+    const int c = info.category;
+    if (c == static_cast<int>(TaskCategory::compute) || c == op_category_host) {
+      b.compute += info.duration;
+      compute.push_back(i);
+    } else if (c == op_category_optimizer) {
+      b.optimizer += info.duration;
+      compute.push_back(i);
+    } else if (c >= 0 && c < kinds) {
+      by[c].push_back(i);
+    }
+  }
+  const std::vector<Interval> busy_compute = merged(std::move(compute));
+  const auto exposed = [&](int c) {
+    const std::vector<Interval> u = merged(std::move(by[c]));
+    return length(u) - overlap(u, busy_compute);
+  };
+  b.exposed_tp = exposed(static_cast<int>(TaskCategory::tp_comm));
+  b.exposed_ep = exposed(static_cast<int>(TaskCategory::ep_comm));
+  b.exposed_cp = exposed(op_category_cp);
+  b.exposed_pp = exposed(static_cast<int>(TaskCategory::pp_comm));
+  b.exposed_dp = exposed(static_cast<int>(TaskCategory::dp_comm));
+  b.exposed_swap = exposed(op_category_copy);
+  b.bubble = std::max(0.0, end - length(merged(std::move(all))));
+  return b;
+}
+
+}  // namespace moesim::sim

@@ -1,0 +1,45 @@
+#pragma once
+// Operator-level simulation of one training iteration (issue 21). One representative device per
+// pipeline stage (the busiest EP rank, as in the pass-level model) runs its schedule's passes in the
+// schedule's order, each pass expanded into its layers' operators as engine tasks on the streams a
+// framework uses: compute; TP collectives; EP dispatch/combine; CP exchange; PP send; DP gradient
+// buckets and parameter gathers; host-device copies of swapped activations. Overlap is not a formula
+// here: it is whatever the streams and the framework's dependencies let run at the same time.
+// Per-op times come from sim/engine/op_timing (the same numbers the pass-level model sums).
+#include <iosfwd>
+#include <vector>
+
+#include "sim/engine/engine.h"
+#include "sim/engine/schedule.h"
+#include "sim/engine/simulate.h"
+
+namespace moesim::sim {
+
+// What one engine task of the operator-level run is, for the trace.
+struct OpTaskLabel {
+  const char* op = "";  // the graph op's name (static storage), or a fixed name ("dp grads", "optimizer", ...)
+  PipelineTask pass;    // microbatch, chunk and pass it belongs to (unused for per-stage tasks)
+  bool per_stage = false;  // DP sync and optimizer: not part of one pass
+  int chunk_part = -1;     // which chunk of a chunked collective/GEMM pair, -1 when not chunked
+  bool weight_gradient = false;  // the weight-gradient GEMM of `op`
+};
+
+struct OpLevelResult {
+  // Iteration time, throughput and breakdown (of the critical stage) from the operator-level run;
+  // parameters, FLOPs, memory and warnings as the pass-level model computes them.
+  SimulationResult result;
+  seconds pass_level_iteration = 0;
+  double pass_level_mfu = 0;
+  TimeBreakdown pass_level_breakdown;
+  Engine engine;  // every operator on its stream, after the run
+  std::vector<OpTaskLabel> labels;  // index = the task's label
+};
+
+// `layout` must have passed complete_and_check_layout.
+OpLevelResult simulate_op_level(const ModelSpec& model, const LayoutSpec& layout, const HardwareProfile& hw);
+
+// Chrome/Perfetto trace: every operator on its stream, one process per stage, events named like
+// "F3.c1 qkv_proj" (forward of microbatch 3, chunk 1).
+void write_op_trace(std::ostream& out, const OpLevelResult& result);
+
+}  // namespace moesim::sim

@@ -1,0 +1,68 @@
+#pragma once
+// Time of one operator of the layer graph on the layout and hardware: the one source of per-op times
+// that both the pass-level model (simulate.cpp) and the operator-level simulation (op_sim.cpp) sum.
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "costmodels/comm.h"
+#include "costmodels/compute.h"
+#include "costmodels/graph.h"
+#include "costmodels/memory.h"
+#include "costmodels/specs.h"
+
+namespace moesim::sim {
+
+// Where a parallel group's ranks sit: size and stride in the rank order.
+comm::GroupPlacement placement(graph::GroupKind g, const LayoutSpec& l);
+
+struct OpTiming {
+  seconds forward = 0, backward_input = 0, backward_weight = 0;
+  compute::Bound bound = compute::Bound::compute;
+  double efficiency = 0;
+  std::string algorithm;
+  int tier = -1;  // collectives: innermost tier holding the group (-1: local, 0: the scale-up domain)
+};
+
+OpTiming time_op(const graph::Op& op, const LayoutSpec& l, const HardwareProfile& hw, double imbalance);
+
+// The communication class a collective's time is reported under: tp (TP, DP, PP groups), ep (EP,
+// ETP) or cp.
+graph::GroupKind comm_class(const graph::Op& op);
+
+// An op's time depends only on the op, the layout, the hardware and the imbalance, all fixed within
+// one simulation, yet every layer graph is summed once per chunk: each graph's op times are computed
+// on first use and reused by the other chunks.
+class OpTimings {
+ public:
+  OpTimings(const LayoutSpec& l, const HardwareProfile& hw, double imbalance) : l_(l), hw_(hw), imbalance_(imbalance) {}
+  const std::vector<OpTiming>& of(const graph::LayerGraph& g);
+
+ private:
+  const LayoutSpec& l_;
+  const HardwareProfile& hw_;
+  double imbalance_;
+  std::vector<std::pair<const graph::LayerGraph*, std::vector<OpTiming>>> cache_;
+};
+
+// Activations of one microbatch between adjacent stages (bf16, SP-sharded over TP); 0 with one stage.
+seconds p2p_time(const LayoutSpec& l, const HardwareProfile& hw, const graph::ModelGraphs& graphs);
+
+// Data-parallel sync of one stage's parameters (ZeRO stages below 3): the gradient reduction and,
+// with a distributed optimizer, the parameter all-gather, dense and expert parameters apart.
+struct DpSync {
+  seconds dense_grads = 0, dense_gather = 0, expert_grads = 0, expert_gather = 0;
+  seconds grads() const { return dense_grads + expert_grads; }
+  seconds gather() const { return dense_gather + expert_gather; }
+};
+DpSync dp_sync_times(const memory::DeviceParams& p, const LayoutSpec& l, const HardwareProfile& hw);
+
+// ZeRO-3 / FSDP parameter gathers and gradient reduce-scatters of one stage left exposed per iteration,
+// given the forward and backward compute they may hide behind (see op_timing.cpp for the sources).
+seconds zero3_exposed_time(const memory::DeviceParams& p, comm::GroupPlacement dp_group, comm::GroupPlacement edp_group,
+                           const LayoutSpec& l, const HardwareProfile& hw, seconds forward_window, seconds backward_window);
+
+// Optimizer step of one stage (and the host copies of swapped optimizer states).
+seconds optimizer_step_time(const memory::DeviceParams& p, const LayoutSpec& l, const HardwareProfile& hw);
+
+}  // namespace moesim::sim
