@@ -2,6 +2,7 @@
 // its agreement with the pass-level model where nothing overlaps, determinism, and the trace.
 #include <catch2/catch.hpp>
 
+#include <limits>
 #include <sstream>
 #include <string>
 
@@ -9,6 +10,7 @@
 
 #include "sim/engine/op_sim.h"
 #include "sim/io/specs_io.h"
+#include "sim/search/op_finalists.h"
 #include "tests/support.h"
 
 using namespace moesim;
@@ -172,4 +174,27 @@ TEST_CASE("op-level: the trace holds every operator on its stream", "[op_sim]") 
   CHECK(dispatch > 0);
   CHECK(optimizer == r.layout.pp);
   CHECK(exposed_comm(o.result.breakdown) >= 0);
+}
+
+TEST_CASE("op-level finalists: the n fastest by the pass level, re-ranked at operator level", "[op_sim][sweep]") {
+  Run tp_in = dense_run();
+  tp_in.layout.overlap.tp_comm = true;
+  REQUIRE(!complete_and_check_layout(tp_in.model, tp_in.layout));
+  LayoutSpec a = tp_in.layout, b = tp_in.layout, c = tp_in.layout;
+  b.overlap.tp_comm = false;  // slower at both levels
+  c.overlap.dp_grad_reduce = false;
+  sweep::Finalists f(2);
+  CHECK(f.cutoff() == std::numeric_limits<double>::infinity());
+  f.add(&b, 3.0);
+  f.add(&a, 1.0);
+  CHECK(f.cutoff() == 3.0);
+  f.add(&c, 2.0);  // pushes b out
+  CHECK(f.size() == 2);
+  CHECK(f.cutoff() == 2.0);
+  f.add(&b, 5.0);  // slower than both kept: not kept
+  CHECK(f.cutoff() == 2.0);
+  const sweep::Finalists::Best best = f.best_at_op_level(tp_in.model, tp_in.hw);
+  REQUIRE(best.layout != nullptr);
+  CHECK(best.layout == &a);  // overlapped DP and TP: fastest operator by operator too
+  CHECK(best.result.iteration_time == sim::simulate_op_level(tp_in.model, a, tp_in.hw).result.iteration_time);
 }
