@@ -222,6 +222,14 @@ struct MatrixEfficiency {
   int tile_m = 128, tile_n = 128, tile_k = 64;  // tile quantisation of the matrix unit
   double grouped_gemm_factor = 0.9;      // grouped (per-expert) GEMMs relative to one large GEMM
   double attention_fraction = 0.7;       // fused attention core relative to peak_fraction
+  // Matrix units that run output tiles side by side (GPU SMs, Ascend AI/cube cores); 0: not modelled.
+  int compute_units = 0;
+  // Fixed time of one output tile on its unit besides its main loop over K (pipeline fill, epilogue
+  // writing the tile); 0: none. With compute_units it costs a GEMM the factor K / (K + K0) (compute.h).
+  seconds tile_fixed_cost = 0;
+  // Rows each expert's tokens are padded to before an FP8 grouped GEMM (Transformer Engine's
+  // get_align_size_for_quantization: 16, MXFP8 32).
+  int fp8_group_alignment = 16;
 };
 
 // Operand layouts of a column-major GEMM as cuBLAS kernel names give them (n: as stored, t: transposed).

@@ -392,6 +392,10 @@ HardwareProfile parse_profile(const json& j, const std::string& file) {
     }
     e.grouped_gemm_factor = me->positive_or("grouped_gemm_factor", e.grouped_gemm_factor);
     e.attention_fraction = me->positive_or("attention_fraction", e.attention_fraction);
+    e.compute_units = me->non_negative_int_or("compute_units", 0);
+    e.tile_fixed_cost = me->non_negative_or("tile_fixed_cost", 0);
+    if (e.tile_fixed_cost > 0 && e.compute_units == 0) me->fail("tile_fixed_cost", "compute_units as well (the tiles share them)");
+    e.fp8_group_alignment = me->positive_int_or("fp8_group_alignment", e.fp8_group_alignment);
     // Both scale peak_fraction; the product is a fraction of peak and cannot exceed it (MFU > 1).
     for (const auto& [key, factor] : {std::pair{"grouped_gemm_factor", e.grouped_gemm_factor}, {"attention_fraction", e.attention_fraction}})
       if (e.peak_fraction * factor > 1) me->fail(key, fmt::format("at most 1 / peak_fraction = {:.4g}", 1 / e.peak_fraction));
@@ -466,6 +470,9 @@ json profile_json(const HardwareProfile& hw, const json& base) {
   d["matrix_efficiency"]["tile"] = {e.tile_m, e.tile_n, e.tile_k};
   d["matrix_efficiency"]["grouped_gemm_factor"] = e.grouped_gemm_factor;
   d["matrix_efficiency"]["attention_fraction"] = e.attention_fraction;
+  if (e.compute_units > 0) d["matrix_efficiency"]["compute_units"] = e.compute_units;
+  if (e.tile_fixed_cost > 0) d["matrix_efficiency"]["tile_fixed_cost"] = e.tile_fixed_cost;
+  d["matrix_efficiency"]["fp8_group_alignment"] = e.fp8_group_alignment;
   d["vector_efficiency"] = dev.vector_efficiency;
   d["hbm_efficiency"] = dev.hbm_efficiency;
   d["launch_overhead"] = dev.launch_overhead;
