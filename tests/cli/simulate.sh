@@ -146,11 +146,11 @@ grep -q "expected a convention" "$tmp/stderr" || fail "--convention bogus: $(hea
 
 # 4. Built-in lists.
 models=(deepseek-v3-671b gpt3-175b llama3-405b llama3-70b llama3-8b mixtral-8x22b mixtral-8x7b
-        pangu-pro-moe-72b pangu-ultra-135b pangu-ultra-moe-718b qwen2-57b-a14b qwen3-235b-a22b)
+        pangu-pro-moe-72b pangu-ultra-135b pangu-ultra-moe-718b qwen2-57b-a14b qwen3-235b-a22b qwen3-30b-a3b)
 profiles=(a100-sxm-80g ascend-910b2 ascend-910b3 ascend-910c-cm384 b200 gb200-nvl72 gb300-nvl72 h100-sxm
           h200 h800 tpu-v4)
 if "$bin" models >"$tmp/models" 2>"$tmp/stderr"; then
-  [ "$(wc -l <"$tmp/models")" -eq 12 ] || fail "moesim models printed $(wc -l <"$tmp/models") lines, expected 12"
+  [ "$(wc -l <"$tmp/models")" -eq 13 ] || fail "moesim models printed $(wc -l <"$tmp/models") lines, expected 13"
   for m in "${models[@]}"; do grep -q "^$m " "$tmp/models" || fail "moesim models does not list $m"; done
 else
   fail "moesim models exited $?: $(head -c 300 "$tmp/stderr")"
