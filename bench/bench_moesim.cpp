@@ -11,12 +11,12 @@
 #include "costmodels/layout.h"
 #include "costmodels/memory.h"
 #include "costmodels/params.h"
-#include "sim/allocator.h"
+#include "sim/search/allocator.h"
 #include "sim/io/json_reader.h"
 #include "sim/io/specs_io.h"
-#include "sim/pipeline.h"
-#include "sim/simulate.h"
-#include "sim/sweep.h"
+#include "sim/engine/pipeline.h"
+#include "sim/engine/simulate.h"
+#include "sim/search/sweep.h"
 
 namespace moesim {
 namespace {
@@ -175,7 +175,7 @@ BENCHMARK(BM_SweepPangu)->ArgNames({"jobs", "prescreen"})->ArgsProduct({{1, 2}, 
 }  // namespace moesim
 
 int main(int argc, char** argv) {
-  // As the moesim CLI does (see sim/allocator.h), so the benchmarks time what the CLI runs.
+  // As the moesim CLI does (see sim/search/allocator.h), so the benchmarks time what the CLI runs.
   moesim::sim::keep_freed_memory_for_reuse();
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;

@@ -101,17 +101,18 @@ GraphContext make_context(const ModelSpec& model, const LayoutSpec& layout) {
 using detail::LayerBuilder;
 
 
-LayerGraph build_layer(const ModelSpec& model, const GraphContext& ctx, LayerKind kind) {
+LayerGraph build_layer(const ModelSpec& model, const GraphContext& ctx, LayerKind kind, AttentionSpan span) {
   LayerBuilder b(model, ctx);
+  if (kind != LayerKind::dense && kind != LayerKind::moe) span = AttentionSpan::full;
   switch (kind) {
     case LayerKind::dense:
       b.set_layer_input();
-      b.attention();
+      b.attention(span);
       b.dense_mlp(model.ffn.intermediate);
       break;
     case LayerKind::moe:
       b.set_layer_input();
-      b.attention();
+      b.attention(span);
       b.moe_block();
       break;
     case LayerKind::mtp:
@@ -128,7 +129,7 @@ LayerGraph build_layer(const ModelSpec& model, const GraphContext& ctx, LayerKin
       b.lm_head();
       break;
   }
-  return b.take(kind);
+  return b.take(kind, span);
 }
 
 FlopsPerToken model_flops_per_token(const ModelSpec& model, int seq_len, Recompute policy, bool flash_attention) {
@@ -136,20 +137,22 @@ FlopsPerToken model_flops_per_token(const ModelSpec& model, int seq_len, Recompu
   ctx.tokens = seq_len;
   ctx.seq_len = seq_len;
   ctx.flash_attention = flash_attention;
+  const ModelGraphs graphs = build_model_graphs(model, ctx);
   FlopsPerToken f;
-  auto add = [&](LayerKind kind, int n) {
+  auto add = [&](const LayerGraph& g, int n) {
     if (n <= 0) return;
-    const LayerGraph g = build_layer(model, ctx, kind);
     for (const Op& op : g.forward) {
       f.forward += n * op.model_flop_count / seq_len;
-      if (op.kind == OpKind::attention) f.attention_core += n * op.model_flop_count / seq_len;
-      if (kind != LayerKind::lm_head) f.recompute += n * g.rerun_fraction(op, policy) * op.model_flop_count / seq_len;
+      if (op.kind == OpKind::attention) {
+        f.attention_core += n * op.model_flop_count / seq_len;
+        f.attention_core_masked += n * (op.model_flop_count - op.flop_count) / seq_len;
+      }
+      if (g.kind != LayerKind::lm_head) f.recompute += n * g.rerun_fraction(op, policy) * op.model_flop_count / seq_len;
     }
   };
-  add(LayerKind::dense, model.dense_layers());
-  add(LayerKind::moe, model.moe_layers());
-  add(LayerKind::mtp, model.mtp_layers);
-  add(LayerKind::lm_head, 1);
+  for (const LayerGraph* g : graphs.decoder_graphs()) add(*g, graphs.decoder_layers_of(model, *g));
+  add(graphs.mtp, model.mtp_layers);
+  add(graphs.lm_head, 1);
   f.training = 3 * f.forward;
   return f;
 }
@@ -158,10 +161,22 @@ FlopsPerToken model_flops_per_token(const ModelSpec& model, int seq_len, Recompu
 
 namespace moesim::graph {
 
+int ModelGraphs::decoder_layers_of(const ModelSpec& model, const LayerGraph& g) const {
+  int n = 0;
+  for (int i = 0; i < model.layers; ++i) n += &decoder(model, i) == &g ? 1 : 0;
+  return n;
+}
+
 ModelGraphs build_model_graphs(const ModelSpec& model, const GraphContext& ctx) {
   ModelGraphs g;
   g.dense = build_layer(model, ctx, LayerKind::dense);
   if (model.moe) g.moe = build_layer(model, ctx, LayerKind::moe);
+  bool sliding = false;
+  for (int i = 0; i < model.layers; ++i) sliding = sliding || model.attention.span_of_layer(i) == AttentionSpan::sliding;
+  if (sliding) {
+    g.dense_sliding = build_layer(model, ctx, LayerKind::dense, AttentionSpan::sliding);
+    if (model.moe) g.moe_sliding = build_layer(model, ctx, LayerKind::moe, AttentionSpan::sliding);
+  }
   if (model.mtp_layers > 0) g.mtp = build_layer(model, ctx, LayerKind::mtp);
   g.embedding = build_layer(model, ctx, LayerKind::embedding);
   g.lm_head = build_layer(model, ctx, LayerKind::lm_head);

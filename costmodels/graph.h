@@ -53,6 +53,7 @@ struct Op {
 
 struct LayerGraph {
   LayerKind kind = LayerKind::dense;
+  AttentionSpan span = AttentionSpan::full;  // which keys its attention core sees (decoder layers)
   std::vector<Op> forward;
   bytes layer_input_bytes = 0;   // what full recompute keeps (Korthikanti et al. 2022 §4.2: 2sbh)
   // A dropless MoE layer's host waits for the device's per-expert token counts before it can issue the
@@ -101,7 +102,9 @@ struct GraphContext {
 
 GraphContext make_context(const ModelSpec& model, const LayoutSpec& layout);
 
-LayerGraph build_layer(const ModelSpec& model, const GraphContext& ctx, LayerKind kind);
+// `span` picks the attention core of a decoder layer (dense or moe); MTP modules attend fully.
+LayerGraph build_layer(const ModelSpec& model, const GraphContext& ctx, LayerKind kind,
+                       AttentionSpan span = AttentionSpan::full);
 
 // Model FLOPs per token of one training step (forward + backward = 3x forward, Kaplan et al. 2020
 // §2.1) without recomputation, with the whole model on one device: the MFU numerator of PaLM App. B.
@@ -109,7 +112,10 @@ struct FlopsPerToken {
   flops forward = 0;
   flops recompute = 0;         // forward FLOPs run again under the recompute policy (HFU only)
   flops training = 0;          // 3 x forward (model FLOPs, MFU)
-  flops attention_core = 0;    // forward attention-core share (included above), full s^2
+  flops attention_core = 0;    // forward attention-core share (included above): s keys per query (w when sliding)
+  // Forward attention-core FLOPs the model count holds and a causal kernel skips: half the core of a
+  // full layer, the ragged start of a window (costmodels/attention_span.h).
+  flops attention_core_masked = 0;
 };
 FlopsPerToken model_flops_per_token(const ModelSpec& model, int seq_len, Recompute policy = Recompute::none,
                                     bool flash_attention = true);
@@ -118,12 +124,21 @@ FlopsPerToken model_flops_per_token(const ModelSpec& model, int seq_len, Recompu
 
 namespace moesim::graph {
 
-// The layer graphs of one model on one layout, built once and shared by time and memory.
+// The layer graphs of one model on one layout, built once and shared by time and memory. A decoder
+// layer's index picks its graph: dense or MoE FFN (MoeSpec::first_dense_layers) and full or sliding
+// attention (AttentionSpec::span_of_layer).
 struct ModelGraphs {
   LayerGraph dense, moe, mtp, embedding, lm_head;
+  LayerGraph dense_sliding, moe_sliding;  // sliding-window attention; empty unless the model has such layers
   const LayerGraph& decoder(const ModelSpec& model, int layer) const {
-    return model.moe && layer >= model.moe->first_dense_layers ? moe : dense;
+    const bool sliding = model.attention.span_of_layer(layer) == AttentionSpan::sliding;
+    if (model.moe && layer >= model.moe->first_dense_layers) return sliding ? moe_sliding : moe;
+    return sliding ? dense_sliding : dense;
   }
+  // Decoder layers whose graph is `g`, and the decoder graphs in a fixed order (dense, dense sliding,
+  // moe, moe sliding), for sums over layers that group the layers of one graph.
+  int decoder_layers_of(const ModelSpec& model, const LayerGraph& g) const;
+  std::vector<const LayerGraph*> decoder_graphs() const { return {&dense, &dense_sliding, &moe, &moe_sliding}; }
 };
 ModelGraphs build_model_graphs(const ModelSpec& model, const GraphContext& ctx);
 

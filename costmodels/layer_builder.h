@@ -5,6 +5,7 @@
 #include <string_view>
 #include <vector>
 
+#include "costmodels/attention_span.h"
 #include "costmodels/graph.h"
 
 namespace moesim::graph::detail {
@@ -17,8 +18,9 @@ class LayerBuilder {
     tokens_sp_ = c.sequence_parallel ? c.tokens / c.tp : c.tokens;
   }
 
-  LayerGraph take(LayerKind kind) {
+  LayerGraph take(LayerKind kind, AttentionSpan span) {
     graph_.kind = kind;
+    graph_.span = span;
     return std::move(graph_);
   }
 
@@ -151,7 +153,7 @@ class LayerBuilder {
     return (c_.sequence_parallel ? c_.tokens / c_.tp : c_.tokens) * width * element;
   }
 
-  void attention() {
+  void attention(AttentionSpan span = AttentionSpan::full) {
     const AttentionSpec& at = m_.attention;
     const double t = c_.tp, h = m_.hidden, T = c_.tokens;
     norm("attn_norm");
@@ -189,14 +191,16 @@ class LayerBuilder {
       collective("cp_kv_exchange", comm::CollectiveKind::send_recv, GroupKind::cp,
                  (c_.cp - 1) * T * kv_heads * (qk_dim + v_dim) * a_);
     }
-    // Attention core: QK^T and AV, 2 x 2 x T x S x heads x dim. Causal kernels skip the masked half.
+    // Attention core: QK^T and AV, 2 x 2 x T x keys x heads x dim, keys per query by the layer's span
+    // (costmodels/attention_span.h: causal kernels skip the masked half of full attention and every
+    // block outside a sliding window). Memory is the same for both spans: fused kernels keep no scores.
     const double s_keys = c_.seq_len;
-    const flops full = 2.0 * T * s_keys * heads * (qk_dim + v_dim);
+    const AttentionKeys keys = attention_keys(s_keys, span, at.sliding_window, c_.causal);
     Op core;
     core.name = "attention_core";
     core.kind = OpKind::attention;
-    core.model_flop_count = full;
-    core.flop_count = c_.causal ? full / 2 : full;
+    core.model_flop_count = 2.0 * T * keys.model * heads * (qk_dim + v_dim);
+    core.flop_count = 2.0 * T * keys.executed * heads * (qk_dim + v_dim);
     core.hbm_bytes = T * (heads * (qk_dim + v_dim) + kv_heads * (qk_dim + v_dim)) * a_;
     core.working_bytes = core.hbm_bytes;  // Q, K, V and O
     // Saved: Q, K, V (Korthikanti: QK^T inputs 4sbh and V 2sbh for MHA), split over TP.
@@ -212,6 +216,7 @@ class LayerBuilder {
       // Unfused attention keeps softmax output (2), its dropout mask (1) and the dropped-out
       // scores (2 bytes) per score: 5 a s^2 b / t (Korthikanti et al. 2022 eq. 1); without dropout
       // only the softmax output (2). Selective recompute drops exactly this and recomputes the core.
+      // A sliding window masks the full s x s scores (HF eager attention), so they are as large.
       const double bytes_per_score = c_.dropout ? 5 : 2;
       Op scores;
       scores.name = "attention_scores";

@@ -66,7 +66,7 @@ std::optional<std::string> complete_and_check_layout(const ModelSpec& model, Lay
   // Megatron-LM interleaves model chunks across pipeline stages; with one stage there is nothing to
   // interleave (it requires pipeline-model-parallel size > 1 for a virtual pipeline).
   if (l.vpp > 1 && l.pp == 1) return "vpp " + str(l.vpp) + " needs pp > 1";
-  // The schedules' own preconditions (sim/schedule.cpp build_schedule), checked here so that a layout
+  // The schedules' own preconditions (sim/engine/schedule.cpp build_schedule), checked here so that a layout
   // that passes is one the simulation can run.
   if (l.schedule == ScheduleKind::interleaved && l.microbatches() % l.pp != 0)
     return "interleaved schedule needs microbatches (" + str(l.microbatches()) + ") divisible by pp " + str(l.pp);

@@ -98,7 +98,7 @@ std::vector<StageMemory> stage_memory(const ModelSpec& m, const LayoutSpec& l, c
         largest = std::max(largest, op.working_bytes * (op.scales_with_imbalance ? imbalance : 1.0));
     return largest;
   };
-  const bytes largest_decoder_op = largest_op({&g.dense, &g.moe, &g.mtp});
+  const bytes largest_decoder_op = largest_op({&g.dense, &g.moe, &g.dense_sliding, &g.moe_sliding, &g.mtp});
   const bytes largest_embedding_op = largest_op({&g.embedding}), largest_head_op = largest_op({&g.lm_head});
   const bytes p2p = l.pp > 1 ? 2 * g.dense.layer_input_bytes : 0;
 
@@ -144,7 +144,8 @@ std::vector<StageMemory> stage_memory(const ModelSpec& m, const LayoutSpec& l, c
       const count root = chunk_params(m, l, edges).dense;
       sm.weights += weight_bytes_per_param * root * (1 - 1 / zero3_dense);
     }
-    sm.optimizer = optimizer_bytes_per_param(l) * (p.dense / dense_shard + p.expert / expert_shard);
+    sm.optimizer = optimizer_bytes_per_param(l) * (p.dense / dense_shard + p.expert / expert_shard) /
+                   (l.optimizer_swap ? LayoutSpec::optimizer_swap_chunks : 1);
     const double in_flight = s < static_cast<int>(inflight.size()) ? inflight[s] : 1.0;
     bytes per_chunk = 0;
     int layers_per_chunk = 0;

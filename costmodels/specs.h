@@ -15,6 +15,10 @@ namespace moesim {
 // Model
 enum class AttentionType { mha, gqa, mla };
 enum class Activation { swiglu, gelu };
+// Which keys an attention layer's queries see. full: every key up to the query (causal). sliding: the
+// last `sliding_window` keys up to and including the query (Beltagy et al. 2020, Longformer §3.1,
+// arXiv 2004.05150; Jiang et al. 2023, Mistral 7B §2, arXiv 2310.06825).
+enum class AttentionSpan { full, sliding };
 
 struct AttentionSpec {
   AttentionType type = AttentionType::mha;
@@ -27,6 +31,24 @@ struct AttentionSpec {
   int qk_nope_head_dim = 0;
   int qk_rope_head_dim = 0;
   int v_head_dim = 0;
+  // Sliding-window attention: keys a sliding layer's query sees, itself included; 0: no sliding layers.
+  int sliding_window = 0;
+  // Span of each decoder layer, repeated from layer 0: layer i has layer_pattern[i % size] (GPT-OSS
+  // {sliding, full}; Gemma 3 five sliding then one full; a list as long as the layers for any other
+  // order). Empty: every layer sliding when sliding_window > 0 (Mistral 7B), else full. MTP modules
+  // always attend fully (DeepSeek-V3 §2.2).
+  std::vector<AttentionSpan> layer_pattern{};
+  // GPT-OSS attention sinks: one learned logit per head added to each softmax denominator (HF
+  // GptOssAttention `sinks`). One exponential per query and head beside s (or w) score
+  // exponentials: negligible FLOPs and bytes, and `heads` parameters per layer, so it is recorded and
+  // not costed.
+  bool sinks = false;
+
+  AttentionSpan span_of_layer(int layer) const {
+    if (sliding_window <= 0) return AttentionSpan::full;
+    if (layer_pattern.empty()) return AttentionSpan::sliding;
+    return layer_pattern[static_cast<std::size_t>(layer) % layer_pattern.size()];
+  }
 };
 
 struct FfnSpec {
@@ -141,6 +163,11 @@ struct LayoutSpec {
   // the fp32 main_grad itself; off (--no-gradient-accumulation-fusion, common in MindSpeed-LLM scripts)
   // it writes a 16-bit gradient that a separate add folds into main_grad every microbatch.
   bool gradient_accumulation_fusion = true;
+  // MindSpeed --swap-optimizer (docs "Swap Optimizer"): the fp32 master weights and Adam moments live in
+  // host memory; the step reloads them in --swap-optimizer-times chunks (default 16) with host-to-device
+  // and device-to-host copies on two streams, so the device holds one chunk of them.
+  bool optimizer_swap = false;
+  static constexpr int optimizer_swap_chunks = 16;
   // Expert GEMMs as one grouped kernel (Megatron-LM / MindSpeed --moe-grouped-gemm: TEGroupedMLP,
   // Ascend GMM) or, without the flag, one GEMM per local expert in a loop (SequentialMLP).
   bool moe_grouped_gemm = true;
@@ -256,7 +283,7 @@ struct DeviceSpec {
   seconds launch_overhead = 5e-6;        // per kernel
   // Matrix-vector kernels (cuBLAS gemv, dot, gemmk1: no threadblock tile, so no tiled main loop to fill
   // and drain) take launch_overhead plus their memory roofline plus this fixed cost of their reduction
-  // (a second pass over partial sums); 0 until calibrated (sim/calibrate.cpp).
+  // (a second pass over partial sums); 0 until calibrated (sim/calibration/calibrate.cpp).
   seconds gemv_fixed_cost = 0;
   // Host (CPU) time to issue one modelled op in eager PyTorch (Python, dispatcher and the launches of
   // the op's kernels); 0: the host is never the bottleneck. Removed by CUDA graphs.

@@ -11,10 +11,10 @@
 #include <string>
 
 #include "costmodels/layout.h"
-#include "sim/invariants.h"
+#include "sim/engine/invariants.h"
 #include "sim/io/input_error.h"
 #include "sim/io/json_reader.h"
-#include "sim/simulate.h"
+#include "sim/engine/simulate.h"
 #include "tests/files.h"
 
 namespace moesim::fuzz {

@@ -1,7 +1,7 @@
 // seeds: ../shared/traces/ascend-msprof-analyze/llm_bf16_flashattn/kernel_details.csv
 // An Ascend profiler kernel_details.csv: the CSV reader, kernel classification and replay on 910B2.
 #include "fuzz/fuzz.h"
-#include "sim/calibrate.h"
+#include "sim/calibration/calibrate.h"
 #include "sim/io/specs_io.h"
 #include "sim/io/trace_io.h"
 

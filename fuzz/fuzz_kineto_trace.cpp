@@ -2,7 +2,7 @@
 // A PyTorch profiler (Kineto) Chrome trace: the streaming reader, kernel classification and the replay
 // prediction of every recognised kernel on a fixed profile.
 #include "fuzz/fuzz.h"
-#include "sim/calibrate.h"
+#include "sim/calibration/calibrate.h"
 #include "sim/io/specs_io.h"
 #include "sim/io/trace_io.h"
 

@@ -8,7 +8,7 @@
 #include <fstream>
 
 #include "fuzz/fuzz.h"
-#include "sim/sweep.h"
+#include "sim/search/sweep.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace moesim;

@@ -2,7 +2,7 @@
 // A sweep spec: parse and check, count the points, build the first and last model points and the
 // first point's candidate layouts; evaluate the first point when it has only a few layouts.
 #include "fuzz/fuzz.h"
-#include "sim/sweep.h"
+#include "sim/search/sweep.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace moesim;

@@ -1,7 +1,7 @@
 // seeds: validation/*.json
 // Measured-run records (validation/*.json): parse and check every record, evaluate the first few.
 #include "fuzz/fuzz.h"
-#include "sim/validate.h"
+#include "sim/validation/validate.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace moesim;

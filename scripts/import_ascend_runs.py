@@ -302,8 +302,8 @@ FLAGS = {
                             "MLP block of the first N layers of each stage. moesim can neither swap only the "
                             "attention activations nor recompute only a MoE block: recorded as recompute full "
                             "(see assumptions.recompute)"),
-    "--swap-optimizer": (N, "optimizer states are kept in host memory and swapped in for the step: memory, and "
-                            "host-link traffic in the optimizer step that moesim does not count"),
+    "--swap-optimizer": (T, "layout.optimizer_swap (optimizer states in host memory, reloaded in chunks for the "
+                            "step)"),
     "--reuse-fp32-param": (N, "bf16 parameters share the fp32 master copy's memory (memory only)"),
     "--mtp-mem-efficient-logits": (N, "MTP logits computed in chunks to save memory (memory only)"),
     "--moe-permutation-async-comm": (N, "token-count exchange of the dispatcher made asynchronous; moesim does "
@@ -803,6 +803,8 @@ def layout_from_flags(F, shared, model, hardware, assume):
         layout["recompute_num_layers"] = recompute_num_layers
     if "--no-gradient-accumulation-fusion" in F:
         layout["gradient_accumulation_fusion"] = False
+    if "--swap-optimizer" in F:
+        layout["optimizer_swap"] = True
     if is_moe and "--moe-grouped-gemm" not in F:
         layout["moe_grouped_gemm"] = False
         assume("moe_grouped_gemm", "no --moe-grouped-gemm: one GEMM per local expert (Megatron's SequentialMLP)")

@@ -6,7 +6,7 @@
 
 #include "costmodels/layout.h"
 #include "sim/io/input_error.h"
-#include "sim/simulate.h"
+#include "sim/engine/simulate.h"
 
 namespace moesim::test {
 

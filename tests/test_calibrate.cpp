@@ -10,7 +10,7 @@
 #include <sstream>
 #include <unistd.h>
 
-#include "sim/calibrate.h"
+#include "sim/calibration/calibrate.h"
 #include "sim/io/specs_io.h"
 #include "sim/io/trace_io.h"
 #include "tests/files.h"

@@ -5,8 +5,8 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
-#include "sim/engine.h"
-#include "sim/trace.h"
+#include "sim/engine/engine.h"
+#include "sim/engine/trace.h"
 
 using namespace moesim::sim;
 

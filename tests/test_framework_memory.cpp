@@ -13,7 +13,7 @@
 #include "costmodels/layout.h"
 #include "costmodels/memory.h"
 #include "sim/io/specs_io.h"
-#include "sim/simulate.h"
+#include "sim/engine/simulate.h"
 
 using namespace moesim;
 

@@ -11,12 +11,12 @@
 
 #include "costmodels/layout.h"
 #include "costmodels/params.h"
-#include "sim/invariants.h"
+#include "sim/engine/invariants.h"
 #include "sim/io/json_reader.h"
 #include "sim/io/npy.h"
 #include "sim/io/specs_io.h"
 #include "sim/io/trace_io.h"
-#include "sim/sweep.h"
+#include "sim/search/sweep.h"
 #include "tests/files.h"
 #include "tests/support.h"
 

@@ -4,8 +4,8 @@
 #include <catch2/catch.hpp>
 #include <sstream>
 
-#include "sim/html_report.h"
-#include "sim/sweep.h"
+#include "sim/report/html_report.h"
+#include "sim/search/sweep.h"
 
 using namespace moesim;
 using nlohmann::json;

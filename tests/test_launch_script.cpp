@@ -57,7 +57,7 @@ Fields layout_fields(const LayoutSpec& l) {
           {"cross_entropy", io::to_string(l.cross_entropy)}, {"adam_moments", s(l.adam_moment_bytes)},
           {"fp8_dispatch", l.fp8_dispatch ? "true" : "false"}, {"recompute_num_layers", s(l.recompute_num_layers)},
           {"gradient_accumulation_fusion", l.gradient_accumulation_fusion ? "true" : "false"},
-          {"moe_grouped_gemm", l.moe_grouped_gemm ? "true" : "false"},
+          {"moe_grouped_gemm", l.moe_grouped_gemm ? "true" : "false"}, {"optimizer_swap", l.optimizer_swap ? "true" : "false"},
           {"moe_dispatcher", l.moe_dispatcher == MoeDispatcher::allgather ? "allgather" : "alltoall"}};
 }
 

@@ -3,7 +3,7 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
-#include "sim/pipeline.h"
+#include "sim/engine/pipeline.h"
 
 using namespace moesim;
 using namespace moesim::sim;

@@ -4,7 +4,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "sim/schedule.h"
+#include "sim/engine/schedule.h"
 
 using namespace moesim;
 using namespace moesim::sim;

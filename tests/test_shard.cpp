@@ -9,8 +9,8 @@
 #include <string>
 
 #include "sim/io/input_error.h"
-#include "sim/shard.h"
-#include "sim/sweep.h"
+#include "sim/search/shard.h"
+#include "sim/search/sweep.h"
 #include "tests/files.h"
 #include "tests/support.h"
 

@@ -9,9 +9,9 @@
 #include "costmodels/layout.h"
 #include "sim/io/input_error.h"
 #include "sim/io/json_reader.h"
-#include "sim/simulate.h"
+#include "sim/engine/simulate.h"
 #include "sim/io/sweep_results.h"
-#include "sim/sweep.h"
+#include "sim/search/sweep.h"
 #include "tests/files.h"
 #include "tests/support.h"
 

@@ -4,7 +4,7 @@
 #include <string>
 
 #include "sim/io/input_error.h"
-#include "sim/validate.h"
+#include "sim/validation/validate.h"
 
 namespace moesim {
 

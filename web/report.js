@@ -1,5 +1,5 @@
 // moesim HTML report page script. moesim inlines it, with Vega, Vega-Lite and vega-embed, into each
-// report (sim/html_report.cpp) next to the report's data (script#moesim-data); it draws the charts
+// report (sim/report/html_report.cpp) next to the report's data (script#moesim-data); it draws the charts
 // of that data with Vega-Lite. Plain browser JavaScript, no bundler: the page must open offline.
 // Each chart's Vega view is kept in window.moesimViews[name]; window.moesimReady turns true once
 // every chart has rendered (the browser test, web/check_reports.mjs, waits for it and counts marks).

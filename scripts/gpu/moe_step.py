@@ -155,7 +155,7 @@ class Model(nn.Module):
 class MixedPrecisionAdamW:
     """bf16 parameters and gradients with fp32 master weights and Adam moments, as Megatron-LM's
     mixed-precision optimizer (Micikevicius et al. 2018, arXiv 1710.03740 sec. 3.1): moesim's
-    optimizer step assumes this traffic (sim/simulate.cpp, optimizer_bytes_per_param_step)."""
+    optimizer step assumes this traffic (sim/engine/simulate.cpp, optimizer_bytes_per_param_step)."""
 
     def __init__(self, params):
         self.params = [p for p in params if p.requires_grad]

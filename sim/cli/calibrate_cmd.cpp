@@ -6,7 +6,7 @@
 #include <boost/program_options.hpp>
 #include <iostream>
 
-#include "sim/calibrate.h"
+#include "sim/calibration/calibrate.h"
 #include "sim/cli/commands.h"
 #include "sim/io/specs_io.h"
 #include "sim/io/trace_io.h"

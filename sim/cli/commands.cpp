@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "sim/io/input_error.h"
+#include "sim/io/specs_io.h"
 
 namespace moesim {
 
@@ -25,6 +26,8 @@ std::optional<po::variables_map> parse_command(const std::vector<std::string>& a
   return vm;
 }
 
+namespace {
+
 // What a launch script set, what it left to moesim's defaults and what moesim cannot model, on stdout
 // before the results, so that a reader sees what the prediction rests on.
 void print_launch_summary(const io::LaunchConfig& c) {
@@ -38,6 +41,19 @@ void print_launch_summary(const io::LaunchConfig& c) {
   list("not modelled", c.not_modelled);
   list("notes", c.notes);
   fmt::print("\n");
+}
+
+}  // namespace
+
+LaunchedModel read_launch_script(const po::variables_map& vm) {
+  io::LaunchOptions options;
+  if (vm.count("devices")) options.devices = vm["devices"].as<int>();
+  if (vm.count("vocab")) options.vocab = vm["vocab"].as<int>();
+  const std::string path = vm["from-script"].as<std::string>();
+  io::LaunchConfig launch = io::read_launch_file(path, options);
+  print_launch_summary(launch);
+  ModelSpec model = io::parse_model(launch.model, path + " (model from its arguments)");
+  return {std::move(launch), std::move(model)};
 }
 
 std::ofstream open_output(const std::string& path) {

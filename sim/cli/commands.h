@@ -29,8 +29,13 @@ std::optional<boost::program_options::variables_map> parse_command(
     const std::vector<std::string>& args, const boost::program_options::options_description& options,
     const boost::program_options::positional_options_description* positional = nullptr);
 
-// Prints what a launch script (--from-script) set, ignored and left unmodelled, before the results.
-void print_launch_summary(const io::LaunchConfig& config);
+// --from-script SCRIPT (with --devices and --vocab where given): the script's arguments translated and its
+// model parsed; prints what the script set, ignored and left unmodelled, before the results.
+struct LaunchedModel {
+  io::LaunchConfig launch;
+  ModelSpec model;
+};
+LaunchedModel read_launch_script(const boost::program_options::variables_map& vm);
 
 // Opens a file the user asked for; one that cannot be written is an InputError naming it.
 std::ofstream open_output(const std::string& path);

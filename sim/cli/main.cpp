@@ -14,16 +14,16 @@
 #include "costmodels/compute.h"
 #include "costmodels/imbalance.h"
 #include "costmodels/layout.h"
-#include "sim/allocator.h"
+#include "sim/search/allocator.h"
 #include "sim/cli/commands.h"
 #include "sim/io/input_error.h"
 #include "sim/io/launch_script.h"
 #include "sim/io/specs_io.h"
-#include "sim/html_report.h"
-#include "sim/report.h"
-#include "sim/simulate.h"
-#include "sim/trace.h"
-#include "sim/validate.h"
+#include "sim/report/html_report.h"
+#include "sim/report/report.h"
+#include "sim/engine/simulate.h"
+#include "sim/engine/trace.h"
+#include "sim/validation/validate.h"
 
 namespace po = boost::program_options;
 using namespace moesim;
@@ -112,16 +112,10 @@ struct Configuration {
 // The model and layout of --from-script: the script's layout with the command-line layout flags on top,
 // checked by the same parsers as files.
 Configuration configuration_from_script(const po::variables_map& vm) {
-  io::LaunchOptions options;
-  if (vm.count("devices")) options.devices = vm["devices"].as<int>();
-  if (vm.count("vocab")) options.vocab = vm["vocab"].as<int>();
-  const std::string path = vm["from-script"].as<std::string>();
-  const io::LaunchConfig launch = io::read_launch_file(path, options);
-  print_launch_summary(launch);
-  ModelSpec model = io::parse_model(launch.model, path + " (model from its arguments)");
+  LaunchedModel script = read_launch_script(vm);
   HardwareProfile hw = io::load_profile(vm["hw"].as<std::string>());
-  LayoutSpec layout = layout_from_flags(vm, model, launch.layout, path);
-  return {std::move(model), std::move(hw), std::move(layout)};
+  LayoutSpec layout = layout_from_flags(vm, script.model, script.launch.layout, vm["from-script"].as<std::string>());
+  return {std::move(script.model), std::move(hw), std::move(layout)};
 }
 
 Configuration load_configuration(const po::variables_map& vm) {
@@ -236,8 +230,13 @@ int cmd_ops(const std::vector<std::string>& args) {
     }
     fmt::print("{:<22} {:>64} {:>10.1f} {:>10.1f}  (sum, before overlap)\n", "total", "", fwd * 1e6, bwd * 1e6);
   };
-  if (model.dense_layers() > 0) table(graphs.dense, "dense");
-  if (model.moe) table(graphs.moe, "moe");
+  // One table per decoder graph that some layer uses (full-attention graphs keep their plain titles).
+  const std::string window = fmt::format("sliding window {}", model.attention.sliding_window);
+  const std::vector<std::pair<const graph::LayerGraph*, std::string>> decoders{
+      {&graphs.dense, "dense"}, {&graphs.dense_sliding, "dense, " + window}, {&graphs.moe, "moe"},
+      {&graphs.moe_sliding, "moe, " + window}};
+  for (const auto& [g, title] : decoders)
+    if (graphs.decoder_layers_of(model, *g) > 0) table(*g, title.c_str());
   if (model.mtp_layers > 0) table(graphs.mtp, "mtp");
   table(graphs.embedding, "embedding");
   table(graphs.lm_head, "lm_head");

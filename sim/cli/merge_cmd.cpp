@@ -4,7 +4,7 @@
 #include <boost/program_options.hpp>
 
 #include "sim/cli/commands.h"
-#include "sim/shard.h"
+#include "sim/search/shard.h"
 
 namespace moesim {
 

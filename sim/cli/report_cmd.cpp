@@ -5,7 +5,7 @@
 #include <filesystem>
 
 #include "sim/cli/commands.h"
-#include "sim/html_report.h"
+#include "sim/report/html_report.h"
 #include "sim/io/input_error.h"
 #include "sim/io/sweep_results.h"
 

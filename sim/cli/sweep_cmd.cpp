@@ -14,8 +14,8 @@
 #include "sim/io/input_error.h"
 #include "sim/io/launch_script.h"
 #include "sim/io/specs_io.h"
-#include "sim/shard.h"
-#include "sim/sweep.h"
+#include "sim/search/shard.h"
+#include "sim/search/sweep.h"
 
 namespace moesim {
 
@@ -112,13 +112,7 @@ void report_sweep(const po::variables_map& vm, const sweep::SweepSpec& spec, con
 // length and global batch, its precision and framework settings fixed, the layout searched ("auto");
 // a SPEC given beside it keeps every field it sets.
 sweep::SweepSpec spec_from_script(const po::variables_map& vm) {
-  io::LaunchOptions options;
-  if (vm.count("devices")) options.devices = vm["devices"].as<int>();
-  if (vm.count("vocab")) options.vocab = vm["vocab"].as<int>();
-  const std::string script = vm["from-script"].as<std::string>();
-  const io::LaunchConfig launch = io::read_launch_file(script, options);
-  print_launch_summary(launch);
-  const ModelSpec model = io::parse_model(launch.model, script + " (model from its arguments)");
+  const auto [launch, model] = read_launch_script(vm);
   sweep::json j = vm.count("spec") ? io::read_json_file(vm["spec"].as<std::string>()) : sweep::json{{"layout", "auto"}};
   if (!j.is_object()) throw InputError(vm["spec"].as<std::string>() + ": top level: expected a JSON object");
   if (vm.count("hw")) j["hardware"] = vm["hw"].as<std::string>();
@@ -133,7 +127,7 @@ sweep::SweepSpec spec_from_script(const po::variables_map& vm) {
     for (const char* key : {"precision", "distributed_optimizer", "flash_attention", "cross_entropy", "adam_moments", "main_grads", "fp8_dispatch"})
       if (l.contains(key)) j["layout_fixed"][key] = l.at(key);
   }
-  return sweep::parse_spec(j, vm.count("spec") ? vm["spec"].as<std::string>() : script, &model);
+  return sweep::parse_spec(j, vm.count("spec") ? vm["spec"].as<std::string>() : vm["from-script"].as<std::string>(), &model);
 }
 
 }  // namespace

@@ -18,7 +18,7 @@
 #include <thread>
 
 #include "sim/io/input_error.h"
-#include "sim/shard.h"
+#include "sim/search/shard.h"
 
 namespace moesim {
 

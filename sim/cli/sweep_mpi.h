@@ -4,7 +4,7 @@
 #include <optional>
 #include <string>
 
-#include "sim/sweep.h"
+#include "sim/search/sweep.h"
 
 namespace moesim {
 

@@ -7,9 +7,9 @@
 #include <iostream>
 
 #include "sim/cli/commands.h"
-#include "sim/html_report.h"
+#include "sim/report/html_report.h"
 #include "sim/io/input_error.h"
-#include "sim/validate.h"
+#include "sim/validation/validate.h"
 
 namespace moesim {
 

@@ -53,7 +53,7 @@ constexpr FlagInfo flag_table[] = {
     {"account-for-embedding-in-pipeline-split", layout, none}, {"account-for-loss-in-pipeline-split", layout, none},
     // Known, would change performance, not modelled
     {"recompute-method", layout, one}, {"recompute-num-layers", layout, one},
-    {"swap-attention", not_modelled, none}, {"swap-optimizer", not_modelled, none},
+    {"swap-attention", not_modelled, none}, {"swap-optimizer", layout, none},
     {"context-parallel-algo", not_modelled, one}, {"cp-attention-mask-type", not_modelled, one},
     {"cp-window-size", not_modelled, one}, {"use-cp-send-recv-overlap", not_modelled, none},
     {"moe-train-capacity-factor", not_modelled, one}, {"moe-expert-rank-capacity-factor", not_modelled, one},

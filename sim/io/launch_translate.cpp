@@ -306,6 +306,7 @@ json layout_json(const Arguments& a, const ArgumentList& list, const LaunchOptio
     if (rerun < chunk_layers) l["recompute_num_layers"] = rerun;
   }
   if (a.has("no-gradient-accumulation-fusion")) l["gradient_accumulation_fusion"] = false;
+  if (a.has("swap-optimizer")) l["optimizer_swap"] = true;
   l["distributed_optimizer"] = a.has("use-distributed-optimizer");
   const bool fp8 = a.has("fp8-format") || a.has("fp8-recipe");
   l["precision"] = fp8 ? "fp8" : "bf16";

@@ -120,6 +120,10 @@ void write_layout(ArgumentWriter& w, const ModelSpec& m, const LayoutSpec& l, La
   w.flag("global-batch-size", l.global_batch);
   if (l.distributed_optimizer) w.flag("use-distributed-optimizer");
   if (!l.gradient_accumulation_fusion) w.flag("no-gradient-accumulation-fusion");
+  if (l.optimizer_swap) {
+    if (dialect == LaunchDialect::mindspeed) w.flag("swap-optimizer");
+    else w.comment("optimizer_swap (MindSpeed --swap-optimizer) has no Megatron-LM flag: left out");
+  }
   if (l.overlap.dp_grad_reduce) w.flag("overlap-grad-reduce");
   if (l.overlap.dp_param_gather) w.flag("overlap-param-gather");
   if (l.recompute == Recompute::full) {

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "sim/io/hf_config.h"
+
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
@@ -130,6 +132,24 @@ void read_router_groups(const Field& f, MoeSpec& s, const char* groups_key, cons
                         std::to_string(s.router_group_top_k) + " groups hold " + std::to_string(reachable) + ")");
 }
 
+// attention.sliding_window (tokens) and attention.layer_pattern (["sliding", "full", ...] repeated over
+// the decoder layers from layer 0; absent: every layer slides), AttentionSpec; attention.sinks.
+void read_attention_spans(const Field& a, int layers, AttentionSpec& s) {
+  s.sliding_window = a.non_negative_int_or("sliding_window", 0);
+  s.sinks = a.boolean_or("sinks", false);
+  if (!a.has("layer_pattern")) return;
+  const json& pattern = a.raw().at("layer_pattern");
+  const std::string expected = "a non-empty array of at most layers (" + std::to_string(layers) + ") \"sliding\" | \"full\"";
+  if (!pattern.is_array() || pattern.empty() || pattern.size() > static_cast<std::size_t>(layers)) a.fail("layer_pattern", expected);
+  for (const json& e : pattern) {
+    if (e == "sliding") s.layer_pattern.push_back(AttentionSpan::sliding);
+    else if (e == "full") s.layer_pattern.push_back(AttentionSpan::full);
+    else a.fail("layer_pattern", expected);
+  }
+  const bool slides = std::find(s.layer_pattern.begin(), s.layer_pattern.end(), AttentionSpan::sliding) != s.layer_pattern.end();
+  if (slides && s.sliding_window == 0) a.fail("sliding_window", "a window in tokens (layer_pattern has sliding layers)");
+}
+
 }  // namespace
 
 ModelSpec parse_model(const json& j, const std::string& file) {
@@ -167,6 +187,7 @@ ModelSpec parse_model(const json& j, const std::string& file) {
       a.fail("head_dim", "a value (hidden is not divisible by heads)");
     m.attention.head_dim = a.positive_int_or("head_dim", static_cast<int>(m.hidden / m.attention.heads));
   }
+  read_attention_spans(a, m.layers, m.attention);
 
   const Field ffn = f.child("ffn");
   m.ffn.activation = ffn.choice("activation", {"swiglu", "gelu"}) == "gelu" ? Activation::gelu : Activation::swiglu;
@@ -192,6 +213,7 @@ ModelSpec parse_model(const json& j, const std::string& file) {
 
 ModelSpec parse_hf_config(const json& j, const std::string& file) {
   const Field f(j, file, "");
+  check_hf_fields_modelled(f);
   ModelSpec m;
   m.name = f.string_or("_name_or_path", f.string_or("model_type", fs::path(file).parent_path().filename().string()));
   m.source = "HuggingFace config.json: " + file;
@@ -221,6 +243,7 @@ ModelSpec parse_hf_config(const json& j, const std::string& file) {
     m.attention.head_dim = f.positive_int_or("head_dim", static_cast<int>(m.hidden / m.attention.heads));
     if (m.attention.head_dim < 1) f.fail("head_dim", "a value (hidden_size is smaller than num_attention_heads)");
   }
+  read_hf_attention_spans(f, m.layers, m.attention);
   m.ffn.intermediate = f.has("intermediate_size") ? f.positive_int("intermediate_size") : 0;
   // Routed-expert count: DeepSeek n_routed_experts, Pangu num_routed_experts, Mixtral num_local_experts,
   // Qwen-MoE num_experts.
@@ -286,6 +309,7 @@ LayoutSpec parse_layout(const json& j, const std::string& file) {
   if (l.recompute_num_layers > 0 && l.recompute != Recompute::full)
     f.fail("recompute_num_layers", "only with recompute \"full\" (Megatron's block method)");
   l.gradient_accumulation_fusion = f.boolean_or("gradient_accumulation_fusion", true);
+  l.optimizer_swap = f.boolean_or("optimizer_swap", false);
   l.moe_grouped_gemm = f.boolean_or("moe_grouped_gemm", true);
   l.moe_dispatcher =
       f.choice_or("moe_dispatcher", {"alltoall", "allgather"}, "alltoall") == "allgather" ? MoeDispatcher::allgather

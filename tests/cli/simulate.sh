@@ -145,12 +145,12 @@ fi
 grep -q "expected a convention" "$tmp/stderr" || fail "--convention bogus: $(head -c 300 "$tmp/stderr")"
 
 # 4. Built-in lists.
-models=(deepseek-v3-671b gpt3-175b llama3-405b llama3-70b llama3-8b mixtral-8x22b mixtral-8x7b
+models=(deepseek-v3-671b gpt-oss-120b gpt3-175b llama3-405b llama3-70b llama3-8b mixtral-8x22b mixtral-8x7b
         pangu-pro-moe-72b pangu-ultra-135b pangu-ultra-moe-718b qwen2-57b-a14b qwen3-235b-a22b qwen3-30b-a3b)
 profiles=(a100-sxm-80g ascend-910b2 ascend-910b3 ascend-910c-cm384 b200 gb200-nvl72 gb300-nvl72 h100-sxm
           h200 h800 tpu-v4)
 if "$bin" models >"$tmp/models" 2>"$tmp/stderr"; then
-  [ "$(wc -l <"$tmp/models")" -eq 13 ] || fail "moesim models printed $(wc -l <"$tmp/models") lines, expected 13"
+  [ "$(wc -l <"$tmp/models")" -eq 14 ] || fail "moesim models printed $(wc -l <"$tmp/models") lines, expected 14"
   for m in "${models[@]}"; do grep -q "^$m " "$tmp/models" || fail "moesim models does not list $m"; done
 else
   fail "moesim models exited $?: $(head -c 300 "$tmp/stderr")"
@@ -161,5 +161,31 @@ if "$bin" profiles >"$tmp/profiles" 2>"$tmp/stderr"; then
 else
   fail "moesim profiles exited $?: $(head -c 300 "$tmp/stderr")"
 fi
+
+# 5. Sliding-window attention: GPT-OSS-120B at 128K runs, its sliding layers' attention shows in 'ops' with
+# their much smaller FLOPs, and a config.json with linear-attention layers is refused naming the field.
+gpt_layout=(--hw h100-sxm --devices 64 --ep 8 --cp 8 --seq-len 131072 --global-batch 64 --recompute full)
+if "$bin" simulate --model gpt-oss-120b "${gpt_layout[@]}" >"$tmp/gpt" 2>"$tmp/stderr"; then
+  grep -q "sliding layers 128 keys per query" "$tmp/gpt" || fail "GPT-OSS simulate does not state its windowed FLOPs"
+else
+  fail "GPT-OSS 128K simulate exited $?: $(head -c 300 "$tmp/stderr")"
+fi
+if "$bin" ops --model gpt-oss-120b "${gpt_layout[@]}" >"$tmp/gpt-ops" 2>"$tmp/stderr"; then
+  cores=$(awk '/^moe layer/ {kind="full"} /^moe, sliding window 128 layer/ {kind="sliding"}
+               /^attention_core/ && kind != "" {print kind, $3; kind=""}' "$tmp/gpt-ops")
+  full=$(awk '$1 == "full" {print $2}' <<<"$cores")
+  sliding=$(awk '$1 == "sliding" {print $2}' <<<"$cores")
+  [ -n "$full" ] && [ -n "$sliding" ] || fail "moesim ops does not show both attention cores of GPT-OSS: $cores"
+  awk -v f="$full" -v s="$sliding" 'BEGIN {exit !(s * 100 < f)}' ||
+    fail "sliding attention core ($sliding GFLOP) not far below full ($full GFLOP)"
+else
+  fail "GPT-OSS ops exited $?: $(head -c 300 "$tmp/stderr")"
+fi
+"$bin" simulate --model "$src/tests/data/hf/qwen3-next-80b-a3b-config.json" --hw h100-sxm --devices 8 \
+  --global-batch 8 --seq-len 4096 >/dev/null 2>"$tmp/stderr"
+status=$?
+[ "$status" -eq 2 ] || fail "Qwen3-Next config.json exited $status, expected 2"
+grep -q "full_attention_interval" "$tmp/stderr" || fail "Qwen3-Next refusal does not name full_attention_interval"
+[ "$(wc -l <"$tmp/stderr")" -eq 1 ] || fail "Qwen3-Next refusal is not one line"
 
 finish "simulate CLI"

@@ -1,0 +1,154 @@
+#include "sim/engine/engine.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+namespace moesim::sim {
+
+std::string_view category_name(int category) {
+  switch (static_cast<TaskCategory>(category)) {
+    case TaskCategory::compute: return "compute";
+    case TaskCategory::tp_comm: return "tp_comm";
+    case TaskCategory::ep_comm: return "ep_comm";
+    case TaskCategory::pp_comm: return "pp_comm";
+    case TaskCategory::dp_comm: return "dp_comm";
+    case TaskCategory::other: return "other";
+  }
+  return "category";
+}
+
+void Engine::reserve(std::size_t tasks, std::size_t dependencies) {
+  tasks_.reserve(tasks);
+  next_in_stream_.reserve(tasks);
+  prev_in_stream_.reserve(tasks);
+  deps_.reserve(dependencies);
+}
+
+StreamId Engine::add_stream(std::string name, int group) {
+  streams_.push_back(Stream{std::move(name), group});
+  return static_cast<StreamId>(streams_.size() - 1);
+}
+
+TaskId Engine::add_task(StreamId stream, seconds duration, int category, int label) {
+  if (stream < 0 || stream >= stream_count())
+    throw std::invalid_argument(fmt::format("engine: add_task on unknown stream {}", stream));
+  if (!std::isfinite(duration) || duration < 0)
+    throw std::invalid_argument(fmt::format("engine: task duration {} on stream '{}' must be finite and >= 0",
+                                            duration, streams_[stream].name));
+  const auto id = static_cast<TaskId>(tasks_.size());
+  tasks_.push_back(TaskInfo{duration, stream, category, label});
+  next_in_stream_.push_back(no_task);
+  prev_in_stream_.push_back(streams_[stream].last);
+  if (streams_[stream].last != no_task) next_in_stream_[streams_[stream].last] = id;
+  streams_[stream].last = id;
+  streams_[stream].busy += duration;
+  ran_ = false;
+  return id;
+}
+
+void Engine::add_dependency(TaskId before, TaskId after, seconds delay) {
+  check_task(before);
+  check_task(after);
+  if (!std::isfinite(delay) || delay < 0)
+    throw std::invalid_argument(fmt::format("engine: dependency delay {} must be finite and >= 0", delay));
+  deps_.push_back(Dependency{before, after, delay});
+  ran_ = false;
+}
+
+void Engine::check_task(TaskId task) const {
+  if (task < 0 || task >= task_count())
+    throw std::out_of_range(fmt::format("engine: unknown task {} (have {})", task, task_count()));
+}
+
+void Engine::run() {
+  const std::size_t n = tasks_.size();
+  // Successors in compressed-row form: one counting pass, one prefix sum, one fill.
+  succ_offset_.assign(n + 1, 0);
+  for (const auto& d : deps_) ++succ_offset_[d.before + 1];
+  for (std::size_t i = 0; i < n; ++i) succ_offset_[i + 1] += succ_offset_[i];
+  succ_dep_.resize(deps_.size());
+  succ_fill_.assign(succ_offset_.begin(), succ_offset_.end() - 1);
+  for (std::size_t k = 0; k < deps_.size(); ++k) succ_dep_[succ_fill_[deps_[k].before]++] = static_cast<std::int32_t>(k);
+  pending_.assign(n, 0);
+  for (const auto& d : deps_) ++pending_[d.after];
+  for (std::size_t i = 0; i < n; ++i)
+    if (prev_in_stream_[i] != no_task) ++pending_[i];
+  ready_.assign(n, 0.0);
+  start_.assign(n, -1.0);
+  finish_.assign(n, -1.0);
+  makespan_ = 0;
+
+  // Since no choices are made, a task's start is the latest finish (plus delay) among its stream
+  // predecessor and dependencies, whatever order tasks are settled in. So tasks are settled in
+  // topological order (Kahn's algorithm: a FIFO of tasks whose predecessors have all finished)
+  // instead of time order: no priority queue, O(tasks + dependencies), and the same times a
+  // time-ordered event loop computes, because max and + see the same operands either way.
+  ready_queue_.resize(n);
+  std::size_t head = 0, tail = 0;
+  for (std::size_t i = 0; i < n; ++i)
+    if (pending_[i] == 0) ready_queue_[tail++] = static_cast<TaskId>(i);
+  const auto release = [&](TaskId t, seconds at) {
+    ready_[t] = std::max(ready_[t], at);
+    if (--pending_[t] == 0) ready_queue_[tail++] = t;
+  };
+  while (head < tail) {
+    const TaskId t = ready_queue_[head++];
+    start_[t] = ready_[t];
+    const seconds done = finish_[t] = start_[t] + tasks_[t].duration;
+    makespan_ = std::max(makespan_, done);
+    for (auto k = succ_offset_[t]; k < succ_offset_[t + 1]; ++k) {
+      const auto& d = deps_[succ_dep_[k]];
+      release(d.after, done + d.delay);
+    }
+    if (next_in_stream_[t] != no_task) release(next_in_stream_[t], done);
+  }
+  if (head != n) report_deadlock(head);
+  ran_ = true;
+}
+
+void Engine::report_deadlock(std::size_t completed) const {
+  // The first stuck task is the lowest-id task whose stream predecessor has finished but which never
+  // started: it heads its stream and must be waiting on a dependency that never finishes.
+  for (std::size_t i = 0; i < tasks_.size(); ++i) {
+    const auto t = static_cast<TaskId>(i);
+    if (start_[t] >= 0 || (prev_in_stream_[t] != no_task && finish_[prev_in_stream_[t]] < 0)) continue;
+    TaskId waits_for = no_task;
+    for (const auto& d : deps_)
+      if (d.after == t && finish_[d.before] < 0) { waits_for = d.before; break; }
+    const auto describe = [&](TaskId x) {
+      return fmt::format("task {} (stream '{}', label {})", x, streams_[tasks_[x].stream].name, tasks_[x].label);
+    };
+    throw std::runtime_error(fmt::format(
+        "engine deadlock after {} of {} tasks: {} waits for {}, which can never finish "
+        "(a dependency cycle or a dependency that contradicts a stream's order)",
+        completed, tasks_.size(), describe(t), waits_for == no_task ? std::string("nothing") : describe(waits_for)));
+  }
+  throw std::runtime_error(fmt::format("engine deadlock after {} of {} tasks", completed, tasks_.size()));
+}
+
+seconds Engine::start(TaskId task) const {
+  check_task(task);
+  if (!ran_) throw std::logic_error("engine: start() before run()");
+  return start_[task];
+}
+
+seconds Engine::finish(TaskId task) const {
+  check_task(task);
+  if (!ran_) throw std::logic_error("engine: finish() before run()");
+  return finish_[task];
+}
+
+seconds Engine::busy(StreamId stream) const { return streams_.at(stream).busy; }
+
+const TaskInfo& Engine::task(TaskId task) const {
+  check_task(task);
+  return tasks_[task];
+}
+
+const std::string& Engine::stream_name(StreamId stream) const { return streams_.at(stream).name; }
+int Engine::stream_group(StreamId stream) const { return streams_.at(stream).group; }
+
+}  // namespace moesim::sim

@@ -1,0 +1,163 @@
+#include "sim/io/hf_config.h"
+
+#include <string>
+#include <string_view>
+
+namespace moesim::io {
+
+namespace {
+
+// A config field whose documented meaning changes the architecture's cost in a way ModelSpec cannot
+// describe. `harmless` says which values leave the architecture as moesim models it (nullptr: none).
+struct UnmodelledField {
+  std::string_view key;
+  bool prefix;                        // every key starting with `key`
+  bool (*harmless)(const json& value);
+  std::string_view meaning;           // what the field does, and where transformers documents it
+};
+
+bool equals_one(const json& v) { return v.is_number() && v.get<double>() == 1; }
+bool empty_list(const json& v) { return v.is_array() && v.empty(); }
+
+constexpr UnmodelledField unmodelled_fields[] = {
+    {"full_attention_interval", false, nullptr,
+     "every k-th layer full attention, the others Gated DeltaNet linear attention (transformers Qwen3NextConfig)"},
+    {"linear_", true, nullptr,
+     "shapes of linear-attention layers (Qwen3NextConfig linear_num_key_heads..., MiniMaxConfig, Kimi Linear)"},
+    {"mamba_", true, nullptr, "Mamba / Mamba-2 mixer layers (JambaConfig, NemotronHConfig, FalconH1Config, BambaConfig)"},
+    {"ssm_", true, nullptr, "state-space mixer layers (NemotronHConfig ssm_state_size, FalconMambaConfig)"},
+    {"hybrid_override_pattern", false, nullptr,
+     "per-layer Mamba-2 / attention / MLP pattern (transformers NemotronHConfig)"},
+    {"hybrid_layer_ids", false, nullptr, "shared attention blocks among Mamba layers (transformers Zamba2Config)"},
+    {"attn_layer_period", false, nullptr, "attention on every k-th layer only, Mamba elsewhere (transformers JambaConfig)"},
+    {"attn_layer_offset", false, nullptr, "attention on every k-th layer only, Mamba elsewhere (transformers JambaConfig)"},
+    {"attn_layer_indices", false, nullptr, "attention on the listed layers only, Mamba elsewhere (transformers BambaConfig)"},
+    {"index_", true, nullptr,
+     "DeepSeek-V3.2 sparse attention: a lightning indexer picks index_topk keys per query (DeepSeek-V3.2-Exp config)"},
+    {"attention_chunk_size", false, nullptr,
+     "chunked local attention on some layers (transformers Llama4TextConfig)"},
+    {"moe_layer_freq", false, equals_one, "MoE FFN on every k-th layer only (DeepSeek-V2/V3 configuration)"},
+    {"decoder_sparse_step", false, equals_one, "MoE FFN on every k-th layer only (transformers Qwen2MoeConfig, Qwen3MoeConfig)"},
+    {"interleave_moe_layer_step", false, equals_one, "MoE FFN on every k-th layer only (transformers Llama4TextConfig)"},
+    {"expert_layer_period", false, equals_one, "MoE FFN on every k-th layer only (transformers JambaConfig)"},
+    {"mlp_only_layers", false, empty_list, "dense MLP instead of MoE on the listed layers (transformers Qwen2MoeConfig)"},
+};
+
+// layer_types entries transformers defines (configuration_utils.ALLOWED_LAYER_TYPES) that are not a
+// full or sliding softmax attention layer.
+constexpr std::pair<std::string_view, std::string_view> unmodelled_layer_types[] = {
+    {"linear_attention", "linear attention (Qwen3-Next Gated DeltaNet, MiniMax lightning attention)"},
+    {"chunked_attention", "chunked local attention (Llama 4)"},
+    {"mamba", "Mamba mixer layers"},
+};
+
+// GPT-OSS, Gemma 2: sliding_attention on even layers, full on odd (transformers GptOssConfig and
+// Gemma2Config __post_init__: "sliding_attention" if bool((i + 1) % 2)). Gemma 3 and Cohere 2: the
+// (i + 1)-th layer is full when i + 1 is a multiple of sliding_window_pattern (Gemma3TextConfig: 6, five
+// local layers to one global; Cohere2Config: 4).
+int default_sliding_period(std::string_view model_type) {
+  if (model_type == "gpt_oss" || model_type == "gemma2") return 2;
+  if (model_type == "gemma3" || model_type == "gemma3_text") return 6;
+  if (model_type == "cohere2") return 4;
+  return 0;
+}
+
+// Per-layer spans as transformers derives layer_types when the config does not list them.
+std::vector<AttentionSpan> derived_spans(const Field& f, int layers, std::string_view model_type) {
+  std::vector<AttentionSpan> spans(static_cast<std::size_t>(layers), AttentionSpan::sliding);
+  int period = default_sliding_period(model_type);
+  if (f.has("sliding_window_pattern")) period = f.positive_int("sliding_window_pattern");
+  if (period > 0) {
+    for (int i = 0; i < layers; ++i)
+      if ((i + 1) % period == 0) spans[static_cast<std::size_t>(i)] = AttentionSpan::full;
+    return spans;
+  }
+  if (f.has("use_sliding_window")) {
+    // Qwen2Config: layer i slides when i >= max_window_layers ("the first max_window_layers layers use
+    // full attention").
+    const int full_layers = f.non_negative_int_or("max_window_layers", 0);
+    for (int i = 0; i < std::min(full_layers, layers); ++i) spans[static_cast<std::size_t>(i)] = AttentionSpan::full;
+    return spans;
+  }
+  // MistralConfig, MixtralConfig: sliding_window applies to every layer.
+  if (model_type == "mistral" || model_type == "mixtral") return spans;
+  f.fail("layer_types", "a list of per-layer attention types (model_type '" + std::string(model_type) +
+                            "' sets sliding_window and moesim does not know which of its layers slide)");
+}
+
+// Model types whose transformers configuration builds layers other than softmax attention + FFN even
+// when the config file leaves the fields above at their defaults (Qwen3NextConfig derives three linear
+// layers in four from a default full_attention_interval of 4).
+constexpr std::pair<std::string_view, std::string_view> unmodelled_model_types[] = {
+    {"qwen3_next", "Gated DeltaNet linear-attention layers"}, {"nemotron_h", "Mamba-2 layers"},
+    {"jamba", "Mamba layers"}, {"bamba", "Mamba-2 layers"}, {"falcon_h1", "parallel Mamba-2 mixers"},
+    {"zamba", "Mamba layers"}, {"zamba2", "Mamba-2 layers"}, {"mamba", "Mamba layers"}, {"mamba2", "Mamba-2 layers"},
+    {"falcon_mamba", "Mamba layers"}, {"minimax", "lightning (linear) attention layers"},
+    {"granitemoehybrid", "Mamba-2 layers"}, {"lfm2", "short-convolution layers"},
+    {"deepseek_v32", "DeepSeek sparse attention (lightning indexer, top-k keys)"},
+};
+
+}  // namespace
+
+void check_hf_fields_modelled(const Field& f) {
+  for (const auto& [key, value] : f.raw().items()) {
+    if (value.is_null()) continue;
+    for (const UnmodelledField& u : unmodelled_fields) {
+      const bool matches = u.prefix ? std::string_view(key).starts_with(u.key) : key == u.key;
+      if (!matches || (u.harmless && u.harmless(value))) continue;
+      f.fail(key, std::string(u.harmless ? "its default (every layer alike) or absent" : "absent") +
+                      ": moesim does not model " + std::string(u.meaning));
+    }
+  }
+  const std::string model_type = f.string_or("model_type", "");
+  for (const auto& [type, layers] : unmodelled_model_types)
+    if (model_type == type) f.fail("model_type", "a model type without " + std::string(layers) + " (moesim does not model them)");
+}
+
+std::vector<AttentionSpan> shortest_period(const std::vector<AttentionSpan>& spans) {
+  for (std::size_t period = 1; period < spans.size(); ++period) {
+    bool repeats = true;
+    for (std::size_t i = period; i < spans.size() && repeats; ++i) repeats = spans[i] == spans[i % period];
+    if (repeats) return {spans.begin(), spans.begin() + static_cast<std::ptrdiff_t>(period)};
+  }
+  return spans;
+}
+
+void read_hf_attention_spans(const Field& f, int layers, AttentionSpec& a) {
+  const std::string model_type = f.string_or("model_type", "");
+  // GptOssAttention adds a learned sink logit per head to every softmax (AttentionSpec::sinks).
+  a.sinks = model_type == "gpt_oss";
+  int window = f.has("sliding_window") ? f.positive_int("sliding_window") : 0;
+  // Qwen2Config (and the Qwen MoE / Qwen3 configs after it): "self.sliding_window = self.sliding_window
+  // if self.use_sliding_window else None"; use_sliding_window defaults to false.
+  if ((f.has("use_sliding_window") || f.has("max_window_layers")) && !f.boolean_or("use_sliding_window", false))
+    window = 0;
+  std::vector<AttentionSpan> spans;
+  if (f.has("layer_types")) {
+    const json& types = f.raw().at("layer_types");
+    if (!types.is_array() || types.size() != static_cast<std::size_t>(layers))
+      f.fail("layer_types", "a list of num_hidden_layers (" + std::to_string(layers) + ") attention types");
+    for (const json& t : types) {
+      const std::string type = t.is_string() ? t.get<std::string>() : t.dump();
+      if (type == "full_attention" || (type == "sliding_attention" && window == 0)) {
+        spans.push_back(AttentionSpan::full);  // a sliding layer without a window attends fully (HF mask)
+      } else if (type == "sliding_attention") {
+        spans.push_back(AttentionSpan::sliding);
+      } else {
+        for (const auto& [name, meaning] : unmodelled_layer_types)
+          if (type == name)
+            f.fail("layer_types", "full_attention or sliding_attention entries: moesim does not model " + std::string(meaning));
+        f.fail("layer_types", "full_attention or sliding_attention entries, not '" + type + "'");
+      }
+    }
+  } else if (window > 0) {
+    spans = derived_spans(f, layers, model_type);
+  }
+  a.layer_pattern = shortest_period(spans);
+  bool any_sliding = false;
+  for (AttentionSpan s : a.layer_pattern) any_sliding = any_sliding || s == AttentionSpan::sliding;
+  a.sliding_window = any_sliding ? window : 0;
+  if (!any_sliding) a.layer_pattern.clear();
+}
+
+}  // namespace moesim::io

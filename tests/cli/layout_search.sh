@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The searches of issue 21 pick physically possible layouts: GPT-3 175B on 1024 A100 keeps TP inside the
+# 8-GPU NVLink node (TP overlap hides nothing across nodes), and DeepSeek-V3 on 2048 H800 keeps TP inside
+# the node too. Each sweep takes a few seconds.
+# Usage: bash layout_search.sh MOESIM_BINARY SOURCE_DIR
+set -uo pipefail
+moesim=${1:?usage: layout_search.sh MOESIM_BINARY SOURCE_DIR}
+source_dir=${2:?usage: layout_search.sh MOESIM_BINARY SOURCE_DIR}
+bin=$moesim
+source "$source_dir/tests/cli.bash"
+
+for spec in gpt3-175b-1024-a100 deepseek-v3-2048-h800; do
+  if "$moesim" sweep "$source_dir/sweeps/$spec.json" --out "$tmp/$spec.jsonl" > /dev/null 2>"$tmp/stderr"; then
+    python3 - "$tmp/$spec.jsonl" <<'PY' || fail "$spec: the best layout puts TP across nodes"
+import json, sys
+best = [json.loads(line) for line in open(sys.argv[1])][0]
+assert best["status"] == "ok" and best["fits"], best["status"]
+assert best["layout"]["tp"] <= 8, best["layout"]   # one 8-GPU node
+print(f"{sys.argv[1].rsplit('/', 1)[-1]}: tp {best['layout']['tp']} pp {best['layout']['pp']} MFU {best['mfu']:.3f}")
+PY
+  else
+    fail "sweep $spec exited $?: $(head -c 300 "$tmp/stderr")"
+  fi
+done
+finish layout_search
