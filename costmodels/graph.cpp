@@ -94,6 +94,7 @@ GraphContext make_context(const ModelSpec& model, const LayoutSpec& layout) {
   ctx.cross_entropy = layout.cross_entropy;
   ctx.recompute_modules = layout.recompute_modules;
   ctx.moe_dispatcher = layout.moe_dispatcher;
+  ctx.moe_capacity_factor = layout.moe_capacity_factor;
   if (layout.precision == Precision::fp8 && layout.fp8_cached_inputs) ctx.linear_input_bytes = 1;
   return ctx;
 }

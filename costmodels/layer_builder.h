@@ -262,6 +262,9 @@ class LayerBuilder {
   void router(double tokens);
   void permute(double tokens);
   void unpermute(double tokens);
+  double gshard_slots(double tokens) const;
+  void gshard_dispatch(double tokens);
+  void gshard_combine(double tokens);
 
   void embedding() {
     vector("embedding_lookup", c_.tokens * m_.hidden, 0);

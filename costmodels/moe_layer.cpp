@@ -2,6 +2,8 @@
 // runs as kernels of its own in Megatron-Core's MoELayer (megatron/core/transformer/moe/: router.py,
 // moe_utils.py, token_dispatcher.py, experts.py) is an op with its own cost, so `moesim ops` shows the
 // router, the permutation, the dispatch, the grouped GEMMs and the combine apart.
+#include <cmath>
+
 #include "costmodels/layer_builder.h"
 
 namespace moesim::graph::detail {
@@ -65,6 +67,47 @@ void LayerBuilder::unpermute(double tokens) {
   scatter.hbm_bytes = (rows + tokens * m_.hidden) * a_;
 }
 
+// GShard / DeepSpeed MoE (MindSpeed-LLM's legacy model path: AscendSpeed ascendspeed/components/moe,
+// gate.py top2gating and moe_layer.py MOELayer, Ascend/MindSpeed c95c80d8, 2024-03-04, copied from
+// DeepSpeed's sharded_moe.py): every expert has C = ceil(k x factor x S / E) slots (utils._capacity with
+// top2gating's factor x 2), so the E x C slots of the S local tokens number ~k x factor x S.
+double LayerBuilder::gshard_slots(double tokens) const {
+  const MoeSpec& moe = *m_.moe;
+  return moe.experts * std::ceil(moe.top_k * c_.moe_capacity_factor * tokens / moe.experts);
+}
+
+// The gate turns its choices into dense S x E x C tensors: the fp32 combine weights of each choice
+// ('se,sc->sec', 4 B written each), their sum (8 B read, 4 B written), the boolean dispatch mask (4 B
+// read, 1 B written) and the bf16 casts of mask and weights for the matmuls (type_as: 1 + 2 and 4 + 2 B):
+// 34 bytes per element. The dispatch ('sec,sm->ecm', utils.einsum: matmul(mask.reshape(s, e*c).t(), x))
+// is a GEMM of the mask and the tokens; the mask needs no gradient, the tokens do.
+void LayerBuilder::gshard_dispatch(double tokens) {
+  const double slots = gshard_slots(tokens), elements = tokens * slots;
+  Op& masks = vector("gshard_masks", elements, 3);
+  masks.hbm_bytes = 34 * elements;
+  masks.working_bytes = 17 * elements;  // both choices' fp32 weights and their sum, the mask and its casts
+  masks.saved_bytes = 4 * elements;     // bf16 mask and weights, kept by the dispatch and combine matmuls
+  // As x^T (h x S) times mask (S x EC): the mask is the K x N operand.
+  Op& dispatch = gemm("gshard_dispatch", m_.hidden, tokens, slots);
+  dispatch.model_flop_count = 0;  // not the model's: an artefact of dense dispatch
+  dispatch.kn_is_weight = false;
+  dispatch.kn_needs_gradient = false;
+  // torch.distributed all_to_all_single of the padded E x C x h buffer (moe_layer._AllToAll): its size
+  // does not depend on the routing.
+  collective("ep_dispatch", comm::CollectiveKind::all_to_all, GroupKind::ep, slots * m_.hidden * a_);
+}
+
+// The all-to-all back, then the combine ('sec,ecm->sm': matmul(weights.reshape(s, e*c), y)) as y^T
+// (h x EC) times the weights^T (EC x S); both operands need their gradient (the weights carry the gates').
+void LayerBuilder::gshard_combine(double tokens) {
+  const double slots = gshard_slots(tokens);
+  collective("ep_combine", comm::CollectiveKind::all_to_all, GroupKind::ep, slots * m_.hidden * a_);
+  Op& combine = gemm("gshard_combine", m_.hidden, slots, tokens);
+  combine.model_flop_count = 0;
+  combine.kn_is_weight = false;
+  combine.saved_bytes = slots * m_.hidden * a_;  // the expert outputs, for the weights' gradient
+}
+
 // MoE block with the alltoall dispatcher and parallel folding (Liu et al. 2025, arXiv 2504.14960):
 // tokens are SP-sharded over TP before routing; the EP group carries dispatch and combine; ETP
 // splits expert weights and gathers tokens.
@@ -75,13 +118,17 @@ void LayerBuilder::moe_block() {
   const double routed_tokens = c_.tokens / t;  // MoE requires SP with TP: each TP rank routes T/tp
   norm("moe_norm");
   router(routed_tokens);
-  permute(routed_tokens);
   // Megatron's allgather dispatcher (MoEAllGatherTokenDispatcher) gathers all ranks' tokens over the
   // EP group and reduce-scatters the expert outputs: ep x T x h whatever the routing.
   const bool gathered = c_.moe_dispatcher == MoeDispatcher::allgather && c_.ep > 1;
-  if (gathered) {
+  const bool einsum = c_.moe_dispatcher == MoeDispatcher::einsum;
+  if (einsum) {
+    gshard_dispatch(routed_tokens);
+  } else if (gathered) {
+    permute(routed_tokens);
     collective("ep_all_gather", comm::CollectiveKind::all_gather, GroupKind::ep, c_.ep * routed_tokens * h * a_);
   } else {
+    permute(routed_tokens);
     Op& d = collective("ep_dispatch", comm::CollectiveKind::all_to_all, GroupKind::ep,
                        routed_tokens * moe.top_k * h * c_.dispatch_bytes);
     d.collective.expert_dispatch = true;
@@ -90,8 +137,10 @@ void LayerBuilder::moe_block() {
     d.collective.routing = routing_of(moe);
   }
   const double expert_tokens = routed_tokens * moe.top_k * c_.etp;  // per device, balanced
+  // The ETP gather and reduce-scatter move the routed (or capacity-padded) tokens: they scale as the experts' load.
   if (c_.etp > 1)
-    collective("etp_all_gather", comm::CollectiveKind::all_gather, GroupKind::etp, expert_tokens * h * a_);
+    collective("etp_all_gather", comm::CollectiveKind::all_gather, GroupKind::etp, expert_tokens * h * a_)
+        .scales_with_imbalance = true;
   const double local_experts = static_cast<double>(moe.experts) / c_.ep;
   const double width = moe.expert_intermediate / c_.etp;
   const double per_expert = expert_tokens / local_experts;
@@ -108,11 +157,14 @@ void LayerBuilder::moe_block() {
   }
   mark_recompute(RecomputeModule::layernorm, {"router"}, {"moe_norm"});
   mark_recompute(RecomputeModule::moe_act, {"expert_fc2"}, {"expert_act"});
-  if (c_.etp > 1)
-    keep_reduce_scatter_output(collective("etp_reduce_scatter", comm::CollectiveKind::reduce_scatter, GroupKind::etp,
-                                          expert_tokens * h * a_),
-                               c_.etp);
-  if (gathered) {
+  if (c_.etp > 1) {
+    Op& rs = collective("etp_reduce_scatter", comm::CollectiveKind::reduce_scatter, GroupKind::etp, expert_tokens * h * a_);
+    rs.scales_with_imbalance = true;
+    keep_reduce_scatter_output(rs, c_.etp);
+  }
+  if (einsum) {
+    gshard_combine(routed_tokens);
+  } else if (gathered) {
     keep_reduce_scatter_output(collective("ep_reduce_scatter", comm::CollectiveKind::reduce_scatter, GroupKind::ep,
                                           c_.ep * routed_tokens * h * a_),
                                c_.ep);
@@ -124,7 +176,7 @@ void LayerBuilder::moe_block() {
     d.collective.token_bytes = h * a_;
     d.collective.routing = routing_of(moe);
   }
-  unpermute(routed_tokens);
+  if (!einsum) unpermute(routed_tokens);
   if (moe.shared_experts > 0) {
     // Shared experts are a TP-split dense MLP on all T tokens (Megatron-Core SharedExpertMLP).
     const double T = c_.tokens;

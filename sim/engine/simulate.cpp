@@ -96,8 +96,11 @@ OpTiming time_op(const Op& op, const LayoutSpec& l, const HardwareProfile& hw, d
                                    : 0.0;
       t.forward = f.time + quantise;
       t.backward_input = dgrad.time + quantise;
-      t.backward_weight = wgrad.time;
-      if (!l.gradient_accumulation_fusion) {
+      // The K x N operand's gradient: a weight gradient (deferrable), or where that operand is an
+      // activation a data gradient the backward pass waits for, or none for a 0/1 mask.
+      const seconds kn_gradient = op.kn_needs_gradient ? wgrad.time : 0.0;
+      (op.kn_is_weight ? t.backward_weight : t.backward_input) += kn_gradient;
+      if (!l.gradient_accumulation_fusion && op.kn_is_weight) {
         // Unfused accumulation (Megatron-LM's main-grad hook, main_grad.add_(grad)): the GEMM writes a
         // 16-bit weight gradient, then a memory-bound add reads it (2 B) and reads and writes main_grad.
         const double weights = s.n * s.k * s.count;

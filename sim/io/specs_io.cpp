@@ -68,6 +68,14 @@ const char* to_string(Recompute r) {
   return "?";
 }
 const char* to_string(Precision p) { return p == Precision::fp8 ? "fp8" : "bf16"; }
+const char* to_string(MoeDispatcher d) {
+  switch (d) {
+    case MoeDispatcher::alltoall: return "alltoall";
+    case MoeDispatcher::allgather: return "allgather";
+    case MoeDispatcher::einsum: return "einsum";
+  }
+  return "?";
+}
 const char* float_type_name(int bytes) { return bytes == 2 ? "bf16" : "fp32"; }
 const char* to_string(CrossEntropy c) {
   switch (c) {
@@ -311,9 +319,18 @@ LayoutSpec parse_layout(const json& j, const std::string& file) {
   l.gradient_accumulation_fusion = f.boolean_or("gradient_accumulation_fusion", true);
   l.optimizer_swap = f.boolean_or("optimizer_swap", false);
   l.moe_grouped_gemm = f.boolean_or("moe_grouped_gemm", true);
-  l.moe_dispatcher =
-      f.choice_or("moe_dispatcher", {"alltoall", "allgather"}, "alltoall") == "allgather" ? MoeDispatcher::allgather
-                                                                                          : MoeDispatcher::alltoall;
+  {
+    const std::string dispatcher = f.choice_or("moe_dispatcher", {"alltoall", "allgather", "einsum"}, "alltoall");
+    l.moe_dispatcher = dispatcher == "allgather" ? MoeDispatcher::allgather
+                       : dispatcher == "einsum"  ? MoeDispatcher::einsum
+                                                 : MoeDispatcher::alltoall;
+  }
+  l.moe_capacity_factor = f.has("moe_capacity_factor") ? f.positive("moe_capacity_factor") : 0.0;
+  l.moe_pad_to_capacity = f.boolean_or("moe_pad_to_capacity", false);
+  if (l.moe_pad_to_capacity && l.moe_capacity_factor == 0)
+    f.fail("moe_pad_to_capacity", "false unless moe_capacity_factor is set (padding to a capacity needs one)");
+  if (l.moe_dispatcher == MoeDispatcher::einsum && l.moe_capacity_factor == 0)
+    f.fail("moe_capacity_factor", "set with moe_dispatcher \"einsum\" (its buffers are the experts' capacity)");
   l.schedule = parse_schedule(f.string_or("schedule", l.vpp > 1 ? "interleaved" : "1f1b"), file + ": field 'schedule'");
   l.distributed_optimizer = f.boolean_or("distributed_optimizer", true);
   l.precision = f.choice_or("precision", {"bf16", "fp8"}, "bf16") == "fp8" ? Precision::fp8 : Precision::bf16;
