@@ -44,18 +44,26 @@ def run(cmd):
     return done.stdout
 
 
-def moe_layer_parts(ops_text):
-    """Forward + backward microseconds per part of the MoE layer table of `moesim ops`."""
+def moe_layer_ops(ops_text):
+    """The rows of the MoE layer table of `moesim ops`: {name: kind, gflop, mb, fwd_us, bwd_us}."""
     lines = ops_text.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("moe layer"))
-    times = {}
+    rows = {}
     for line in lines[start + 2:]:
         if line.startswith("total") or not line.strip():
             break
-        fields = line.split()
-        if len(fields) >= 8 and fields[0] != "algorithm":
-            times[fields[0]] = float(fields[-4]) + float(fields[-3])
-    return {part: sum(times.get(op, 0.0) for op in ops) for part, ops in PARTS.items()}
+        f = line.split()
+        if len(f) >= 8 and f[0] != "algorithm":
+            # name kind [shape ...] GFLOP MB-hbm fwd-us bwd-us bound eff
+            rows[f[0]] = {"kind": f[1], "gflop": float(f[-6]), "mb": float(f[-5]), "fwd_us": float(f[-4]),
+                          "bwd_us": float(f[-3])}
+    return rows
+
+
+def moe_layer_parts(ops_text):
+    """Forward + backward microseconds per part of the MoE layer."""
+    rows = moe_layer_ops(ops_text)
+    return {part: sum(rows[op]["fwd_us"] + rows[op]["bwd_us"] for op in ops if op in rows) for part, ops in PARTS.items()}
 
 
 def measured_points(moesim, hw):

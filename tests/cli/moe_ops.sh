@@ -16,21 +16,14 @@ for hw in h100-sxm ascend-910b2; do
     fail "ops qwen3-30b-a3b on $hw exited $?: $(head -c 300 "$tmp/stderr")"
     continue
   fi
-  python3 - "$tmp/$hw.ops" "$src/hw_profiles/$hw.json" <<'PY' || fail "$hw: MoE layer ops (see above)"
+  python3 - "$tmp/$hw.ops" "$src/hw_profiles/$hw.json" "$src/scripts" <<'PY' || fail "$hw: MoE layer ops (see above)"
 import json, sys
-lines = open(sys.argv[1]).read().splitlines()
+sys.dont_write_bytecode = True  # nothing written into the source tree
+sys.path.insert(0, sys.argv[3])
+from granularity_scan import moe_layer_ops
+rows = moe_layer_ops(open(sys.argv[1]).read())
 device = json.load(open(sys.argv[2]))["device"]
 peak, hbm = device["matrix_flops"]["bf16"], device["hbm_bandwidth"]
-start = next(i for i, l in enumerate(lines) if l.startswith("moe layer"))
-rows = {}
-for line in lines[start + 2:]:
-    if line.startswith("total") or not line.strip():
-        break
-    f = line.split()
-    if len(f) < 8 or f[0] == "algorithm":
-        continue
-    # name kind [shape ...] GFLOP MBhbm fwd_us bwd_us bound eff
-    rows[f[0]] = {"kind": f[1], "gflop": float(f[-6]), "mb": float(f[-5]), "fwd_us": float(f[-4]), "bwd_us": float(f[-3])}
 problems = []
 parts = ["router", "router_score", "router_topk", "router_aux_loss", "router_histogram", "permute_index", "permute",
          "ep_dispatch", "expert_fc1", "expert_act", "expert_fc2", "ep_combine", "unpermute_probs", "unpermute"]
