@@ -89,7 +89,8 @@ void write_model(ArgumentWriter& w, const ModelSpec& m, const LayoutSpec& l, Lau
   if (l.moe_grouped_gemm) w.flag("moe-grouped-gemm");
   if (l.moe_dispatcher == MoeDispatcher::einsum) {
     // MindSpeed-LLM's legacy MoE: no dispatcher flag, its capacity factor (launch_translate.cpp).
-    w.flag("moe-train-capacity-factor", l.moe_capacity_factor);
+    if (dialect == LaunchDialect::mindspeed) w.flag("moe-train-capacity-factor", l.moe_capacity_factor);
+    else w.comment("moe_dispatcher einsum (MindSpeed-LLM's legacy GShard MoE) has no Megatron-LM flag: left out");
     return;
   }
   if (l.moe_capacity_factor > 0) {
