@@ -19,6 +19,11 @@ double tile_quantisation(double dim, int tile) {
   return dim / (std::ceil(dim / tile) * tile);
 }
 
+double expected_group_tiles(double rows, int tile) {
+  if (rows <= 0 || tile <= 1) return std::max(rows, 0.0);
+  return std::max(1.0, rows / tile + 0.5);
+}
+
 double matrix_efficiency(const GemmShape& shape, const MatrixEfficiency& eff, bool grouped) {
   const double quantisation = tile_quantisation(shape.m, eff.tile_m) * tile_quantisation(shape.n, eff.tile_n) *
                               tile_quantisation(shape.k, eff.tile_k);
@@ -41,8 +46,38 @@ OpTime roofline(flops f, bytes hbm, flops_per_second peak, double efficiency, co
   return t;
 }
 
-OpTime gemm_time(const GemmShape& shape, bytes hbm, flops_per_second peak, const DeviceSpec& device, bool grouped) {
-  return roofline(shape.flop_count(), hbm, peak, matrix_efficiency(shape, device.matrix, grouped), device);
+double tile_fixed_k(const MatrixEfficiency& eff, flops_per_second peak) {
+  if (eff.tile_fixed_cost <= 0 || eff.compute_units <= 0) return 0.0;
+  const double unit_rate = peak * eff.peak_fraction / eff.compute_units;
+  return eff.tile_fixed_cost * unit_rate / (2.0 * eff.tile_m * eff.tile_n);
+}
+
+double tile_fixed_factor(const GemmShape& shape, const MatrixEfficiency& eff, flops_per_second peak) {
+  const double k0 = tile_fixed_k(eff, peak);
+  if (k0 <= 0 || shape.k <= 0) return 1.0;
+  const double k = eff.tile_k > 1 ? std::ceil(shape.k / eff.tile_k) * eff.tile_k : shape.k;
+  return k / (k + k0);
+}
+
+double unit_occupancy(const GemmShape& shape, const MatrixEfficiency& eff) {
+  if (eff.compute_units <= 0 || shape.count <= 0) return 1.0;
+  const double tiles = shape.count * expected_group_tiles(shape.m, eff.tile_m) *
+                       (eff.tile_n > 1 ? std::ceil(shape.n / eff.tile_n) : shape.n);
+  return std::min(1.0, tiles / eff.compute_units);
+}
+
+double routed_m_quantisation(double rows, int tile) {
+  if (rows <= 0 || tile <= 1) return 1.0;
+  return rows / (expected_group_tiles(rows, tile) * tile);
+}
+
+OpTime gemm_time(const GemmShape& shape, bytes hbm, flops_per_second peak, const DeviceSpec& device, bool grouped,
+                 bool routed) {
+  const MatrixEfficiency& e = device.matrix;
+  double efficiency = matrix_efficiency(shape, e, grouped) * tile_fixed_factor(shape, e, peak);
+  if (routed && shape.m > 0) efficiency *= routed_m_quantisation(shape.m, e.tile_m) / tile_quantisation(shape.m, e.tile_m);
+  if (grouped) efficiency *= unit_occupancy(shape, e);
+  return roofline(shape.flop_count(), hbm, peak, efficiency, device);
 }
 
 double kernel_gemm_work(const GemmShape& shape, KernelTile tile, const MatrixEfficiency& eff) {

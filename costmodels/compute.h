@@ -32,10 +32,35 @@ double tile_quantisation(double dim, int tile);
 // flops-dependent efficiency table has the same shape), x grouped_gemm_factor for grouped GEMMs.
 double matrix_efficiency(const GemmShape& shape, const MatrixEfficiency& eff, bool grouped);
 
+// Expected M tiles of one group (expert) of `rows` routed tokens: its count's remainder modulo the tile is
+// as likely any value, so the last tile is on average half full: max(1, rows / tile + 1/2). Grouped
+// kernels tile each group apart (DeepGEMM README: "each expert segment must be aligned to the GEMM M
+// block size"; CUTLASS grouped GEMM schedules per-problem tiles).
+double expected_group_tiles(double rows, int tile);
+// M tile quantisation of a routed expert's GEMM: rows / (expected_group_tiles x tile).
+double routed_m_quantisation(double rows, int tile);
+
+// Per-tile fixed cost in K elements of main loop: K0 = tile_fixed_cost x (peak x peak_fraction /
+// compute_units) / (2 tile_m tile_n). A tile's time is its main loop over K plus a fixed part (pipeline
+// fill, epilogue writing the tile; CUTLASS docs/efficient_gemm.md), so a GEMM runs at K / (K + K0) of
+// its large-K efficiency: narrow experts (the K of fc2 is the expert width) pay most. K0 grows with the
+// rate (FP8 doubles it): the fixed part is time, not work. Fitted on DeepGEMM's dense-GEMM table (hw
+// profile sources).
+double tile_fixed_k(const MatrixEfficiency& eff, flops_per_second peak);
+double tile_fixed_factor(const GemmShape& shape, const MatrixEfficiency& eff, flops_per_second peak);
+// Share of the matrix units a grouped GEMM's tiles keep busy: min(1, tiles / compute_units), tiles =
+// groups x expected_group_tiles(M) x ceil(N / tile_n). A grouped kernel runs one tile shape for all
+// groups (TE/cuBLASLt grouped GEMM, CUTLASS grouped, DeepGEMM m-grouped), so few small experts leave
+// units idle; plain GEMMs are left out: cuBLAS picks smaller tiles or split-K for small shapes.
+double unit_occupancy(const GemmShape& shape, const MatrixEfficiency& eff);
+
 // Roofline: max(F / (peak x efficiency), bytes / (HBM bandwidth x hbm_efficiency)) + launch overhead.
 OpTime roofline(flops f, bytes hbm, flops_per_second peak, double efficiency, const DeviceSpec& device);
 
-OpTime gemm_time(const GemmShape& shape, bytes hbm, flops_per_second peak, const DeviceSpec& device, bool grouped);
+// Roofline at matrix_efficiency x tile_fixed_factor (x unit_occupancy for grouped GEMMs). `routed`: M is
+// one expert's routed token count, quantised as routed_m_quantisation instead of ceil(M / tile).
+OpTime gemm_time(const GemmShape& shape, bytes hbm, flops_per_second peak, const DeviceSpec& device, bool grouped,
+                 bool routed = false);
 
 // A profiled GEMM kernel whose threadblock tile is known (0: that dimension is not quantised): the
 // padded work F / q on that tile plus the fixed fill/drain cost F_half of the saturation curve, which

@@ -48,6 +48,10 @@ struct Op {
   bytes kept_by_op_sac = 0;
   double rerun_by_op_sac = 1.0;
   bool scales_with_imbalance = false; // expert ops: the busiest rank does `imbalance` x the mean work
+  // GEMMs of two activations (GShard's einsum dispatch and combine): the K x N operand is no weight, so
+  // its gradient is not accumulated into main_grad, and a 0/1 mask there needs no gradient at all.
+  bool kn_is_weight = true;
+  bool kn_needs_gradient = true;
   CollectiveOp collective;       // kind == collective
 };
 
@@ -97,6 +101,7 @@ struct GraphContext {
   unsigned recompute_modules = static_cast<unsigned>(RecomputeModule::core_attn);  // what Recompute::selective reruns
   bytes linear_input_bytes = 2;  // per element of a decoder linear layer's input saved for backward
   MoeDispatcher moe_dispatcher = MoeDispatcher::alltoall;
+  double moe_capacity_factor = 0;  // LayoutSpec::moe_capacity_factor (the einsum dispatcher's buffers)
   bool operator==(const GraphContext&) const = default;
 };
 

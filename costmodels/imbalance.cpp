@@ -62,9 +62,19 @@ double rank_imbalance(const std::vector<double>& shares, int ranks, int redundan
 }
 
 double layout_imbalance(const ModelSpec& model, const LayoutSpec& layout) {
-  if (!model.moe || layout.ep <= 1) return 1.0;
-  const auto shares = expert_shares(model.moe->experts, layout.expert_load.skew, layout.expert_load.seed);
-  return rank_imbalance(shares, layout.ep, layout.expert_load.redundant_experts);
+  if (!model.moe) return 1.0;
+  double routed = 1.0;
+  if (layout.ep > 1) {
+    const auto shares = expert_shares(model.moe->experts, layout.expert_load.skew, layout.expert_load.seed);
+    routed = rank_imbalance(shares, layout.ep, layout.expert_load.redundant_experts);
+  }
+  const double capacity = layout.moe_capacity_factor;
+  if (capacity <= 0) return routed;
+  // Padded to capacity every expert computes capacity x its balanced share whatever the routing; with
+  // dropping alone no expert, so no rank, takes more than that (GShard §2.2, Megatron-Core's
+  // moe_utils.get_capacity: ceil(tokens x top_k / experts x factor)).
+  return (layout.moe_pad_to_capacity || layout.moe_dispatcher == MoeDispatcher::einsum) ? capacity
+                                                                                       : std::min(routed, capacity);
 }
 
 }  // namespace moesim::imbalance

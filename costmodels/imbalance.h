@@ -16,7 +16,8 @@ std::vector<double> expert_shares(int experts, double skew, unsigned seed);
 // (DeepSeek EPLB), then experts are placed greedily heaviest-first on the least-loaded rank.
 double rank_imbalance(const std::vector<double>& shares, int ranks, int redundant);
 
-// Convenience: imbalance for the layout's expert-load spec.
+// The layout's expert load: rank_imbalance of its expert-load spec, capped by the expert capacity
+// (moe_capacity_factor) where tokens are dropped, equal to it where experts are padded to capacity.
 double layout_imbalance(const ModelSpec& model, const LayoutSpec& layout);
 
 }  // namespace moesim::imbalance

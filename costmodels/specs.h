@@ -140,7 +140,11 @@ struct ExpertLoadSpec {
   int redundant_experts = 0;  // extra expert replicas placed on the hottest experts (EPLB-style)
 };
 
-enum class MoeDispatcher { alltoall, allgather };
+// einsum: the DeepSpeed / GShard MoE layer of MindSpeed-LLM's legacy model path (no --use-mcore-models;
+// AscendSpeed ascendspeed/components/moe, copied from DeepSpeed's sharded_moe.py): dense S x E x C
+// dispatch and combine masks, the dispatch and combine as matmuls over them ('sec,sm->ecm',
+// 'sec,ecm->sm'), experts on capacity-padded buffers and an all-to-all of the padded E x C x h buffer.
+enum class MoeDispatcher { alltoall, allgather, einsum };
 
 struct LayoutSpec {
   int devices = 0;
@@ -175,6 +179,12 @@ struct LayoutSpec {
   // ranks of its experts; allgather gathers every rank's tokens over the EP group, each rank computes its
   // local experts on the tokens routed to them and the outputs are reduce-scattered back.
   MoeDispatcher moe_dispatcher = MoeDispatcher::alltoall;
+  // Expert capacity (Megatron-Core --moe-expert-capacity-factor, MindSpeed legacy --moe-train-capacity-
+  // factor; Lepikhin et al. 2020 "GShard" §2.2): an expert takes at most factor x its balanced share of
+  // the routed tokens, the rest are dropped; 0: dropless. Padded (--moe-pad-expert-input-to-capacity,
+  // and always with the einsum dispatcher), every expert computes and sends its full capacity.
+  double moe_capacity_factor = 0.0;
+  bool moe_pad_to_capacity = false;
   unsigned recompute_modules = static_cast<unsigned>(RecomputeModule::core_attn);  // RecomputeModule bits, selective only
   ScheduleKind schedule = ScheduleKind::one_f_one_b;
   bool distributed_optimizer = true;
@@ -249,6 +259,14 @@ struct MatrixEfficiency {
   int tile_m = 128, tile_n = 128, tile_k = 64;  // tile quantisation of the matrix unit
   double grouped_gemm_factor = 0.9;      // grouped (per-expert) GEMMs relative to one large GEMM
   double attention_fraction = 0.7;       // fused attention core relative to peak_fraction
+  // Matrix units that run output tiles side by side (GPU SMs, Ascend AI/cube cores); 0: not modelled.
+  int compute_units = 0;
+  // Fixed time of one output tile on its unit besides its main loop over K (pipeline fill, epilogue
+  // writing the tile); 0: none. With compute_units it costs a GEMM the factor K / (K + K0) (compute.h).
+  seconds tile_fixed_cost = 0;
+  // Rows each expert's tokens are padded to before an FP8 grouped GEMM (Transformer Engine's
+  // get_align_size_for_quantization: 16, MXFP8 32).
+  int fp8_group_alignment = 16;
 };
 
 // Operand layouts of a column-major GEMM as cuBLAS kernel names give them (n: as stored, t: transposed).

@@ -308,8 +308,8 @@ FLAGS = {
     "--mtp-mem-efficient-logits": (N, "MTP logits computed in chunks to save memory (memory only)"),
     "--moe-permutation-async-comm": (N, "token-count exchange of the dispatcher made asynchronous; moesim does "
                                         "not model that synchronisation"),
-    "--moe-train-capacity-factor": (N, "tokens above {v} x the balanced share per expert are dropped; moesim "
-                                       "routes every token (dropless)"),
+    "--moe-train-capacity-factor": (T, "layout.moe_capacity_factor (with layout.moe_dispatcher einsum: no "
+                                       "--use-mcore-models)"),
     "--no-gradient-accumulation-fusion": (T, "layout.gradient_accumulation_fusion false (the weight-gradient "
                                              "GEMM writes a separate gradient, added to main_grad in one more "
                                              "pass per microbatch)"),
@@ -815,6 +815,16 @@ def layout_from_flags(F, shared, model, hardware, assume):
             layout["moe_dispatcher"] = "allgather"
             assume("moe_dispatcher", "no --moe-token-dispatcher-type: Megatron-Core's default, allgather "
                                      "(megatron/training/arguments.py, default='allgather')")
+        elif "--moe-train-capacity-factor" in F or "--noisy_gate_policy" in F:
+            capacity = float(F.get("--moe-train-capacity-factor", 1.0))  # ModelLink adaptor_arguments.py default
+            layout["moe_dispatcher"] = "einsum"
+            layout["moe_capacity_factor"] = capacity
+            assume("moe_dispatcher", "no --use-mcore-models and no --moe-token-dispatcher-type, with "
+                                     "--moe-train-capacity-factor %g and --noisy_gate_policy: MindSpeed-LLM's legacy "
+                                     "MoE (modellink/model/moe.py SwitchMLP over AscendSpeed's DeepSpeed-style MoE, "
+                                     "ascendspeed/components/moe: GShard top2gating with capacity ceil(k x %g x S / E), "
+                                     "dense S x E x C masks, einsum dispatch and combine as matmuls, experts on the "
+                                     "padded buffers): einsum" % (capacity, capacity))
         else:
             assume("moe_dispatcher", "no --moe-token-dispatcher-type and no --use-mcore-models (legacy model "
                                      "path, dispatcher not named): alltoall; at EP <= 2 with top-2 the allgather "

@@ -164,3 +164,54 @@ TEST_CASE("compute: more peak, more bandwidth, never slower", "[compute][monoton
   CHECK(a.efficiency == Approx(0.4).epsilon(1e-15));
   CHECK(a.time == Approx(1e13 / (1e15 * 0.4) + d.launch_overhead).epsilon(1e-14));
 }
+
+// Issue 25: the per-tile fixed cost, the expected partial M tile of a routed expert and the unit occupancy
+// of a grouped GEMM, each against its closed form and its direction.
+TEST_CASE("compute: per-tile fixed cost K / (K + K0), larger at a faster rate", "[compute][moe]") {
+  DeviceSpec d = device();
+  d.matrix.compute_units = 100;
+  d.matrix.tile_fixed_cost = 2e-6;
+  // K0 = t x peak x peak_fraction / units / (2 tm tn) = 2e-6 x 1e15 x 0.8 / 100 / (2 x 128 x 128) = 488.28125.
+  const double k0 = 2e-6 * 1e15 * 0.8 / 100 / (2.0 * 128 * 128);
+  CHECK(tile_fixed_k(d.matrix, 1e15) == Approx(k0).epsilon(1e-12));
+  CHECK(tile_fixed_k(d.matrix, 2e15) == Approx(2 * k0).epsilon(1e-12));  // FP8: the same time is twice the K
+  const GemmShape narrow{4096, 4096, 768, 1}, wide{4096, 4096, 7168, 1};
+  CHECK(tile_fixed_factor(narrow, d.matrix, 1e15) == Approx(768 / (768 + k0)).epsilon(1e-12));
+  CHECK(tile_fixed_factor(narrow, d.matrix, 1e15) < tile_fixed_factor(wide, d.matrix, 1e15));
+  CHECK(tile_fixed_factor(narrow, d.matrix, 2e15) < tile_fixed_factor(narrow, d.matrix, 1e15));
+  // The GEMM's compute time grows by exactly 1 + K0 / K over the profile without the fixed cost.
+  DeviceSpec none = device();
+  const double big_bytes = 1;  // compute-bound
+  const double with = gemm_time(narrow, big_bytes, 1e15, d, false).time - d.launch_overhead;
+  const double without = gemm_time(narrow, big_bytes, 1e15, none, false).time - d.launch_overhead;
+  CHECK(with / without == Approx(1 + k0 / 768).epsilon(1e-9));
+  // Off without compute units or cost.
+  CHECK(tile_fixed_factor(narrow, none.matrix, 1e15) == 1.0);
+}
+
+TEST_CASE("compute: a routed expert's last M tile is half full on average", "[compute][moe]") {
+  CHECK(expected_group_tiles(2048, 128) == Approx(16.5));
+  CHECK(expected_group_tiles(10, 128) == 1.0);  // one tile at least
+  DeviceSpec d = device();
+  // Routed: 2048 rows at 128-row tiles keep 2048 / (16.5 x 128) of the M work; a fixed M of 2048 keeps all.
+  const GemmShape g{2048, 1024, 1024, 8};
+  CHECK(routed_m_quantisation(2048, 128) == Approx(1 / (1 + 0.5 / 16)).epsilon(1e-12));
+  const double fixed = gemm_time(g, 1, 1e15, d, true, false).efficiency;
+  CHECK(gemm_time(g, 1, 1e15, d, true, true).efficiency == Approx(fixed / (1 + 0.5 / 16)).epsilon(1e-12));
+  // Fewer tokens per expert lose relatively more to the half tile.
+  CHECK(routed_m_quantisation(256, 128) < routed_m_quantisation(2048, 128));
+}
+
+TEST_CASE("compute: a grouped GEMM with fewer tiles than units leaves units idle", "[compute][moe]") {
+  DeviceSpec d = device();
+  d.matrix.compute_units = 132;
+  // 4 experts x max(1, 32/128 + 0.5) tiles of M x 1024/128 = 8 tiles of N: 32 tiles on 132 units.
+  const GemmShape few{32, 1024, 1024, 4};
+  CHECK(unit_occupancy(few, d.matrix) == Approx(32.0 / 132).epsilon(1e-12));
+  const GemmShape many{2048, 1024, 1024, 16};
+  CHECK(unit_occupancy(many, d.matrix) == 1.0);
+  // Only grouped GEMMs pay it.
+  const double grouped = gemm_time(few, 1, 1e15, d, true).efficiency;
+  const double plain = gemm_time(few, 1, 1e15, d, false).efficiency;
+  CHECK(grouped < plain * d.matrix.grouped_gemm_factor);
+}

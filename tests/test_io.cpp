@@ -251,6 +251,9 @@ TEST_CASE("io: malformed layout files name file and field", "[io][errors]") {
       {"layout-pipeline-layers-bad.json", "pipeline_layers"},
       {"layout-fp8-dispatch-bf16.json", "fp8_dispatch"},
       {"layout-delay-wgrad-without-ep-overlap.json", "overlap.delay_wgrad"},
+      {"layout-einsum-without-capacity.json", "moe_capacity_factor"},
+      {"layout-pad-without-capacity.json", "moe_pad_to_capacity"},
+      {"layout-negative-capacity.json", "moe_capacity_factor"},
   };
   for (const auto& c : cases) {
     const auto& file = c.first;  // not a structured binding: clang 14 cannot capture those

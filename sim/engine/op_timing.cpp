@@ -57,6 +57,10 @@ OpTiming time_op(const Op& op, const LayoutSpec& l, const HardwareProfile& hw, d
     case OpKind::grouped_gemm: {
       compute::GemmShape s = op.shape;
       s.m *= load;
+      // FP8 grouped GEMMs take each expert's tokens padded to the quantisation alignment (Megatron-Core
+      // get_align_size_for_quantization: 16, MXFP8 32): (align - 1) / 2 rows more per expert on average.
+      if (op.kind == OpKind::grouped_gemm && l.precision == Precision::fp8 && peak > d.matrix_bf16)
+        s.m += (d.matrix.fp8_group_alignment - 1) / 2.0;
       const bytes hbm = op.hbm_bytes * load;
       // Without --moe-grouped-gemm the experts' GEMMs run one after another (Megatron's SequentialMLP):
       // each is a plain GEMM of one expert's tokens, with its own launch and fill/drain cost.
@@ -64,7 +68,10 @@ OpTiming time_op(const Op& op, const LayoutSpec& l, const HardwareProfile& hw, d
       const bool grouped = op.kind == OpKind::grouped_gemm && !sequential;
       const double kernels = sequential ? s.count : 1.0;
       auto gemm = [&](double m, double n, double k) {
-        compute::OpTime t = compute::gemm_time({m, n, k, s.count / kernels}, hbm / kernels, peak, d, grouped);
+        // Expert GEMMs (grouped or one by one) have one expert's routed tokens as M, or as K for the
+        // weight gradient.
+        compute::OpTime t = compute::gemm_time({m, n, k, s.count / kernels}, hbm / kernels, peak, d, grouped,
+                                               op.kind == OpKind::grouped_gemm && m == s.m);
         t.time *= kernels;
         return t;
       };
@@ -79,8 +86,11 @@ OpTiming time_op(const Op& op, const LayoutSpec& l, const HardwareProfile& hw, d
                                    : 0.0;
       t.forward = f.time + quantise;
       t.backward_input = dgrad.time + quantise;
-      t.backward_weight = wgrad.time;
-      if (!l.gradient_accumulation_fusion) {
+      // The K x N operand's gradient: a weight gradient (deferrable), or where that operand is an
+      // activation a data gradient the backward pass waits for, or none for a 0/1 mask.
+      const seconds kn_gradient = op.kn_needs_gradient ? wgrad.time : 0.0;
+      (op.kn_is_weight ? t.backward_weight : t.backward_input) += kn_gradient;
+      if (!l.gradient_accumulation_fusion && op.kn_is_weight) {
         // Unfused accumulation (Megatron-LM's main-grad hook, main_grad.add_(grad)): the GEMM writes a
         // 16-bit weight gradient, then a memory-bound add reads it (2 B) and reads and writes main_grad.
         const double weights = s.n * s.k * s.count;

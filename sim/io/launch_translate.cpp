@@ -326,10 +326,31 @@ json layout_json(const Arguments& a, const ArgumentList& list, const LaunchOptio
     // Megatron-Core's default dispatcher is allgather (megatron/training/arguments.py); scripts of the
     // legacy model path (no --use-mcore-models in MindSpeed-LLM) dispatch by all-to-all.
     const bool mcore = a.has("use-mcore-models") || list.format != "shell script";
-    const std::string dispatcher = a.text("moe-token-dispatcher-type", mcore ? "allgather" : "alltoall");
-    if (dispatcher == "allgather") l["moe_dispatcher"] = "allgather";
-    else if (dispatcher != "alltoall" && dispatcher != "flex" && dispatcher != "alltoall_seq")
-      notes.push_back("EP dispatcher " + dispatcher + " simulated as an all-to-all");
+    // MindSpeed-LLM's legacy MoE (ModelLink 2024: modellink/model/moe.py SwitchMLP over AscendSpeed's
+    // DeepSpeed-style MoE) is the one that takes --moe-train-capacity-factor (default 1.0,
+    // modellink/adaptor_arguments.py) and --noisy_gate_policy: GShard einsum dispatch with capacity.
+    const bool gshard = !mcore && !a.has("moe-token-dispatcher-type") &&
+                        (a.has("moe-train-capacity-factor") || a.has("noisy-gate-policy"));
+    const auto capacity = [&a](const std::string& flag) {
+      const double factor = a.number(flag, 1.0);
+      if (factor <= 0) a.fail(*a.find(flag), "a positive capacity factor");
+      return factor;
+    };
+    if (gshard) {
+      l["moe_dispatcher"] = "einsum";
+      l["moe_capacity_factor"] = capacity("moe-train-capacity-factor");
+    } else {
+      const std::string dispatcher = a.text("moe-token-dispatcher-type", mcore ? "allgather" : "alltoall");
+      if (dispatcher == "allgather") l["moe_dispatcher"] = "allgather";
+      else if (dispatcher != "alltoall" && dispatcher != "flex" && dispatcher != "alltoall_seq")
+        notes.push_back("EP dispatcher " + dispatcher + " simulated as an all-to-all");
+      // Megatron-Core drops tokens over capacity (--moe-expert-capacity-factor) and pads to it with
+      // --moe-pad-expert-input-to-capacity (moe_utils.get_capacity, token_dispatcher.py).
+      if (a.has("moe-expert-capacity-factor")) {
+        l["moe_capacity_factor"] = capacity("moe-expert-capacity-factor");
+        l["moe_pad_to_capacity"] = a.has("moe-pad-expert-input-to-capacity");
+      }
+    }
   }
   // CUDA graphs: Transformer Engine graphs of some modules (partial), or the local full-iteration capture.
   const std::string graph_impl = a.text("cuda-graph-impl", "none");

@@ -87,6 +87,16 @@ void write_model(ArgumentWriter& w, const ModelSpec& m, const LayoutSpec& l, Lau
     w.flag("moe-router-group-topk", e.router_group_top_k);
   }
   if (l.moe_grouped_gemm) w.flag("moe-grouped-gemm");
+  if (l.moe_dispatcher == MoeDispatcher::einsum) {
+    // MindSpeed-LLM's legacy MoE: no dispatcher flag, its capacity factor (launch_translate.cpp).
+    if (dialect == LaunchDialect::mindspeed) w.flag("moe-train-capacity-factor", l.moe_capacity_factor);
+    else w.comment("moe_dispatcher einsum (MindSpeed-LLM's legacy GShard MoE) has no Megatron-LM flag: left out");
+    return;
+  }
+  if (l.moe_capacity_factor > 0) {
+    w.flag("moe-expert-capacity-factor", l.moe_capacity_factor);
+    if (l.moe_pad_to_capacity) w.flag("moe-pad-expert-input-to-capacity");
+  }
   if (l.moe_dispatcher == MoeDispatcher::allgather) {
     w.flag("moe-token-dispatcher-type", "allgather");
   } else if (l.fp8_dispatch) {  // Megatron-Core's DeepEP backend dispatches FP8 tokens in FP8 runs

@@ -68,6 +68,14 @@ const char* to_string(Recompute r) {
   return "?";
 }
 const char* to_string(Precision p) { return p == Precision::fp8 ? "fp8" : "bf16"; }
+const char* to_string(MoeDispatcher d) {
+  switch (d) {
+    case MoeDispatcher::alltoall: return "alltoall";
+    case MoeDispatcher::allgather: return "allgather";
+    case MoeDispatcher::einsum: return "einsum";
+  }
+  return "?";
+}
 const char* float_type_name(int bytes) { return bytes == 2 ? "bf16" : "fp32"; }
 const char* to_string(CrossEntropy c) {
   switch (c) {
@@ -311,9 +319,18 @@ LayoutSpec parse_layout(const json& j, const std::string& file) {
   l.gradient_accumulation_fusion = f.boolean_or("gradient_accumulation_fusion", true);
   l.optimizer_swap = f.boolean_or("optimizer_swap", false);
   l.moe_grouped_gemm = f.boolean_or("moe_grouped_gemm", true);
-  l.moe_dispatcher =
-      f.choice_or("moe_dispatcher", {"alltoall", "allgather"}, "alltoall") == "allgather" ? MoeDispatcher::allgather
-                                                                                          : MoeDispatcher::alltoall;
+  {
+    const std::string dispatcher = f.choice_or("moe_dispatcher", {"alltoall", "allgather", "einsum"}, "alltoall");
+    l.moe_dispatcher = dispatcher == "allgather" ? MoeDispatcher::allgather
+                       : dispatcher == "einsum"  ? MoeDispatcher::einsum
+                                                 : MoeDispatcher::alltoall;
+  }
+  l.moe_capacity_factor = f.has("moe_capacity_factor") ? f.positive("moe_capacity_factor") : 0.0;
+  l.moe_pad_to_capacity = f.boolean_or("moe_pad_to_capacity", false);
+  if (l.moe_pad_to_capacity && l.moe_capacity_factor == 0)
+    f.fail("moe_pad_to_capacity", "false unless moe_capacity_factor is set (padding to a capacity needs one)");
+  if (l.moe_dispatcher == MoeDispatcher::einsum && l.moe_capacity_factor == 0)
+    f.fail("moe_capacity_factor", "set with moe_dispatcher \"einsum\" (its buffers are the experts' capacity)");
   l.schedule = parse_schedule(f.string_or("schedule", l.vpp > 1 ? "interleaved" : "1f1b"), file + ": field 'schedule'");
   l.distributed_optimizer = f.boolean_or("distributed_optimizer", true);
   l.precision = f.choice_or("precision", {"bf16", "fp8"}, "bf16") == "fp8" ? Precision::fp8 : Precision::bf16;
@@ -416,6 +433,10 @@ HardwareProfile parse_profile(const json& j, const std::string& file) {
     }
     e.grouped_gemm_factor = me->positive_or("grouped_gemm_factor", e.grouped_gemm_factor);
     e.attention_fraction = me->positive_or("attention_fraction", e.attention_fraction);
+    e.compute_units = me->non_negative_int_or("compute_units", 0);
+    e.tile_fixed_cost = me->non_negative_or("tile_fixed_cost", 0);
+    if (e.tile_fixed_cost > 0 && e.compute_units == 0) me->fail("tile_fixed_cost", "compute_units as well (the tiles share them)");
+    e.fp8_group_alignment = me->positive_int_or("fp8_group_alignment", e.fp8_group_alignment);
     // Both scale peak_fraction; the product is a fraction of peak and cannot exceed it (MFU > 1).
     for (const auto& [key, factor] : {std::pair{"grouped_gemm_factor", e.grouped_gemm_factor}, {"attention_fraction", e.attention_fraction}})
       if (e.peak_fraction * factor > 1) me->fail(key, fmt::format("at most 1 / peak_fraction = {:.4g}", 1 / e.peak_fraction));
@@ -490,6 +511,9 @@ json profile_json(const HardwareProfile& hw, const json& base) {
   d["matrix_efficiency"]["tile"] = {e.tile_m, e.tile_n, e.tile_k};
   d["matrix_efficiency"]["grouped_gemm_factor"] = e.grouped_gemm_factor;
   d["matrix_efficiency"]["attention_fraction"] = e.attention_fraction;
+  if (e.compute_units > 0) d["matrix_efficiency"]["compute_units"] = e.compute_units;
+  if (e.tile_fixed_cost > 0) d["matrix_efficiency"]["tile_fixed_cost"] = e.tile_fixed_cost;
+  d["matrix_efficiency"]["fp8_group_alignment"] = e.fp8_group_alignment;
   d["vector_efficiency"] = dev.vector_efficiency;
   d["hbm_efficiency"] = dev.hbm_efficiency;
   d["launch_overhead"] = dev.launch_overhead;

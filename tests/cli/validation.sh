@@ -75,8 +75,9 @@ print("memory (extra) ok:", round(m["mape_pct"], 2), "% MAPE over", m["count"], 
 PY
 # Ascend runs (validation/ascend_runs.json, written by scripts/import_ascend_runs.py from the shared records and
 # their launch scripts): every record parses and at least 20 are scored. Ceilings on the fitted Ascend
-# profiles (README "Accuracy", validation/README.md "Ascend runs"): MAPE 31.0% over 26 runs (910B 30.3% over
-# 23, fitted; the 3 A3 runs take the 910B fit: 35.9%), fails past 32%. The Pangu Ultra MoE 6K run is scored
+# profiles (README "Accuracy", validation/README.md "Ascend runs"): MAPE 29.5% over 26 runs since the legacy
+# MindSpeed einsum MoE path (31.0% before; 910B 28.5%, 30.3% before, over
+# 23, fitted; the 3 A3 runs take the 910B fit: 35.9%), fails past 30.5% (910B past 29.5%). The Pangu Ultra MoE 6K run is scored
 # here once. Runs that ran but are predicted not to fit: none (DeepSeek-V3 on A3 fits with its
 # --swap-optimizer, though DualPipeV is recorded as DualPipe's two parameter copies). The committed file must
 # be what the importer writes.
@@ -88,8 +89,8 @@ v = json.load(open(sys.argv[1]))
 scored = [r for r in v["runs"] if "error_pct" in r]
 assert len(scored) >= 20 and v["summary"]["count"] == len(scored), (len(scored), v["summary"])
 assert all(r["hardware"] in ("ascend-910b2", "ascend-910c-cm384") for r in scored), scored
-assert v["summary"]["mape_pct"] < 32, v["summary"]
-assert v["summary"]["by_hardware"]["ascend-910b2"]["mape_pct"] < 31, v["summary"]["by_hardware"]
+assert v["summary"]["mape_pct"] < 30.5, v["summary"]
+assert v["summary"]["by_hardware"]["ascend-910b2"]["mape_pct"] < 29.5, v["summary"]["by_hardware"]
 assert v["summary"]["predicted_not_to_fit"] == 0, v["summary"]["predicted_not_to_fit"]
 assert any(r["id"] == "pangu-ultra-moe-718b-6k-30mfu" and r["fits"] for r in scored), "Pangu 6K must fit"
 print("ascend runs ok:", len(scored), "scored of", len(v["runs"]), "MAPE", round(v["summary"]["mape_pct"], 2), "%")

@@ -1,0 +1,337 @@
+#pragma once
+// The builder of one layer's operator graph (costmodels/graph.cpp); the MoE block's ops are built in
+// costmodels/moe_layer.cpp. Internal to costmodels/: other code reads the built graphs (graph.h).
+#include <initializer_list>
+#include <string_view>
+#include <vector>
+
+#include "costmodels/attention_span.h"
+#include "costmodels/graph.h"
+
+namespace moesim::graph::detail {
+
+// Builds ops of one layer; `a` is the activation element size.
+class LayerBuilder {
+ public:
+  LayerBuilder(const ModelSpec& m, const GraphContext& c)
+      : m_(m), c_(c), a_(c.activation_bytes), li_(c.linear_input_bytes) {
+    tokens_sp_ = c.sequence_parallel ? c.tokens / c.tp : c.tokens;
+  }
+
+  LayerGraph take(LayerKind kind, AttentionSpan span) {
+    graph_.kind = kind;
+    graph_.span = span;
+    return std::move(graph_);
+  }
+
+  void set_layer_input() { graph_.layer_input_bytes = tokens_sp_ * m_.hidden * a_; }
+
+  // Weight bytes are read once per GEMM; input and output activations pass through HBM once.
+  // A plain GEMM is one aten.mm of the reference model; grouped (per-expert) GEMMs are not aten.mm.
+  Op& gemm(const char* name, double m, double k, double n, double count = 1, bool grouped = false) {
+    Op& op = make_gemm(name, m, k, n, count, grouped);
+    if (!grouped) op_sac_matmuls(op, {m * n * count});
+    return op;
+  }
+
+  // One GEMM standing for several nn.Linear calls of the reference model that share an input (Llama's
+  // wq, wk, wv; w1, w3): `widths` are their output widths in call order, summing to n.
+  Op& fused_gemm(const char* name, double m, double k, std::initializer_list<double> widths) {
+    double n = 0;
+    for (double w : widths) n += w;
+    Op& op = make_gemm(name, m, k, n);
+    std::vector<double> outputs;
+    for (double w : widths) outputs.push_back(m * w);
+    op_sac_matmuls(op, outputs);
+    return op;
+  }
+
+  // torchtitan's op-level selective activation checkpointing, as benchmarked in its docs/performance.md
+  // (torchtitan 9dec370, Dec 2024: torchtitan/parallelisms/parallelize_llama.py, `_save_list` and
+  // `_custom_policy`): inside each checkpointed TransformerBlock the outputs of aten.mm, flash/efficient
+  // SDPA and _c10d_functional.reduce_scatter_tensor are saved (MUST_SAVE), except every second aten.mm
+  // in call order ("meta[mm_count_key] % 2 == 0": the block's 2nd, 4th, ... mm is recomputed); every
+  // other op is recomputed in backward. `outputs` are the output elements of the mm calls one GEMM op
+  // stands for, in call order; their FLOPs share one input, so they split by output size.
+  void op_sac_matmuls(Op& op, const std::vector<double>& outputs) {
+    double total = 0, rerun = 0;
+    op.kept_by_op_sac = 0;
+    for (double elements : outputs) {
+      total += elements;
+      if (++matmuls_ % 2 == 0) rerun += elements;
+      else op.kept_by_op_sac += elements * a_;
+    }
+    op.rerun_by_op_sac = total > 0 ? rerun / total : 1.0;
+  }
+
+  Op& make_gemm(const char* name, double m, double k, double n, double count = 1, bool grouped = false) {
+    Op op;
+    op.name = name;
+    op.kind = grouped ? OpKind::grouped_gemm : OpKind::gemm;
+    op.shape = {m, n, k, count};
+    op.flop_count = op.shape.flop_count();
+    op.model_flop_count = op.flop_count;
+    op.hbm_bytes = (m * k + k * n + m * n) * count * a_;
+    op.working_bytes = op.hbm_bytes;  // input, weight and output live at once
+    graph_.forward.push_back(op);
+    return graph_.forward.back();
+  }
+
+  // Element-wise / reduction op over `elements` elements: read and write each once.
+  Op& vector(const char* name, double elements, double flops_per_element, double passes = 2) {
+    Op op;
+    op.name = name;
+    op.kind = OpKind::vector;
+    op.flop_count = elements * flops_per_element;
+    op.model_flop_count = 0;  // MFU counts matmul FLOPs only (PaLM App. B)
+    op.hbm_bytes = elements * passes * a_;
+    op.working_bytes = op.hbm_bytes;  // each pass an input or output tensor, all live at once
+    graph_.forward.push_back(op);
+    return graph_.forward.back();
+  }
+
+  Op& collective(const char* name, comm::CollectiveKind kind, GroupKind group, bytes buffer) {
+    Op op;
+    op.name = name;
+    op.kind = OpKind::collective;
+    op.collective.kind = kind;
+    op.collective.group = group;
+    op.collective.buffer = buffer;
+    graph_.forward.push_back(op);
+    return graph_.forward.back();
+  }
+
+  // Sequence parallelism (Korthikanti et al. 2022 §4.2.2) turns the TP all-reduce into an all-gather
+  // before the column-parallel GEMM and a reduce-scatter after the row-parallel one.
+  void tp_gather(const char* name) {
+    if (c_.tp > 1 && c_.sequence_parallel)
+      collective(name, comm::CollectiveKind::all_gather, GroupKind::tp, c_.tokens * m_.hidden * a_);
+  }
+  void tp_reduce(const char* name) {
+    if (c_.tp <= 1) return;
+    Op& op = collective(name, c_.sequence_parallel ? comm::CollectiveKind::reduce_scatter : comm::CollectiveKind::all_reduce,
+                        GroupKind::tp, c_.tokens * m_.hidden * a_);
+    if (c_.sequence_parallel) keep_reduce_scatter_output(op, c_.tp);
+  }
+
+  // Op-level selective AC saves a reduce-scatter's output (its shard of the buffer) and does not rerun it.
+  static void keep_reduce_scatter_output(Op& op, int group) {
+    op.kept_by_op_sac = op.collective.buffer / group;
+    op.rerun_by_op_sac = 0;
+  }
+
+  void norm(const char* name) {
+    // RMSNorm/LayerNorm: ~5 FLOPs per element; input saved for backward (Korthikanti: 2sbh).
+    vector(name, tokens_sp_ * m_.hidden, 5).saved_bytes = tokens_sp_ * m_.hidden * a_;
+  }
+
+  bool recomputes(RecomputeModule module) const { return (c_.recompute_modules & static_cast<unsigned>(module)) != 0; }
+
+  // Selective recompute of `module`: `dropped` keep nothing for backward, `rerun` run again in backward.
+  // Ops are named, not held, because the op vector may grow between building and marking.
+  void mark_recompute(RecomputeModule module, std::initializer_list<const char*> dropped, std::initializer_list<const char*> rerun) {
+    if (!recomputes(module)) return;
+    for (Op& op : graph_.forward) {
+      for (const char* name : dropped)
+        if (std::string_view(op.name) == name) op.dropped_by_selective = true;
+      for (const char* name : rerun)
+        if (std::string_view(op.name) == name) op.recomputed_by_selective = true;
+    }
+  }
+
+  void residual(const char* name) {
+    Op& op = vector(name, tokens_sp_ * m_.hidden, 1, 3);
+    // Dropout mask before the residual add: 1 byte per element (Korthikanti eq. 1: sbh).
+    if (c_.dropout) op.saved_bytes = tokens_sp_ * m_.hidden;
+  }
+
+  // Bytes of a GEMM input saved for backward: with SP the gathered input is kept sharded and gathered
+  // again in backward, so it costs 1/tp (Korthikanti et al. 2022 §4.2.2). `element` is the saved
+  // element size: a decoder linear's (linear_input, FP8 under fp8_cached_inputs) or the bf16 of the
+  // output head, which FP8 recipes keep in bf16.
+  bytes gathered_input_saved(double width, bytes element) const {
+    return (c_.sequence_parallel ? c_.tokens / c_.tp : c_.tokens) * width * element;
+  }
+
+  void attention(AttentionSpan span = AttentionSpan::full) {
+    const AttentionSpec& at = m_.attention;
+    const double t = c_.tp, h = m_.hidden, T = c_.tokens;
+    norm("attn_norm");
+    tp_gather("attn_tp_all_gather");
+    double heads = at.heads / t;
+    double qk_dim, v_dim, kv_heads;
+    if (at.type == AttentionType::mla) {
+      // DeepSeek-V2 §2.1 (arXiv 2405.04434): down-projections are replicated over TP, up-projections split.
+      qk_dim = at.qk_nope_head_dim + at.qk_rope_head_dim;
+      v_dim = at.v_head_dim;
+      kv_heads = heads;
+      if (at.q_lora_rank > 0) {
+        gemm("q_down_proj", T, h, at.q_lora_rank).saved_bytes = gathered_input_saved(h, li_);
+        vector("q_norm", T * at.q_lora_rank, 5).saved_bytes = T * at.q_lora_rank * a_;
+        gemm("q_up_proj", T, at.q_lora_rank, heads * qk_dim).saved_bytes = T * at.q_lora_rank * li_;
+      } else {
+        gemm("q_proj", T, h, heads * qk_dim).saved_bytes = gathered_input_saved(h, li_);
+      }
+      const double kv_down = at.kv_lora_rank + at.qk_rope_head_dim;
+      gemm("kv_down_proj", T, h, kv_down).saved_bytes = gathered_input_saved(h, li_);
+      vector("kv_norm", T * at.kv_lora_rank, 5).saved_bytes = T * at.kv_lora_rank * a_;
+      gemm("kv_up_proj", T, at.kv_lora_rank, heads * (at.qk_nope_head_dim + v_dim)).saved_bytes =
+          T * at.kv_lora_rank * li_;
+      vector("rope", T * heads * at.qk_rope_head_dim * 2, 3);
+    } else {
+      qk_dim = v_dim = at.head_dim;
+      kv_heads = at.kv_heads / t;
+      // Llama's wq, wk, wv are three linears (torchtitan models/llama/model.py Attention).
+      fused_gemm("qkv_proj", T, h, {heads * at.head_dim, kv_heads * at.head_dim, kv_heads * at.head_dim}).saved_bytes =
+          gathered_input_saved(h, li_);
+    }
+    if (c_.cp > 1) {
+      // Ring attention (Liu et al. 2023; Megatron CP): cp-1 exchanges of the local K and V chunk,
+      // overlapped with the attention of the previous chunk.
+      collective("cp_kv_exchange", comm::CollectiveKind::send_recv, GroupKind::cp,
+                 (c_.cp - 1) * T * kv_heads * (qk_dim + v_dim) * a_);
+    }
+    // Attention core: QK^T and AV, 2 x 2 x T x keys x heads x dim, keys per query by the layer's span
+    // (costmodels/attention_span.h: causal kernels skip the masked half of full attention and every
+    // block outside a sliding window). Memory is the same for both spans: fused kernels keep no scores.
+    const double s_keys = c_.seq_len;
+    const AttentionKeys keys = attention_keys(s_keys, span, at.sliding_window, c_.causal);
+    Op core;
+    core.name = "attention_core";
+    core.kind = OpKind::attention;
+    core.model_flop_count = 2.0 * T * keys.model * heads * (qk_dim + v_dim);
+    core.flop_count = 2.0 * T * keys.executed * heads * (qk_dim + v_dim);
+    core.hbm_bytes = T * (heads * (qk_dim + v_dim) + kv_heads * (qk_dim + v_dim)) * a_;
+    core.working_bytes = core.hbm_bytes;  // Q, K, V and O
+    // Saved: Q, K, V (Korthikanti: QK^T inputs 4sbh and V 2sbh for MHA), split over TP.
+    core.saved_bytes = T * (heads * qk_dim + kv_heads * (qk_dim + v_dim)) * a_;
+    if (c_.flash_attention) {
+      // Op-level selective AC saves fused SDPA's outputs: O and the fp32 log-sum-exp per query and head
+      // (aten._scaled_dot_product_flash_attention returns both); the unfused path is recomputed.
+      core.kept_by_op_sac = T * heads * (v_dim * a_ + 4);
+      core.rerun_by_op_sac = 0;
+    }
+    graph_.forward.push_back(core);
+    if (!c_.flash_attention) {
+      // Unfused attention keeps softmax output (2), its dropout mask (1) and the dropped-out
+      // scores (2 bytes) per score: 5 a s^2 b / t (Korthikanti et al. 2022 eq. 1); without dropout
+      // only the softmax output (2). Selective recompute drops exactly this and recomputes the core.
+      // A sliding window masks the full s x s scores (HF eager attention), so they are as large.
+      const double bytes_per_score = c_.dropout ? 5 : 2;
+      Op scores;
+      scores.name = "attention_scores";
+      scores.kind = OpKind::attention;
+      scores.flop_count = 0;
+      scores.hbm_bytes = bytes_per_score * T * s_keys * heads;
+      scores.working_bytes = scores.hbm_bytes;
+      scores.saved_bytes = bytes_per_score * T * s_keys * heads;
+      graph_.forward.push_back(scores);
+      mark_recompute(RecomputeModule::core_attn, {"attention_scores"}, {"attention_core"});
+    }
+    if (at.type == AttentionType::mla) {
+      // Megatron-Core MLA: the input norm is a module of its own (TENorm) before the down-projections.
+      mark_recompute(RecomputeModule::layernorm, {"q_down_proj", "kv_down_proj"}, {"attn_norm"});
+      mark_recompute(RecomputeModule::mla_up_proj, {"attention_core"}, {"q_up_proj", "q_proj", "kv_up_proj", "rope"});
+    }
+    // Output projection input O (2sbh / t) is saved by the projection.
+    gemm("attn_out_proj", T, heads * v_dim, h).saved_bytes = T * heads * v_dim * li_;
+    tp_reduce("attn_tp_reduce");
+    residual("attn_residual");
+  }
+
+  void dense_mlp(double intermediate, const char* prefix_norm = "mlp_norm") {
+    const double t = c_.tp, h = m_.hidden, T = c_.tokens;
+    const bool swiglu = m_.ffn.activation == Activation::swiglu;
+    const double width = intermediate / t;
+    norm(prefix_norm);
+    tp_gather("mlp_tp_all_gather");
+    // SwiGLU's gate and up projections are two linears, w1 then w3 (torchtitan FeedForward.forward).
+    (swiglu ? fused_gemm("mlp_fc1", T, h, {width, width}) : gemm("mlp_fc1", T, h, width)).saved_bytes =
+        gathered_input_saved(h, li_);
+    // Activation input saved: GeLU input 8sbh for ffn=4h (Korthikanti); SwiGLU keeps gate and up.
+    vector("mlp_act", T * width, swiglu ? 4 : 8, swiglu ? 3 : 2).saved_bytes = T * (swiglu ? 2 : 1) * width * a_;
+    gemm("mlp_fc2", T, width, h).saved_bytes = T * width * li_;
+    mark_recompute(RecomputeModule::mlp, {"mlp_act", "mlp_fc2"}, {"mlp_fc1", "mlp_act", "mlp_fc2"});
+    tp_reduce("mlp_tp_reduce");
+    residual("mlp_residual");
+  }
+
+  // MoE block (costmodels/moe_layer.cpp): router, permutation, EP dispatch, grouped expert GEMMs,
+  // combine, unpermutation and shared experts.
+  void moe_block();
+  void router(double tokens);
+  void permute(double tokens);
+  void unpermute(double tokens);
+  double gshard_slots(double tokens) const;
+  void gshard_dispatch(double tokens);
+  void gshard_combine(double tokens);
+
+  void embedding() {
+    vector("embedding_lookup", c_.tokens * m_.hidden, 0);
+    // Vocab-parallel embedding: partial lookups summed over TP.
+    tp_reduce("embedding_tp_reduce");
+  }
+
+  void lm_head() {
+    const double t = c_.tp, h = m_.hidden, T = c_.tokens;
+    norm("final_norm");
+    tp_gather("head_tp_all_gather");
+    gemm("lm_head", T, h, m_.vocab / t).saved_bytes = gathered_input_saved(h, a_);
+    // Vocab-parallel cross-entropy: max, sum-exp and target logit reduced over TP (3 x T floats).
+    Op& ce = vector("cross_entropy", T * m_.vocab / t, 5, 3);
+    const double logits = T * m_.vocab / t;
+    // HBM traffic: three fp32 passes over the logits (Megatron's fp32 copy, max, exp and sum, division
+    // in place; PyTorch's .float() and log_softmax), or three bf16 passes for the fused kernel.
+    ce.hbm_bytes = logits * 4 * 3;
+    // Saved tensor and what is live beside it (CrossEntropy in costmodels/specs.h).
+    switch (c_.cross_entropy) {
+      case CrossEntropy::in_place:  // the fp32 softmax; beside it the bf16 logits the caller still holds
+        ce.saved_bytes = logits * 4;
+        ce.working_bytes = logits * a_;
+        break;
+      case CrossEntropy::fused:
+        // The bf16 logits, which the forward overwrites with the gradient. Transformer Engine's
+        // parallel_cross_entropy (transformer_engine/pytorch/triton/cross_entropy.py) reads the bf16
+        // logits for the online max and sum-exp, reads them again for the loss and writes the gradient
+        // in place: three bf16 passes, no fp32 copy.
+        ce.saved_bytes = logits * a_;
+        ce.working_bytes = 0;
+        ce.hbm_bytes = logits * a_ * 3;
+        break;
+      case CrossEntropy::pytorch:
+        // The fp32 log-probs; beside them nll_loss's dense fp32 gradient and log_softmax's fp32 input
+        // gradient, plus the bf16 logits' block: PyTorch's caching allocator keeps a freed block for
+        // reuse and never splits one request across blocks (PyTorch docs, "CUDA semantics: memory
+        // management"), so the freed bf16 logits hold none of the later fp32 tensors and stay reserved.
+        // Under TP the loss runs vocab-sharded through DTensor's loss_parallel decompositions
+        // (torch/distributed/tensor/parallel/loss.py; torchtitan enables it with TP), whose fused
+        // backward (grad_input + exp(x)) * grad_output holds three fp32 tensors beside the log-probs:
+        // zeros_like(x), exp(x) and their sum.
+        ce.saved_bytes = logits * 4;
+        ce.working_bytes = logits * ((t > 1 ? 3 : 2) * 4 + a_);
+        break;
+    }
+    if (t > 1) collective("ce_tp_all_reduce", comm::CollectiveKind::all_reduce, GroupKind::tp, 3 * T * 4);
+  }
+
+  void mtp_projection() {
+    // DeepSeek-V3 §2.2: RMSNorm of the previous depth's hidden state and of the next token's
+    // embedding, concatenated and projected 2h -> h.
+    const double h = m_.hidden, T = c_.tokens;
+    vector("mtp_embedding_lookup", T * h, 0);
+    norm("mtp_hidden_norm");
+    norm("mtp_embed_norm");
+    gemm("mtp_proj", T, 2 * h, h).saved_bytes = T * 2 * h * a_;
+  }
+
+ private:
+  const ModelSpec& m_;
+  const GraphContext& c_;
+  bytes a_;
+  bytes li_;  // GraphContext::linear_input_bytes
+  double tokens_sp_ = 0;
+  int matmuls_ = 0;  // aten.mm calls so far in this layer (op-level selective AC counts them per block)
+  LayerGraph graph_;
+};
+
+}  // namespace moesim::graph::detail
