@@ -30,7 +30,9 @@ bool better(Objective o, double a, double b);
 
 // One model hyperparameter and the values it takes, in sweep order.
 struct ModelAxis {
-  std::string name;  // layers | hidden | experts | top_k | expert_intermediate | shared_experts | heads | first_dense_layers
+  // layers | hidden | experts | top_k | expert_intermediate | shared_experts | heads | first_dense_layers |
+  // sliding_window | full_attention_interval
+  std::string name;
   std::vector<int> values;
 };
 
