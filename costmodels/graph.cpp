@@ -105,15 +105,16 @@ using detail::LayerBuilder;
 LayerGraph build_layer(const ModelSpec& model, const GraphContext& ctx, LayerKind kind, AttentionSpan span) {
   LayerBuilder b(model, ctx);
   if (kind != LayerKind::dense && kind != LayerKind::moe) span = AttentionSpan::full;
+  const auto mixer = [&] { if (span == AttentionSpan::linear) b.linear_mixer(); else b.attention(span); };
   switch (kind) {
     case LayerKind::dense:
       b.set_layer_input();
-      b.attention(span);
+      mixer();
       b.dense_mlp(model.ffn.intermediate);
       break;
     case LayerKind::moe:
       b.set_layer_input();
-      b.attention(span);
+      mixer();
       b.moe_block();
       break;
     case LayerKind::mtp:
@@ -172,11 +173,15 @@ ModelGraphs build_model_graphs(const ModelSpec& model, const GraphContext& ctx) 
   ModelGraphs g;
   g.dense = build_layer(model, ctx, LayerKind::dense);
   if (model.moe) g.moe = build_layer(model, ctx, LayerKind::moe);
-  bool sliding = false;
-  for (int i = 0; i < model.layers; ++i) sliding = sliding || model.attention.span_of_layer(i) == AttentionSpan::sliding;
-  if (sliding) {
-    g.dense_sliding = build_layer(model, ctx, LayerKind::dense, AttentionSpan::sliding);
-    if (model.moe) g.moe_sliding = build_layer(model, ctx, LayerKind::moe, AttentionSpan::sliding);
+  const auto uses = [&](AttentionSpan span) {
+    for (int i = 0; i < model.layers; ++i)
+      if (model.attention.span_of_layer(i) == span) return true;
+    return false;
+  };
+  for (AttentionSpan span : {AttentionSpan::sliding, AttentionSpan::linear}) {
+    if (!uses(span)) continue;
+    g.of(false, span) = build_layer(model, ctx, LayerKind::dense, span);
+    if (model.moe) g.of(true, span) = build_layer(model, ctx, LayerKind::moe, span);
   }
   if (model.mtp_layers > 0) g.mtp = build_layer(model, ctx, LayerKind::mtp);
   g.embedding = build_layer(model, ctx, LayerKind::embedding);

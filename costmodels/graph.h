@@ -135,15 +135,23 @@ namespace moesim::graph {
 struct ModelGraphs {
   LayerGraph dense, moe, mtp, embedding, lm_head;
   LayerGraph dense_sliding, moe_sliding;  // sliding-window attention; empty unless the model has such layers
+  LayerGraph dense_linear, moe_linear;    // linear token mixer (AttentionSpec::linear); empty unless used
+  // The graph of a decoder layer with (or without) an MoE FFN and the given span.
+  template <class Self>
+  static auto& pick(Self& g, bool moe_layer, AttentionSpan span) {
+    if (moe_layer) return span == AttentionSpan::sliding ? g.moe_sliding : span == AttentionSpan::linear ? g.moe_linear : g.moe;
+    return span == AttentionSpan::sliding ? g.dense_sliding : span == AttentionSpan::linear ? g.dense_linear : g.dense;
+  }
+  LayerGraph& of(bool moe_layer, AttentionSpan span) { return pick(*this, moe_layer, span); }
   const LayerGraph& decoder(const ModelSpec& model, int layer) const {
-    const bool sliding = model.attention.span_of_layer(layer) == AttentionSpan::sliding;
-    if (model.moe && layer >= model.moe->first_dense_layers) return sliding ? moe_sliding : moe;
-    return sliding ? dense_sliding : dense;
+    return pick(*this, model.moe && layer >= model.moe->first_dense_layers, model.attention.span_of_layer(layer));
   }
   // Decoder layers whose graph is `g`, and the decoder graphs in a fixed order (dense, dense sliding,
-  // moe, moe sliding), for sums over layers that group the layers of one graph.
+  // dense linear, moe, moe sliding, moe linear), for sums over layers that group the layers of one graph.
   int decoder_layers_of(const ModelSpec& model, const LayerGraph& g) const;
-  std::vector<const LayerGraph*> decoder_graphs() const { return {&dense, &dense_sliding, &moe, &moe_sliding}; }
+  std::vector<const LayerGraph*> decoder_graphs() const {
+    return {&dense, &dense_sliding, &dense_linear, &moe, &moe_sliding, &moe_linear};
+  }
 };
 ModelGraphs build_model_graphs(const ModelSpec& model, const GraphContext& ctx);
 

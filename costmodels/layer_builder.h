@@ -181,8 +181,10 @@ class LayerBuilder {
     } else {
       qk_dim = v_dim = at.head_dim;
       kv_heads = at.kv_heads / t;
-      // Llama's wq, wk, wv are three linears (torchtitan models/llama/model.py Attention).
-      fused_gemm("qkv_proj", T, h, {heads * at.head_dim, kv_heads * at.head_dim, kv_heads * at.head_dim}).saved_bytes =
+      // Llama's wq, wk, wv are three linears (torchtitan models/llama/model.py Attention); a gated
+      // attention's q_proj also emits the output gate (AttentionSpec::output_gate).
+      const double q_width = heads * at.head_dim * (at.output_gate ? 2 : 1);
+      fused_gemm("qkv_proj", T, h, {q_width, kv_heads * at.head_dim, kv_heads * at.head_dim}).saved_bytes =
           gathered_input_saved(h, li_);
     }
     if (c_.cp > 1) {
@@ -233,6 +235,8 @@ class LayerBuilder {
       mark_recompute(RecomputeModule::layernorm, {"q_down_proj", "kv_down_proj"}, {"attn_norm"});
       mark_recompute(RecomputeModule::mla_up_proj, {"attention_core"}, {"q_up_proj", "q_proj", "kv_up_proj", "rope"});
     }
+    // Qwen3-Next gated attention: O x sigmoid(gate), keeping O and the gate for backward.
+    if (at.output_gate) vector("attn_output_gate", T * heads * v_dim, 5, 3).saved_bytes = 2 * T * heads * v_dim * a_;
     // Output projection input O (2sbh / t) is saved by the projection.
     gemm("attn_out_proj", T, heads * v_dim, h).saved_bytes = T * heads * v_dim * li_;
     tp_reduce("attn_tp_reduce");
@@ -255,6 +259,9 @@ class LayerBuilder {
     tp_reduce("mlp_tp_reduce");
     residual("mlp_residual");
   }
+
+  // Linear-attention / state-space token mixer in place of attention (costmodels/linear_mixer.cpp).
+  void linear_mixer();
 
   // MoE block (costmodels/moe_layer.cpp): router, permutation, EP dispatch, grouped expert GEMMs,
   // combine, unpermutation and shared experts.

@@ -10,9 +10,10 @@ namespace {
 
 // Per-device share of one decoder layer's parameters (Megatron: projections and FFNs split over TP,
 // norms, router and MLA down-projections replicated; experts split over EP and ETP).
-DeviceParams layer_device_params(const ModelSpec& m, const LayoutSpec& l, bool moe_layer) {
+DeviceParams layer_device_params(const ModelSpec& m, const LayoutSpec& l, bool moe_layer,
+                                 AttentionSpan span = AttentionSpan::full) {
   DeviceParams p;
-  const AttentionParams at = attention_params(m);
+  const AttentionParams at = mixer_params(m, span);
   p.dense = at.projections / l.tp + at.replicated + layer_norm_params(m);
   if (moe_layer) {
     p.dense += m.hidden * m.moe->experts + shared_expert_params(m) / l.tp;
@@ -47,8 +48,14 @@ DeviceParams chunk_params(const ModelSpec& m, const LayoutSpec& l, const ChunkCo
   // layer as before (the same sum, term by term).
   const DeviceParams dense_layer = chunk.layers > 0 ? layer_device_params(m, l, false) : DeviceParams{};
   const DeviceParams moe_layer = chunk.layers > 0 && m.moe ? layer_device_params(m, l, true) : DeviceParams{};
+  // Layers with a linear token mixer (AttentionSpec::linear) hold its parameters instead of attention's.
+  const bool linear = m.attention.linear.heads > 0 && chunk.layers > 0;
+  const DeviceParams dense_linear = linear ? layer_device_params(m, l, false, AttentionSpan::linear) : DeviceParams{};
+  const DeviceParams moe_linear = linear && m.moe ? layer_device_params(m, l, true, AttentionSpan::linear) : DeviceParams{};
   for (int i = chunk.first_layer; i < chunk.first_layer + chunk.layers; ++i) {
-    const DeviceParams& lp = m.moe && i >= m.moe->first_dense_layers ? moe_layer : dense_layer;
+    const bool moe = m.moe && i >= m.moe->first_dense_layers;
+    const bool lin = m.attention.span_of_layer(i) == AttentionSpan::linear;
+    const DeviceParams& lp = moe ? (lin ? moe_linear : moe_layer) : (lin ? dense_linear : dense_layer);
     p.dense += lp.dense;
     p.expert += lp.expert;
   }
@@ -98,7 +105,7 @@ std::vector<StageMemory> stage_memory(const ModelSpec& m, const LayoutSpec& l, c
         largest = std::max(largest, op.working_bytes * (op.scales_with_imbalance ? imbalance : 1.0));
     return largest;
   };
-  const bytes largest_decoder_op = largest_op({&g.dense, &g.moe, &g.dense_sliding, &g.moe_sliding, &g.mtp});
+  const bytes largest_decoder_op = largest_op({&g.dense, &g.moe, &g.dense_sliding, &g.moe_sliding, &g.dense_linear, &g.moe_linear, &g.mtp});
   const bytes largest_embedding_op = largest_op({&g.embedding}), largest_head_op = largest_op({&g.lm_head});
   const bytes p2p = l.pp > 1 ? 2 * g.dense.layer_input_bytes : 0;
 

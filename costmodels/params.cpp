@@ -26,9 +26,39 @@ AttentionParams attention_params(const ModelSpec& m) {
   } else {
     const double q = static_cast<double>(a.heads) * a.head_dim;
     const double kv = static_cast<double>(a.kv_heads) * a.head_dim;
-    p.projections = h * (q + 2 * kv) + q * h;
+    // A gated attention's q_proj also emits the gate (AttentionSpec::output_gate).
+    p.projections = h * ((a.output_gate ? 2 : 1) * q + 2 * kv) + q * h;
   }
   return p;
+}
+
+AttentionParams linear_mixer_params(const ModelSpec& m) {
+  const LinearAttentionSpec& s = m.attention.linear;
+  const double h = m.hidden, heads = s.heads;
+  const double kw = static_cast<double>(s.key_heads) * s.key_head_dim, vw = heads * s.value_head_dim;
+  AttentionParams p;
+  // Projections as costmodels/linear_mixer.cpp builds them (in_proj widths, out_proj vw x h); per-head
+  // and per-channel vectors beside them. GDN (transformers Qwen3NextGatedDeltaNet): conv1d over q, k,
+  // v without bias, A_log and dt_bias per value head, gated RMSNorm of width dv. Lightning
+  // (MiniMaxLightningAttention): qkv_proj, output_gate, norm of width vw. Mamba-2 (Mamba2Mixer): conv1d
+  // with bias over x, B, C, A_log, D and dt_bias per head, gated RMSNorm of width vw.
+  switch (s.kind) {
+    case LinearMixer::gated_deltanet:
+      p.projections = h * (2 * kw + 2 * vw + 2 * heads) + vw * h + (2 * kw + vw) * s.conv_kernel + 2 * heads;
+      p.replicated = s.value_head_dim;
+      break;
+    case LinearMixer::lightning:
+      p.projections = h * (2 * kw + 2 * vw) + vw * h + vw;
+      break;
+    case LinearMixer::mamba2:
+      p.projections = h * (2 * vw + 2 * kw + heads) + vw * h + (vw + 2 * kw) * (s.conv_kernel + 1) + 3 * heads + vw;
+      break;
+  }
+  return p;
+}
+
+AttentionParams mixer_params(const ModelSpec& m, AttentionSpan span) {
+  return span == AttentionSpan::linear ? linear_mixer_params(m) : attention_params(m);
 }
 
 count dense_ffn_params(const ModelSpec& m) { return ffn_matrices(m.ffn.activation) * m.hidden * m.ffn.intermediate; }
@@ -66,7 +96,7 @@ ParamBreakdown count_params(const ModelSpec& m) {
   p.embedding = m.vocab * h + (m.learned_position_embeddings ? m.seq_len * h : 0.0);
   p.lm_head_compute = m.vocab * h;
   p.lm_head = m.tie_embeddings ? 0.0 : m.vocab * h;
-  p.attention = m.layers * attention_params(m).total();
+  for (int i = 0; i < m.layers; ++i) p.attention += mixer_params(m, m.attention.span_of_layer(i)).total();
   p.norms = m.layers * layer_norm_params(m) + (m.ffn.activation == Activation::gelu ? 2.0 : 1.0) * h;  // + final norm
   p.dense_ffn = m.dense_layers() * dense_ffn_params(m);
   if (m.moe) {
@@ -82,7 +112,7 @@ ParamBreakdown count_params(const ModelSpec& m) {
 
 LayerParams layer_params(const ModelSpec& m, int layer) {
   LayerParams p;
-  p.dense_sharded = attention_params(m).total() + layer_norm_params(m);
+  p.dense_sharded = mixer_params(m, m.attention.span_of_layer(layer)).total() + layer_norm_params(m);
   if (m.moe && layer >= m.moe->first_dense_layers) {
     p.dense_sharded += m.hidden * m.moe->experts + shared_expert_params(m);
     p.expert_sharded = m.moe->experts * expert_params(m);

@@ -37,7 +37,9 @@ struct ParamBreakdown {
   count lm_head_compute = 0;  // vocab x hidden even when tied (the matmul still runs)
 };
 
-AttentionParams attention_params(const ModelSpec& m);
+AttentionParams attention_params(const ModelSpec& m);     // one softmax-attention layer
+AttentionParams linear_mixer_params(const ModelSpec& m);  // one linear-mixer layer (AttentionSpec::linear)
+AttentionParams mixer_params(const ModelSpec& m, AttentionSpan span);  // the token mixer of a layer of that span
 count dense_ffn_params(const ModelSpec& m);  // one dense layer's FFN
 count expert_params(const ModelSpec& m);     // one routed expert
 count shared_expert_params(const ModelSpec& m);  // all shared experts of one MoE layer

@@ -17,8 +17,34 @@ enum class AttentionType { mha, gqa, mla };
 enum class Activation { swiglu, gelu };
 // Which keys an attention layer's queries see. full: every key up to the query (causal). sliding: the
 // last `sliding_window` keys up to and including the query (Beltagy et al. 2020, Longformer §3.1,
-// arXiv 2004.05150; Jiang et al. 2023, Mistral 7B §2, arXiv 2310.06825).
-enum class AttentionSpan { full, sliding };
+// arXiv 2004.05150; Jiang et al. 2023, Mistral 7B §2, arXiv 2310.06825). linear: the layer's token
+// mixer is a linear-attention or state-space layer (AttentionSpec::linear) instead of softmax attention:
+// Qwen3-Next's Gated DeltaNet layers, MiniMax-01's lightning attention layers, Nemotron-H's Mamba-2 layers.
+enum class AttentionSpan { full, sliding, linear };
+
+// The linear token mixers moesim models (costmodels/linear_mixer.h gives their FLOPs).
+// gated_deltanet: Yang, Kautz, Hatamizadeh 2024, "Gated Delta Networks", arXiv 2412.06464 (Qwen3-Next).
+// lightning: Qin et al. 2024, "Lightning Attention-2", arXiv 2401.04658 (MiniMax-01, arXiv 2501.08313).
+// mamba2: Dao and Gu 2024, "Transformers are SSMs" (Mamba-2 SSD), arXiv 2405.21060 (Nemotron-H).
+enum class LinearMixer { gated_deltanet, lightning, mamba2 };
+
+// Shapes of a linear mixer layer. Field meanings per kind:
+//   heads          value heads (GDN linear_num_value_heads; lightning heads; Mamba-2 nheads)
+//   key_heads      heads of q and k (GDN linear_num_key_heads, each shared by heads / key_heads value
+//                  heads; Mamba-2 n_groups of B and C; lightning = heads)
+//   key_head_dim   GDN linear_key_head_dim; Mamba-2 state size N (ssm_state_size); lightning head_dim
+//   value_head_dim GDN linear_value_head_dim; Mamba-2 head dim P (mamba_head_dim); lightning head_dim
+//   conv_kernel    depthwise causal short convolution over q, k, v (GDN) or x, B, C (Mamba-2); 0: none
+//   chunk          tokens per chunk (block) of the chunked training kernel
+struct LinearAttentionSpec {
+  LinearMixer kind = LinearMixer::gated_deltanet;
+  int heads = 0;
+  int key_heads = 0;
+  int key_head_dim = 0;
+  int value_head_dim = 0;
+  int conv_kernel = 0;
+  int chunk = 64;
+};
 
 struct AttentionSpec {
   AttentionType type = AttentionType::mha;
@@ -34,19 +60,24 @@ struct AttentionSpec {
   // Sliding-window attention: keys a sliding layer's query sees, itself included; 0: no sliding layers.
   int sliding_window = 0;
   // Span of each decoder layer, repeated from layer 0: layer i has layer_pattern[i % size] (GPT-OSS
-  // {sliding, full}; Gemma 3 five sliding then one full; a list as long as the layers for any other
-  // order). Empty: every layer sliding when sliding_window > 0 (Mistral 7B), else full. MTP modules
-  // always attend fully (DeepSeek-V3 §2.2).
+  // {sliding, full}; Gemma 3 five sliding then one full; Qwen3-Next three linear then one full; a list
+  // as long as the layers for any other order). Empty: every layer sliding when sliding_window > 0
+  // (Mistral 7B), else full. MTP modules always attend fully (DeepSeek-V3 §2.2).
   std::vector<AttentionSpan> layer_pattern{};
   // GPT-OSS attention sinks: one learned logit per head added to each softmax denominator (HF
   // GptOssAttention `sinks`). One exponential per query and head beside s (or w) score
   // exponentials: negligible FLOPs and bytes, and `heads` parameters per layer, so it is recorded and
   // not costed.
   bool sinks = false;
+  // Qwen3-Next gated attention: q_proj also emits a per-channel gate, and the attention output is
+  // multiplied by its sigmoid before o_proj (transformers Qwen3NextAttention: q_proj width 2 x heads x
+  // head_dim, "attn_output = attn_output * torch.sigmoid(gate)").
+  bool output_gate = false;
+  // The layers whose span is linear (empty otherwise: linear.heads == 0).
+  LinearAttentionSpec linear{};
 
   AttentionSpan span_of_layer(int layer) const {
-    if (sliding_window <= 0) return AttentionSpan::full;
-    if (layer_pattern.empty()) return AttentionSpan::sliding;
+    if (layer_pattern.empty()) return sliding_window > 0 ? AttentionSpan::sliding : AttentionSpan::full;
     return layer_pattern[static_cast<std::size_t>(layer) % layer_pattern.size()];
   }
 };

@@ -1,5 +1,5 @@
-// sim/io/hf_config: HuggingFace configs with sliding-window attention read as transformers derives their
-// layer types, and configs whose architecture moesim does not model (linear attention, Mamba, sparse
+// sim/io/hf_config: HuggingFace configs with sliding-window attention (and Qwen3-Next's linear-attention
+// layers, tests/test_linear_mixer.cpp) read as transformers derives their layer types, and configs whose architecture moesim does not model (linear attention, Mamba, sparse
 // attention indexers, MoE at intervals) fail with one line naming the file and the field.
 //
 // Fixtures in tests/data/hf: gpt-oss-120b-config.json is openai/gpt-oss-120b's config.json;
@@ -76,7 +76,6 @@ TEST_CASE("hf config: sliding layers as transformers derives them", "[io][hf][sl
 
 TEST_CASE("hf config: architectures moesim does not model fail naming the field", "[io][hf][errors]") {
   const std::vector<std::pair<std::string, std::string>> cases{
-      {"qwen3-next-80b-a3b-config.json", "full_attention_interval"},  // Gated DeltaNet on 3 of 4 layers
       {"deepseek-v32-config.json", "index_head_dim"},                 // DeepSeek sparse attention indexer
       {"nemotron-h-8b-config.json", "hybrid_override_pattern"},        // Mamba-2 hybrid
   };
@@ -105,13 +104,19 @@ TEST_CASE("hf config: each unmodelled field alone is refused, its harmless defau
       {"moe_layer_freq", 2},
       {"mlp_only_layers", io::json::array({0, 1})},
       {"layer_types", std::vector<std::string>(28, "linear_attention")},
-      {"model_type", "qwen3_next"},
+      {"model_type", "nemotron_h"},
   };
   for (const auto& [key, value] : refused) {
     CAPTURE(key);
     io::json j = base;
     j[key] = value;
     check_names(input_error([&] { io::parse_hf_config(j, file); }), file, key);
+  }
+  {
+    // A qwen3_next model type reads the Gated DeltaNet shapes, and names the first one missing.
+    io::json j = base;
+    j["model_type"] = "qwen3_next";
+    check_names(input_error([&] { io::parse_hf_config(j, file); }), file, "linear_num_value_heads");
   }
   // Defaults that leave every layer alike, and fields that do not change the cost, pass.
   io::json j = base;

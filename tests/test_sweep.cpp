@@ -6,6 +6,7 @@
 #include <sstream>
 #include <string>
 
+#include "costmodels/graph.h"
 #include "costmodels/layout.h"
 #include "sim/io/input_error.h"
 #include "sim/io/json_reader.h"
@@ -267,4 +268,46 @@ TEST_CASE("the summary ranks by objective and keeps the Pareto fronts, in any or
     for (const auto& l : s->pareto_tokens_memory()) front.push_back(l["index"]);
     CHECK(front == std::vector<int>{0, 1, 3});
   }
+}
+
+TEST_CASE("attention axes: full_attention_interval and sliding_window set the layer pattern", "[sweep][linear][sliding]") {
+  json j = small_json();
+  j.erase("constraints");
+  j["base_model"] = "qwen3-next-80b-a3b";
+  j["model_axes"] = {{"full_attention_interval", {1, 2, 4}}};
+  const sweep::SweepSpec spec = sweep::parse_spec(j, "qn.json");
+  REQUIRE(sweep::point_count(spec) == 3);
+  constexpr AttentionSpan L = AttentionSpan::linear, F = AttentionSpan::full;
+  const auto all_full = sweep::point_model(spec, {1});
+  REQUIRE(all_full.model);
+  for (int i = 0; i < all_full.model->layers; ++i) CHECK(all_full.model->attention.span_of_layer(i) == F);
+  CHECK(sweep::point_model(spec, {2}).model->attention.layer_pattern == std::vector<AttentionSpan>{L, F});
+  CHECK(sweep::point_model(spec, {4}).model->attention.layer_pattern == std::vector<AttentionSpan>{L, L, L, F});
+  // Fewer full layers, fewer parameters' worth of attention and fewer FLOPs at long context.
+  CHECK(graph::model_flops_per_token(*sweep::point_model(spec, {4}).model, 131072).forward <
+        0.5 * graph::model_flops_per_token(*all_full.model, 131072).forward);
+  // The result line records the axis.
+  sweep::PointResult r;
+  r.index = 2;
+  r.values = {4};
+  r.model = sweep::point_model(spec, {4}).model;
+  CHECK(sweep::result_json(spec, r).at("model").at("full_attention_interval") == 4);
+
+  // GPT-OSS: window size and local:global ratio.
+  j["base_model"] = "gpt-oss-120b";
+  j["model_axes"] = {{"sliding_window", {128, 1024}}, {"full_attention_interval", {2, 6}}};
+  const sweep::SweepSpec gpt = sweep::parse_spec(j, "gpt.json");
+  const auto p = sweep::point_model(gpt, {1024, 6});
+  REQUIRE(p.model);
+  CHECK(p.model->attention.sliding_window == 1024);
+  CHECK(p.model->attention.layer_pattern == std::vector<AttentionSpan>(
+                                                {AttentionSpan::sliding, AttentionSpan::sliding, AttentionSpan::sliding,
+                                                 AttentionSpan::sliding, AttentionSpan::sliding, F}));
+  // A base model with only full attention has no such axes.
+  j["base_model"] = "llama3-8b";
+  j["model_axes"] = {{"sliding_window", {128}}};
+  test::check_names(test::input_error([&] { sweep::parse_spec(j, "l.json"); }), "l.json", "model_axes.sliding_window");
+  j["model_axes"] = {{"full_attention_interval", {4}}};
+  test::check_names(test::input_error([&] { sweep::parse_spec(j, "l.json"); }), "l.json",
+                    "model_axes.full_attention_interval");
 }

@@ -89,7 +89,7 @@ std::vector<AttentionSpan> derived_spans(const Field& f, int layers, std::string
 // when the config file leaves the fields above at their defaults (Qwen3NextConfig derives three linear
 // layers in four from a default full_attention_interval of 4).
 constexpr std::pair<std::string_view, std::string_view> unmodelled_model_types[] = {
-    {"qwen3_next", "Gated DeltaNet linear-attention layers"}, {"nemotron_h", "Mamba-2 layers"},
+    {"nemotron_h", "Mamba-2 layers"},
     {"jamba", "Mamba layers"}, {"bamba", "Mamba-2 layers"}, {"falcon_h1", "parallel Mamba-2 mixers"},
     {"zamba", "Mamba layers"}, {"zamba2", "Mamba-2 layers"}, {"mamba", "Mamba layers"}, {"mamba2", "Mamba-2 layers"},
     {"falcon_mamba", "Mamba layers"}, {"minimax", "lightning (linear) attention layers"},
@@ -97,11 +97,43 @@ constexpr std::pair<std::string_view, std::string_view> unmodelled_model_types[]
     {"deepseek_v32", "DeepSeek sparse attention (lightning indexer, top-k keys)"},
 };
 
+// Fields of the list above that moesim reads for one model type (read_hf_linear_mixer).
+constexpr std::pair<std::string_view, std::string_view> modelled_fields[] = {
+    {"qwen3_next", "full_attention_interval"}, {"qwen3_next", "linear_conv_kernel_dim"},
+    {"qwen3_next", "linear_key_head_dim"},     {"qwen3_next", "linear_num_key_heads"},
+    {"qwen3_next", "linear_num_value_heads"},  {"qwen3_next", "linear_value_head_dim"},
+};
+
+bool modelled_for(std::string_view model_type, std::string_view key) {
+  for (const auto& [type, field] : modelled_fields)
+    if (type == model_type && field == key) return true;
+  return false;
+}
+
+// Qwen3-Next's Gated DeltaNet layers (transformers Qwen3NextGatedDeltaNet) and gated attention
+// (Qwen3NextAttention's q_proj emits the output gate). chunk 64: fla chunk_gated_delta_rule's chunk
+// (BT = 64), the training kernel transformers calls.
+void read_hf_linear_mixer(const Field& f, AttentionSpec& a) {
+  if (f.string_or("model_type", "") != "qwen3_next") return;
+  a.output_gate = true;
+  LinearAttentionSpec& s = a.linear;
+  s.kind = LinearMixer::gated_deltanet;
+  s.heads = f.positive_int("linear_num_value_heads");
+  s.key_heads = f.positive_int("linear_num_key_heads");
+  if (s.heads % s.key_heads != 0)
+    f.fail("linear_num_key_heads", "a divisor of linear_num_value_heads (" + std::to_string(s.heads) + ")");
+  s.key_head_dim = f.positive_int("linear_key_head_dim");
+  s.value_head_dim = f.positive_int("linear_value_head_dim");
+  s.conv_kernel = f.positive_int("linear_conv_kernel_dim");
+  s.chunk = 64;
+}
+
 }  // namespace
 
 void check_hf_fields_modelled(const Field& f) {
+  const std::string model_type = f.string_or("model_type", "");
   for (const auto& [key, value] : f.raw().items()) {
-    if (value.is_null()) continue;
+    if (value.is_null() || modelled_for(model_type, key)) continue;
     for (const UnmodelledField& u : unmodelled_fields) {
       const bool matches = u.prefix ? std::string_view(key).starts_with(u.key) : key == u.key;
       if (!matches || (u.harmless && u.harmless(value))) continue;
@@ -109,7 +141,6 @@ void check_hf_fields_modelled(const Field& f) {
                       ": moesim does not model " + std::string(u.meaning));
     }
   }
-  const std::string model_type = f.string_or("model_type", "");
   for (const auto& [type, layers] : unmodelled_model_types)
     if (model_type == type) f.fail("model_type", "a model type without " + std::string(layers) + " (moesim does not model them)");
 }
@@ -125,6 +156,7 @@ std::vector<AttentionSpan> shortest_period(const std::vector<AttentionSpan>& spa
 
 void read_hf_attention_spans(const Field& f, int layers, AttentionSpec& a) {
   const std::string model_type = f.string_or("model_type", "");
+  read_hf_linear_mixer(f, a);
   // GptOssAttention adds a learned sink logit per head to every softmax (AttentionSpec::sinks).
   a.sinks = model_type == "gpt_oss";
   int window = f.has("sliding_window") ? f.positive_int("sliding_window") : 0;
@@ -139,7 +171,9 @@ void read_hf_attention_spans(const Field& f, int layers, AttentionSpec& a) {
       f.fail("layer_types", "a list of num_hidden_layers (" + std::to_string(layers) + ") attention types");
     for (const json& t : types) {
       const std::string type = t.is_string() ? t.get<std::string>() : t.dump();
-      if (type == "full_attention" || (type == "sliding_attention" && window == 0)) {
+      if (type == "linear_attention" && a.linear.heads > 0) {
+        spans.push_back(AttentionSpan::linear);
+      } else if (type == "full_attention" || (type == "sliding_attention" && window == 0)) {
         spans.push_back(AttentionSpan::full);  // a sliding layer without a window attends fully (HF mask)
       } else if (type == "sliding_attention") {
         spans.push_back(AttentionSpan::sliding);
@@ -150,14 +184,23 @@ void read_hf_attention_spans(const Field& f, int layers, AttentionSpec& a) {
         f.fail("layer_types", "full_attention or sliding_attention entries, not '" + type + "'");
       }
     }
+  } else if (a.linear.heads > 0) {
+    // Qwen3NextConfig: "linear_attention" if bool((i + 1) % full_attention_interval) else
+    // "full_attention"; full_attention_interval defaults to 4.
+    const int interval = f.positive_int_or("full_attention_interval", 4);
+    for (int i = 0; i < layers; ++i) spans.push_back((i + 1) % interval ? AttentionSpan::linear : AttentionSpan::full);
   } else if (window > 0) {
     spans = derived_spans(f, layers, model_type);
   }
   a.layer_pattern = shortest_period(spans);
-  bool any_sliding = false;
-  for (AttentionSpan s : a.layer_pattern) any_sliding = any_sliding || s == AttentionSpan::sliding;
+  bool any_sliding = false, any_linear = false;
+  for (AttentionSpan s : a.layer_pattern) {
+    any_sliding = any_sliding || s == AttentionSpan::sliding;
+    any_linear = any_linear || s == AttentionSpan::linear;
+  }
   a.sliding_window = any_sliding ? window : 0;
-  if (!any_sliding) a.layer_pattern.clear();
+  if (!any_linear) a.linear = {};
+  if (!any_sliding && !any_linear) a.layer_pattern.clear();
 }
 
 }  // namespace moesim::io

@@ -35,6 +35,7 @@ const char* to_string(Recompute r);
 const char* to_string(Precision p);
 const char* to_string(MoeDispatcher d);
 const char* to_string(AttentionType a);
+const char* to_string(LinearMixer k);
 const char* to_string(CrossEntropy c);
 // Name of a floating-point storage type by its size in bytes, as layouts write it: 4 "fp32", 2 "bf16".
 const char* float_type_name(int bytes);

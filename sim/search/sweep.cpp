@@ -171,6 +171,8 @@ json result_json(const SweepSpec& spec, const PointResult& r) {
              {"expert_intermediate", m.moe ? static_cast<long>(m.moe->expert_intermediate) : 0L},
              {"shared_experts", m.moe ? m.moe->shared_experts : 0},
              {"first_dense_layers", m.moe ? m.moe->first_dense_layers : 0}};
+    for (size_t i = 0; i < r.values.size(); ++i)
+      if (!model.contains(spec.model_axes[i].name)) model[spec.model_axes[i].name] = r.values[i];
   } else {
     for (size_t i = 0; i < r.values.size(); ++i) model[spec.model_axes[i].name] = r.values[i];
   }

@@ -28,13 +28,16 @@ const char* to_string(Objective o);
 // time_to_train is minimised; the others are maximised.
 bool better(Objective o, double a, double b);
 
-// The model axes a spec may sweep, in canonical order: it fixes how point indices map to values, and
-// every ok results line carries them all.
+// The model axes a spec may sweep, in canonical order: it fixes how point indices map to values.
 extern const std::vector<std::string> model_axis_names;
+// The model axes every ok results line carries (the attention axes only where a spec sweeps them).
+extern const std::vector<std::string> model_result_names;
 
 // One model hyperparameter and the values it takes, in sweep order.
 struct ModelAxis {
-  std::string name;  // layers | hidden | experts | top_k | expert_intermediate | shared_experts | heads | first_dense_layers
+  // layers | hidden | experts | top_k | expert_intermediate | shared_experts | heads | first_dense_layers |
+  // sliding_window | full_attention_interval
+  std::string name;
   std::vector<int> values;
 };
 

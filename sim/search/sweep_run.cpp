@@ -81,7 +81,7 @@ namespace {
 void check_resumable_line(const json& line, const std::string& where) {
   io::check_sweep_result_line(line, where);
   if (line.at("status") != "ok") return;
-  for (const auto& name : model_axis_names)
+  for (const auto& name : model_result_names)
     if (!line.at("model").contains(name)) throw InputError(where + ": field 'model." + name + "': expected a whole number, got missing");
 }
 

@@ -16,7 +16,10 @@ namespace fs = std::filesystem;
 using io::Field;
 
 const std::vector<std::string> model_axis_names = {"layers",         "hidden",     "experts", "top_k", "expert_intermediate",
-                                                   "shared_experts", "heads",      "first_dense_layers"};
+                                                   "shared_experts", "heads",      "first_dense_layers",
+                                                   "sliding_window", "full_attention_interval"};
+// Axes every result line carries; the attention axes appear only in the lines of specs that sweep them.
+const std::vector<std::string> model_result_names(model_axis_names.begin(), model_axis_names.end() - 2);
 
 namespace {
 
@@ -140,6 +143,11 @@ SweepSpec parse_spec(const json& j, const std::string& file, const ModelSpec* ba
       if (!axes->has(name)) continue;
       const bool moe_axis = std::find(moe_axis_names.begin(), moe_axis_names.end(), name) != moe_axis_names.end();
       if (moe_axis && !s.base_model.moe) axes->fail(name, "no MoE axis: base model '" + s.base_model_name + "' is dense");
+      const AttentionSpec& at = s.base_model.attention;
+      if (name == "sliding_window" && at.sliding_window == 0)
+        axes->fail(name, "no window axis: base model '" + s.base_model_name + "' has no sliding layers");
+      if (name == "full_attention_interval" && at.sliding_window == 0 && at.linear.heads == 0)
+        axes->fail(name, "no interval axis: base model '" + s.base_model_name + "' has neither sliding nor linear layers");
       const int min_value = name == "shared_experts" || name == "first_dense_layers" ? 0 : 1;
       s.model_axes.push_back({name, int_values(*axes, name, min_value)});
     }
@@ -243,6 +251,20 @@ std::vector<int> point_values(const SweepSpec& spec, std::uint64_t index) {
   return values;
 }
 
+namespace {
+
+// full_attention_interval k: k - 1 layers of the base model's other kind (linear where it has linear
+// layers, else sliding), then one full layer, repeated (Qwen3-Next's full_attention_interval, Gemma 3's
+// sliding_window_pattern); k = 1: every layer full.
+std::vector<AttentionSpan> interval_pattern(const AttentionSpec& base, int k) {
+  const AttentionSpan other = base.linear.heads > 0 ? AttentionSpan::linear : AttentionSpan::sliding;
+  std::vector<AttentionSpan> pattern(static_cast<std::size_t>(k), other);
+  pattern.back() = AttentionSpan::full;
+  return pattern;
+}
+
+}  // namespace
+
 ModelOrError point_model(const SweepSpec& spec, const std::vector<int>& values) {
   ModelSpec m = spec.base_model;
   const ModelSpec& base = spec.base_model;
@@ -258,6 +280,8 @@ ModelOrError point_model(const SweepSpec& spec, const std::vector<int>& values) 
     else if (name == "expert_intermediate") m.moe->expert_intermediate = v;
     else if (name == "shared_experts") m.moe->shared_experts = v;
     else if (name == "first_dense_layers") m.moe->first_dense_layers = v;
+    else if (name == "sliding_window") m.attention.sliding_window = v;
+    else if (name == "full_attention_interval") m.attention.layer_pattern = interval_pattern(base.attention, v);
   }
   // A shared expert that had the routed experts' width keeps it when that width is swept.
   if (m.moe && base.moe->shared_expert_intermediate == base.moe->expert_intermediate)

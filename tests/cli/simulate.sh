@@ -150,7 +150,7 @@ models=(deepseek-v3-671b gpt-oss-120b gpt3-175b llama3-405b llama3-70b llama3-8b
 profiles=(a100-sxm-80g ascend-910b2 ascend-910b3 ascend-910c-cm384 b200 gb200-nvl72 gb300-nvl72 h100-sxm
           h200 h800 tpu-v4)
 if "$bin" models >"$tmp/models" 2>"$tmp/stderr"; then
-  [ "$(wc -l <"$tmp/models")" -eq 14 ] || fail "moesim models printed $(wc -l <"$tmp/models") lines, expected 14"
+  [ "$(wc -l <"$tmp/models")" -eq 15 ] || fail "moesim models printed $(wc -l <"$tmp/models") lines, expected 15"
   for m in "${models[@]}"; do grep -q "^$m " "$tmp/models" || fail "moesim models does not list $m"; done
 else
   fail "moesim models exited $?: $(head -c 300 "$tmp/stderr")"
@@ -163,7 +163,7 @@ else
 fi
 
 # 5. Sliding-window attention: GPT-OSS-120B at 128K runs, its sliding layers' attention shows in 'ops' with
-# their much smaller FLOPs, and a config.json with linear-attention layers is refused naming the field.
+# their much smaller FLOPs.
 gpt_layout=(--hw h100-sxm --devices 64 --ep 8 --cp 8 --seq-len 131072 --global-batch 64 --recompute full)
 if "$bin" simulate --model gpt-oss-120b "${gpt_layout[@]}" >"$tmp/gpt" 2>"$tmp/stderr"; then
   grep -q "sliding layers 128 keys per query" "$tmp/gpt" || fail "GPT-OSS simulate does not state its windowed FLOPs"
@@ -181,11 +181,24 @@ if "$bin" ops --model gpt-oss-120b "${gpt_layout[@]}" >"$tmp/gpt-ops" 2>"$tmp/st
 else
   fail "GPT-OSS ops exited $?: $(head -c 300 "$tmp/stderr")"
 fi
-"$bin" simulate --model "$src/tests/data/hf/qwen3-next-80b-a3b-config.json" --hw h100-sxm --devices 8 \
+# 6. Linear attention: Qwen3-Next's config.json loads (Gated DeltaNet on three layers in four), its
+# 'ops' lists the linear layer's chunked core far below the full layer's attention core at 32K, and a
+# Mamba-2 hybrid config (Nemotron-H, whose layers are not attention + FFN) is refused in one line.
+qn_layout=(--hw h100-sxm --devices 8 --ep 8 --global-batch 8 --seq-len 32768 --recompute full)
+if "$bin" ops --model "$src/tests/data/hf/qwen3-next-80b-a3b-config.json" "${qn_layout[@]}" >"$tmp/qn-ops" 2>"$tmp/stderr"; then
+  full=$(awk '/^moe layer/ {k=1} /^attention_core/ && k {print $3; exit}' "$tmp/qn-ops")
+  linear=$(awk '/^moe, linear gated_deltanet layer/ {k=1} /^linear_core/ && k {print $3; exit}' "$tmp/qn-ops")
+  [ -n "$full" ] && [ -n "$linear" ] || fail "moesim ops does not show Qwen3-Next's attention and linear cores"
+  awk -v f="$full" -v l="$linear" 'BEGIN {exit !(l * 10 < f)}' ||
+    fail "Gated DeltaNet core ($linear GFLOP) not far below the full attention core ($full GFLOP) at 32K"
+else
+  fail "Qwen3-Next config.json ops exited $?: $(head -c 300 "$tmp/stderr")"
+fi
+"$bin" simulate --model "$src/tests/data/hf/nemotron-h-8b-config.json" --hw h100-sxm --devices 8 \
   --global-batch 8 --seq-len 4096 >/dev/null 2>"$tmp/stderr"
 status=$?
-[ "$status" -eq 2 ] || fail "Qwen3-Next config.json exited $status, expected 2"
-grep -q "full_attention_interval" "$tmp/stderr" || fail "Qwen3-Next refusal does not name full_attention_interval"
-[ "$(wc -l <"$tmp/stderr")" -eq 1 ] || fail "Qwen3-Next refusal is not one line"
+[ "$status" -eq 2 ] || fail "Nemotron-H config.json exited $status, expected 2"
+grep -q "hybrid_override_pattern" "$tmp/stderr" || fail "Nemotron-H refusal does not name hybrid_override_pattern"
+[ "$(wc -l <"$tmp/stderr")" -eq 1 ] || fail "Nemotron-H refusal is not one line"
 
 finish "simulate CLI"
