@@ -39,6 +39,13 @@ bytes recomputed_layer_bytes(const ModelSpec& m, const LayoutSpec& l, const grap
   return largest;
 }
 
+// Activations one layer saves for backward under its recompute policy, as one device holds them.
+bytes layer_saved_bytes(const graph::LayerGraph& layer, const LayoutSpec& l, Recompute policy, double imbalance) {
+  const bytes saved = layer.saved_bytes(policy, imbalance);
+  // distribute_saved_activations: the full-recompute checkpoint split over the TP group (specs.h).
+  return policy == Recompute::full && l.distribute_saved_activations ? saved / l.tp : saved;
+}
+
 }  // namespace
 
 DeviceParams chunk_params(const ModelSpec& m, const LayoutSpec& l, const ChunkContent& chunk) {
@@ -77,10 +84,10 @@ bytes chunk_activation_bytes(const ModelSpec& m, const LayoutSpec& l, const grap
                              const ChunkContent& chunk, double imbalance) {
   bytes total = 0;
   for (int i = chunk.first_layer; i < chunk.first_layer + chunk.layers; ++i)
-    total += g.decoder(m, i).saved_bytes(l.recompute_of_layer(i - chunk.first_layer), imbalance);
+    total += layer_saved_bytes(g.decoder(m, i), l, l.recompute_of_layer(i - chunk.first_layer), imbalance);
   if (chunk.embedding) total += g.embedding.saved_bytes(Recompute::none, imbalance);
   if (chunk.lm_head) total += g.lm_head.saved_bytes(Recompute::none, imbalance);
-  total += chunk.mtp_layers * g.mtp.saved_bytes(l.recompute, imbalance);
+  total += chunk.mtp_layers * layer_saved_bytes(g.mtp, l, l.recompute, imbalance);
   return total;
 }
 

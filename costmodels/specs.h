@@ -194,6 +194,11 @@ struct LayoutSpec {
   // Fraction of saved activations offloaded to host memory after the forward and fetched back for the
   // backward (the swap half of Pangu Ultra MoE's "Selective R/S"): less HBM, more host-link traffic.
   double activation_swap = 0.0;
+  // Megatron-LM --distribute-saved-activations (CheckpointFunction in megatron/core/tensor_parallel/
+  // random.py): under full recompute each TP rank keeps only its 1/tp slice of a layer's checkpointed
+  // input and all-gathers it before the rerun. Megatron ignores it with sequence parallelism, whose input
+  // is split already (TransformerConfig: distribute_saved_activations and not sequence_parallel).
+  bool distribute_saved_activations = false;
   bool hierarchical_ep_all_to_all = false;  // Pangu Ultra MoE: inter-node all-gather + intra-node all-to-all
   int zero_stage = 0;           // 3: parameters sharded over DP too (ZeRO-3 / FSDP)
   // ZeRO-3 shard group: the DP x CP ranks a parameter's shards span (hybrid sharding: PaLM shards within

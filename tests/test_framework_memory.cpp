@@ -263,3 +263,39 @@ TEST_CASE("layout recompute_modules parses with selective only; unknown or unmod
     test::check_names(msg, "l.json", "recompute_modules");
   }
 }
+
+TEST_CASE("distribute_saved_activations: each TP rank keeps 1/tp of every full-recompute checkpoint", "[memory][recompute]") {
+  // Megatron-LM's CheckpointFunction splits the checkpointed layer input over the TP group and gathers
+  // it before the rerun; PaLM keeps its one "fully sharded" tensor per layer the same way. One stage of
+  // 32 dense layers, one microbatch in flight, TP 8 without sequence parallelism.
+  test::Run run{io::load_model("llama3-8b"), test::make_layout(8, 8, 1, 1, 1, 4096), io::load_profile("h100-sxm")};
+  run.layout.sequence_parallel = false;
+  run.layout.recompute = Recompute::full;
+  test::Run split = run;
+  split.layout.distribute_saved_activations = true;
+  const sim::SimulationResult whole = test::simulate(run), sharded = test::simulate(split);
+  const graph::ModelGraphs g = graph::build_model_graphs(run.model, graph::make_context(run.model, run.layout));
+  const bytes checkpoint = g.decoder(run.model, 0).saved_bytes(Recompute::full);
+  REQUIRE(checkpoint > 0);
+  REQUIRE(whole.memory.size() == 1);
+  CHECK(whole.memory[0].activations - sharded.memory[0].activations ==
+        Approx(run.model.layers * checkpoint * (1 - 1.0 / 8)).epsilon(1e-12));
+  // Weights, gradients, optimizer and the rerun's transient buffers are untouched.
+  CHECK(sharded.memory[0].weights == whole.memory[0].weights);
+  CHECK(sharded.memory[0].buffers == whole.memory[0].buffers);
+  CHECK(sharded.iteration_time == whole.iteration_time);
+}
+
+TEST_CASE("layout distribute_saved_activations parses only with full recompute, TP and no sequence parallelism", "[io][recompute]") {
+  const auto layout = [](const char* recompute, bool sp) {
+    return nlohmann::json{{"devices", 8},          {"tp", 8},   {"global_batch", 8}, {"recompute", recompute},
+                          {"sequence_parallel", sp}, {"distribute_saved_activations", true}};
+  };
+  CHECK(io::parse_layout(layout("full", false), "l.json").distribute_saved_activations);
+  CHECK_FALSE(io::parse_layout(nlohmann::json{{"devices", 8}, {"global_batch", 8}}, "l.json").distribute_saved_activations);
+  for (const auto& bad : {layout("full", true), layout("selective", false), layout("none", false)}) {
+    CAPTURE(bad.dump());
+    const std::string msg = test::input_error([&] { io::parse_layout(bad, "l.json"); });
+    test::check_names(msg, "l.json", "distribute_saved_activations");
+  }
+}

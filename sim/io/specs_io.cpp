@@ -358,6 +358,9 @@ LayoutSpec parse_layout(const json& j, const std::string& file) {
   l.adam_moment_bytes = float_bytes("adam_moments");
   l.main_grad_bytes = float_bytes("main_grads");
   l.activation_swap = f.non_negative_or("activation_swap", 0.0);
+  l.distribute_saved_activations = f.boolean_or("distribute_saved_activations", false);
+  if (l.distribute_saved_activations && (l.recompute != Recompute::full || l.sequence_parallel || l.tp < 2))
+    f.fail("distribute_saved_activations", "absent unless recompute is full, tp > 1 and sequence_parallel is false");
   if (l.activation_swap > 1) f.fail("activation_swap", "a fraction in [0, 1]");
   l.hierarchical_ep_all_to_all =
       f.choice_or("ep_all_to_all", {"pairwise", "hierarchical"}, "pairwise") == "hierarchical";

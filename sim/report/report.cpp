@@ -40,6 +40,7 @@ json layout_json(const LayoutSpec& l) {
               {"precision", io::to_string(l.precision)},
               {"fp8_dispatch", l.fp8_dispatch},
               {"activation_swap", l.activation_swap},
+              {"distribute_saved_activations", l.distribute_saved_activations},
               {"ep_all_to_all", l.hierarchical_ep_all_to_all ? "hierarchical" : "pairwise"},
               {"overlap",
                {{"ep_all_to_all", l.overlap.ep_all_to_all},

@@ -56,9 +56,13 @@ table2 = [r for r in memory if r["id"].startswith("torchtitan-t2-")]
 assert len(table2) == 4 and all(abs(r["error_pct"]) < 4 for r in table2), table2
 op_sac = [r for r in memory if r["id"].startswith(("torchtitan-t1-", "torchtitan-t3-"))]
 assert len(op_sac) == 2 and all(abs(r["error_pct"]) < 9 for r in op_sac), op_sac
-# Every record is a run that ran: a "does not fit" is a wrong memory prediction.
-assert s["predicted_not_to_fit"] <= 2, s["predicted_not_to_fit"]
+# Every record is a run that ran: a "does not fit" is a wrong memory prediction, and fails CI. One known
+# exception, kept scored and counted rather than hidden: the MoE Parallel Folding Llama3-8x70B row at 128 GPUs
+# (DP 1, so expert-DP 1: weights, fp32 gradients and unsharded Adam states alone take 67.5 of 80 GB, and 16
+# in-flight microbatches of 5 MoE layers 21 GB more). The paper states no recompute or offload, and the
+# shared transcription flags Table 4's merged cells (validation/README.md, "Memory").
 not_fitting = {r["id"] for r in scored if not r["fits"]}
+assert not_fitting <= {"moe-folding2025-t4-llama3-8x70b-folding-128gpu"}, not_fitting
 assert len(not_fitting) == s["predicted_not_to_fit"], not_fitting
 print("memory ok:", round(m["mape_pct"], 2), "% MAPE over", m["count"], "runs")
 print("validation ok:", round(s["mape_pct"], 2), "% MAPE over", s["count"], "runs")
@@ -69,8 +73,11 @@ PY
 "$moesim" validate "$root/validation/memory_runs_extra.json" --json "$out/memory_extra.json" > /dev/null
 python3 - "$out/memory_extra.json" <<'PY'
 import json, sys
-m = json.load(open(sys.argv[1]))["summary"]["memory"]
+v = json.load(open(sys.argv[1]))
+m = v["summary"]["memory"]
 assert m["count"] == 12 and m["mape_pct"] < 10 and m["max_abs_error_pct"] < 27, m
+not_fitting = {r["id"] for r in v["runs"] if "error_pct" in r and not r["fits"]}
+assert len(not_fitting) == v["summary"]["predicted_not_to_fit"] == 0, not_fitting
 print("memory (extra) ok:", round(m["mape_pct"], 2), "% MAPE over", m["count"], "runs")
 PY
 # Ascend runs (validation/ascend_runs.json, written by scripts/import_ascend_runs.py from the shared records and
@@ -90,7 +97,8 @@ assert len(scored) >= 20 and v["summary"]["count"] == len(scored), (len(scored),
 assert all(r["hardware"] in ("ascend-910b2", "ascend-910c-cm384") for r in scored), scored
 assert v["summary"]["mape_pct"] < 32, v["summary"]
 assert v["summary"]["by_hardware"]["ascend-910b2"]["mape_pct"] < 31, v["summary"]["by_hardware"]
-assert v["summary"]["predicted_not_to_fit"] == 0, v["summary"]["predicted_not_to_fit"]
+not_fitting = {r["id"] for r in scored if not r["fits"]}
+assert len(not_fitting) == v["summary"]["predicted_not_to_fit"] == 0, not_fitting
 assert any(r["id"] == "pangu-ultra-moe-718b-6k-30mfu" and r["fits"] for r in scored), "Pangu 6K must fit"
 print("ascend runs ok:", len(scored), "scored of", len(v["runs"]), "MAPE", round(v["summary"]["mape_pct"], 2), "%")
 PY
