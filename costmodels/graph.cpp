@@ -92,6 +92,7 @@ GraphContext make_context(const ModelSpec& model, const LayoutSpec& layout) {
   ctx.dropout = model.dropout;
   ctx.dispatch_bytes = layout.precision == Precision::fp8 && layout.fp8_dispatch ? 1.0 : 2.0;
   ctx.cross_entropy = layout.cross_entropy;
+  ctx.loss_parallel = layout.loss_parallel;
   ctx.recompute_modules = layout.recompute_modules;
   ctx.moe_dispatcher = layout.moe_dispatcher;
   if (layout.precision == Precision::fp8 && layout.fp8_cached_inputs) ctx.linear_input_bytes = 1;
@@ -437,9 +438,14 @@ class LayerBuilder {
     norm("final_norm");
     tp_gather("head_tp_all_gather");
     gemm("lm_head", T, h, m_.vocab / t).saved_bytes = gathered_input_saved(h, a_);
+    // Without loss_parallel the vocab shards are all-gathered and every rank runs the loss on the whole
+    // vocabulary (the gather's backward only slices the gradient; timed as a reduce-scatter, an over-count).
+    const bool gathered = t > 1 && !c_.loss_parallel;
+    if (gathered) collective("head_logits_all_gather", comm::CollectiveKind::all_gather, GroupKind::tp, T * m_.vocab * a_);
+    const double vocab_local = gathered ? m_.vocab : m_.vocab / t;
     // Vocab-parallel cross-entropy: max, sum-exp and target logit reduced over TP (3 x T floats).
-    Op& ce = vector("cross_entropy", T * m_.vocab / t, 5, 3);
-    const double logits = T * m_.vocab / t;
+    Op& ce = vector("cross_entropy", T * vocab_local, 5, 3);
+    const double logits = T * vocab_local;
     // HBM traffic: three fp32 passes over the logits (Megatron's fp32 copy, max, exp and sum, division
     // in place; PyTorch's .float() and log_softmax), or three bf16 passes for the fused kernel.
     ce.hbm_bytes = logits * 4 * 3;
@@ -468,10 +474,17 @@ class LayerBuilder {
         // backward (grad_input + exp(x)) * grad_output holds three fp32 tensors beside the log-probs:
         // zeros_like(x), exp(x) and their sum.
         ce.saved_bytes = logits * 4;
-        ce.working_bytes = logits * ((t > 1 ? 3 : 2) * 4 + a_);
+        ce.working_bytes = logits * ((t > 1 && !gathered ? 3 : 2) * 4 + a_);
+        break;
+      case CrossEntropy::pytorch_bf16:
+        // log_softmax on the bf16 logits saves bf16 log-probs; backward holds nll_loss's dense gradient
+        // and log_softmax's input gradient beside them, all bf16 (the logits, unsaved, are freed).
+        ce.saved_bytes = logits * a_;
+        ce.working_bytes = logits * 2 * a_;
+        ce.hbm_bytes = logits * a_ * 3;
         break;
     }
-    if (t > 1) collective("ce_tp_all_reduce", comm::CollectiveKind::all_reduce, GroupKind::tp, 3 * T * 4);
+    if (t > 1 && !gathered) collective("ce_tp_all_reduce", comm::CollectiveKind::all_reduce, GroupKind::tp, 3 * T * 4);
   }
 
   void mtp_projection() {

@@ -150,6 +150,9 @@ std::vector<StageMemory> stage_memory(const ModelSpec& m, const LayoutSpec& l, c
       // their 16-bit parameters stay gathered from the forward through the loss and the backward.
       const count root = chunk_params(m, l, edges).dense;
       sm.weights += weight_bytes_per_param * root * (1 - 1 / zero3_dense);
+      // zero_no_sync: the stage's whole unsharded fp32 gradient is live from the first microbatch's
+      // backward through the forward of the last.
+      if (l.zero_no_sync && l.microbatches() > 1) sm.gradients = fsdp_reduce_bytes_per_param * p.total();
     }
     sm.optimizer = optimizer_bytes_per_param(l) * (p.dense / dense_shard + p.expert / expert_shard) /
                    (l.optimizer_swap ? LayoutSpec::optimizer_swap_chunks : 1);

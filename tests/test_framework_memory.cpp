@@ -299,3 +299,59 @@ TEST_CASE("layout distribute_saved_activations parses only with full recompute, 
     test::check_names(msg, "l.json", "distribute_saved_activations");
   }
 }
+
+TEST_CASE("master_weights false: pure bf16 training keeps 2 + 2 + 4 bytes per parameter", "[memory]") {
+  // KempnerForge casts the model to bf16 before FSDP2: bf16 parameters, gradients and AdamW moments,
+  // no fp32 master copy. With bf16 gradients and moments the optimizer keeps 4 B/param instead of 8.
+  test::Run run{io::load_model("llama3-8b"), test::make_layout(8, 1, 1, 1, 8, 4096), io::load_profile("h200")};
+  run.layout.main_grad_bytes = 2;
+  run.layout.adam_moment_bytes = 2;
+  test::Run pure = run;
+  pure.layout.master_weights = false;
+  CHECK(memory::optimizer_bytes_per_param(run.layout) == 8);
+  CHECK(memory::optimizer_bytes_per_param(pure.layout) == 4);
+  const auto with = test::simulate(run).memory, without = test::simulate(pure).memory;
+  REQUIRE(with.size() == 1);
+  CHECK(without[0].optimizer == Approx(with[0].optimizer / 2).epsilon(1e-12));
+  CHECK(without[0].weights == with[0].weights);
+  CHECK(without[0].gradients == with[0].gradients);
+}
+
+TEST_CASE("cross_entropy pytorch_bf16 and loss_parallel false: the loss phase on whole-vocabulary bf16 logits", "[memory]") {
+  test::Run run{io::load_model("llama3-8b"), test::make_layout(8, 4, 1, 1, 2, 4096), io::load_profile("h200")};
+  run.layout.cross_entropy = CrossEntropy::pytorch_bf16;
+  const double tokens = 4096, vocab = 128256;
+  // Vocab-parallel: each of 4 ranks saves its shard of bf16 log-probs, two bf16 gradients beside them.
+  const graph::ModelGraphs sharded = graphs_of(run.model, run.layout);
+  const graph::Op& sharded_loss = op_named(sharded.lm_head, "cross_entropy");
+  CHECK(sharded_loss.saved_bytes == Approx(tokens * vocab / 4 * 2).epsilon(1e-12));
+  CHECK(sharded_loss.working_bytes == Approx(tokens * vocab / 4 * 4).epsilon(1e-12));
+  // Gathered logits: the whole vocabulary on every rank, after one all-gather of the logits over TP.
+  run.layout.loss_parallel = false;
+  const graph::ModelGraphs whole = graphs_of(run.model, run.layout);
+  CHECK(op_named(whole.lm_head, "cross_entropy").saved_bytes == Approx(4 * sharded_loss.saved_bytes).epsilon(1e-12));
+  CHECK(op_named(whole.lm_head, "head_logits_all_gather").collective.buffer == Approx(tokens * vocab * 2).epsilon(1e-12));
+  const std::string msg = test::input_error(
+      [] { io::parse_layout(nlohmann::json{{"devices", 8}, {"global_batch", 8}, {"cross_entropy", "bf16"}}, "l.json"); });
+  test::check_names(msg, "l.json", "cross_entropy");
+}
+
+TEST_CASE("zero_no_sync: FSDP2 accumulation without sync keeps the unsharded fp32 gradients", "[memory]") {
+  // 8 ranks of FSDP, 4 microbatches each: with sync every backward reduce-scatters its gradients to the
+  // 1/8 shard; without sync the whole stage's gradients stay unsharded in fp32 until the last one.
+  test::Run run{io::load_model("llama3-8b"), test::make_layout(8, 1, 1, 1, 32, 4096), io::load_profile("h200")};
+  run.layout.zero_stage = 3;
+  run.layout.main_grad_bytes = 2;
+  test::Run deferred = run;
+  deferred.layout.zero_no_sync = true;
+  const sim::SimulationResult synced = test::simulate(run), unsynced = test::simulate(deferred);
+  LayoutSpec completed = run.layout;
+  REQUIRE_FALSE(complete_and_check_layout(run.model, completed));
+  REQUIRE(completed.microbatches() == 4);
+  CHECK(synced.memory[0].gradients == Approx(2.0 * synced.memory[0].params / 8).epsilon(1e-12));
+  CHECK(unsynced.memory[0].gradients == Approx(4.0 * synced.memory[0].params).epsilon(1e-12));
+  CHECK(unsynced.memory[0].optimizer == synced.memory[0].optimizer);
+  const std::string msg = test::input_error(
+      [] { io::parse_layout(nlohmann::json{{"devices", 8}, {"global_batch", 8}, {"zero_no_sync", true}}, "l.json"); });
+  test::check_names(msg, "l.json", "zero_no_sync");
+}

@@ -8,8 +8,9 @@
 # Memory (validation/memory_runs.json, scored apart): MAPE 8.0% over 8 runs, max 23.7% (405B; 70B -15.4%, see
 # validation/README.md "Memory" for what the model misses); the 4 FSDP + CP full-recompute rows -2.5..-3.2%, the
 # 2 op-level selective AC rows -6.2% and -7.9%; the ceilings fail CI if it grows. Runs that ran but are
-# predicted not to fit: 2 (from 15 before the loss-phase, FP8-input, Adam-moment and recompute-module settings:
-# Llama3-8x70B at DP 1, PaLM; Pangu Ultra MoE fits with its Selective R/S).
+# predicted not to fit: 1 (from 15 before the loss-phase, FP8-input, Adam-moment and recompute-module settings,
+# and 2 before distribute_saved_activations fitted PaLM): Llama3-8x70B folding at DP 1, allowed by id below
+# (validation/README.md "Runs that ran but were predicted not to fit"); Pangu Ultra MoE fits with its Selective R/S.
 set -euo pipefail
 moesim=$1
 root=$2
@@ -79,6 +80,21 @@ assert m["count"] == 12 and m["mape_pct"] < 10 and m["max_abs_error_pct"] < 27, 
 not_fitting = {r["id"] for r in v["runs"] if "error_pct" in r and not r["fits"]}
 assert len(not_fitting) == v["summary"]["predicted_not_to_fit"] == 0, not_fitting
 print("memory (extra) ok:", round(m["mape_pct"], 2), "% MAPE over", m["count"], "runs")
+PY
+# KempnerForge memory records (validation/memory_runs_kempnerforge.json, 11 rows of its April 2026 H200 benchmark:
+# Llama-3 7B/13B/70B, FSDP2 and TP, pure bf16, max_memory_allocated): memory MAPE 13.2%, max 20.2% (the TP 4 rows
+# 16-20% low; validation/README.md "Memory records (KempnerForge)"). Fails past 14% / 21% or on any not-fit.
+"$moesim" validate "$root/validation/memory_runs_kempnerforge.json" --json "$out/memory_kf.json" > /dev/null
+python3 - "$out/memory_kf.json" <<'PY'
+import json, sys
+v = json.load(open(sys.argv[1]))
+m = v["summary"]["memory"]
+assert m["count"] == 11 and m["mape_pct"] < 14 and m["max_abs_error_pct"] < 21, m
+runs = [r for r in v["runs"] if "error_pct" in r]
+assert all(r["fits"] for r in runs) and v["summary"]["predicted_not_to_fit"] == 0, [r["id"] for r in runs if not r["fits"]]
+# The rows without TP, where every framework memory setting of the source is modelled, stay within 12%.
+assert all(abs(r["error_pct"]) < 12 for r in runs if "-tp" not in r["id"]), runs
+print("memory (KempnerForge) ok:", round(m["mape_pct"], 2), "% MAPE over", m["count"], "runs")
 PY
 # Ascend runs (validation/ascend_runs.json, written by scripts/import_ascend_runs.py from the shared records and
 # their launch scripts): every record parses and at least 20 are scored. Ceilings on the fitted Ascend
