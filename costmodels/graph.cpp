@@ -93,6 +93,7 @@ GraphContext make_context(const ModelSpec& model, const LayoutSpec& layout) {
   ctx.dispatch_bytes = layout.precision == Precision::fp8 && layout.fp8_dispatch ? 1.0 : 2.0;
   ctx.cross_entropy = layout.cross_entropy;
   ctx.loss_parallel = layout.loss_parallel;
+  ctx.sp_saves_gathered_inputs = layout.sp_saves_gathered_inputs;
   ctx.recompute_modules = layout.recompute_modules;
   ctx.moe_dispatcher = layout.moe_dispatcher;
   if (layout.precision == Precision::fp8 && layout.fp8_cached_inputs) ctx.linear_input_bytes = 1;
@@ -241,12 +242,14 @@ class LayerBuilder {
     if (c_.dropout) op.saved_bytes = tokens_sp_ * m_.hidden;
   }
 
-  // Bytes of a GEMM input saved for backward: with SP the gathered input is kept sharded and gathered
-  // again in backward, so it costs 1/tp (Korthikanti et al. 2022 §4.2.2). `element` is the saved
+  // Bytes of a GEMM input saved for backward: with Megatron's SP the gathered input is kept sharded and
+  // gathered again in backward, so it costs 1/tp (Korthikanti et al. 2022 §4.2.2); DTensor's SP keeps
+  // the gathered input itself (LayoutSpec::sp_saves_gathered_inputs). `element` is the saved
   // element size: a decoder linear's (linear_input, FP8 under fp8_cached_inputs) or the bf16 of the
   // output head, which FP8 recipes keep in bf16.
   bytes gathered_input_saved(double width, bytes element) const {
-    return (c_.sequence_parallel ? c_.tokens / c_.tp : c_.tokens) * width * element;
+    const bool sharded = c_.sequence_parallel && !c_.sp_saves_gathered_inputs;
+    return (sharded ? c_.tokens / c_.tp : c_.tokens) * width * element;
   }
 
   void attention(AttentionSpan span = AttentionSpan::full) {

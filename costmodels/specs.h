@@ -205,6 +205,16 @@ struct LayoutSpec {
   // Replicate()) on the head); true: the loss runs vocab-parallel on each rank's shard (Megatron-LM's
   // vocab-parallel cross entropy, torchtitan's loss_parallel).
   bool loss_parallel = true;
+  // true: PyTorch DTensor sequence parallelism (torchtitan parallelize_llama.py PrepareModuleInput
+  // Shard(1) -> Replicate() before attention and feed_forward; KempnerForge tensor_parallel.py
+  // ColwiseParallel(input_layouts=Shard(1))): the all-gather is an autograd op whose output is the
+  // GEMM input, and the GEMM saves it for its weight gradient, so each rank keeps the whole T x h input
+  // of the QKV, FC1 and output-head GEMMs. false: Megatron's SP keeps the 1/tp shard and gathers it again
+  // in backward (Korthikanti et al. 2022 §4.2.2). Memory only: the re-gather is not timed either way.
+  bool sp_saves_gathered_inputs = false;
+  // true: the token embedding is not split over TP, each TP rank holds the whole vocab x hidden table
+  // (KempnerForge tensor_parallel.py: "Token embedding: Replicated"; no plan entry for it).
+  bool embedding_tp_replicated = false;
   // false: pure 16-bit training, the optimizer steps the bf16 parameters themselves and keeps no fp32
   // master copy (KempnerForge build_parallel_model casts the model to param_dtype bf16 before FSDP2,
   // so parameters, gradients and AdamW's moments are all bf16).

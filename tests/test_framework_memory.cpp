@@ -1,7 +1,7 @@
 // Memory settings that differ between training frameworks and recipes: how the loss is computed
-// (layout cross_entropy), Adam moments in bf16 (adam_moments), and whether FP8 training keeps FP8
-// copies of the linear layers' inputs for backward (fp8_cached_inputs). Counted by hand from the
-// shapes.
+// (layout cross_entropy), Adam moments in bf16 (adam_moments), DTensor sequence parallelism's saved
+// gathered inputs, a TP-replicated embedding, and whether FP8 training keeps FP8 copies of the linear
+// layers' inputs for backward (fp8_cached_inputs). Counted by hand from the shapes.
 #include <catch2/catch.hpp>
 
 #include "tests/support.h"
@@ -354,4 +354,50 @@ TEST_CASE("zero_no_sync: FSDP2 accumulation without sync keeps the unsharded fp3
   const std::string msg = test::input_error(
       [] { io::parse_layout(nlohmann::json{{"devices", 8}, {"global_batch", 8}, {"zero_no_sync", true}}, "l.json"); });
   test::check_names(msg, "l.json", "zero_no_sync");
+}
+
+TEST_CASE("sp_saves_gathered_inputs: DTensor sequence parallelism keeps the all-gathered GEMM inputs", "[memory]") {
+  const ModelSpec m = io::load_model("llama3-8b");
+  LayoutSpec megatron = test::make_layout(8, 4, 1, 1, 8, 4096);
+  megatron.sequence_parallel = true;
+  REQUIRE_FALSE(complete_and_check_layout(m, megatron));
+  LayoutSpec dtensor = megatron;
+  dtensor.sp_saves_gathered_inputs = true;
+  const graph::ModelGraphs sharded = graphs_of(m, megatron), gathered = graphs_of(m, dtensor);
+  // Megatron keeps each rank's 1/4 of the T x h input; DTensor keeps the whole gathered input.
+  const double tokens = static_cast<double>(megatron.micro_batch) * 4096;
+  for (const char* name : {"qkv_proj", "mlp_fc1"}) {
+    CAPTURE(name);
+    CHECK(op_named(sharded.dense, name).saved_bytes == Approx(tokens / 4 * m.hidden * 2).epsilon(1e-12));
+    CHECK(op_named(gathered.dense, name).saved_bytes == Approx(tokens * m.hidden * 2).epsilon(1e-12));
+  }
+  CHECK(op_named(gathered.lm_head, "lm_head").saved_bytes ==
+        Approx(4 * op_named(sharded.lm_head, "lm_head").saved_bytes).epsilon(1e-12));
+  // Inputs the TP group does not gather (the norms', the row-parallel GEMMs') stay as they were.
+  CHECK(op_named(gathered.dense, "mlp_fc2").saved_bytes == op_named(sharded.dense, "mlp_fc2").saved_bytes);
+  const std::string msg = test::input_error([] {
+    io::parse_layout(nlohmann::json{{"devices", 8},
+                                    {"global_batch", 8},
+                                    {"tp", 2},
+                                    {"sequence_parallel", false},
+                                    {"sp_saves_gathered_inputs", true}},
+                     "l.json");
+  });
+  test::check_names(msg, "l.json", "sp_saves_gathered_inputs");
+}
+
+TEST_CASE("embedding_tp_replicated: every TP rank holds the whole token embedding", "[memory]") {
+  const ModelSpec m = io::load_model("llama3-8b");
+  LayoutSpec split = test::make_layout(8, 4, 1, 1, 8, 4096);
+  REQUIRE_FALSE(complete_and_check_layout(m, split));
+  LayoutSpec replicated = split;
+  replicated.embedding_tp_replicated = true;
+  ChunkContent first;
+  first.embedding = true;
+  CHECK(memory::chunk_params(m, split, first).dense == Approx(m.vocab * m.hidden / 4).epsilon(1e-12));
+  CHECK(memory::chunk_params(m, replicated, first).dense == Approx(m.vocab * m.hidden).epsilon(1e-12));
+  // The output head stays vocab-split: only the embedding's placement differs.
+  ChunkContent last;
+  last.lm_head = true;
+  CHECK(memory::chunk_params(m, replicated, last).dense == memory::chunk_params(m, split, last).dense);
 }

@@ -364,6 +364,10 @@ LayoutSpec parse_layout(const json& j, const std::string& file) {
   l.distribute_saved_activations = f.boolean_or("distribute_saved_activations", false);
   l.loss_parallel = f.boolean_or("loss_parallel", true);
   l.master_weights = f.boolean_or("master_weights", true);
+  l.sp_saves_gathered_inputs = f.boolean_or("sp_saves_gathered_inputs", false);
+  if (l.sp_saves_gathered_inputs && !l.sequence_parallel)
+    f.fail("sp_saves_gathered_inputs", "absent unless sequence_parallel is true");
+  l.embedding_tp_replicated = f.boolean_or("embedding_tp_replicated", false);
   l.zero_no_sync = f.boolean_or("zero_no_sync", false);
   if (l.zero_no_sync && l.zero_stage < 3) f.fail("zero_no_sync", "absent unless zero_stage is 3");
   if (l.distribute_saved_activations && (l.recompute != Recompute::full || l.sequence_parallel || l.tp < 2))

@@ -43,6 +43,8 @@ json layout_json(const LayoutSpec& l) {
               {"distribute_saved_activations", l.distribute_saved_activations},
               {"loss_parallel", l.loss_parallel},
               {"master_weights", l.master_weights},
+              {"sp_saves_gathered_inputs", l.sp_saves_gathered_inputs},
+              {"embedding_tp_replicated", l.embedding_tp_replicated},
               {"zero_no_sync", l.zero_no_sync},
               {"ep_all_to_all", l.hierarchical_ep_all_to_all ? "hierarchical" : "pairwise"},
               {"overlap",
