@@ -92,6 +92,8 @@ GraphContext make_context(const ModelSpec& model, const LayoutSpec& layout) {
   ctx.dropout = model.dropout;
   ctx.dispatch_bytes = layout.precision == Precision::fp8 && layout.fp8_dispatch ? 1.0 : 2.0;
   ctx.cross_entropy = layout.cross_entropy;
+  ctx.loss_parallel = layout.loss_parallel;
+  ctx.sp_saves_gathered_inputs = layout.sp_saves_gathered_inputs;
   ctx.recompute_modules = layout.recompute_modules;
   ctx.moe_dispatcher = layout.moe_dispatcher;
   ctx.moe_capacity_factor = layout.moe_capacity_factor;

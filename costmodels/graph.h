@@ -98,6 +98,8 @@ struct GraphContext {
   bytes activation_bytes = 2;   // bf16 activations
   bytes dispatch_bytes = 2;     // bytes per hidden element sent by EP dispatch (layout fp8_dispatch: 1)
   CrossEntropy cross_entropy = CrossEntropy::in_place;
+  bool loss_parallel = true;  // LayoutSpec::loss_parallel
+  bool sp_saves_gathered_inputs = false;  // LayoutSpec::sp_saves_gathered_inputs
   unsigned recompute_modules = static_cast<unsigned>(RecomputeModule::core_attn);  // what Recompute::selective reruns
   bytes linear_input_bytes = 2;  // per element of a decoder linear layer's input saved for backward
   MoeDispatcher moe_dispatcher = MoeDispatcher::alltoall;

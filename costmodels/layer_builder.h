@@ -145,12 +145,14 @@ class LayerBuilder {
     if (c_.dropout) op.saved_bytes = tokens_sp_ * m_.hidden;
   }
 
-  // Bytes of a GEMM input saved for backward: with SP the gathered input is kept sharded and gathered
-  // again in backward, so it costs 1/tp (Korthikanti et al. 2022 §4.2.2). `element` is the saved
+  // Bytes of a GEMM input saved for backward: with Megatron's SP the gathered input is kept sharded and
+  // gathered again in backward, so it costs 1/tp (Korthikanti et al. 2022 §4.2.2); DTensor's SP keeps
+  // the gathered input itself (LayoutSpec::sp_saves_gathered_inputs). `element` is the saved
   // element size: a decoder linear's (linear_input, FP8 under fp8_cached_inputs) or the bf16 of the
   // output head, which FP8 recipes keep in bf16.
   bytes gathered_input_saved(double width, bytes element) const {
-    return (c_.sequence_parallel ? c_.tokens / c_.tp : c_.tokens) * width * element;
+    const bool sharded = c_.sequence_parallel && !c_.sp_saves_gathered_inputs;
+    return (sharded ? c_.tokens / c_.tp : c_.tokens) * width * element;
   }
 
   void attention(AttentionSpan span = AttentionSpan::full) {
@@ -284,9 +286,14 @@ class LayerBuilder {
     norm("final_norm");
     tp_gather("head_tp_all_gather");
     gemm("lm_head", T, h, m_.vocab / t).saved_bytes = gathered_input_saved(h, a_);
+    // Without loss_parallel the vocab shards are all-gathered and every rank runs the loss on the whole
+    // vocabulary (the gather's backward only slices the gradient; timed as a reduce-scatter, an over-count).
+    const bool gathered = t > 1 && !c_.loss_parallel;
+    if (gathered) collective("head_logits_all_gather", comm::CollectiveKind::all_gather, GroupKind::tp, T * m_.vocab * a_);
+    const double vocab_local = gathered ? m_.vocab : m_.vocab / t;
     // Vocab-parallel cross-entropy: max, sum-exp and target logit reduced over TP (3 x T floats).
-    Op& ce = vector("cross_entropy", T * m_.vocab / t, 5, 3);
-    const double logits = T * m_.vocab / t;
+    Op& ce = vector("cross_entropy", T * vocab_local, 5, 3);
+    const double logits = T * vocab_local;
     // HBM traffic: three fp32 passes over the logits (Megatron's fp32 copy, max, exp and sum, division
     // in place; PyTorch's .float() and log_softmax), or three bf16 passes for the fused kernel.
     ce.hbm_bytes = logits * 4 * 3;
@@ -315,10 +322,17 @@ class LayerBuilder {
         // backward (grad_input + exp(x)) * grad_output holds three fp32 tensors beside the log-probs:
         // zeros_like(x), exp(x) and their sum.
         ce.saved_bytes = logits * 4;
-        ce.working_bytes = logits * ((t > 1 ? 3 : 2) * 4 + a_);
+        ce.working_bytes = logits * ((t > 1 && !gathered ? 3 : 2) * 4 + a_);
+        break;
+      case CrossEntropy::pytorch_bf16:
+        // log_softmax on the bf16 logits saves bf16 log-probs; backward holds nll_loss's dense gradient
+        // and log_softmax's input gradient beside them, all bf16 (the logits, unsaved, are freed).
+        ce.saved_bytes = logits * a_;
+        ce.working_bytes = logits * 2 * a_;
+        ce.hbm_bytes = logits * a_ * 3;
         break;
     }
-    if (t > 1) collective("ce_tp_all_reduce", comm::CollectiveKind::all_reduce, GroupKind::tp, 3 * T * 4);
+    if (t > 1 && !gathered) collective("ce_tp_all_reduce", comm::CollectiveKind::all_reduce, GroupKind::tp, 3 * T * 4);
   }
 
   void mtp_projection() {

@@ -40,6 +40,13 @@ bytes recomputed_layer_bytes(const ModelSpec& m, const LayoutSpec& l, const grap
   return largest;
 }
 
+// Activations one layer saves for backward under its recompute policy, as one device holds them.
+bytes layer_saved_bytes(const graph::LayerGraph& layer, const LayoutSpec& l, Recompute policy, double imbalance) {
+  const bytes saved = layer.saved_bytes(policy, imbalance);
+  // distribute_saved_activations: the full-recompute checkpoint split over the TP group (specs.h).
+  return policy == Recompute::full && l.distribute_saved_activations ? saved / l.tp : saved;
+}
+
 }  // namespace
 
 DeviceParams chunk_params(const ModelSpec& m, const LayoutSpec& l, const ChunkContent& chunk) {
@@ -59,7 +66,10 @@ DeviceParams chunk_params(const ModelSpec& m, const LayoutSpec& l, const ChunkCo
     p.dense += lp.dense;
     p.expert += lp.expert;
   }
-  if (chunk.embedding) p.dense += m.vocab * m.hidden / l.tp + (m.learned_position_embeddings ? m.seq_len * m.hidden : 0);
+  // The token embedding is vocab-split over TP unless the framework replicates it (specs.h).
+  const double embedding_split = l.embedding_tp_replicated ? 1.0 : l.tp;
+  if (chunk.embedding)
+    p.dense += m.vocab * m.hidden / embedding_split + (m.learned_position_embeddings ? m.seq_len * m.hidden : 0);
   // The last stage keeps its own output head; tied embeddings share it only when one stage holds both.
   if (chunk.lm_head && !(chunk.embedding && m.tie_embeddings)) p.dense += m.vocab * m.hidden / l.tp + m.hidden;
   if (chunk.mtp_layers > 0) {
@@ -84,10 +94,10 @@ bytes chunk_activation_bytes(const ModelSpec& m, const LayoutSpec& l, const grap
                              const ChunkContent& chunk, double imbalance) {
   bytes total = 0;
   for (int i = chunk.first_layer; i < chunk.first_layer + chunk.layers; ++i)
-    total += g.decoder(m, i).saved_bytes(l.recompute_of_layer(i - chunk.first_layer), imbalance);
+    total += layer_saved_bytes(g.decoder(m, i), l, l.recompute_of_layer(i - chunk.first_layer), imbalance);
   if (chunk.embedding) total += g.embedding.saved_bytes(Recompute::none, imbalance);
   if (chunk.lm_head) total += g.lm_head.saved_bytes(Recompute::none, imbalance);
-  total += chunk.mtp_layers * g.mtp.saved_bytes(l.recompute, imbalance);
+  total += chunk.mtp_layers * layer_saved_bytes(g.mtp, l, l.recompute, imbalance);
   return total;
 }
 
@@ -150,16 +160,28 @@ std::vector<StageMemory> stage_memory(const ModelSpec& m, const LayoutSpec& l, c
       // their 16-bit parameters stay gathered from the forward through the loss and the backward.
       const count root = chunk_params(m, l, edges).dense;
       sm.weights += weight_bytes_per_param * root * (1 - 1 / zero3_dense);
+      // zero_no_sync: the stage's whole unsharded fp32 gradient is live from the first microbatch's
+      // backward through the forward of the last.
+      if (l.zero_no_sync && l.microbatches() > 1) sm.gradients = fsdp_reduce_bytes_per_param * p.total();
     }
     sm.optimizer = optimizer_bytes_per_param(l) * (p.dense / dense_shard + p.expert / expert_shard) /
                    (l.optimizer_swap ? LayoutSpec::optimizer_swap_chunks : 1);
     const double in_flight = s < static_cast<int>(inflight.size()) ? inflight[s] : 1.0;
-    bytes per_chunk = 0;
+    bytes per_chunk = 0, head_saved = 0;
     int layers_per_chunk = 0;
     if (in_flight > 0) {  // nothing in flight (a static lower bound) needs no activation sizes
       for (int c = 0; c < plan.chunks; ++c) {
         per_chunk += chunk_activation_bytes(m, l, g, plan.at(s, c), imbalance);
         layers_per_chunk += plan.at(s, c).layers + plan.at(s, c).mtp_layers;
+      }
+      // With model chunks (interleaved 1F1B, DualPipe) the output head sits on the last virtual stage,
+      // which starts each microbatch's backward from the loss right after its forward (PyTorch
+      // ScheduleInterleaved1F1B and Megatron's interleaved schedule alike: the last virtual stage has no
+      // warm-up), so the head's saved tensors are held for one microbatch, not averaged over the
+      // chunks' in-flight count.
+      if (plan.chunks > 1 && edges.lm_head) {
+        head_saved = g.lm_head.saved_bytes(Recompute::none, imbalance);
+        per_chunk -= head_saved;
       }
       per_chunk /= plan.chunks;
       layers_per_chunk = std::max(1, layers_per_chunk / plan.chunks);
@@ -171,7 +193,8 @@ std::vector<StageMemory> stage_memory(const ModelSpec& m, const LayoutSpec& l, c
     // in transit.
     const double resident_share = 1 - l.activation_swap;
     sm.activations = per_chunk * in_flight * resident_share +
-                     (l.activation_swap > 0 && in_flight > 0 ? per_chunk / layers_per_chunk : 0.0);
+                     (l.activation_swap > 0 && in_flight > 0 ? per_chunk / layers_per_chunk : 0.0) +
+                     head_saved * std::min(in_flight, 1.0);
     // Recompute reruns one layer's forward inside that layer's backward, so what it dropped is live
     // again on top of what it kept (Chen et al. 2016, "Training Deep Nets with Sublinear Memory Cost",
     // §3: peak = checkpoints + the largest recomputed segment). The loss and output head finish their

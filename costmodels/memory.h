@@ -41,10 +41,13 @@ std::vector<StageMemory> stage_memory(const ModelSpec& model, const LayoutSpec& 
 // bf16 weights 2, main gradients 4 (fp32; the layout's main_grad_bytes), Adam fp32 master weights
 // 4 + m + v (4 each, or the layout's adam_moment_bytes).
 constexpr double weight_bytes_per_param = 2;
-constexpr double master_weight_bytes_per_param = 4;
+constexpr double master_weight_bytes_per_param = 4;  // 0 without master weights (layout)
 inline double grad_bytes_per_param(const LayoutSpec& layout) { return layout.main_grad_bytes; }
+// FSDP2 accumulates unsharded gradients in its reduce dtype, fp32 in every framework modelled here
+// (torchtitan mixed_precision_reduce float32, KempnerForge default_mp_policy reduce_dtype float32).
+constexpr double fsdp_reduce_bytes_per_param = 4;
 inline double optimizer_bytes_per_param(const LayoutSpec& layout) {
-  return master_weight_bytes_per_param + 2.0 * layout.adam_moment_bytes;
+  return (layout.master_weights ? master_weight_bytes_per_param : 0.0) + 2.0 * layout.adam_moment_bytes;
 }
 
 }  // namespace moesim::memory

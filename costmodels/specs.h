@@ -149,8 +149,9 @@ enum class CudaGraphs { none, partial, full };
 // pytorch: torch.nn.functional.cross_entropy on .float() logits, as torchtitan (train.py loss_fn) and
 // Hugging Face models do: log_softmax writes a new fp32 tensor (saved), and backward holds it beside
 // nll_loss's dense fp32 gradient and log_softmax's input gradient (three fp32 tensors beside it under
-// TP, where DTensor's loss_parallel runs the loss vocab-sharded).
-enum class CrossEntropy { in_place, fused, pytorch };
+// TP, where DTensor's loss_parallel runs the loss vocab-sharded). pytorch_bf16: the same call on the
+// bf16 logits without .float() (KempnerForge training/loss.py): every one of those tensors in bf16.
+enum class CrossEntropy { in_place, fused, pytorch, pytorch_bf16 };
 
 // Which communication hides behind compute. Each switch can only make an iteration faster.
 struct OverlapSwitches {
@@ -235,6 +236,30 @@ struct LayoutSpec {
   // Fraction of saved activations offloaded to host memory after the forward and fetched back for the
   // backward (the swap half of Pangu Ultra MoE's "Selective R/S"): less HBM, more host-link traffic.
   double activation_swap = 0.0;
+  // Megatron-LM --distribute-saved-activations (CheckpointFunction in megatron/core/tensor_parallel/
+  // random.py): under full recompute each TP rank keeps only its 1/tp slice of a layer's checkpointed
+  // input and all-gathers it before the rerun. Megatron ignores it with sequence parallelism, whose input
+  // is split already (TransformerConfig: distribute_saved_activations and not sequence_parallel).
+  bool distribute_saved_activations = false;
+  // false: under TP the output head's logits are all-gathered to every rank, which computes the loss
+  // on the whole vocabulary (KempnerForge tensor_parallel.py: ColwiseParallel(output_layouts=
+  // Replicate()) on the head); true: the loss runs vocab-parallel on each rank's shard (Megatron-LM's
+  // vocab-parallel cross entropy, torchtitan's loss_parallel).
+  bool loss_parallel = true;
+  // true: PyTorch DTensor sequence parallelism (torchtitan parallelize_llama.py PrepareModuleInput
+  // Shard(1) -> Replicate() before attention and feed_forward; KempnerForge tensor_parallel.py
+  // ColwiseParallel(input_layouts=Shard(1))): the all-gather is an autograd op whose output is the
+  // GEMM input, and the GEMM saves it for its weight gradient, so each rank keeps the whole T x h input
+  // of the QKV, FC1 and output-head GEMMs. false: Megatron's SP keeps the 1/tp shard and gathers it again
+  // in backward (Korthikanti et al. 2022 §4.2.2). Memory only: the re-gather is not timed either way.
+  bool sp_saves_gathered_inputs = false;
+  // true: the token embedding is not split over TP, each TP rank holds the whole vocab x hidden table
+  // (KempnerForge tensor_parallel.py: "Token embedding: Replicated"; no plan entry for it).
+  bool embedding_tp_replicated = false;
+  // false: pure 16-bit training, the optimizer steps the bf16 parameters themselves and keeps no fp32
+  // master copy (KempnerForge build_parallel_model casts the model to param_dtype bf16 before FSDP2,
+  // so parameters, gradients and AdamW's moments are all bf16).
+  bool master_weights = true;
   bool hierarchical_ep_all_to_all = false;  // Pangu Ultra MoE: inter-node all-gather + intra-node all-to-all
   int zero_stage = 0;           // 3: parameters sharded over DP too (ZeRO-3 / FSDP)
   // ZeRO-3 shard group: the DP x CP ranks a parameter's shards span (hybrid sharding: PaLM shards within
@@ -246,6 +271,11 @@ struct LayoutSpec {
   // pp > 1 torch.distributed.pipelining also keeps them through backward and accumulates the gradients
   // unsharded until the last microbatch (stage.py backward_maybe_with_nosync). Only with zero_stage 3.
   bool zero_reshard_after_forward = true;
+  // FSDP2 gradient accumulation without sync (set_requires_gradient_sync(False) on every microbatch but
+  // the last, as KempnerForge training/grad.py maybe_no_sync does): each unit keeps its unsharded
+  // gradient, accumulated in the fp32 reduce dtype (_fsdp_param.py to_accumulated_grad_if_needed),
+  // until the last microbatch's backward reduce-scatters it. Only with zero_stage 3.
+  bool zero_no_sync = false;
   CudaGraphs cuda_graphs = CudaGraphs::none;
   CrossEntropy cross_entropy = CrossEntropy::in_place;
   // Bytes of each Adam moment (m, v): 4 (fp32), or 2 with Megatron-Core's precision-aware optimizer

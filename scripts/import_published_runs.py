@@ -436,6 +436,10 @@ def layout_of(rec, group, assume):
     elif group == "palm":
         assume("recompute", "source: rematerialization of all but one fully sharded activation tensor "
                             "per layer; mapped to full")
+        assume("distribute_saved_activations",
+               "source: the one activation tensor kept per layer is 'fully sharded', so each of the 12 "
+               "model-parallel chips keeps 1/12 of it (as Megatron-LM's --distribute-saved-activations "
+               "does) while the layer's matmuls still see the whole sequence (no sequence parallelism)")
     elif group == "deepseek-v3":
         assume("recompute", "source: recompute RMSNorm and MLA up-projections; mapped to selective with "
                             "recompute_modules layernorm and mla_up_proj")
@@ -517,6 +521,7 @@ def layout_of(rec, group, assume):
     if group == "palm":
         # Stated: 256-way fully sharded data parallelism per pod, 2-way plain DP across pods.
         layout["zero_shard_dp"] = 256
+        layout["distribute_saved_activations"] = True
     if group in PRE_FLASH_ATTENTION_GROUPS:
         layout["flash_attention"] = False
         assume("flash_attention", "FlashAttention (Dao et al., May 2022) postdates this software; "

@@ -1,7 +1,7 @@
 // Memory settings that differ between training frameworks and recipes: how the loss is computed
-// (layout cross_entropy), Adam moments in bf16 (adam_moments), and whether FP8 training keeps FP8
-// copies of the linear layers' inputs for backward (fp8_cached_inputs). Counted by hand from the
-// shapes.
+// (layout cross_entropy), Adam moments in bf16 (adam_moments), DTensor sequence parallelism's saved
+// gathered inputs, a TP-replicated embedding, and whether FP8 training keeps FP8 copies of the linear
+// layers' inputs for backward (fp8_cached_inputs). Counted by hand from the shapes.
 #include <catch2/catch.hpp>
 
 #include "tests/support.h"
@@ -262,4 +262,142 @@ TEST_CASE("layout recompute_modules parses with selective only; unknown or unmod
     const std::string msg = test::input_error([&] { io::parse_layout(bad, "l.json"); });
     test::check_names(msg, "l.json", "recompute_modules");
   }
+}
+
+TEST_CASE("distribute_saved_activations: each TP rank keeps 1/tp of every full-recompute checkpoint", "[memory][recompute]") {
+  // Megatron-LM's CheckpointFunction splits the checkpointed layer input over the TP group and gathers
+  // it before the rerun; PaLM keeps its one "fully sharded" tensor per layer the same way. One stage of
+  // 32 dense layers, one microbatch in flight, TP 8 without sequence parallelism.
+  test::Run run{io::load_model("llama3-8b"), test::make_layout(8, 8, 1, 1, 1, 4096), io::load_profile("h100-sxm")};
+  run.layout.sequence_parallel = false;
+  run.layout.recompute = Recompute::full;
+  test::Run split = run;
+  split.layout.distribute_saved_activations = true;
+  const sim::SimulationResult whole = test::simulate(run), sharded = test::simulate(split);
+  const graph::ModelGraphs g = graph::build_model_graphs(run.model, graph::make_context(run.model, run.layout));
+  const bytes checkpoint = g.decoder(run.model, 0).saved_bytes(Recompute::full);
+  REQUIRE(checkpoint > 0);
+  REQUIRE(whole.memory.size() == 1);
+  CHECK(whole.memory[0].activations - sharded.memory[0].activations ==
+        Approx(run.model.layers * checkpoint * (1 - 1.0 / 8)).epsilon(1e-12));
+  // Weights, gradients, optimizer and the rerun's transient buffers are untouched.
+  CHECK(sharded.memory[0].weights == whole.memory[0].weights);
+  CHECK(sharded.memory[0].buffers == whole.memory[0].buffers);
+  CHECK(sharded.iteration_time == whole.iteration_time);
+}
+
+TEST_CASE("layout distribute_saved_activations parses only with full recompute, TP and no sequence parallelism", "[io][recompute]") {
+  const auto layout = [](const char* recompute, bool sp) {
+    return nlohmann::json{{"devices", 8},          {"tp", 8},   {"global_batch", 8}, {"recompute", recompute},
+                          {"sequence_parallel", sp}, {"distribute_saved_activations", true}};
+  };
+  CHECK(io::parse_layout(layout("full", false), "l.json").distribute_saved_activations);
+  CHECK_FALSE(io::parse_layout(nlohmann::json{{"devices", 8}, {"global_batch", 8}}, "l.json").distribute_saved_activations);
+  for (const auto& bad : {layout("full", true), layout("selective", false), layout("none", false)}) {
+    CAPTURE(bad.dump());
+    const std::string msg = test::input_error([&] { io::parse_layout(bad, "l.json"); });
+    test::check_names(msg, "l.json", "distribute_saved_activations");
+  }
+}
+
+TEST_CASE("master_weights false: pure bf16 training keeps 2 + 2 + 4 bytes per parameter", "[memory]") {
+  // KempnerForge casts the model to bf16 before FSDP2: bf16 parameters, gradients and AdamW moments,
+  // no fp32 master copy. With bf16 gradients and moments the optimizer keeps 4 B/param instead of 8.
+  test::Run run{io::load_model("llama3-8b"), test::make_layout(8, 1, 1, 1, 8, 4096), io::load_profile("h200")};
+  run.layout.main_grad_bytes = 2;
+  run.layout.adam_moment_bytes = 2;
+  test::Run pure = run;
+  pure.layout.master_weights = false;
+  CHECK(memory::optimizer_bytes_per_param(run.layout) == 8);
+  CHECK(memory::optimizer_bytes_per_param(pure.layout) == 4);
+  const auto with = test::simulate(run).memory, without = test::simulate(pure).memory;
+  REQUIRE(with.size() == 1);
+  CHECK(without[0].optimizer == Approx(with[0].optimizer / 2).epsilon(1e-12));
+  CHECK(without[0].weights == with[0].weights);
+  CHECK(without[0].gradients == with[0].gradients);
+}
+
+TEST_CASE("cross_entropy pytorch_bf16 and loss_parallel false: the loss phase on whole-vocabulary bf16 logits", "[memory]") {
+  test::Run run{io::load_model("llama3-8b"), test::make_layout(8, 4, 1, 1, 2, 4096), io::load_profile("h200")};
+  run.layout.cross_entropy = CrossEntropy::pytorch_bf16;
+  const double tokens = 4096, vocab = 128256;
+  // Vocab-parallel: each of 4 ranks saves its shard of bf16 log-probs, two bf16 gradients beside them.
+  const graph::ModelGraphs sharded = graphs_of(run.model, run.layout);
+  const graph::Op& sharded_loss = op_named(sharded.lm_head, "cross_entropy");
+  CHECK(sharded_loss.saved_bytes == Approx(tokens * vocab / 4 * 2).epsilon(1e-12));
+  CHECK(sharded_loss.working_bytes == Approx(tokens * vocab / 4 * 4).epsilon(1e-12));
+  // Gathered logits: the whole vocabulary on every rank, after one all-gather of the logits over TP.
+  run.layout.loss_parallel = false;
+  const graph::ModelGraphs whole = graphs_of(run.model, run.layout);
+  CHECK(op_named(whole.lm_head, "cross_entropy").saved_bytes == Approx(4 * sharded_loss.saved_bytes).epsilon(1e-12));
+  CHECK(op_named(whole.lm_head, "head_logits_all_gather").collective.buffer == Approx(tokens * vocab * 2).epsilon(1e-12));
+  const std::string msg = test::input_error(
+      [] { io::parse_layout(nlohmann::json{{"devices", 8}, {"global_batch", 8}, {"cross_entropy", "bf16"}}, "l.json"); });
+  test::check_names(msg, "l.json", "cross_entropy");
+}
+
+TEST_CASE("zero_no_sync: FSDP2 accumulation without sync keeps the unsharded fp32 gradients", "[memory]") {
+  // 8 ranks of FSDP, 4 microbatches each: with sync every backward reduce-scatters its gradients to the
+  // 1/8 shard; without sync the whole stage's gradients stay unsharded in fp32 until the last one.
+  test::Run run{io::load_model("llama3-8b"), test::make_layout(8, 1, 1, 1, 32, 4096), io::load_profile("h200")};
+  run.layout.zero_stage = 3;
+  run.layout.main_grad_bytes = 2;
+  test::Run deferred = run;
+  deferred.layout.zero_no_sync = true;
+  const sim::SimulationResult synced = test::simulate(run), unsynced = test::simulate(deferred);
+  LayoutSpec completed = run.layout;
+  REQUIRE_FALSE(complete_and_check_layout(run.model, completed));
+  REQUIRE(completed.microbatches() == 4);
+  CHECK(synced.memory[0].gradients == Approx(2.0 * synced.memory[0].params / 8).epsilon(1e-12));
+  CHECK(unsynced.memory[0].gradients == Approx(4.0 * synced.memory[0].params).epsilon(1e-12));
+  CHECK(unsynced.memory[0].optimizer == synced.memory[0].optimizer);
+  const std::string msg = test::input_error(
+      [] { io::parse_layout(nlohmann::json{{"devices", 8}, {"global_batch", 8}, {"zero_no_sync", true}}, "l.json"); });
+  test::check_names(msg, "l.json", "zero_no_sync");
+}
+
+TEST_CASE("sp_saves_gathered_inputs: DTensor sequence parallelism keeps the all-gathered GEMM inputs", "[memory]") {
+  const ModelSpec m = io::load_model("llama3-8b");
+  LayoutSpec megatron = test::make_layout(8, 4, 1, 1, 8, 4096);
+  megatron.sequence_parallel = true;
+  REQUIRE_FALSE(complete_and_check_layout(m, megatron));
+  LayoutSpec dtensor = megatron;
+  dtensor.sp_saves_gathered_inputs = true;
+  const graph::ModelGraphs sharded = graphs_of(m, megatron), gathered = graphs_of(m, dtensor);
+  // Megatron keeps each rank's 1/4 of the T x h input; DTensor keeps the whole gathered input.
+  const double tokens = static_cast<double>(megatron.micro_batch) * 4096;
+  for (const char* name : {"qkv_proj", "mlp_fc1"}) {
+    CAPTURE(name);
+    CHECK(op_named(sharded.dense, name).saved_bytes == Approx(tokens / 4 * m.hidden * 2).epsilon(1e-12));
+    CHECK(op_named(gathered.dense, name).saved_bytes == Approx(tokens * m.hidden * 2).epsilon(1e-12));
+  }
+  CHECK(op_named(gathered.lm_head, "lm_head").saved_bytes ==
+        Approx(4 * op_named(sharded.lm_head, "lm_head").saved_bytes).epsilon(1e-12));
+  // Inputs the TP group does not gather (the norms', the row-parallel GEMMs') stay as they were.
+  CHECK(op_named(gathered.dense, "mlp_fc2").saved_bytes == op_named(sharded.dense, "mlp_fc2").saved_bytes);
+  const std::string msg = test::input_error([] {
+    io::parse_layout(nlohmann::json{{"devices", 8},
+                                    {"global_batch", 8},
+                                    {"tp", 2},
+                                    {"sequence_parallel", false},
+                                    {"sp_saves_gathered_inputs", true}},
+                     "l.json");
+  });
+  test::check_names(msg, "l.json", "sp_saves_gathered_inputs");
+}
+
+TEST_CASE("embedding_tp_replicated: every TP rank holds the whole token embedding", "[memory]") {
+  const ModelSpec m = io::load_model("llama3-8b");
+  LayoutSpec split = test::make_layout(8, 4, 1, 1, 8, 4096);
+  REQUIRE_FALSE(complete_and_check_layout(m, split));
+  LayoutSpec replicated = split;
+  replicated.embedding_tp_replicated = true;
+  ChunkContent first;
+  first.embedding = true;
+  CHECK(memory::chunk_params(m, split, first).dense == Approx(m.vocab * m.hidden / 4).epsilon(1e-12));
+  CHECK(memory::chunk_params(m, replicated, first).dense == Approx(m.vocab * m.hidden).epsilon(1e-12));
+  // The output head stays vocab-split: only the embedding's placement differs.
+  ChunkContent last;
+  last.lm_head = true;
+  CHECK(memory::chunk_params(m, replicated, last).dense == memory::chunk_params(m, split, last).dense);
 }

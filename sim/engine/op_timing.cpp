@@ -236,17 +236,24 @@ seconds zero3_exposed_time(const memory::DeviceParams& p, comm::GroupPlacement d
   // post-backward by hand after its last backward has finished ("Manually call post backward for FSDP").
   const bool keep_unsharded = !l.zero_reshard_after_forward;
   const bool once_per_iteration = keep_unsharded && l.pp > 1;
+  // zero_no_sync: the fp32 gradients are reduce-scattered in the last microbatch's backward only.
+  const bool deferred_grads = once_per_iteration || l.zero_no_sync;
   const seconds gather = both(comm::CollectiveKind::all_gather, 2);
-  const seconds grads = both(comm::CollectiveKind::reduce_scatter, once_per_iteration ? 4 : 2);
+  const seconds grads = both(comm::CollectiveKind::reduce_scatter, deferred_grads ? 4 : 2);
   const double backward_gathers = keep_unsharded ? 0.0 : l.recompute == Recompute::none ? 1.0 : 2.0;
   const seconds forward_exposed = std::max(0.0, gather - forward_window);
-  const seconds backward_exposed =
-      l.overlap.dp_grad_reduce && !once_per_iteration
-          ? std::max(0.0, backward_gathers * gather + grads - backward_window)
-          : std::max(0.0, backward_gathers * gather - backward_window) + grads;
+  const auto exposed_backward = [&](seconds reduce) {
+    return l.overlap.dp_grad_reduce && !once_per_iteration
+               ? std::max(0.0, backward_gathers * gather + reduce - backward_window)
+               : std::max(0.0, backward_gathers * gather - backward_window) + reduce;
+  };
+  const seconds backward_exposed = exposed_backward(grads);
   const seconds replica_grads =
       comm::collective_time(comm::CollectiveKind::all_reduce, 2 * p.dense / shard, replicas, hw.tiers).time;
   const seconds replica_exposed = l.overlap.dp_grad_reduce ? std::max(0.0, replica_grads - backward_window) : replica_grads;
+  if (l.zero_no_sync && !once_per_iteration)
+    return l.microbatches() * (forward_exposed + exposed_backward(0)) + backward_exposed - exposed_backward(0) +
+           replica_exposed;
   return (once_per_iteration ? 1 : l.microbatches()) * (forward_exposed + backward_exposed) + replica_exposed;
 }
 

@@ -82,6 +82,7 @@ const char* to_string(CrossEntropy c) {
     case CrossEntropy::in_place: return "in_place";
     case CrossEntropy::fused: return "fused";
     case CrossEntropy::pytorch: return "pytorch";
+    case CrossEntropy::pytorch_bf16: return "pytorch_bf16";
   }
   return "?";
 }
@@ -380,8 +381,10 @@ LayoutSpec parse_layout(const json& j, const std::string& file) {
     l.cuda_graphs = graphs == "full" ? CudaGraphs::full : graphs == "partial" ? CudaGraphs::partial : CudaGraphs::none;
   }
   {
-    constexpr CrossEntropy losses[] = {CrossEntropy::in_place, CrossEntropy::fused, CrossEntropy::pytorch};
-    const std::string ce = f.choice_or("cross_entropy", {to_string(losses[0]), to_string(losses[1]), to_string(losses[2])},
+    constexpr CrossEntropy losses[] = {CrossEntropy::in_place, CrossEntropy::fused, CrossEntropy::pytorch,
+                                       CrossEntropy::pytorch_bf16};
+    const std::string ce = f.choice_or("cross_entropy",
+                                       {to_string(losses[0]), to_string(losses[1]), to_string(losses[2]), to_string(losses[3])},
                                        to_string(CrossEntropy::in_place));
     for (CrossEntropy c : losses)
       if (ce == to_string(c)) l.cross_entropy = c;
@@ -409,6 +412,17 @@ LayoutSpec parse_layout(const json& j, const std::string& file) {
   l.adam_moment_bytes = float_bytes("adam_moments");
   l.main_grad_bytes = float_bytes("main_grads");
   l.activation_swap = f.non_negative_or("activation_swap", 0.0);
+  l.distribute_saved_activations = f.boolean_or("distribute_saved_activations", false);
+  l.loss_parallel = f.boolean_or("loss_parallel", true);
+  l.master_weights = f.boolean_or("master_weights", true);
+  l.sp_saves_gathered_inputs = f.boolean_or("sp_saves_gathered_inputs", false);
+  if (l.sp_saves_gathered_inputs && !l.sequence_parallel)
+    f.fail("sp_saves_gathered_inputs", "absent unless sequence_parallel is true");
+  l.embedding_tp_replicated = f.boolean_or("embedding_tp_replicated", false);
+  l.zero_no_sync = f.boolean_or("zero_no_sync", false);
+  if (l.zero_no_sync && l.zero_stage < 3) f.fail("zero_no_sync", "absent unless zero_stage is 3");
+  if (l.distribute_saved_activations && (l.recompute != Recompute::full || l.sequence_parallel || l.tp < 2))
+    f.fail("distribute_saved_activations", "absent unless recompute is full, tp > 1 and sequence_parallel is false");
   if (l.activation_swap > 1) f.fail("activation_swap", "a fraction in [0, 1]");
   l.hierarchical_ep_all_to_all =
       f.choice_or("ep_all_to_all", {"pairwise", "hierarchical"}, "pairwise") == "hierarchical";

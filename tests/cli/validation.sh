@@ -5,11 +5,12 @@
 # hand-written source of its record and is skipped).
 # The 21 Megatron-Bridge 25.11/26.02 Llama 3 runs (validation/megatron_bridge_runs.json, added after every
 # profile was fitted, so held out for all of them): MAPE 6.67%, max 13.3%, all fit.
-# Memory (validation/memory_runs.json, scored apart): MAPE 8.0% over 8 runs, max 23.7% (405B; 70B -15.4%, see
+# Memory (validation/memory_runs.json, scored apart): MAPE 7.5% over 8 runs, max 21.6% (405B; 70B -13.0%, see
 # validation/README.md "Memory" for what the model misses); the 4 FSDP + CP full-recompute rows -2.5..-3.2%, the
 # 2 op-level selective AC rows -6.2% and -7.9%; the ceilings fail CI if it grows. Runs that ran but are
-# predicted not to fit: 2 (from 15 before the loss-phase, FP8-input, Adam-moment and recompute-module settings:
-# Llama3-8x70B at DP 1, PaLM; Pangu Ultra MoE fits with its Selective R/S).
+# predicted not to fit: 1 (from 15 before the loss-phase, FP8-input, Adam-moment and recompute-module settings,
+# and 2 before distribute_saved_activations fitted PaLM): Llama3-8x70B folding at DP 1, allowed by id below
+# (validation/README.md "Runs that ran but were predicted not to fit"); Pangu Ultra MoE fits with its Selective R/S.
 set -euo pipefail
 moesim=$1
 root=$2
@@ -51,27 +52,49 @@ memory = [r for r in scored if r["metric"] == "memory"]
 assert len(memory) >= 8 and all(r["measured"] > 1e9 and r["predicted"] > 1e9 for r in memory), memory
 m = s["memory"]
 assert m["count"] == len(memory), m
-assert m["mape_pct"] < 8.5 and m["max_abs_error_pct"] < 25, m
+assert m["mape_pct"] < 7.8 and m["max_abs_error_pct"] < 22.5, m
 table2 = [r for r in memory if r["id"].startswith("torchtitan-t2-")]
 assert len(table2) == 4 and all(abs(r["error_pct"]) < 4 for r in table2), table2
 op_sac = [r for r in memory if r["id"].startswith(("torchtitan-t1-", "torchtitan-t3-"))]
 assert len(op_sac) == 2 and all(abs(r["error_pct"]) < 9 for r in op_sac), op_sac
-# Every record is a run that ran: a "does not fit" is a wrong memory prediction.
-assert s["predicted_not_to_fit"] <= 2, s["predicted_not_to_fit"]
+# Every record is a run that ran: a "does not fit" is a wrong memory prediction, and fails CI. One known
+# exception, kept scored and counted rather than hidden: the MoE Parallel Folding Llama3-8x70B row at 128 GPUs
+# (DP 1, so expert-DP 1: weights, fp32 gradients and unsharded Adam states alone take 67.5 of 80 GB, and 16
+# in-flight microbatches of 5 MoE layers 21 GB more). The paper states no recompute or offload, and the
+# shared transcription flags Table 4's merged cells (validation/README.md, "Memory").
 not_fitting = {r["id"] for r in scored if not r["fits"]}
+assert not_fitting <= {"moe-folding2025-t4-llama3-8x70b-folding-128gpu"}, not_fitting
 assert len(not_fitting) == s["predicted_not_to_fit"], not_fitting
 print("memory ok:", round(m["mape_pct"], 2), "% MAPE over", m["count"], "runs")
 print("validation ok:", round(s["mape_pct"], 2), "% MAPE over", s["count"], "runs")
 PY
 # More torchtitan memory records (validation/memory_runs_extra.json: 10 rows of the Dec 2024 H100 benchmark the
-# first file did not take, 2 H200 rows of June 2025): memory MAPE 9.4% over 12, max 25.9% (405B with CP, whose
+# first file did not take, 2 H200 rows of June 2025): memory MAPE 7.7% over 12, max 23.8% (405B with CP, whose
 # ring-attention buffers the model lacks; validation/README.md "Memory records (extra)").
 "$moesim" validate "$root/validation/memory_runs_extra.json" --json "$out/memory_extra.json" > /dev/null
 python3 - "$out/memory_extra.json" <<'PY'
 import json, sys
-m = json.load(open(sys.argv[1]))["summary"]["memory"]
-assert m["count"] == 12 and m["mape_pct"] < 10 and m["max_abs_error_pct"] < 27, m
+v = json.load(open(sys.argv[1]))
+m = v["summary"]["memory"]
+assert m["count"] == 12 and m["mape_pct"] < 8.2 and m["max_abs_error_pct"] < 24.5, m
+not_fitting = {r["id"] for r in v["runs"] if "error_pct" in r and not r["fits"]}
+assert len(not_fitting) == v["summary"]["predicted_not_to_fit"] == 0, not_fitting
 print("memory (extra) ok:", round(m["mape_pct"], 2), "% MAPE over", m["count"], "runs")
+PY
+# KempnerForge memory records (validation/memory_runs_kempnerforge.json, 11 rows of its April 2026 H200 benchmark:
+# Llama-3 7B/13B/70B, FSDP2 and TP, pure bf16, max_memory_allocated): memory MAPE 7.5%, max 11.2% (the TP rows
+# 1-11% low; validation/README.md "Memory records (KempnerForge)"). Fails past 8% / 12% or on any not-fit.
+"$moesim" validate "$root/validation/memory_runs_kempnerforge.json" --json "$out/memory_kf.json" > /dev/null
+python3 - "$out/memory_kf.json" <<'PY'
+import json, sys
+v = json.load(open(sys.argv[1]))
+m = v["summary"]["memory"]
+assert m["count"] == 11 and m["mape_pct"] < 8 and m["max_abs_error_pct"] < 12, m
+runs = [r for r in v["runs"] if "error_pct" in r]
+assert all(r["fits"] for r in runs) and v["summary"]["predicted_not_to_fit"] == 0, [r["id"] for r in runs if not r["fits"]]
+# The rows without TP, where every framework memory setting of the source is modelled, stay within 12%.
+assert all(abs(r["error_pct"]) < 12 for r in runs if "-tp" not in r["id"]), runs
+print("memory (KempnerForge) ok:", round(m["mape_pct"], 2), "% MAPE over", m["count"], "runs")
 PY
 # Ascend runs (validation/ascend_runs.json, written by scripts/import_ascend_runs.py from the shared records and
 # their launch scripts): every record parses and at least 20 are scored. Ceilings on the fitted Ascend
@@ -91,7 +114,8 @@ assert len(scored) >= 20 and v["summary"]["count"] == len(scored), (len(scored),
 assert all(r["hardware"] in ("ascend-910b2", "ascend-910c-cm384") for r in scored), scored
 assert v["summary"]["mape_pct"] < 30.5, v["summary"]
 assert v["summary"]["by_hardware"]["ascend-910b2"]["mape_pct"] < 29.5, v["summary"]["by_hardware"]
-assert v["summary"]["predicted_not_to_fit"] == 0, v["summary"]["predicted_not_to_fit"]
+not_fitting = {r["id"] for r in scored if not r["fits"]}
+assert len(not_fitting) == v["summary"]["predicted_not_to_fit"] == 0, not_fitting
 assert any(r["id"] == "pangu-ultra-moe-718b-6k-30mfu" and r["fits"] for r in scored), "Pangu 6K must fit"
 print("ascend runs ok:", len(scored), "scored of", len(v["runs"]), "MAPE", round(v["summary"]["mape_pct"], 2), "%")
 PY
