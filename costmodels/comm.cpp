@@ -235,6 +235,24 @@ double expected_domains_hit(int domains, const ExpertRouting& r) {
   check_routing(r);
   if (domains <= 1) return domains > 0 ? 1.0 : 0.0;
   const double D = domains;
+  if (r.balanced_groups > 1) {
+    // MoGE: k' = top_k / G picks in each group g, uniform over its experts; domain d is missed when every
+    // pick of every group falls outside it: prod_g (1 - f(g, d))^k', f the share of g's experts in d
+    // (picks within a group drawn independently, as the ungrouped case below).
+    const int G = r.balanced_groups;
+    const double picks = static_cast<double>(r.top_k) / G;
+    double hits = 0;
+    for (int d = 0; d < domains; ++d) {
+      const double lo = d / D, hi = (d + 1) / D;
+      double missed = 1;
+      for (int g = 0; g < G; ++g) {
+        const double inside = std::max(0.0, std::min(hi, (g + 1.0) / G) - std::max(lo, static_cast<double>(g) / G)) * G;
+        missed *= std::pow(std::max(0.0, 1.0 - inside), picks);
+      }
+      hits += 1.0 - missed;
+    }
+    return hits;
+  }
   if (r.groups == 1 || r.group_top_k == r.groups) {
     // Each of the top_k choices lands in a given domain with probability 1/D, so a domain is missed
     // with probability (1-1/D)^k; linearity of expectation over the D domains.

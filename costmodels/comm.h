@@ -88,9 +88,12 @@ CollectiveCost collective_time(CollectiveKind kind, bytes buffer, const GroupPla
 // token takes its top_k experts from its `group_top_k` best groups, which bounds the nodes it reaches.
 struct ExpertRouting {
   int top_k = 1;
-  int experts = 0;  // needed only with groups > 1
+  int experts = 0;  // needed only with groups > 1 or balanced_groups > 1
   int groups = 1;
   int group_top_k = 1;
+  // MoGE (Pangu Pro MoE, arXiv 2505.21411 §2): top_k / balanced_groups experts from every one of
+  // balanced_groups equal groups. 1: none.
+  int balanced_groups = 1;
 };
 
 // Expected number of distinct domains, out of `domains` that split the experts into equal contiguous

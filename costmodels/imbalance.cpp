@@ -61,13 +61,27 @@ double rank_imbalance(const std::vector<double>& shares, int ranks, int redundan
   return worst / mean;
 }
 
+std::vector<double> grouped_shares(std::vector<double> shares, int groups) {
+  if (groups <= 1 || shares.empty()) return shares;
+  const std::size_t per_group = shares.size() / static_cast<std::size_t>(groups);
+  for (std::size_t g = 0; g < static_cast<std::size_t>(groups); ++g) {
+    const auto first = shares.begin() + static_cast<std::ptrdiff_t>(g * per_group);
+    const auto last = first + static_cast<std::ptrdiff_t>(per_group);
+    const double total = std::accumulate(first, last, 0.0);
+    for (auto it = first; it != last; ++it) *it /= total * groups;
+  }
+  return shares;
+}
+
+std::vector<double> model_shares(const ModelSpec& model, const LayoutSpec& layout) {
+  return grouped_shares(expert_shares(model.moe->experts, layout.expert_load.skew, layout.expert_load.seed),
+                        model.moe->expert_groups);
+}
+
 double layout_imbalance(const ModelSpec& model, const LayoutSpec& layout) {
   if (!model.moe) return 1.0;
-  double routed = 1.0;
-  if (layout.ep > 1) {
-    const auto shares = expert_shares(model.moe->experts, layout.expert_load.skew, layout.expert_load.seed);
-    routed = rank_imbalance(shares, layout.ep, layout.expert_load.redundant_experts);
-  }
+  const double routed =
+      layout.ep > 1 ? rank_imbalance(model_shares(model, layout), layout.ep, layout.expert_load.redundant_experts) : 1.0;
   const double capacity = layout.moe_capacity_factor;
   if (capacity <= 0) return routed;
   // Padded to capacity every expert computes capacity x its balanced share whatever the routing; with
@@ -75,6 +89,16 @@ double layout_imbalance(const ModelSpec& model, const LayoutSpec& layout) {
   // moe_utils.get_capacity: ceil(tokens x top_k / experts x factor)).
   return (layout.moe_pad_to_capacity || layout.moe_dispatcher == MoeDispatcher::einsum) ? capacity
                                                                                        : std::min(routed, capacity);
+}
+
+double imbalance_score(const ModelSpec& model, const LayoutSpec& layout) {
+  if (!model.moe || layout.ep <= 1) return 0.0;
+  const std::vector<double> shares = model_shares(model, layout);
+  std::vector<double> load(static_cast<std::size_t>(layout.ep), 0.0);
+  const std::size_t per_rank = std::max<std::size_t>(shares.size() / static_cast<std::size_t>(layout.ep), 1);
+  for (std::size_t e = 0; e < shares.size(); ++e) load[std::min(e / per_rank, load.size() - 1)] += shares[e];
+  const auto [lo, hi] = std::minmax_element(load.begin(), load.end());
+  return model.moe->top_k * (*hi - *lo);
 }
 
 }  // namespace moesim::imbalance

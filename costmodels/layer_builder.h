@@ -241,6 +241,7 @@ class LayerBuilder {
     if (at.output_gate) vector("attn_output_gate", T * heads * v_dim, 5, 3).saved_bytes = 2 * T * heads * v_dim * a_;
     // Output projection input O (2sbh / t) is saved by the projection.
     gemm("attn_out_proj", T, heads * v_dim, h).saved_bytes = T * heads * v_dim * li_;
+    if (m_.parallel_block) return;  // the FFN branch's reduce and residual serve both (dense_mlp)
     tp_reduce("attn_tp_reduce");
     residual("attn_residual");
   }
@@ -249,11 +250,16 @@ class LayerBuilder {
     const double t = c_.tp, h = m_.hidden, T = c_.tokens;
     const bool swiglu = m_.ffn.activation == Activation::swiglu;
     const double width = intermediate / t;
-    norm(prefix_norm);
-    tp_gather("mlp_tp_all_gather");
+    // A parallel block's FFN reads the attention branch's normed, gathered input, already saved by its
+    // QKV projection (MegaScale §3.1 fuses the two input projections into one GEMM on it).
+    const bool parallel = m_.parallel_block;
+    if (!parallel) {
+      norm(prefix_norm);
+      tp_gather("mlp_tp_all_gather");
+    }
     // SwiGLU's gate and up projections are two linears, w1 then w3 (torchtitan FeedForward.forward).
     (swiglu ? fused_gemm("mlp_fc1", T, h, {width, width}) : gemm("mlp_fc1", T, h, width)).saved_bytes =
-        gathered_input_saved(h, li_);
+        parallel ? 0 : gathered_input_saved(h, li_);
     // Activation input saved: GeLU input 8sbh for ffn=4h (Korthikanti); SwiGLU keeps gate and up.
     vector("mlp_act", T * width, swiglu ? 4 : 8, swiglu ? 3 : 2).saved_bytes = T * (swiglu ? 2 : 1) * width * a_;
     gemm("mlp_fc2", T, width, h).saved_bytes = T * width * li_;

@@ -12,7 +12,7 @@ namespace {
 
 comm::ExpertRouting routing_of(const MoeSpec& moe) {
   return {.top_k = moe.top_k, .experts = moe.experts, .groups = moe.router_groups,
-          .group_top_k = moe.router_group_top_k};
+          .group_top_k = moe.router_group_top_k, .balanced_groups = moe.expert_groups};
 }
 
 // Router scores, probabilities and their losses are fp32 (Megatron-Core moe_router_dtype fp32, as the

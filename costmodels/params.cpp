@@ -72,9 +72,10 @@ count shared_expert_params(const ModelSpec& m) {
                : 0.0;
 }
 
-// Two norms per layer (pre-attention, pre-FFN); LayerNorm has a bias, RMSNorm does not.
+// Two norms per layer (pre-attention, pre-FFN), one in a parallel block; LayerNorm has a bias, RMSNorm
+// does not.
 count layer_norm_params(const ModelSpec& m) {
-  return (m.ffn.activation == Activation::gelu ? 4.0 : 2.0) * m.hidden;
+  return (m.parallel_block ? 1.0 : 2.0) * (m.ffn.activation == Activation::gelu ? 2.0 : 1.0) * m.hidden;
 }
 
 count mtp_module_params(const ModelSpec& m) {

@@ -98,6 +98,11 @@ struct MoeSpec {
   // groups and a token picks its top_k experts from its router_group_top_k best groups. 1 / 1: any experts.
   int router_groups = 1;
   int router_group_top_k = 1;
+  // Mixture of Grouped Experts (MoGE, Pangu Pro MoE §2, arXiv 2505.21411): the experts form
+  // expert_groups equal groups and every token takes exactly top_k / expert_groups experts from each
+  // group, so a device holding whole groups receives the same number of tokens whatever the router
+  // prefers (the paper's imbalance score is 0). 1: ordinary top-k.
+  int expert_groups = 1;
   // Experts a token can choose from: those of its router_group_top_k groups (all experts without groups).
   int experts_in_chosen_groups() const { return router_group_top_k * (experts / router_groups); }
 };
@@ -115,6 +120,11 @@ struct ModelSpec {
   bool tie_embeddings = false;  // LM head shares the input embedding
   bool learned_position_embeddings = false;  // GPT-2/3 style absolute position table (seq_len x hidden)
   bool dropout = false;  // GPT-3-era training keeps dropout masks for backward
+  // Parallel attention + FFN block: y = x + attn(norm(x)) + mlp(norm(x)) (GPT-J; PaLM §2 "Parallel
+  // Layers", arXiv 2204.02311; MegaScale §3.1, arXiv 2402.15627): one norm and one TP all-gather of its
+  // output feed both branches, and one TP all-reduce (or reduce-scatter) sums both output projections.
+  // Dense layers only.
+  bool parallel_block = false;
   std::string source;
 
   bool is_moe() const { return moe.has_value(); }

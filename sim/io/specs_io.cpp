@@ -209,6 +209,8 @@ ModelSpec parse_model(const json& j, const std::string& file) {
   m.tie_embeddings = f.boolean_or("tie_embeddings", false);
   m.learned_position_embeddings = f.boolean_or("learned_position_embeddings", false);
   m.dropout = f.boolean_or("dropout", false);
+  m.parallel_block = f.boolean_or("parallel_block", false);
+  if (m.parallel_block && f.has("moe")) f.fail("parallel_block", "false for an MoE model (parallel blocks are modelled for dense layers)");
 
   const Field a = f.child("attention");
   const std::string type = a.choice("type", {"mha", "gqa", "mla"});
@@ -245,6 +247,14 @@ ModelSpec parse_model(const json& j, const std::string& file) {
     s.first_dense_layers = moe->non_negative_int_or("first_dense_layers", 0);
     if (s.first_dense_layers >= m.layers) moe->fail("first_dense_layers", "fewer than layers");
     read_router_groups(*moe, s, "router_groups", "router_group_top_k");
+    // MoGE: every token takes top_k / expert_groups experts from each of expert_groups equal groups.
+    s.expert_groups = moe->positive_int_or("expert_groups", 1);
+    if (s.expert_groups > 1) {
+      if (s.experts % s.expert_groups != 0 || s.top_k % s.expert_groups != 0)
+        moe->fail("expert_groups", "a divisor of experts (" + std::to_string(s.experts) + ") and of top_k (" +
+                                       std::to_string(s.top_k) + ")");
+      if (s.router_groups > 1) moe->fail("expert_groups", "1 when router_groups is set (MoGE or group-limited routing)");
+    }
     m.moe = s;
     m.ffn.intermediate = s.first_dense_layers > 0 ? ffn.positive_int("intermediate")
                                                 : ffn.positive_int_or("intermediate", static_cast<int>(s.expert_intermediate));
@@ -318,6 +328,11 @@ ModelSpec parse_hf_config(const json& j, const std::string& file) {
     f.fail("intermediate_size", "a number > 0");
   }
   m.mtp_layers = f.non_negative_int_or("num_nextn_predict_layers", f.non_negative_int_or("num_mtp_layers", 0));
+  // Parallel attention + FFN: GPTNeoXConfig use_parallel_residual (default true), and PhiConfig's
+  // PhiDecoderLayer, which always adds both branches to the same input.
+  const std::string type = f.string_or("model_type", "");
+  m.parallel_block = f.boolean_or("use_parallel_residual", type == "gpt_neox") || type == "phi";
+  if (m.parallel_block && m.moe) f.fail("use_parallel_residual", "false for an MoE model (parallel blocks are modelled for dense layers)");
   m.seq_len = 0;  // training sequence length is not part of config.json: the layout must give it
   return m;
 }

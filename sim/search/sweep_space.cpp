@@ -17,16 +17,16 @@ using io::Field;
 
 const std::vector<std::string> model_axis_names = {"layers",         "hidden",     "experts", "top_k", "expert_intermediate",
                                                    "shared_experts", "heads",      "first_dense_layers",
-                                                   "sliding_window", "full_attention_interval"};
-// Axes every result line carries; the attention axes appear only in the lines of specs that sweep them.
-const std::vector<std::string> model_result_names(model_axis_names.begin(), model_axis_names.end() - 2);
+                                                   "sliding_window", "full_attention_interval", "expert_groups"};
+// Axes every result line carries; the attention and MoGE axes appear only in the lines of specs that sweep them.
+const std::vector<std::string> model_result_names(model_axis_names.begin(), model_axis_names.end() - 3);
 
 namespace {
 
 constexpr double max_layout_candidates = 1e6;
 
 const std::vector<std::string> moe_axis_names = {"experts", "top_k", "expert_intermediate", "shared_experts",
-                                                 "first_dense_layers"};
+                                                 "first_dense_layers", "expert_groups"};
 
 std::string join(const std::vector<std::string>& names) {
   std::string s;
@@ -282,6 +282,7 @@ ModelOrError point_model(const SweepSpec& spec, const std::vector<int>& values) 
     else if (name == "first_dense_layers") m.moe->first_dense_layers = v;
     else if (name == "sliding_window") m.attention.sliding_window = v;
     else if (name == "full_attention_interval") m.attention.layer_pattern = interval_pattern(base.attention, v);
+    else if (name == "expert_groups") m.moe->expert_groups = v;
   }
   // A shared expert that had the routed experts' width keeps it when that width is swept.
   if (m.moe && base.moe->shared_expert_intermediate == base.moe->expert_intermediate)
@@ -314,6 +315,11 @@ ModelOrError point_model(const SweepSpec& spec, const std::vector<int>& values) 
     if (moe.experts % moe.router_groups != 0)
       return {std::nullopt, fmt::format("{} experts do not split into the base model's {} router groups", moe.experts,
                                         moe.router_groups)};
+    if (moe.expert_groups > 1 && (moe.experts % moe.expert_groups != 0 || moe.top_k % moe.expert_groups != 0))
+      return {std::nullopt, fmt::format("{} experts, top_k {} do not split into {} MoGE groups", moe.experts,
+                                        moe.top_k, moe.expert_groups)};
+    if (moe.expert_groups > 1 && moe.router_groups > 1)
+      return {std::nullopt, "MoGE expert groups with the base model's group-limited routing"};
     if (moe.top_k > moe.experts_in_chosen_groups())
       return {std::nullopt, fmt::format("top_k {} exceeds the {} experts of {} of {} router groups", moe.top_k,
                                         moe.experts_in_chosen_groups(), moe.router_group_top_k, moe.router_groups)};

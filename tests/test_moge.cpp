@@ -1,0 +1,87 @@
+// MoGE (Mixture of Grouped Experts, Pangu Pro MoE arXiv 2505.21411 §2): every token takes top_k /
+// groups experts from each expert group, so EP ranks holding whole groups receive equal loads whatever
+// the router prefers (imbalance score 0), and a token reaches every domain that holds a group.
+#include <catch2/catch.hpp>
+
+#include "costmodels/comm.h"
+#include "costmodels/imbalance.h"
+#include "sim/io/specs_io.h"
+#include "sim/search/sweep.h"
+#include "tests/support.h"
+
+using namespace moesim;
+
+namespace {
+
+ModelSpec without_moge(ModelSpec m) {
+  m.moe->expert_groups = 1;
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE("MoGE: Pangu Pro MoE's imbalance score is 0 and its EP ranks evenly loaded under skew", "[moge]") {
+  const ModelSpec m = io::load_model("pangu-pro-moe-72b");
+  REQUIRE(m.moe->expert_groups == 8);
+  LayoutSpec l = test::make_layout(64, 1, 1, 8, 64, 4096);
+  l.expert_load.skew = 0.6;  // the router prefers some experts strongly
+  for (int ep : {2, 4, 8}) {  // every rank holds whole groups
+    CAPTURE(ep);
+    l.ep = ep;
+    CHECK(imbalance::imbalance_score(m, l) == Approx(0).margin(1e-12));
+    CHECK(imbalance::layout_imbalance(m, l) == Approx(1).epsilon(1e-12));
+    // Plain top-8 over the same preferences: some ranks get more (§2.2: IS > 0 for conventional top-K).
+    CHECK(imbalance::imbalance_score(without_moge(m), l) > 0.1);
+    CHECK(imbalance::layout_imbalance(without_moge(m), l) > 1.01);
+  }
+  // EP 16 splits each group over two ranks: the preferences inside a group show again, less than without MoGE.
+  l.ep = 16;
+  CHECK(imbalance::imbalance_score(m, l) > 0);
+  CHECK(imbalance::imbalance_score(m, l) < imbalance::imbalance_score(without_moge(m), l));
+  // The shares stay a distribution, 1/8 per group.
+  const std::vector<double> shares = imbalance::model_shares(m, l);
+  double group0 = 0, total = 0;
+  for (std::size_t e = 0; e < shares.size(); ++e) {
+    total += shares[e];
+    if (e < 8) group0 += shares[e];
+  }
+  CHECK(total == Approx(1));
+  CHECK(group0 == Approx(1.0 / 8));
+}
+
+TEST_CASE("MoGE: a token reaches every domain that holds a group", "[moge][comm]") {
+  // 64 experts in 8 groups, top-1 per group, over 8 domains of one group each: all 8 are hit, where
+  // unconstrained top-8 hits 8 (1 - (7/8)^8) = 5.25 on average.
+  const comm::ExpertRouting moge{.top_k = 8, .experts = 64, .groups = 1, .group_top_k = 1, .balanced_groups = 8};
+  const comm::ExpertRouting plain{.top_k = 8, .experts = 64};
+  CHECK(comm::expected_domains_hit(8, moge) == Approx(8));
+  CHECK(comm::expected_domains_hit(8, plain) == Approx(8 * (1 - std::pow(7.0 / 8, 8))));
+  // Two domains of four groups each: both hit. 16 domains (half a group each): each pick of a group
+  // lands in one of its two halves, so a domain is hit with probability 1/2: 8 of 16.
+  CHECK(comm::expected_domains_hit(2, moge) == Approx(2));
+  CHECK(comm::expected_domains_hit(16, moge) == Approx(8));
+}
+
+TEST_CASE("MoGE: model file errors name the field", "[moge][io]") {
+  io::json j = io::read_json_file(std::string(MOESIM_SOURCE_DIR) + "/models/pangu-pro-moe-72b.json");
+  j["moe"]["expert_groups"] = 3;  // divides neither 64 nor 8
+  test::check_names(test::input_error([&] { io::parse_model(j, "p.json"); }), "p.json", "moe.expert_groups");
+  j["moe"]["expert_groups"] = 8;
+  j["moe"]["router_groups"] = 8;
+  test::check_names(test::input_error([&] { io::parse_model(j, "p.json"); }), "p.json", "moe.expert_groups");
+}
+
+TEST_CASE("MoGE: expert_groups is a sweep axis", "[moge][sweep]") {
+  io::json j = io::read_json_file(std::string(MOESIM_SOURCE_DIR) + "/tests/data/sweep-small.json");
+  j.erase("constraints");
+  j["base_model"] = "pangu-pro-moe-72b";
+  j["model_axes"] = {{"expert_groups", {1, 3, 8}}};
+  const sweep::SweepSpec spec = sweep::parse_spec(j, "moge.json");
+  CHECK(sweep::point_model(spec, {1}).model->moe->expert_groups == 1);
+  CHECK(sweep::point_model(spec, {8}).model->moe->expert_groups == 8);
+  const auto bad = sweep::point_model(spec, {3});  // 64 experts and top-8 do not split into 3 groups
+  CHECK_FALSE(bad.model);
+  CHECK_THAT(bad.error, Catch::Contains("MoGE"));
+  j["base_model"] = "llama3-8b";
+  test::check_names(test::input_error([&] { sweep::parse_spec(j, "moge.json"); }), "moge.json", "model_axes.expert_groups");
+}
