@@ -99,8 +99,8 @@ PY
 # Ascend runs (validation/ascend_runs.json, written by scripts/import_ascend_runs.py from the shared records and
 # their launch scripts): every record parses and at least 20 are scored. Ceilings on the fitted Ascend
 # profiles (README "Accuracy", validation/README.md "Ascend runs"): MAPE 29.5% over 26 runs since the legacy
-# MindSpeed einsum MoE path (31.0% before; 910B 28.5%, 30.3% before, over
-# 23, fitted; the 3 A3 runs take the 910B fit: 35.9%), fails past 30.5% (910B past 29.5%). The Pangu Ultra MoE 6K run is scored
+# MindSpeed einsum MoE path (31.0% before; 910B 27.7% after the host-time refit, 28.5% / 30.3% before, over
+# 23, fitted; the 3 A3 runs take the 910B fit: 42.8%), fails past 30.5% (910B past 29.5%). The Pangu Ultra MoE 6K run is scored
 # here once. Runs that ran but are predicted not to fit: none (DeepSeek-V3 on A3 fits with its
 # --swap-optimizer, though DualPipeV is recorded as DualPipe's two parameter copies). The committed file must
 # be what the importer writes.
