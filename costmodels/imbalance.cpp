@@ -24,13 +24,24 @@ std::vector<double> expert_shares(int experts, double skew, unsigned seed) {
   return shares;
 }
 
+namespace {
+
+// Each rank's share of the routed tokens when the experts sit on the ranks in contiguous blocks
+// (Megatron's expert placement: rank r holds experts r x E/ranks ... (r + 1) x E/ranks - 1).
+std::vector<double> contiguous_rank_loads(const std::vector<double>& shares, int ranks) {
+  std::vector<double> load(static_cast<std::size_t>(ranks), 0.0);
+  const std::size_t per_rank = std::max<std::size_t>(shares.size() / static_cast<std::size_t>(ranks), 1);
+  for (std::size_t e = 0; e < shares.size(); ++e) load[std::min(e / per_rank, load.size() - 1)] += shares[e];
+  return load;
+}
+
+}  // namespace
+
 double rank_imbalance(const std::vector<double>& shares, int ranks, int redundant) {
   if (ranks <= 1 || shares.empty()) return 1.0;
   const double mean = 1.0 / ranks;
-  std::vector<double> load(ranks, 0.0);
   if (redundant <= 0) {
-    const size_t per_rank = shares.size() / ranks;
-    for (size_t e = 0; e < shares.size(); ++e) load[std::min<size_t>(e / std::max<size_t>(per_rank, 1), ranks - 1)] += shares[e];
+    const std::vector<double> load = contiguous_rank_loads(shares, ranks);
     return *std::max_element(load.begin(), load.end()) / mean;
   }
   // EPLB (DeepSeek-V3 §3.4, github.com/deepseek-ai/EPLB): give each extra replica to the expert with
@@ -93,10 +104,7 @@ double layout_imbalance(const ModelSpec& model, const LayoutSpec& layout) {
 
 double imbalance_score(const ModelSpec& model, const LayoutSpec& layout) {
   if (!model.moe || layout.ep <= 1) return 0.0;
-  const std::vector<double> shares = model_shares(model, layout);
-  std::vector<double> load(static_cast<std::size_t>(layout.ep), 0.0);
-  const std::size_t per_rank = std::max<std::size_t>(shares.size() / static_cast<std::size_t>(layout.ep), 1);
-  for (std::size_t e = 0; e < shares.size(); ++e) load[std::min(e / per_rank, load.size() - 1)] += shares[e];
+  const std::vector<double> load = contiguous_rank_loads(model_shares(model, layout), layout.ep);
   const auto [lo, hi] = std::minmax_element(load.begin(), load.end());
   return model.moe->top_k * (*hi - *lo);
 }
