@@ -293,6 +293,39 @@ double expected_domains_hit(int domains, const ExpertRouting& r) {
   return hits;
 }
 
+namespace {
+
+// DeepEP's normal kernels (github.com/deepseek-ai/DeepEP, csrc/kernels/intranode.cu, internode.cu) and
+// HybridEP (its Hybrid-EP_Implementation.md: one dense row per rank, an RDMA buffer of (nodes - 1) x
+// tokens), Megatron-Core's flex dispatcher: a token is sent once to each member that holds at least one
+// of its experts (get_dispatch_layout's is_token_in_rank; the member copies it to its local experts),
+// expected_domains_hit(members) copies, of which (n-1)/n leave the device. Across scale-up domains it
+// crosses the outer tier once per remote domain (to the peer with the same in-domain index, DeepSeek-V3
+// arXiv 2412.19437 sec. 3.2.2), and that peer forwards it inside its domain; the RDMA senders and the
+// NVLink forwarders are warps of one kernel working on chunks, so the slower leg paces the dispatch.
+// `volume`: every token once (tokens x bytes per token x imbalance).
+CollectiveCost deduplicated_dispatch_time(bytes volume, const ExpertRouting& routing, const GroupPlacement& group,
+                                          const std::vector<GroupLevel>& levels, const std::vector<Tier>& tiers) {
+  const bytes member_copies = volume * expected_domains_hit(group.size, routing);
+  if (levels.size() == 1) {
+    CollectiveCost c = collective_time(CollectiveKind::all_to_all, member_copies, group, tiers);
+    c.algorithm = "deduplicated(" + tier_chain(levels, tiers) + ")";
+    return c;
+  }
+  const GroupLevel& outer = levels.back();
+  const Tier& outer_tier = tiers[static_cast<std::size_t>(outer.tier)];
+  const double domains = outer.members;
+  const bytes outer_bytes = volume * expected_domains_hit(outer.members, routing) * (domains - 1.0) / domains;
+  const seconds across = outer_bytes / usable_bandwidth(outer_tier, outer.members, CollectiveKind::all_to_all) +
+                         (is_mesh(outer_tier) ? 1.0 : domains - 1.0) * outer_tier.latency;
+  // Inside the domain each member receives its member_copies, all but its own share from in-domain peers.
+  const int inner_members = levels[levels.size() - 2].cumulative;
+  const seconds inside = collective_time(CollectiveKind::all_to_all, member_copies, {inner_members, group.stride}, tiers).time;
+  return {std::max(across, inside), outer.tier, "deduplicated(" + tier_chain(levels, tiers) + ")"};
+}
+
+}  // namespace
+
 CollectiveCost expert_dispatch_time(double tokens, bytes token_bytes, const ExpertRouting& routing, double imbalance,
                                     const GroupPlacement& group, const std::vector<Tier>& tiers,
                                     AllToAllAlgorithm algorithm) {
@@ -304,6 +337,8 @@ CollectiveCost expert_dispatch_time(double tokens, bytes token_bytes, const Expe
   // (n-1)/n leaves the device. The busiest member receives `imbalance` x the mean and paces the group
   // (DeepSeek-V3 arXiv 2412.19437 sec. 3.4 / GShard capacity reasoning), so every byte is scaled.
   const bytes copies = tokens * routing.top_k * token_bytes * imbalance;
+  if (algorithm == AllToAllAlgorithm::deduplicated)
+    return deduplicated_dispatch_time(tokens * token_bytes * imbalance, routing, group, levels, tiers);
   // A group inside one domain has no outer tier to save traffic on: both algorithms are the flat one.
   if (algorithm == AllToAllAlgorithm::pairwise || levels.size() == 1)
     return collective_time(CollectiveKind::all_to_all, copies, group, tiers);

@@ -21,6 +21,7 @@ enum class AllReduceAlgorithm { ring, tree };
 enum class AllToAllAlgorithm {
   pairwise,      // every member sends directly to every other member (flat)
   hierarchical,  // Pangu Ultra MoE: inter-domain all-gather of tokens, then intra-domain all-to-all
+  deduplicated,  // DeepEP / HybridEP: once per rank and per remote domain, domain and in-domain legs pipelined
 };
 
 struct GroupPlacement {
@@ -111,6 +112,8 @@ double expected_domains_hit(int domains, const ExpertRouting& routing);
 // Hierarchical: a token crosses the outer tier once per remote domain that needs it (all-gather
 // across domains), then fans out inside the domain (all-to-all on the inner tier). Group-limited
 // routing lowers the number of domains a token needs, so it shortens only the hierarchical dispatch.
+// Deduplicated: a token goes once to each member holding any of its experts, and across domains once to
+// each remote domain, the two legs running at once (DeepEP's normal kernels; see comm.cpp).
 CollectiveCost expert_dispatch_time(double tokens, bytes token_bytes, const ExpertRouting& routing, double imbalance,
                                     const GroupPlacement& group, const std::vector<Tier>& tiers,
                                     AllToAllAlgorithm algorithm);

@@ -186,7 +186,9 @@ struct ExpertLoadSpec {
 // AscendSpeed ascendspeed/components/moe, copied from DeepSpeed's sharded_moe.py): dense S x E x C
 // dispatch and combine masks, the dispatch and combine as matmuls over them ('sec,sm->ecm',
 // 'sec,ecm->sm'), experts on capacity-padded buffers and an all-to-all of the padded E x C x h buffer.
-enum class MoeDispatcher { alltoall, allgather, einsum };
+// flex: Megatron-Core's --moe-token-dispatcher-type flex, whose DeepEP and HybridEP backends send a token
+// once to each rank (and across scale-up domains once to each domain) that holds any of its experts.
+enum class MoeDispatcher { alltoall, allgather, einsum, flex };
 
 struct LayoutSpec {
   int devices = 0;

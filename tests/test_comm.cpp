@@ -328,6 +328,34 @@ TEST_CASE("comm: hierarchical vs flat expert dispatch", "[comm]") {
   }
 }
 
+TEST_CASE("comm: deduplicated expert dispatch (DeepEP / HybridEP)", "[comm]") {
+  const std::vector<Tier> tiers = {hccs(), roce()};
+  const double tokens = 4096, token_bytes = 7680 * 2;
+  const double b_out = 25e9 * 0.9, b_in8 = 196e9 * 0.7;
+  const auto time = [&](int top_k, GroupPlacement g, AllToAllAlgorithm a) {
+    return expert_dispatch_time(tokens, token_bytes, {.top_k = top_k}, 1.0, g, tiers, a).time;
+  };
+  SECTION("inside one node: a token goes once to each of the 8 * (1 - (7/8)^k) members it needs") {
+    const double hits = 8.0 * (1.0 - std::pow(7.0 / 8.0, 8));
+    CHECK(time(8, {8, 1}, AllToAllAlgorithm::deduplicated) ==
+          Approx(7.0 / 8.0 * tokens * hits * token_bytes / b_in8 + 0.5e-6).epsilon(1e-12));
+    CHECK(time(8, {8, 1}, AllToAllAlgorithm::deduplicated) < time(8, {8, 1}, AllToAllAlgorithm::pairwise));
+    // One expert per token: nothing to deduplicate.
+    CHECK(time(1, {8, 1}, AllToAllAlgorithm::deduplicated) == Approx(time(1, {8, 1}, AllToAllAlgorithm::pairwise)));
+  }
+  SECTION("across nodes: the RoCE leg and the in-node forward overlap, the slower paces it") {
+    const double remote = 3.0 * (1.0 - std::pow(0.75, 8));
+    const double across = tokens * token_bytes * remote / b_out + 3 * 1.5e-6;
+    const double hits = 32.0 * (1.0 - std::pow(31.0 / 32.0, 8));
+    const double inside = 7.0 / 8.0 * tokens * hits * token_bytes / b_in8 + 0.5e-6;
+    const CollectiveCost d =
+        expert_dispatch_time(tokens, token_bytes, {.top_k = 8}, 1.0, {32, 1}, tiers, AllToAllAlgorithm::deduplicated);
+    CHECK(d.time == Approx(std::max(across, inside)).epsilon(1e-12));
+    CHECK(d.algorithm == "deduplicated(hccs>roce)");
+    CHECK(d.time < time(8, {32, 1}, AllToAllAlgorithm::hierarchical));
+  }
+}
+
 TEST_CASE("comm: invalid input", "[comm]") {
   CHECK_THROWS_AS(collective_time(CollectiveKind::all_reduce, gib, {8, 1}, {}), std::invalid_argument);
   CHECK_THROWS_AS(collective_time(CollectiveKind::all_reduce, gib, {8, 1}, {switched("x", 8, 0, 0)}),

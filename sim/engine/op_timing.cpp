@@ -113,9 +113,11 @@ OpTiming time_op(const Op& op, const LayoutSpec& l, const HardwareProfile& hw, d
       const comm::GroupPlacement g = placement(c.group, l);
       comm::CollectiveCost cost;
       if (c.expert_dispatch) {
-        cost = comm::expert_dispatch_time(c.tokens, c.token_bytes, c.routing, imbalance, g, hw.tiers,
-                                          l.hierarchical_ep_all_to_all ? comm::AllToAllAlgorithm::hierarchical
-                                                                       : comm::AllToAllAlgorithm::pairwise);
+        // Megatron-Core's flex dispatcher (DeepEP / HybridEP) deduplicates; the alltoall one sends a copy per expert.
+        const comm::AllToAllAlgorithm algorithm = l.moe_dispatcher == MoeDispatcher::flex ? comm::AllToAllAlgorithm::deduplicated
+                                                  : l.hierarchical_ep_all_to_all       ? comm::AllToAllAlgorithm::hierarchical
+                                                                                      : comm::AllToAllAlgorithm::pairwise;
+        cost = comm::expert_dispatch_time(c.tokens, c.token_bytes, c.routing, imbalance, g, hw.tiers, algorithm);
       } else {
         cost = comm::collective_time(c.kind, c.buffer * load, g, hw.tiers);
       }

@@ -341,8 +341,8 @@ json layout_json(const Arguments& a, const ArgumentList& list, const LaunchOptio
       l["moe_capacity_factor"] = capacity("moe-train-capacity-factor");
     } else {
       const std::string dispatcher = a.text("moe-token-dispatcher-type", mcore ? "allgather" : "alltoall");
-      if (dispatcher == "allgather") l["moe_dispatcher"] = "allgather";
-      else if (dispatcher != "alltoall" && dispatcher != "flex" && dispatcher != "alltoall_seq")
+      if (dispatcher == "allgather" || dispatcher == "flex") l["moe_dispatcher"] = dispatcher;
+      else if (dispatcher != "alltoall" && dispatcher != "alltoall_seq")
         notes.push_back("EP dispatcher " + dispatcher + " simulated as an all-to-all");
       // Megatron-Core drops tokens over capacity (--moe-expert-capacity-factor) and pads to it with
       // --moe-pad-expert-input-to-capacity (moe_utils.get_capacity, token_dispatcher.py).

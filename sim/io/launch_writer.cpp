@@ -99,9 +99,10 @@ void write_model(ArgumentWriter& w, const ModelSpec& m, const LayoutSpec& l, Lau
   }
   if (l.moe_dispatcher == MoeDispatcher::allgather) {
     w.flag("moe-token-dispatcher-type", "allgather");
-  } else if (l.fp8_dispatch) {  // Megatron-Core's DeepEP backend dispatches FP8 tokens in FP8 runs
+  } else if (l.moe_dispatcher == MoeDispatcher::flex) {
+    // DeepEP takes FP8 tokens; HybridEP asserts it has no FP8 dispatch (megatron/core/transformer/moe/fused_a2a.py).
     w.flag("moe-token-dispatcher-type", "flex");
-    w.flag("moe-flex-dispatcher-backend", "deepep");
+    w.flag("moe-flex-dispatcher-backend", l.fp8_dispatch ? "deepep" : "hybridep");
   } else {
     w.flag("moe-token-dispatcher-type", "alltoall");
   }

@@ -73,6 +73,7 @@ const char* to_string(MoeDispatcher d) {
     case MoeDispatcher::alltoall: return "alltoall";
     case MoeDispatcher::allgather: return "allgather";
     case MoeDispatcher::einsum: return "einsum";
+    case MoeDispatcher::flex: return "flex";
   }
   return "?";
 }
@@ -370,9 +371,10 @@ LayoutSpec parse_layout(const json& j, const std::string& file) {
   l.optimizer_swap = f.boolean_or("optimizer_swap", false);
   l.moe_grouped_gemm = f.boolean_or("moe_grouped_gemm", true);
   {
-    const std::string dispatcher = f.choice_or("moe_dispatcher", {"alltoall", "allgather", "einsum"}, "alltoall");
+    const std::string dispatcher = f.choice_or("moe_dispatcher", {"alltoall", "allgather", "einsum", "flex"}, "alltoall");
     l.moe_dispatcher = dispatcher == "allgather" ? MoeDispatcher::allgather
                        : dispatcher == "einsum"  ? MoeDispatcher::einsum
+                       : dispatcher == "flex"    ? MoeDispatcher::flex
                                                  : MoeDispatcher::alltoall;
   }
   l.moe_capacity_factor = f.has("moe_capacity_factor") ? f.positive("moe_capacity_factor") : 0.0;
@@ -441,6 +443,8 @@ LayoutSpec parse_layout(const json& j, const std::string& file) {
   if (l.activation_swap > 1) f.fail("activation_swap", "a fraction in [0, 1]");
   l.hierarchical_ep_all_to_all =
       f.choice_or("ep_all_to_all", {"pairwise", "hierarchical"}, "pairwise") == "hierarchical";
+  if (l.hierarchical_ep_all_to_all && l.moe_dispatcher == MoeDispatcher::flex)
+    f.fail("ep_all_to_all", "\"pairwise\" or absent with moe_dispatcher \"flex\" (DeepEP / HybridEP choose their own path)");
   l.pipeline_layers = f.int_list_or_empty("pipeline_layers");
   if (auto o = f.optional_child("overlap")) {
     l.overlap.ep_all_to_all = o->boolean_or("ep_all_to_all", l.overlap.ep_all_to_all);

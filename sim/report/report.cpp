@@ -134,7 +134,10 @@ void print_simulation(std::ostream& out, const ModelSpec& m, const LayoutSpec& l
              l.seq_len);
   fmt::print(out, "           schedule {}, recompute {}, {}, EP all-to-all {}{}\n", io::to_string(l.schedule),
              io::to_string(l.recompute), io::to_string(l.precision),
-             l.hierarchical_ep_all_to_all ? "hierarchical" : "pairwise", l.overlap.ep_all_to_all ? " (overlapped)" : "");
+             l.moe_dispatcher == MoeDispatcher::flex ? "deduplicated (flex)"
+             : l.hierarchical_ep_all_to_all          ? "hierarchical"
+                                                     : "pairwise",
+             l.overlap.ep_all_to_all ? " (overlapped)" : "");
   // Sliding layers count the keys of their window (costmodels/attention_span.h).
   const std::string window = m.attention.sliding_window > 0
                                  ? fmt::format("; sliding layers {} keys per query", m.attention.sliding_window)
