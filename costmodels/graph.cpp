@@ -94,6 +94,7 @@ GraphContext make_context(const ModelSpec& model, const LayoutSpec& layout) {
   ctx.cross_entropy = layout.cross_entropy;
   ctx.loss_parallel = layout.loss_parallel;
   ctx.sp_saves_gathered_inputs = layout.sp_saves_gathered_inputs;
+  ctx.cp_kv_all_gather = layout.cp_kv_all_gather && layout.cp > 1;
   ctx.recompute_modules = layout.recompute_modules;
   ctx.moe_dispatcher = layout.moe_dispatcher;
   ctx.moe_capacity_factor = layout.moe_capacity_factor;

@@ -100,6 +100,7 @@ struct GraphContext {
   CrossEntropy cross_entropy = CrossEntropy::in_place;
   bool loss_parallel = true;  // LayoutSpec::loss_parallel
   bool sp_saves_gathered_inputs = false;  // LayoutSpec::sp_saves_gathered_inputs
+  bool cp_kv_all_gather = false;  // LayoutSpec::cp_kv_all_gather
   unsigned recompute_modules = static_cast<unsigned>(RecomputeModule::core_attn);  // what Recompute::selective reruns
   bytes linear_input_bytes = 2;  // per element of a decoder linear layer's input saved for backward
   MoeDispatcher moe_dispatcher = MoeDispatcher::alltoall;

@@ -207,6 +207,16 @@ class LayerBuilder {
     core.flop_count = 2.0 * T * keys.executed * heads * (qk_dim + v_dim);
     core.hbm_bytes = T * (heads * (qk_dim + v_dim) + kv_heads * (qk_dim + v_dim)) * a_;
     core.working_bytes = core.hbm_bytes;  // Q, K, V and O
+    if (c_.cp_kv_all_gather) {
+      // torch context_parallel's ring attention (LayoutSpec::cp_kv_all_gather): the backward (the peak,
+      // after the recomputed forward has freed its own gather) all-gathers the K and V that SDPA got
+      // from the whole CP group (_AllGatherRotater), accumulates dQ, dK, dV in fp32 and holds the fp32
+      // dK, dV it sends and the one it receives (_templated_ring_attention_backward). torchtitan repeats
+      // the KV heads to the query heads before SDPA (models/llama/model.py repeat_kv), so K and V have
+      // the query heads.
+      const double kv_elems = T * heads * (qk_dim + v_dim), q_elems = T * heads * qk_dim;
+      core.working_bytes += c_.cp * kv_elems * a_ + (q_elems + kv_elems) * 4 + 2 * kv_elems * 4;
+    }
     // Saved: Q, K, V (Korthikanti: QK^T inputs 4sbh and V 2sbh for MHA), split over TP.
     core.saved_bytes = T * (heads * qk_dim + kv_heads * (qk_dim + v_dim)) * a_;
     if (c_.flash_attention) {

@@ -47,6 +47,31 @@ bytes layer_saved_bytes(const graph::LayerGraph& layer, const LayoutSpec& l, Rec
   return policy == Recompute::full && l.distribute_saved_activations ? saved / l.tp : saved;
 }
 
+// Buffers torch.distributed.pipelining holds on one device beside the saved activations
+// (LayoutSpec::pipeline_runtime torch; torch/distributed/pipelining/stage.py and _backward.py), per model
+// chunk with `in_flight` microbatches whose backward has not run, at the peak (the last forward before
+// the stage's first backward of the cool-down: `microbatches - in_flight` backwards are done):
+// - receiving chunks: a receive buffer per microbatch (the in-flight ones are the first layer's saved
+//   input already), and the input gradient each finished backward left in its buffer's .grad;
+// - sending chunks: a gradient-receive buffer per microbatch, and each in-flight output in fwd_cache;
+// - the chunk with the output head: every earlier microbatch's logits in output_chunks (the current
+//   one is the loss phase's own).
+bytes torch_pipeline_bytes(const ModelSpec& m, const LayoutSpec& l, const graph::ModelGraphs& g,
+                           const PipelinePlan& plan, int stage, double in_flight) {
+  const double n = l.microbatches(), per_chunk = in_flight / plan.chunks;
+  const bytes hidden = g.dense.layer_input_bytes;  // the tensor between stages (sequence-split under SP)
+  const double tokens = static_cast<double>(l.micro_batch) * (l.seq_len > 0 ? l.seq_len : m.seq_len) / l.cp;
+  const bytes logits = tokens * (l.loss_parallel ? m.vocab / l.tp : m.vocab) * weight_bytes_per_param;
+  bytes total = 0;
+  for (int c = 0; c < plan.chunks; ++c) {
+    const ChunkContent& chunk = plan.at(stage, c);
+    if (!chunk.embedding) total += 2 * std::max(0.0, n - per_chunk) * hidden;
+    if (!chunk.lm_head) total += (n + per_chunk) * hidden;
+    if (chunk.lm_head) total += std::max(0.0, n - 1) * logits;
+  }
+  return total;
+}
+
 }  // namespace
 
 DeviceParams chunk_params(const ModelSpec& m, const LayoutSpec& l, const ChunkContent& chunk) {
@@ -117,6 +142,7 @@ std::vector<StageMemory> stage_memory(const ModelSpec& m, const LayoutSpec& l, c
   };
   const bytes largest_decoder_op = largest_op({&g.dense, &g.moe, &g.dense_sliding, &g.moe_sliding, &g.dense_linear, &g.moe_linear, &g.mtp});
   const bytes largest_embedding_op = largest_op({&g.embedding}), largest_head_op = largest_op({&g.lm_head});
+  // Megatron-LM's p2p_communication: one microbatch's send and receive tensors.
   const bytes p2p = l.pp > 1 ? 2 * g.dense.layer_input_bytes : 0;
 
   // Distributed optimizer (Megatron-LM): optimizer states sharded over the data-parallel group
@@ -204,7 +230,10 @@ std::vector<StageMemory> stage_memory(const ModelSpec& m, const LayoutSpec& l, c
     // Only the stage that holds the embedding (the output head and loss) runs those ops.
     const bytes largest_edge_op =
         std::max(edges.embedding ? largest_embedding_op : 0.0, edges.lm_head ? largest_head_op : 0.0);
-    sm.buffers = std::max(largest_edge_op, largest_decoder_op + recomputed) + p2p;
+    const bytes pipeline = l.pipeline_runtime == PipelineRuntime::torch && l.pp > 1
+                               ? torch_pipeline_bytes(m, l, g, plan, s, in_flight)
+                               : p2p;
+    sm.buffers = std::max(largest_edge_op, largest_decoder_op + recomputed) + pipeline;
     sm.reserve = hw.device.framework_reserve;
     out.push_back(sm);
   }

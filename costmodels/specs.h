@@ -162,6 +162,7 @@ enum class CudaGraphs { none, partial, full };
 // TP, where DTensor's loss_parallel runs the loss vocab-sharded). pytorch_bf16: the same call on the
 // bf16 logits without .float() (KempnerForge training/loss.py): every one of those tensors in bf16.
 enum class CrossEntropy { in_place, fused, pytorch, pytorch_bf16 };
+enum class PipelineRuntime { megatron, torch };
 
 // Which communication hides behind compute. Each switch can only make an iteration faster.
 struct OverlapSwitches {
@@ -288,6 +289,22 @@ struct LayoutSpec {
   // gradient, accumulated in the fp32 reduce dtype (_fsdp_param.py to_accumulated_grad_if_needed),
   // until the last microbatch's backward reduce-scatters it. Only with zero_stage 3.
   bool zero_no_sync = false;
+  // Which runtime moves activations between pipeline stages, for the buffers it holds (memory only).
+  // megatron: Megatron-LM's p2p_communication sends and receives one microbatch's tensor at a time
+  // and frees each stage output's data once sent (deallocate_output_tensor). torch:
+  // torch.distributed.pipelining (torchtitan), whose PipelineStage allocates a receive buffer and a
+  // gradient-receive buffer for every microbatch up front (_prepare_forward_infra, _create_grad_recv_info),
+  // keeps each received input's gradient in that buffer's .grad until the next step
+  // (stage_backward: torch.autograd.backward, then val.grad; cleared in clear_runtime_states), keeps
+  // each stage output in fwd_cache until its backward, and on the last stage keeps every microbatch's
+  // output (the logits) in output_chunks until the step ends.
+  PipelineRuntime pipeline_runtime = PipelineRuntime::megatron;
+  // Context parallelism as torch's context_parallel runs it (torch/distributed/tensor/experimental/
+  // _attention.py, torchtitan): _cp_options.rotate_method ALL_GATHER all-gathers the K and V that SDPA
+  // receives from the whole CP group at once, and the backward accumulates dQ, dK, dV in fp32
+  // (convert_to_f32) and passes dK, dV around the ring in fp32. false: Megatron/TE's ring exchanges one
+  // K/V chunk at a time. Memory only; only with cp > 1.
+  bool cp_kv_all_gather = false;
   CudaGraphs cuda_graphs = CudaGraphs::none;
   CrossEntropy cross_entropy = CrossEntropy::in_place;
   // Bytes of each Adam moment (m, v): 4 (fp32), or 2 with Megatron-Core's precision-aware optimizer

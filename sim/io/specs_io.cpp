@@ -445,6 +445,12 @@ LayoutSpec parse_layout(const json& j, const std::string& file) {
       f.choice_or("ep_all_to_all", {"pairwise", "hierarchical"}, "pairwise") == "hierarchical";
   if (l.hierarchical_ep_all_to_all && l.moe_dispatcher == MoeDispatcher::flex)
     f.fail("ep_all_to_all", "\"pairwise\" or absent with moe_dispatcher \"flex\" (DeepEP / HybridEP choose their own path)");
+  l.pipeline_runtime = f.choice_or("pipeline_runtime", {"megatron", "torch"}, "megatron") == "torch"
+                           ? PipelineRuntime::torch
+                           : PipelineRuntime::megatron;
+  if (l.pipeline_runtime == PipelineRuntime::torch && l.pp < 2) f.fail("pipeline_runtime", "absent unless pp > 1");
+  l.cp_kv_all_gather = f.boolean_or("cp_kv_all_gather", false);
+  if (l.cp_kv_all_gather && l.cp < 2) f.fail("cp_kv_all_gather", "absent unless cp > 1");
   l.pipeline_layers = f.int_list_or_empty("pipeline_layers");
   if (auto o = f.optional_child("overlap")) {
     l.overlap.ep_all_to_all = o->boolean_or("ep_all_to_all", l.overlap.ep_all_to_all);

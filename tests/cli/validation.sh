@@ -5,8 +5,8 @@
 # hand-written source of its record and is skipped).
 # The 21 Megatron-Bridge 25.11/26.02 Llama 3 runs (validation/megatron_bridge_runs.json, added after every
 # profile was fitted, so held out for all of them): MAPE 6.67%, max 13.3%, all fit.
-# Memory (validation/memory_runs.json, scored apart): MAPE 7.5% over 8 runs, max 21.6% (405B; 70B -13.0%, see
-# validation/README.md "Memory" for what the model misses); the 4 FSDP + CP full-recompute rows -2.5..-3.2%, the
+# Memory (validation/memory_runs.json, scored apart): MAPE 7.2% over 8 runs, max 19.4% (405B 1F1B; 70B -13.0%, see
+# validation/README.md "Memory" for what the model misses; 7.5% / 21.6% before torch.distributed.pipelining's buffers); the 4 FSDP + CP full-recompute rows -2.5..-3.2%, the
 # 2 op-level selective AC rows -6.2% and -7.9%; the ceilings fail CI if it grows. Runs that ran but are
 # predicted not to fit: 1 (from 15 before the loss-phase, FP8-input, Adam-moment and recompute-module settings,
 # and 2 before distribute_saved_activations fitted PaLM): Llama3-8x70B folding at DP 1, allowed by id below
@@ -52,7 +52,7 @@ memory = [r for r in scored if r["metric"] == "memory"]
 assert len(memory) >= 8 and all(r["measured"] > 1e9 and r["predicted"] > 1e9 for r in memory), memory
 m = s["memory"]
 assert m["count"] == len(memory), m
-assert m["mape_pct"] < 7.8 and m["max_abs_error_pct"] < 22.5, m
+assert m["mape_pct"] < 7.5 and m["max_abs_error_pct"] < 20.5, m
 table2 = [r for r in memory if r["id"].startswith("torchtitan-t2-")]
 assert len(table2) == 4 and all(abs(r["error_pct"]) < 4 for r in table2), table2
 op_sac = [r for r in memory if r["id"].startswith(("torchtitan-t1-", "torchtitan-t3-"))]
@@ -69,14 +69,15 @@ print("memory ok:", round(m["mape_pct"], 2), "% MAPE over", m["count"], "runs")
 print("validation ok:", round(s["mape_pct"], 2), "% MAPE over", s["count"], "runs")
 PY
 # More torchtitan memory records (validation/memory_runs_extra.json: 10 rows of the Dec 2024 H100 benchmark the
-# first file did not take, 2 H200 rows of June 2025): memory MAPE 7.7% over 12, max 23.8% (405B with CP, whose
-# ring-attention buffers the model lacks; validation/README.md "Memory records (extra)").
+# first file did not take, 2 H200 rows of June 2025): memory MAPE 6.7% over 12, max 19.6% (405B at CP 8; 7.7% / 23.8%
+# before torch.distributed.pipelining's buffers and context_parallel's all-gather; validation/README.md "Memory
+# records (extra)").
 "$moesim" validate "$root/validation/memory_runs_extra.json" --json "$out/memory_extra.json" > /dev/null
 python3 - "$out/memory_extra.json" <<'PY'
 import json, sys
 v = json.load(open(sys.argv[1]))
 m = v["summary"]["memory"]
-assert m["count"] == 12 and m["mape_pct"] < 8.2 and m["max_abs_error_pct"] < 24.5, m
+assert m["count"] == 12 and m["mape_pct"] < 7.2 and m["max_abs_error_pct"] < 20.5, m
 not_fitting = {r["id"] for r in v["runs"] if "error_pct" in r and not r["fits"]}
 assert len(not_fitting) == v["summary"]["predicted_not_to_fit"] == 0, not_fitting
 print("memory (extra) ok:", round(m["mape_pct"], 2), "% MAPE over", m["count"], "runs")
