@@ -94,6 +94,12 @@ SKIP_REASONS = {
         "FLOP convention unknown ('up to 147 TFLOP/s'); TP degree not stated",
     "pangu-ultra-moe-718b-6k-ascend":
         "partial headline-only record; the full record is validation/pangu-ultra-moe.json",
+    "moe-folding2025-t4-llama3-8x70b-folding-128gpu":
+        "device count in doubt: Table 4's cells are merged in the transcription and this row's values were "
+        "assigned in row order; at 128 GPUs the folding layout (TP8 PP16 EP8) has DP 1, so the distributed "
+        "optimizer shards nothing: 3.75B parameters x 18 bytes (bf16 weights, fp32 gradients, fp32 master and "
+        "Adam) = 67.5 GB per GPU before activations, 93.6 GB of 80 with the 16 microbatches 1F1B keeps on the "
+        "first stage; with full recompute it fits (73.5 GB) but its stated 43.7% MFU would then be 58% HFU",
 }
 
 # Guessed layouts for skipped partial records, so that every record carries a
