@@ -89,6 +89,8 @@ GraphContext make_context(const ModelSpec& model, const LayoutSpec& layout) {
   ctx.etp = layout.etp;
   ctx.sequence_parallel = layout.sequence_parallel;
   ctx.flash_attention = layout.flash_attention;
+  ctx.softmax_fusion = layout.softmax_fusion;
+  ctx.softmax_in_fp32 = layout.softmax_in_fp32;
   ctx.dropout = model.dropout;
   ctx.dispatch_bytes = layout.precision == Precision::fp8 && layout.fp8_dispatch ? 1.0 : 2.0;
   ctx.cross_entropy = layout.cross_entropy;

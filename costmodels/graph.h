@@ -93,6 +93,7 @@ struct GraphContext {
   int tp = 1, cp = 1, ep = 1, etp = 1;
   bool sequence_parallel = false;
   bool flash_attention = true;  // fused attention keeps no s x s scores (Dao et al. 2022)
+  bool softmax_fusion = true, softmax_in_fp32 = false;  // unfused attention's softmax path (LayoutSpec)
   bool causal = true;           // causal mask: fused kernels skip the masked half
   bool dropout = false;         // GPT-3-era models keep dropout masks (1 byte per element)
   bytes activation_bytes = 2;   // bf16 activations

@@ -236,9 +236,11 @@ class LayerBuilder {
       scores.name = "attention_scores";
       scores.kind = OpKind::attention;
       scores.flop_count = 0;
-      scores.hbm_bytes = bytes_per_score * T * s_keys * heads;
-      scores.working_bytes = scores.hbm_bytes;
-      scores.saved_bytes = bytes_per_score * T * s_keys * heads;
+      scores.hbm_bytes = (bytes_per_score + unfused_softmax_extra_bytes()) * T * s_keys * heads;
+      // fp32 softmax keeps its fp32 output for its backward and holds the fp32 copy of the scores meanwhile.
+      const double fp32_kept = c_.softmax_in_fp32 && !c_.softmax_fusion ? 4 : 0;
+      scores.working_bytes = (bytes_per_score + 2 * fp32_kept) * T * s_keys * heads;
+      scores.saved_bytes = (bytes_per_score + fp32_kept) * T * s_keys * heads;
       graph_.forward.push_back(scores);
       mark_recompute(RecomputeModule::core_attn, {"attention_scores"}, {"attention_core"});
     }
@@ -254,6 +256,17 @@ class LayerBuilder {
     if (m_.parallel_block) return;  // the FFN branch's reduce and residual serve both (dense_mlp)
     tp_reduce("attn_tp_reduce");
     residual("attn_residual");
+  }
+
+  // HBM bytes per score that Megatron's unfused softmax (FusedScaleMaskSoftmax.forward_torch_softmax,
+  // megatron/core/fusions/fused_softmax.py) moves beyond its fused scale-mask-softmax kernel, forward. The
+  // fused kernel reads the 16-bit scores and writes 16-bit probabilities (4 bytes). Unfused, with element
+  // size e (4 under softmax_in_fp32, else 2): [fp32: .float() reads 2, writes 4], masked_fill reads e and
+  // the 1-byte mask and writes e, softmax reads e and writes e, [fp32: the cast back reads 4, writes 2].
+  double unfused_softmax_extra_bytes() const {
+    if (c_.softmax_fusion) return 0;
+    const double e = c_.softmax_in_fp32 ? 4 : 2;
+    return 4 * e + 1 + (c_.softmax_in_fp32 ? 12 : 0) - 4;
   }
 
   void dense_mlp(double intermediate, const char* prefix_norm = "mlp_norm") {

@@ -246,6 +246,11 @@ struct LayoutSpec {
   // quantises it again in backward (torchao/float8/float8_linear.py, torchtitan's Float8). Only with fp8.
   bool fp8_cached_inputs = true;
   bool flash_attention = true;  // fused attention (no s x s scores kept); false for 2021-era Megatron
+  // Without flash attention, Megatron's FusedScaleMaskSoftmax runs one fused scale-mask-softmax kernel
+  // unless --no-masked-softmax-fusion (softmax_fusion false): then each torch step is a pass over the
+  // s x s scores, in fp32 with --attention-softmax-in-fp32 (softmax_in_fp32).
+  bool softmax_fusion = true;
+  bool softmax_in_fp32 = false;
   // Fraction of saved activations offloaded to host memory after the forward and fetched back for the
   // backward (the swap half of Pangu Ultra MoE's "Selective R/S"): less HBM, more host-link traffic.
   double activation_swap = 0.0;

@@ -368,8 +368,8 @@ def classify_flag(flag, value, flags):
             return T, "layout.moe_dispatcher %s" % value
         return N, ("%s dispatcher: moesim models the alltoall and allgather dispatchers only" % value)
     if flag in ("--no-masked-softmax-fusion", "--attention-softmax-in-fp32") and "--use-flash-attn" not in flags:
-        return N, ("unfused attention: %s changes the softmax kernels (fp32 softmax, no fused mask); moesim's "
-                   "unfused attention counts one softmax pass" % flag)
+        field = "softmax_fusion false" if flag == "--no-masked-softmax-fusion" else "softmax_in_fp32"
+        return T, ("layout.%s (unfused attention: the torch softmax path's passes over the s x s scores)" % field)
     if flag not in FLAGS:
         raise KeyError("unclassified MindSpeed argument " + flag + " (add it to FLAGS)")
     category, text = FLAGS[flag]
@@ -799,6 +799,11 @@ def layout_from_flags(F, shared, model, hardware, assume):
         "overlap": overlap,
         "flash_attention": "--use-flash-attn" in F,
     }
+    if "--use-flash-attn" not in F:
+        # Megatron's FusedScaleMaskSoftmax: unfused torch softmax with --no-masked-softmax-fusion, in fp32 with
+        # --attention-softmax-in-fp32 (the same translation as sim/io/launch_translate.cpp).
+        layout["softmax_fusion"] = "--no-masked-softmax-fusion" not in F
+        layout["softmax_in_fp32"] = "--attention-softmax-in-fp32" in F
     if recompute_num_layers:
         layout["recompute_num_layers"] = recompute_num_layers
     if "--no-gradient-accumulation-fusion" in F:

@@ -255,6 +255,7 @@ TEST_CASE("io: malformed layout files name file and field", "[io][errors]") {
       {"layout-pad-without-capacity.json", "moe_pad_to_capacity"},
       {"layout-negative-capacity.json", "moe_capacity_factor"},
       {"layout-flex-hierarchical.json", "ep_all_to_all"},
+      {"layout-softmax-with-flash.json", "softmax_in_fp32"},
   };
   for (const auto& c : cases) {
     const auto& file = c.first;  // not a structured binding: clang 14 cannot capture those

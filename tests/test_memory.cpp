@@ -249,3 +249,33 @@ TEST_CASE("memory: ZeRO-3 shards weights and gradients too", "[memory][monotone]
   CHECK(b[0].gradients == Approx(a[0].gradients / 8).epsilon(1e-12));
   CHECK(b[0].optimizer == Approx(a[0].optimizer).epsilon(1e-12));
 }
+
+TEST_CASE("unfused softmax: the torch path's passes over the scores, fp32 keeps its output", "[memory][attention]") {
+  // Megatron's FusedScaleMaskSoftmax (megatron/core/fusions/fused_softmax.py): the fused kernel moves 4 bytes
+  // per score; the torch path with --no-masked-softmax-fusion 4e + 1 (e = 2), or 4e + 1 + 12 with
+  // --attention-softmax-in-fp32 (e = 4): 5 and 25 bytes more. The fp32 softmax output (4 bytes) is kept.
+  Run run{io::load_model("llama3-8b"), make_layout(8, 1, 1, 1, 8, 2048), io::load_profile("ascend-910b2")};
+  run.layout.flash_attention = false;
+  REQUIRE_FALSE(complete_and_check_layout(run.model, run.layout));
+  const auto scores = [&](bool fusion, bool fp32) {
+    LayoutSpec l = run.layout;
+    l.softmax_fusion = fusion;
+    l.softmax_in_fp32 = fp32;
+    const graph::ModelGraphs g = graph::build_model_graphs(run.model, graph::make_context(run.model, l));
+    for (const graph::Op& op : g.decoder(run.model, 0).forward)
+      if (op.name == "attention_scores") return op;
+    FAIL("no attention_scores op");
+    return graph::Op{};
+  };
+  const graph::Op fused = scores(true, false), bf16 = scores(false, false), fp32 = scores(false, true);
+  const double per_byte = fused.saved_bytes / 2;  // no dropout in llama3-8b: 2 bytes per score kept
+  CHECK(bf16.hbm_bytes == Approx(fused.hbm_bytes + 5 * per_byte));
+  CHECK(fp32.hbm_bytes == Approx(fused.hbm_bytes + 25 * per_byte));
+  CHECK(fp32.saved_bytes == Approx(fused.saved_bytes + 4 * per_byte));
+  CHECK(bf16.saved_bytes == Approx(fused.saved_bytes));
+  // More HBM traffic, more time.
+  LayoutSpec slow = run.layout;
+  slow.softmax_fusion = false;
+  slow.softmax_in_fp32 = true;
+  CHECK(sim::simulate(run.model, slow, run.hw).iteration_time > sim::simulate(run.model, run.layout, run.hw).iteration_time);
+}

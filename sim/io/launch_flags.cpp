@@ -107,7 +107,7 @@ constexpr FlagInfo flag_table[] = {
     {"disable-bias-linear", irrelevant, none}, {"use-mcore-models", layout, none},
     {"use-fused-rmsnorm", irrelevant, none}, {"use-fused-swiglu", irrelevant, none},
     {"use-fused-rotary-pos-emb", irrelevant, none}, {"use-fused-moe-token-permute-and-unpermute", irrelevant, none},
-    {"no-masked-softmax-fusion", irrelevant, none}, {"attention-softmax-in-fp32", irrelevant, none},
+    {"no-masked-softmax-fusion", layout, none}, {"attention-softmax-in-fp32", layout, none},
     {"no-gradient-accumulation-fusion", layout, none}, {"gemm-gradient-accumulation-fusion", layout, none},
     {"no-bias-swiglu-fusion", irrelevant, none}, {"no-bias-gelu-fusion", irrelevant, none},
     {"no-bias-dropout-fusion", irrelevant, none}, {"no-rope-fusion", irrelevant, none},

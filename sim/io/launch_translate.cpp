@@ -313,6 +313,11 @@ json layout_json(const Arguments& a, const ArgumentList& list, const LaunchOptio
   // Megatron-Core's DeepEP backend quantises the dispatched tokens to FP8 in FP8 runs; HybridEP does not.
   l["fp8_dispatch"] = fp8 && a.text("moe-flex-dispatcher-backend") == "deepep";
   l["flash_attention"] = a.has("use-flash-attn") || a.text("transformer-impl") == "transformer_engine";
+  // Without flash attention the softmax path decides how often the s x s scores cross HBM (LayoutSpec).
+  if (!l["flash_attention"].get<bool>()) {
+    l["softmax_fusion"] = !a.has("no-masked-softmax-fusion");
+    l["softmax_in_fp32"] = a.has("attention-softmax-in-fp32");
+  }
   const bool ep_overlap = a.has("moe-alltoall-overlap-comm") || a.has("overlap-moe-expert-parallel-comm") || a.has("moe-fb-overlap");
   l["overlap"] = {{"ep_all_to_all", ep_overlap},
                   // MC2 fuses TP collectives into the GEMMs; Ascend CoC (communication over computation) overlaps them in slices.

@@ -167,6 +167,8 @@ void write_layout(ArgumentWriter& w, const ModelSpec& m, const LayoutSpec& l, La
   w.flag("bf16");
   if (l.precision == Precision::fp8) w.flag("fp8-format", "e4m3");
   if (l.flash_attention) w.flag("use-flash-attn");
+  if (!l.softmax_fusion) w.flag("no-masked-softmax-fusion");
+  if (l.softmax_in_fp32) w.flag("attention-softmax-in-fp32");
   if (l.cross_entropy == CrossEntropy::fused) {
     w.flag("cross-entropy-loss-fusion");
     w.flag("cross-entropy-fusion-impl", "te");

@@ -390,6 +390,10 @@ LayoutSpec parse_layout(const json& j, const std::string& file) {
   l.fp8_cached_inputs = f.boolean_or("fp8_cached_inputs", true);
   if (l.fp8_dispatch && l.precision != Precision::fp8) f.fail("fp8_dispatch", "false unless precision is fp8");
   l.flash_attention = f.boolean_or("flash_attention", true);
+  l.softmax_fusion = f.boolean_or("softmax_fusion", true);
+  l.softmax_in_fp32 = f.boolean_or("softmax_in_fp32", false);
+  for (const char* field : {"softmax_fusion", "softmax_in_fp32"})
+    if (f.has(field) && l.flash_attention) f.fail(field, "absent unless flash_attention is false (fused attention has no softmax pass)");
   l.zero_stage = f.non_negative_int_or("zero_stage", 0);
   l.zero_shard_dp = f.non_negative_int_or("zero_shard_dp", 0);
   l.zero_reshard_after_forward = f.boolean_or("zero_reshard_after_forward", true);
