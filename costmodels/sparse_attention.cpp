@@ -90,8 +90,8 @@ void LayerBuilder::sparse_attention_core(double heads) {
   target.kind = OpKind::attention;
   target.flop_count = T * sel.executed * 2 * heads * latent;
   target.hbm_bytes = q + T * sel.executed * latent * a_ + indices;
-  target.working_bytes = target.hbm_bytes;
   target.saved_bytes = T * topk * 4;  // fp32 target distribution
+  target.working_bytes = q + kv + indices + target.saved_bytes;  // the selected rows stream through on chip
   graph_.forward.push_back(target);
   // Back from the latent output to each head's value through W_UV: d_c -> d_v per head.
   gemm("o_absorb", T, at.kv_lora_rank, at.v_head_dim, heads).saved_bytes = T * heads * at.kv_lora_rank * li_;
