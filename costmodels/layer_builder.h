@@ -194,7 +194,7 @@ class LayerBuilder {
           gathered_input_saved(h, li_);
     }
     if (sparse) {
-      sparse_attention_core(heads);  // costmodels/sparse_attention.cpp
+      sparse_attention_core(heads);  // costmodels/sparse_attention.cpp; its kernels are always fused
     } else {
       dense_attention_core(span, heads, kv_heads, qk_dim, v_dim);
     }

@@ -33,7 +33,10 @@ constexpr UnmodelledField unmodelled_fields[] = {
     {"attn_layer_offset", false, nullptr, "attention on every k-th layer only, Mamba elsewhere (transformers JambaConfig)"},
     {"attn_layer_indices", false, nullptr, "attention on the listed layers only, Mamba elsewhere (transformers BambaConfig)"},
     {"index_", true, nullptr,
-     "DeepSeek-V3.2 sparse attention: a lightning indexer picks index_topk keys per query (DeepSeek-V3.2-Exp config)"},
+     "a sparse-attention indexer outside DeepSeek-V3.2 (model_type deepseek_v32), e.g. DeepSeek-V4's compressed "
+     "sparse attention"},
+    {"compress_ratios", false, nullptr, "DeepSeek-V4's per-layer KV compression (compressed / heavily compressed attention)"},
+    {"hc_mult", false, nullptr, "DeepSeek-V4's mHC residual streams (manifold-constrained hyper-connections)"},
     {"attention_chunk_size", false, nullptr,
      "chunked local attention on some layers (transformers Llama4TextConfig)"},
     {"moe_layer_freq", false, equals_one, "MoE FFN on every k-th layer only (DeepSeek-V2/V3 configuration)"},
@@ -94,6 +97,7 @@ constexpr std::pair<std::string_view, std::string_view> unmodelled_model_types[]
     {"zamba", "Mamba layers"}, {"zamba2", "Mamba-2 layers"}, {"mamba", "Mamba layers"}, {"mamba2", "Mamba-2 layers"},
     {"falcon_mamba", "Mamba layers"}, {"minimax", "lightning (linear) attention layers"},
     {"granitemoehybrid", "Mamba-2 layers"}, {"lfm2", "short-convolution layers"},
+    {"deepseek_v4", "compressed sparse attention and mHC residual streams"},
 };
 
 // Fields of the list above that moesim reads for one model type (read_hf_linear_mixer).
