@@ -12,6 +12,7 @@
 #include "costmodels/graph.h"
 #include "costmodels/params.h"
 #include "costmodels/sparse_attention.h"
+#include "sim/engine/op_layers.h"
 #include "sim/io/specs_io.h"
 #include "tests/support.h"
 
@@ -92,6 +93,29 @@ TEST_CASE("DSA: TP keeps the indexer whole and splits the core; CP all-gathers k
   CHECK(find_op(ring, "cp_kv_exchange")->collective.buffer > 50 * find_op(cp4, "cp_latent_all_gather")->collective.buffer);
   // Each rank scores its own queries against every key: CP divides the indexer's work by 4.
   CHECK(find_op(cp4, "indexer_scores")->model_flop_count == Approx(find_op(one, "indexer_scores")->model_flop_count / 4));
+}
+
+TEST_CASE("DSA: operator level, each CP all-gather overlaps the attention op that reads it", "[dsa][op_level]") {
+  const ModelSpec m = io::load_model("deepseek-v3.2");
+  LayoutSpec l = test::make_layout(64, 1, 1, 16, 16, 32768);
+  l.cp = 4;
+  REQUIRE_FALSE(complete_and_check_layout(m, l).has_value());
+  const HardwareProfile hw = io::load_profile("h100-sxm");
+  const graph::ModelGraphs graphs = graph::build_model_graphs(m, graph::make_context(m, l));
+  sim::LayerTables tables(l, hw, 1.0);
+  const std::vector<sim::OpStep>& steps = tables.of(graphs.moe, Recompute::none).steps;
+  const auto index = [&](std::string_view name) {
+    for (std::size_t i = 0; i < steps.size(); ++i)
+      if (name == steps[i].name) return static_cast<int>(i);
+    return -1;
+  };
+  const int keys = index("cp_index_key_all_gather"), latents = index("cp_latent_all_gather");
+  REQUIRE(keys >= 0);
+  REQUIRE(latents >= 0);
+  CHECK(steps[keys].partner == index("indexer_scores"));
+  CHECK(steps[latents].partner == index("attention_core"));
+  CHECK(steps[index("indexer_scores")].partner == keys);
+  CHECK(steps[index("attention_core")].partner == latents);
 }
 
 TEST_CASE("DSA: the indexer's parameters and saved keys", "[dsa][memory]") {
