@@ -121,9 +121,12 @@ struct FlopsPerToken {
   flops forward = 0;
   flops recompute = 0;         // forward FLOPs run again under the recompute policy (HFU only)
   flops training = 0;          // 3 x forward (model FLOPs, MFU)
-  flops attention_core = 0;    // forward attention-core share (included above): s keys per query (w when sliding)
+  // Forward attention-core share (included above): s keys per query (w when sliding; DSA: the indexer's
+  // s and the core's top k).
+  flops attention_core = 0;
   // Forward attention-core FLOPs the model count holds and a causal kernel skips: half the core of a
-  // full layer, the ragged start of a window (costmodels/attention_span.h).
+  // full layer, the ragged start of a window (costmodels/attention_span.h); less what kernels run beyond
+  // the model's count (DSA's indexer-loss target, costmodels/sparse_attention.cpp).
   flops attention_core_masked = 0;
 };
 FlopsPerToken model_flops_per_token(const ModelSpec& model, int seq_len, Recompute policy = Recompute::none,

@@ -162,6 +162,8 @@ class LayerBuilder {
     tp_gather("attn_tp_all_gather");
     double heads = at.heads / t;
     double qk_dim, v_dim, kv_heads;
+    // DeepSeek Sparse Attention replaces the core of every full-span MLA layer (AttentionSpec::sparse).
+    const bool sparse = at.sparse.active() && span == AttentionSpan::full;
     if (at.type == AttentionType::mla) {
       // DeepSeek-V2 §2.1 (arXiv 2405.04434): down-projections are replicated over TP, up-projections split.
       qk_dim = at.qk_nope_head_dim + at.qk_rope_head_dim;
@@ -177,8 +179,10 @@ class LayerBuilder {
       const double kv_down = at.kv_lora_rank + at.qk_rope_head_dim;
       gemm("kv_down_proj", T, h, kv_down).saved_bytes = gathered_input_saved(h, li_);
       vector("kv_norm", T * at.kv_lora_rank, 5).saved_bytes = T * at.kv_lora_rank * a_;
-      gemm("kv_up_proj", T, at.kv_lora_rank, heads * (at.qk_nope_head_dim + v_dim)).saved_bytes =
-          T * at.kv_lora_rank * li_;
+      // DSA's MQA mode keeps keys and values latent (sparse_attention_core absorbs the up-projections).
+      if (!sparse)
+        gemm("kv_up_proj", T, at.kv_lora_rank, heads * (at.qk_nope_head_dim + v_dim)).saved_bytes =
+            T * at.kv_lora_rank * li_;
       vector("rope", T * heads * at.qk_rope_head_dim * 2, 3);
     } else {
       qk_dim = v_dim = at.head_dim;
@@ -189,6 +193,31 @@ class LayerBuilder {
       fused_gemm("qkv_proj", T, h, {q_width, kv_heads * at.head_dim, kv_heads * at.head_dim}).saved_bytes =
           gathered_input_saved(h, li_);
     }
+    if (sparse) {
+      sparse_attention_core(heads);  // costmodels/sparse_attention.cpp; its kernels are always fused
+    } else {
+      dense_attention_core(span, heads, kv_heads, qk_dim, v_dim);
+    }
+    if (at.type == AttentionType::mla) {
+      // Megatron-Core MLA: the input norm is a module of its own (TENorm) before the down-projections.
+      mark_recompute(RecomputeModule::layernorm, {"q_down_proj", "kv_down_proj"}, {"attn_norm"});
+      mark_recompute(RecomputeModule::mla_up_proj, {"attention_core"},
+                     {"q_up_proj", "q_proj", "kv_up_proj", "rope", "q_absorb"});
+    }
+    // Qwen3-Next gated attention: O x sigmoid(gate), keeping O and the gate for backward.
+    if (at.output_gate) vector("attn_output_gate", T * heads * v_dim, 5, 3).saved_bytes = 2 * T * heads * v_dim * a_;
+    // Output projection input O (2sbh / t) is saved by the projection.
+    gemm("attn_out_proj", T, heads * v_dim, h).saved_bytes = T * heads * v_dim * li_;
+    if (m_.parallel_block) return;  // the FFN branch's reduce and residual serve both (dense_mlp)
+    tp_reduce("attn_tp_reduce");
+    residual("attn_residual");
+  }
+
+  // Softmax attention over all keys up to the query, or a sliding window of them: the CP exchange of K
+  // and V, the fused core and, unfused, its saved scores.
+  void dense_attention_core(AttentionSpan span, double heads, double kv_heads, double qk_dim, double v_dim) {
+    const AttentionSpec& at = m_.attention;
+    const double T = c_.tokens;
     if (c_.cp > 1) {
       // Ring attention (Liu et al. 2023; Megatron CP): cp-1 exchanges of the local K and V chunk,
       // overlapped with the attention of the previous chunk.
@@ -219,6 +248,13 @@ class LayerBuilder {
     }
     // Saved: Q, K, V (Korthikanti: QK^T inputs 4sbh and V 2sbh for MHA), split over TP.
     core.saved_bytes = T * (heads * qk_dim + kv_heads * (qk_dim + v_dim)) * a_;
+    if (at.sinks) {
+      // GPT-OSS sinks: per query and head, the sink logit's exponential (less the running max) joins
+      // the softmax denominator; one fp32 logit per head is read. 3 FLOPs against the core's
+      // 2 (d_qk + d_v) per key: 0.02% of a 128-key window at head_dim 64.
+      core.flop_count += 3 * T * heads;
+      core.hbm_bytes += heads * 4;
+    }
     if (c_.flash_attention) {
       // Op-level selective AC saves fused SDPA's outputs: O and the fp32 log-sum-exp per query and head
       // (aten._scaled_dot_product_flash_attention returns both); the unfused path is recomputed.
@@ -244,18 +280,6 @@ class LayerBuilder {
       graph_.forward.push_back(scores);
       mark_recompute(RecomputeModule::core_attn, {"attention_scores"}, {"attention_core"});
     }
-    if (at.type == AttentionType::mla) {
-      // Megatron-Core MLA: the input norm is a module of its own (TENorm) before the down-projections.
-      mark_recompute(RecomputeModule::layernorm, {"q_down_proj", "kv_down_proj"}, {"attn_norm"});
-      mark_recompute(RecomputeModule::mla_up_proj, {"attention_core"}, {"q_up_proj", "q_proj", "kv_up_proj", "rope"});
-    }
-    // Qwen3-Next gated attention: O x sigmoid(gate), keeping O and the gate for backward.
-    if (at.output_gate) vector("attn_output_gate", T * heads * v_dim, 5, 3).saved_bytes = 2 * T * heads * v_dim * a_;
-    // Output projection input O (2sbh / t) is saved by the projection.
-    gemm("attn_out_proj", T, heads * v_dim, h).saved_bytes = T * heads * v_dim * li_;
-    if (m_.parallel_block) return;  // the FFN branch's reduce and residual serve both (dense_mlp)
-    tp_reduce("attn_tp_reduce");
-    residual("attn_residual");
   }
 
   // HBM bytes per score that Megatron's unfused softmax (FusedScaleMaskSoftmax.forward_torch_softmax,
@@ -268,6 +292,10 @@ class LayerBuilder {
     const double e = c_.softmax_in_fp32 ? 4 : 2;
     return 4 * e + 1 + (c_.softmax_in_fp32 ? 12 : 0) - 4;
   }
+
+  // DeepSeek Sparse Attention's indexer, MQA-mode core and absorbed projections (costmodels/
+  // sparse_attention.cpp), in place of dense_attention_core for an MLA layer with AttentionSpec::sparse.
+  void sparse_attention_core(double heads);
 
   void dense_mlp(double intermediate, const char* prefix_norm = "mlp_norm") {
     const double t = c_.tp, h = m_.hidden, T = c_.tokens;

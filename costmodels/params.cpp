@@ -23,11 +23,19 @@ AttentionParams attention_params(const ModelSpec& m) {
     p.replicated += h * (a.kv_lora_rank + a.qk_rope_head_dim) + a.kv_lora_rank;  // W_DKV, W_KR, norm
     p.projections += static_cast<double>(a.kv_lora_rank) * a.heads * (a.qk_nope_head_dim + a.v_head_dim);
     p.projections += static_cast<double>(a.heads) * a.v_head_dim * h;  // W_O
+    if (a.sparse.active()) {
+      // DSA's lightning indexer (DeepSeek-V3.2-Exp inference/model.py Indexer): wq_b (q_lora_rank ->
+      // index heads x dim), wk (h -> dim), its LayerNorm (weight and bias), weights_proj (h -> heads);
+      // replicated over TP (Megatron-Core DSAIndexer).
+      const double heads = a.sparse.index_heads, dim = a.sparse.index_head_dim;
+      p.replicated += a.q_lora_rank * heads * dim + h * dim + 2 * dim + h * heads;
+    }
   } else {
     const double q = static_cast<double>(a.heads) * a.head_dim;
     const double kv = static_cast<double>(a.kv_heads) * a.head_dim;
     // A gated attention's q_proj also emits the gate (AttentionSpec::output_gate).
     p.projections = h * ((a.output_gate ? 2 : 1) * q + 2 * kv) + q * h;
+    if (a.sinks) p.projections += a.heads;  // one sink logit per head, split over TP with its head
   }
   return p;
 }

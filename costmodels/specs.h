@@ -46,6 +46,18 @@ struct LinearAttentionSpec {
   int chunk = 64;
 };
 
+// DeepSeek Sparse Attention (DSA; DeepSeek-V3.2-Exp report §2.1, https://github.com/deepseek-ai/
+// DeepSeek-V3.2-Exp/blob/main/DeepSeek_V3_2.pdf; config.json index_n_heads, index_head_dim,
+// index_topk): a lightning indexer of index_heads heads of width index_head_dim scores every preceding
+// token, I_{t,s} = sum_j w_{t,j} ReLU(q_{t,j} . k_s), and the MLA core attends, in MQA mode (one
+// latent key-value entry shared by all heads), to the topk keys of highest score. topk 0: no DSA.
+struct SparseAttentionSpec {
+  int index_heads = 0;
+  int index_head_dim = 0;
+  int topk = 0;
+  bool active() const { return topk > 0; }
+};
+
 struct AttentionSpec {
   AttentionType type = AttentionType::mha;
   int heads = 0;
@@ -65,9 +77,8 @@ struct AttentionSpec {
   // (Mistral 7B), else full. MTP modules always attend fully (DeepSeek-V3 §2.2).
   std::vector<AttentionSpan> layer_pattern{};
   // GPT-OSS attention sinks: one learned logit per head added to each softmax denominator (HF
-  // GptOssAttention `sinks`). One exponential per query and head beside s (or w) score
-  // exponentials: negligible FLOPs and bytes, and `heads` parameters per layer, so it is recorded and
-  // not costed.
+  // GptOssAttention `sinks`). Costed as what it is: one exponential and one add per query and head
+  // beside the s (or w) score exponentials, and `heads` parameters per layer (LayerBuilder::attention).
   bool sinks = false;
   // Qwen3-Next gated attention: q_proj also emits a per-channel gate, and the attention output is
   // multiplied by its sigmoid before o_proj (transformers Qwen3NextAttention: q_proj width 2 x heads x
@@ -75,6 +86,9 @@ struct AttentionSpec {
   bool output_gate = false;
   // The layers whose span is linear (empty otherwise: linear.heads == 0).
   LinearAttentionSpec linear{};
+  // DSA on every full-span softmax layer, the MTP module's included (DeepSeek-V3.2: all of them);
+  // MLA only (the report instantiates DSA on MLA's MQA mode).
+  SparseAttentionSpec sparse{};
 
   AttentionSpan span_of_layer(int layer) const {
     if (layer_pattern.empty()) return sliding_window > 0 ? AttentionSpan::sliding : AttentionSpan::full;

@@ -4,6 +4,7 @@
 #include <string>
 #include <typeinfo>
 
+#include "costmodels/graph.h"
 #include "costmodels/layout.h"
 #include "sim/io/input_error.h"
 #include "sim/engine/simulate.h"
@@ -19,6 +20,17 @@ struct Run {
 inline sim::SimulationResult simulate(Run r) {
   if (auto err = complete_and_check_layout(r.model, r.layout)) FAIL("layout rejected: " << *err);
   return sim::simulate(r.model, r.layout, r.hw);
+}
+
+// One decoder layer's graph on one device: `seq` tokens per sequence split over cp, heads over tp.
+inline graph::LayerGraph layer_graph(const ModelSpec& m, graph::LayerKind kind, AttentionSpan span, double seq,
+                                     int tp = 1, int cp = 1) {
+  graph::GraphContext ctx;
+  ctx.seq_len = seq;
+  ctx.tokens = seq / cp;
+  ctx.tp = tp;
+  ctx.cp = cp;
+  return graph::build_layer(m, ctx, kind, span);
 }
 
 // A layout with expert TP 1 and sequence parallelism whenever TP > 1; seq_len 0 takes the model's.

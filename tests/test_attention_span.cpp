@@ -75,13 +75,16 @@ TEST_CASE("attention span: GPT-OSS layers alternate sliding and full graphs", "[
   CHECK(g.moe_sliding.span == AttentionSpan::sliding);
 
   // The sliding core on this device: its 16384 queries (131072 / cp 8) see 128 keys each, less the ragged
-  // start of the sequence; 2 x 2 x queries x keys x heads x head_dim.
+  // start of the sequence; 2 x 2 x queries x keys x heads x head_dim, plus GPT-OSS's attention sinks:
+  // 3 FLOPs per query and head (AttentionSpec::sinks).
   const double queries = 131072.0 / 8, heads = 64, dim = 64;
   const graph::Op& sliding = core_of(g.moe_sliding);
   CHECK(sliding.model_flop_count == Approx(4 * queries * 128 * heads * dim));
-  CHECK(sliding.flop_count == Approx(4 * queries * graph::causal_window_pairs(131072, 128) / 131072 * heads * dim));
+  const double sinks = 3 * queries * heads;
+  CHECK(sliding.flop_count ==
+        Approx(4 * queries * graph::causal_window_pairs(131072, 128) / 131072 * heads * dim + sinks).epsilon(1e-9));
   const graph::Op& full = core_of(g.moe);
-  CHECK(full.flop_count == Approx(4 * queries * 131072 / 2 * heads * dim));
+  CHECK(full.flop_count == Approx(4 * queries * 131072 / 2 * heads * dim + sinks));
   // Fused attention keeps no scores: the same bytes, saved and moved, for both spans.
   CHECK(sliding.saved_bytes == full.saved_bytes);
   CHECK(sliding.hbm_bytes == full.hbm_bytes);

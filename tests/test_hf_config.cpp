@@ -1,10 +1,11 @@
 // sim/io/hf_config: HuggingFace configs with sliding-window attention (and Qwen3-Next's linear-attention
 // layers, tests/test_linear_mixer.cpp) read as transformers derives their layer types, and configs whose architecture moesim does not model (linear attention, Mamba, sparse
-// attention indexers, MoE at intervals) fail with one line naming the file and the field.
+// attention indexers on models other than DeepSeek-V3.2, MoE at intervals) fail with one line naming the
+// file and the field.
 //
 // Fixtures in tests/data/hf: gpt-oss-120b-config.json is openai/gpt-oss-120b's config.json;
 // qwen3-next-80b-a3b-config.json is Qwen/Qwen3-Next-80B-A3B-Instruct's; deepseek-v32-config.json is the
-// DeepSeek-V3 fixture with DeepSeek-V3.2-Exp's model_type and index_* keys; nemotron-h-8b-config.json,
+// DeepSeek-V3 fixture with DeepSeek-V3.2-Exp's model_type and index_* keys (read in tests/test_sparse_attention.cpp); nemotron-h-8b-config.json,
 // gemma3-27b-text-config.json and mistral-7b-v0.1-config.json are abridged to the keys that matter.
 #include <catch2/catch.hpp>
 #include <string>
@@ -76,7 +77,6 @@ TEST_CASE("hf config: sliding layers as transformers derives them", "[io][hf][sl
 
 TEST_CASE("hf config: architectures moesim does not model fail naming the field", "[io][hf][errors]") {
   const std::vector<std::pair<std::string, std::string>> cases{
-      {"deepseek-v32-config.json", "index_head_dim"},                 // DeepSeek sparse attention indexer
       {"nemotron-h-8b-config.json", "hybrid_override_pattern"},        // Mamba-2 hybrid
   };
   for (const auto& c : cases) {
@@ -98,6 +98,9 @@ TEST_CASE("hf config: each unmodelled field alone is refused, its harmless defau
       {"mamba_d_state", 16},
       {"ssm_state_size", 128},
       {"index_topk", 2048},
+      {"compress_ratios", io::json::array({0, 4, 128})},
+      {"hc_mult", 4},
+      {"model_type", "deepseek_v4"},
       {"attention_chunk_size", 8192},
       {"attn_layer_period", 8},
       {"decoder_sparse_step", 2},

@@ -31,12 +31,7 @@ ModelSpec all_full(ModelSpec m) {
 }
 
 graph::LayerGraph linear_layer(const ModelSpec& m, double seq, int tp = 1, int cp = 1) {
-  graph::GraphContext ctx;
-  ctx.seq_len = seq;
-  ctx.tokens = seq / cp;
-  ctx.tp = tp;
-  ctx.cp = cp;
-  return graph::build_layer(m, ctx, graph::LayerKind::dense, AttentionSpan::linear);
+  return test::layer_graph(m, graph::LayerKind::dense, AttentionSpan::linear, seq, tp, cp);
 }
 
 }  // namespace

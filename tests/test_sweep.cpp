@@ -8,6 +8,7 @@
 
 #include "costmodels/graph.h"
 #include "costmodels/layout.h"
+#include "costmodels/params.h"
 #include "sim/io/input_error.h"
 #include "sim/io/json_reader.h"
 #include "sim/engine/simulate.h"
@@ -310,4 +311,35 @@ TEST_CASE("attention axes: full_attention_interval and sliding_window set the la
   j["model_axes"] = {{"full_attention_interval", {4}}};
   test::check_names(test::input_error([&] { sweep::parse_spec(j, "l.json"); }), "l.json",
                     "model_axes.full_attention_interval");
+  j["model_axes"] = {{"index_topk", {0, 2048}}};
+  test::check_names(test::input_error([&] { sweep::parse_spec(j, "l.json"); }), "l.json", "model_axes.index_topk");
+}
+
+TEST_CASE("attention axes: index_topk chooses dense MLA (0) or DeepSeek sparse attention's top-k", "[sweep][dsa]") {
+  json j = small_json();
+  j.erase("constraints");
+  j["base_model"] = "deepseek-v3.2";
+  j["model_axes"] = {{"index_topk", {0, 512, 2048}}};
+  const sweep::SweepSpec spec = sweep::parse_spec(j, "ds.json");
+  REQUIRE(sweep::point_count(spec) == 3);
+  const auto dense = sweep::point_model(spec, {0}), k512 = sweep::point_model(spec, {512});
+  REQUIRE(dense.model);
+  REQUIRE(k512.model);
+  CHECK_FALSE(dense.model->attention.sparse.active());
+  CHECK(dense.model->attention.sparse.index_heads == 0);  // no indexer parameters either
+  CHECK(k512.model->attention.sparse.topk == 512);
+  CHECK(k512.model->attention.sparse.index_heads == 64);
+  // At 128K the dense model's attention costs several times the sparse one's; a smaller k costs less.
+  const double s = 131072;
+  const double f_dense = graph::model_flops_per_token(*dense.model, static_cast<int>(s)).attention_core;
+  const double f_512 = graph::model_flops_per_token(*k512.model, static_cast<int>(s)).attention_core;
+  const double f_2048 = graph::model_flops_per_token(*sweep::point_model(spec, {2048}).model, static_cast<int>(s)).attention_core;
+  CHECK(f_512 < f_2048);
+  CHECK(f_dense > 3 * f_2048);
+  CHECK(count_params(*dense.model).total() < count_params(*k512.model).total());
+  sweep::PointResult r;
+  r.index = 1;
+  r.values = {512};
+  r.model = k512.model;
+  CHECK(sweep::result_json(spec, r).at("model").at("index_topk") == 512);
 }

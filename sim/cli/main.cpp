@@ -240,12 +240,14 @@ int cmd_ops(const std::vector<std::string>& args) {
     }
     fmt::print("{:<22} {:>64} {:>10.1f} {:>10.1f}  (sum, before overlap)\n", "total", "", fwd * 1e6, bwd * 1e6);
   };
-  // One table per decoder graph that some layer uses (full-attention graphs keep their plain titles).
+  // One table per decoder graph that some layer uses (full-attention graphs keep their plain titles,
+  // DeepSeek sparse attention's name its top-k).
   const std::string window = fmt::format("sliding window {}", model.attention.sliding_window);
   const std::string linear = std::string("linear ") + io::to_string(model.attention.linear.kind);
+  const std::string full = model.attention.sparse.active() ? fmt::format(", DSA top-{}", model.attention.sparse.topk) : "";
   const std::vector<std::pair<const graph::LayerGraph*, std::string>> decoders{
-      {&graphs.dense, "dense"}, {&graphs.dense_sliding, "dense, " + window}, {&graphs.dense_linear, "dense, " + linear},
-      {&graphs.moe, "moe"}, {&graphs.moe_sliding, "moe, " + window}, {&graphs.moe_linear, "moe, " + linear}};
+      {&graphs.dense, "dense" + full}, {&graphs.dense_sliding, "dense, " + window}, {&graphs.dense_linear, "dense, " + linear},
+      {&graphs.moe, "moe" + full}, {&graphs.moe_sliding, "moe, " + window}, {&graphs.moe_linear, "moe, " + linear}};
   for (const auto& [g, title] : decoders)
     if (graphs.decoder_layers_of(model, *g) > 0) table(*g, title.c_str());
   if (model.mtp_layers > 0) table(graphs.mtp, "mtp");

@@ -45,13 +45,15 @@ void pair_tp_collectives(const graph::LayerGraph& g, const std::vector<OpTiming>
 }
 
 // Ring attention (Liu et al. 2023; Megatron-Core context parallelism): cp - 1 steps, each sending the
-// next K, V block while the attention of the current block runs, forward and backward alike.
+// next K, V block while the attention of the current block runs, forward and backward alike. Each CP
+// collective pairs with the next attention op not yet paired (DSA: the index keys with the indexer's
+// scores, the latent entries with the core).
 void pair_cp_exchange(const graph::LayerGraph& g, std::vector<OpStep>& steps, int cp) {
   const int n = static_cast<int>(steps.size());
   for (int i = 0; i < n; ++i) {
     if (steps[i].lane != OpLane::cp) continue;
     for (int j = i + 1; j < n; ++j) {
-      if (g.forward[j].kind != OpKind::attention) continue;
+      if (g.forward[j].kind != OpKind::attention || steps[j].partner != -1) continue;
       steps[i].partner = j;
       steps[j].partner = i;
       steps[i].chunks = steps[j].chunks = cp;

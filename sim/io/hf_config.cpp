@@ -33,7 +33,10 @@ constexpr UnmodelledField unmodelled_fields[] = {
     {"attn_layer_offset", false, nullptr, "attention on every k-th layer only, Mamba elsewhere (transformers JambaConfig)"},
     {"attn_layer_indices", false, nullptr, "attention on the listed layers only, Mamba elsewhere (transformers BambaConfig)"},
     {"index_", true, nullptr,
-     "DeepSeek-V3.2 sparse attention: a lightning indexer picks index_topk keys per query (DeepSeek-V3.2-Exp config)"},
+     "a sparse-attention indexer outside DeepSeek-V3.2 (model_type deepseek_v32), e.g. DeepSeek-V4's compressed "
+     "sparse attention"},
+    {"compress_ratios", false, nullptr, "DeepSeek-V4's per-layer KV compression (compressed / heavily compressed attention)"},
+    {"hc_mult", false, nullptr, "DeepSeek-V4's mHC residual streams (manifold-constrained hyper-connections)"},
     {"attention_chunk_size", false, nullptr,
      "chunked local attention on some layers (transformers Llama4TextConfig)"},
     {"moe_layer_freq", false, equals_one, "MoE FFN on every k-th layer only (DeepSeek-V2/V3 configuration)"},
@@ -94,7 +97,7 @@ constexpr std::pair<std::string_view, std::string_view> unmodelled_model_types[]
     {"zamba", "Mamba layers"}, {"zamba2", "Mamba-2 layers"}, {"mamba", "Mamba layers"}, {"mamba2", "Mamba-2 layers"},
     {"falcon_mamba", "Mamba layers"}, {"minimax", "lightning (linear) attention layers"},
     {"granitemoehybrid", "Mamba-2 layers"}, {"lfm2", "short-convolution layers"},
-    {"deepseek_v32", "DeepSeek sparse attention (lightning indexer, top-k keys)"},
+    {"deepseek_v4", "compressed sparse attention and mHC residual streams"},
 };
 
 // Fields of the list above that moesim reads for one model type (read_hf_linear_mixer).
@@ -102,6 +105,8 @@ constexpr std::pair<std::string_view, std::string_view> modelled_fields[] = {
     {"qwen3_next", "full_attention_interval"}, {"qwen3_next", "linear_conv_kernel_dim"},
     {"qwen3_next", "linear_key_head_dim"},     {"qwen3_next", "linear_num_key_heads"},
     {"qwen3_next", "linear_num_value_heads"},  {"qwen3_next", "linear_value_head_dim"},
+    {"deepseek_v32", "index_n_heads"},         {"deepseek_v32", "index_head_dim"},
+    {"deepseek_v32", "index_topk"},
 };
 
 bool modelled_for(std::string_view model_type, std::string_view key) {
@@ -126,6 +131,17 @@ void read_hf_linear_mixer(const Field& f, AttentionSpec& a) {
   s.value_head_dim = f.positive_int("linear_value_head_dim");
   s.conv_kernel = f.positive_int("linear_conv_kernel_dim");
   s.chunk = 64;
+}
+
+// DeepSeek-V3.2's sparse attention (AttentionSpec::sparse): transformers DeepseekV32Config (and the
+// DeepSeek-V3.2-Exp config.json) index_n_heads, index_head_dim, index_topk on every MLA layer.
+void read_hf_sparse_attention(const Field& f, AttentionSpec& a) {
+  if (f.string_or("model_type", "") != "deepseek_v32") return;
+  if (a.type != AttentionType::mla || a.q_lora_rank == 0)
+    f.fail("q_lora_rank", "a query latent rank (DSA's indexer reads MLA's query latent)");
+  a.sparse.index_heads = f.positive_int("index_n_heads");
+  a.sparse.index_head_dim = f.positive_int("index_head_dim");
+  a.sparse.topk = f.positive_int("index_topk");
 }
 
 }  // namespace
@@ -157,6 +173,7 @@ std::vector<AttentionSpan> shortest_period(const std::vector<AttentionSpan>& spa
 void read_hf_attention_spans(const Field& f, int layers, AttentionSpec& a) {
   const std::string model_type = f.string_or("model_type", "");
   read_hf_linear_mixer(f, a);
+  read_hf_sparse_attention(f, a);
   // GptOssAttention adds a learned sink logit per head to every softmax (AttentionSpec::sinks).
   a.sinks = model_type == "gpt_oss";
   int window = f.has("sliding_window") ? f.positive_int("sliding_window") : 0;

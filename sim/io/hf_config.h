@@ -16,7 +16,8 @@ void check_hf_fields_modelled(const Field& f);
 // Sliding-window attention of a config with `layers` decoder layers into a.sliding_window and
 // a.layer_pattern (the shortest period of the per-layer spans), from `layer_types` where given, else
 // from the model type's rule in transformers (sliding_window_pattern, use_sliding_window and
-// max_window_layers, alternating layers, or every layer). GPT-OSS configs also set a.sinks.
+// max_window_layers, alternating layers, or every layer). GPT-OSS configs also set a.sinks, Qwen3-Next
+// configs a.linear, DeepSeek-V3.2 configs a.sparse.
 void read_hf_attention_spans(const Field& f, int layers, AttentionSpec& a);
 
 // The shortest prefix of `spans` that repeats to give all of them (layer i: prefix[i % size]).

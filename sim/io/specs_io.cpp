@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "sim/io/attention_io.h"
 #include "sim/io/hf_config.h"
 
 #include <algorithm>
@@ -151,49 +152,6 @@ void read_router_groups(const Field& f, MoeSpec& s, const char* groups_key, cons
                         std::to_string(s.router_group_top_k) + " groups hold " + std::to_string(reachable) + ")");
 }
 
-// attention.linear: the linear token mixer of the pattern's "linear" layers (LinearAttentionSpec).
-void read_linear_mixer(const Field& lin, LinearAttentionSpec& s) {
-  const std::string kind = lin.choice("kind", {"gated_deltanet", "lightning", "mamba2"});
-  s.kind = kind == "lightning" ? LinearMixer::lightning : kind == "mamba2" ? LinearMixer::mamba2 : LinearMixer::gated_deltanet;
-  s.heads = lin.positive_int("heads");
-  s.key_heads = s.kind == LinearMixer::lightning ? lin.positive_int_or("key_heads", s.heads) : lin.positive_int("key_heads");
-  if (s.heads % s.key_heads != 0) lin.fail("key_heads", "a divisor of heads (" + std::to_string(s.heads) + ")");
-  s.key_head_dim = lin.positive_int("key_head_dim");
-  s.value_head_dim = lin.positive_int("value_head_dim");
-  s.conv_kernel = lin.non_negative_int_or("conv_kernel", 0);
-  s.chunk = lin.positive_int("chunk");
-}
-
-// attention.sliding_window (tokens) and attention.layer_pattern (["sliding", "full", "linear", ...]
-// repeated over the decoder layers from layer 0; absent: every layer slides), AttentionSpec;
-// attention.sinks; attention.linear for the linear layers.
-void read_attention_spans(const Field& a, int layers, AttentionSpec& s) {
-  s.sliding_window = a.non_negative_int_or("sliding_window", 0);
-  s.sinks = a.boolean_or("sinks", false);
-  s.output_gate = a.boolean_or("output_gate", false);
-  if (auto lin = a.optional_child("linear")) read_linear_mixer(*lin, s.linear);
-  if (!a.has("layer_pattern")) {
-    if (s.linear.heads > 0) a.fail("layer_pattern", "the layers that use attention.linear (\"linear\" entries)");
-    return;
-  }
-  const json& pattern = a.raw().at("layer_pattern");
-  const std::string expected =
-      "a non-empty array of at most layers (" + std::to_string(layers) + ") \"sliding\" | \"full\" | \"linear\"";
-  if (!pattern.is_array() || pattern.empty() || pattern.size() > static_cast<std::size_t>(layers)) a.fail("layer_pattern", expected);
-  for (const json& e : pattern) {
-    if (e == "sliding") s.layer_pattern.push_back(AttentionSpan::sliding);
-    else if (e == "full") s.layer_pattern.push_back(AttentionSpan::full);
-    else if (e == "linear") s.layer_pattern.push_back(AttentionSpan::linear);
-    else a.fail("layer_pattern", expected);
-  }
-  const auto has = [&](AttentionSpan span) {
-    return std::find(s.layer_pattern.begin(), s.layer_pattern.end(), span) != s.layer_pattern.end();
-  };
-  if (has(AttentionSpan::sliding) && s.sliding_window == 0) a.fail("sliding_window", "a window in tokens (layer_pattern has sliding layers)");
-  if (has(AttentionSpan::linear) && s.linear.heads == 0) a.fail("linear", "an object (layer_pattern has linear layers)");
-  if (!has(AttentionSpan::linear) && s.linear.heads > 0) a.fail("layer_pattern", "\"linear\" entries (attention.linear is given)");
-}
-
 }  // namespace
 
 ModelSpec parse_model(const json& j, const std::string& file) {
@@ -233,7 +191,7 @@ ModelSpec parse_model(const json& j, const std::string& file) {
       a.fail("head_dim", "a value (hidden is not divisible by heads)");
     m.attention.head_dim = a.positive_int_or("head_dim", static_cast<int>(m.hidden / m.attention.heads));
   }
-  read_attention_spans(a, m.layers, m.attention);
+  read_attention_variants(a, m.layers, m.attention);
 
   const Field ffn = f.child("ffn");
   m.ffn.activation = ffn.choice("activation", {"swiglu", "gelu"}) == "gelu" ? Activation::gelu : Activation::swiglu;

@@ -139,9 +139,12 @@ void print_simulation(std::ostream& out, const ModelSpec& m, const LayoutSpec& l
                                                      : "pairwise",
              l.overlap.ep_all_to_all ? " (overlapped)" : "");
   // Sliding layers count the keys of their window (costmodels/attention_span.h).
-  const std::string window = m.attention.sliding_window > 0
-                                 ? fmt::format("; sliding layers {} keys per query", m.attention.sliding_window)
-                                 : "";
+  std::string window = m.attention.sliding_window > 0
+                           ? fmt::format("; sliding layers {} keys per query", m.attention.sliding_window)
+                           : "";
+  // DSA layers: the indexer scores all s keys, the core attends to the top k (costmodels/sparse_attention.h).
+  if (m.attention.sparse.active())
+    window += fmt::format("; DSA indexer over s keys, core over the top {}", m.attention.sparse.topk);
   fmt::print(out, "FLOPs      {:.1f} GFLOP/token model, {:.1f} hardware (attention s^2 not causally halved{})\n",
              r.flops_per_token.training / 1e9, r.hardware_flops_per_token / 1e9, window);
   fmt::print(out, "\niteration  {:.3f} s   tokens/s {:.4g}   MFU {:.1f}%   HFU {:.1f}%   {:.1f} TFLOP/s/device\n",

@@ -36,7 +36,7 @@ extern const std::vector<std::string> model_result_names;
 // One model hyperparameter and the values it takes, in sweep order.
 struct ModelAxis {
   // layers | hidden | experts | top_k | expert_intermediate | shared_experts | heads | first_dense_layers |
-  // sliding_window | full_attention_interval | expert_groups
+  // sliding_window | full_attention_interval | expert_groups | index_topk
   std::string name;
   std::vector<int> values;
 };

@@ -17,9 +17,10 @@ using io::Field;
 
 const std::vector<std::string> model_axis_names = {"layers",         "hidden",     "experts", "top_k", "expert_intermediate",
                                                    "shared_experts", "heads",      "first_dense_layers",
-                                                   "sliding_window", "full_attention_interval", "expert_groups"};
+                                                   "sliding_window", "full_attention_interval", "expert_groups",
+                                                   "index_topk"};
 // Axes every result line carries; the attention and MoGE axes appear only in the lines of specs that sweep them.
-const std::vector<std::string> model_result_names(model_axis_names.begin(), model_axis_names.end() - 3);
+const std::vector<std::string> model_result_names(model_axis_names.begin(), model_axis_names.end() - 4);
 
 namespace {
 
@@ -148,7 +149,9 @@ SweepSpec parse_spec(const json& j, const std::string& file, const ModelSpec* ba
         axes->fail(name, "no window axis: base model '" + s.base_model_name + "' has no sliding layers");
       if (name == "full_attention_interval" && at.sliding_window == 0 && at.linear.heads == 0)
         axes->fail(name, "no interval axis: base model '" + s.base_model_name + "' has neither sliding nor linear layers");
-      const int min_value = name == "shared_experts" || name == "first_dense_layers" ? 0 : 1;
+      if (name == "index_topk" && !at.sparse.active())
+        axes->fail(name, "no top-k axis: base model '" + s.base_model_name + "' has no DeepSeek sparse attention indexer");
+      const int min_value = name == "shared_experts" || name == "first_dense_layers" || name == "index_topk" ? 0 : 1;
       s.model_axes.push_back({name, int_values(*axes, name, min_value)});
     }
   }
@@ -283,7 +286,9 @@ ModelOrError point_model(const SweepSpec& spec, const std::vector<int>& values) 
     else if (name == "sliding_window") m.attention.sliding_window = v;
     else if (name == "full_attention_interval") m.attention.layer_pattern = interval_pattern(base.attention, v);
     else if (name == "expert_groups") m.moe->expert_groups = v;
+    else if (name == "index_topk") m.attention.sparse.topk = v;  // 0: dense attention, no indexer
   }
+  if (!m.attention.sparse.active()) m.attention.sparse = {};
   // A shared expert that had the routed experts' width keeps it when that width is swept.
   if (m.moe && base.moe->shared_expert_intermediate == base.moe->expert_intermediate)
     m.moe->shared_expert_intermediate = m.moe->expert_intermediate;

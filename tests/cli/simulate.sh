@@ -145,12 +145,13 @@ fi
 grep -q "expected a convention" "$tmp/stderr" || fail "--convention bogus: $(head -c 300 "$tmp/stderr")"
 
 # 4. Built-in lists.
-models=(deepseek-v3-671b gpt-oss-120b gpt3-175b llama3-405b llama3-70b llama3-8b mixtral-8x22b mixtral-8x7b
-        pangu-pro-moe-72b pangu-ultra-135b pangu-ultra-moe-718b qwen2-57b-a14b qwen3-235b-a22b qwen3-30b-a3b)
+models=(deepseek-v3-671b deepseek-v3.2 gpt-oss-120b gpt3-175b kimi-k2 llama3-405b llama3-70b llama3-8b mixtral-8x22b
+        mixtral-8x7b pangu-pro-moe-72b pangu-ultra-135b pangu-ultra-moe-718b qwen2-57b-a14b qwen3-235b-a22b
+        qwen3-30b-a3b)
 profiles=(a100-sxm-80g ascend-910b2 ascend-910b3 ascend-910c-cm384 b200 gb200-nvl72 gb300-nvl72 h100-sxm
           h200 h800 tpu-v4)
 if "$bin" models >"$tmp/models" 2>"$tmp/stderr"; then
-  [ "$(wc -l <"$tmp/models")" -eq 15 ] || fail "moesim models printed $(wc -l <"$tmp/models") lines, expected 15"
+  [ "$(wc -l <"$tmp/models")" -eq 17 ] || fail "moesim models printed $(wc -l <"$tmp/models") lines, expected 17"
   for m in "${models[@]}"; do grep -q "^$m " "$tmp/models" || fail "moesim models does not list $m"; done
 else
   fail "moesim models exited $?: $(head -c 300 "$tmp/stderr")"
@@ -200,5 +201,20 @@ status=$?
 [ "$status" -eq 2 ] || fail "Nemotron-H config.json exited $status, expected 2"
 grep -q "hybrid_override_pattern" "$tmp/stderr" || fail "Nemotron-H refusal does not name hybrid_override_pattern"
 [ "$(wc -l <"$tmp/stderr")" -eq 1 ] || fail "Nemotron-H refusal is not one line"
+# 7. DeepSeek sparse attention: V3.2's config.json simulates at 128K and says so; 'ops' shows the indexer
+# and the top-2048 core, together far below V3's dense MLA core on the same layout.
+ds_layout=(--hw h100-sxm --devices 256 --ep 32 --pp 8 --cp 8 --seq-len 131072 --global-batch 32 --recompute full)
+if "$bin" simulate --model "$src/tests/data/hf/deepseek-v32-config.json" "${ds_layout[@]}" >"$tmp/v32" 2>"$tmp/stderr"; then
+  grep -q "DSA indexer over s keys, core over the top 2048" "$tmp/v32" || fail "DeepSeek-V3.2 simulate does not state its DSA"
+else
+  fail "DeepSeek-V3.2 config.json 128K simulate exited $?: $(head -c 300 "$tmp/stderr")"
+fi
+"$bin" ops --model deepseek-v3.2 "${ds_layout[@]}" >"$tmp/v32-ops" 2>"$tmp/stderr" || fail "DeepSeek-V3.2 ops exited $?"
+"$bin" ops --model deepseek-v3-671b "${ds_layout[@]}" >"$tmp/v3-ops" 2>"$tmp/stderr" || fail "DeepSeek-V3 ops exited $?"
+sparse=$(awk '/^moe, DSA top-2048 layer/ {k=1} k && /^(indexer_scores|attention_core) / {sum += $3} /^total/ {k=0} END {print sum}' "$tmp/v32-ops")
+dense=$(awk '/^moe layer/ {k=1} k && /^attention_core / {print $3; exit}' "$tmp/v3-ops")
+[ -n "$sparse" ] && [ -n "$dense" ] || fail "moesim ops does not show the DSA and dense MLA cores: '$sparse' '$dense'"
+awk -v s="$sparse" -v d="$dense" 'BEGIN {exit !(s * 3 < d)}' ||
+  fail "DSA indexer + core ($sparse GFLOP) not below a third of dense MLA's core ($dense GFLOP) at 128K"
 
 finish "simulate CLI"
