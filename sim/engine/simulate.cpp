@@ -79,6 +79,7 @@ PassCost apply_overlap(const RawPass& r, const LayoutSpec& l, const DeviceSpec& 
   } else {
     p.exposed_ep = r.ep;
   }
+  p.compute_stream = p.compute + (l.overlap.tp_comm ? r.tp - r.tp_scale_up : r.tp);
   p.compute += d.comm_compute_slowdown * hidden;
   return p;
 }
