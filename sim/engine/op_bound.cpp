@@ -8,7 +8,10 @@
 // waits. Each pass's compute waits for the pass that feeds it (link_passes, the same links as
 // sim/engine/pipeline.cpp). So the pass-level pipeline whose passes last only their compute-stream
 // work (PassCost::compute_stream), with free p2p transfers and no DP sync, finishes each pass no later
-// than the operator-level run does, and the optimizer step follows on the compute stream. Where the
+// than the operator-level run does, and the optimizer step follows on the compute stream. A pass that
+// runs alone is one chain of ops (op_sim.cpp add_after), so its EP all-to-all between its first and
+// last compute op lengthens it too (PassCost::ep_between_compute; what leads or trails its compute can
+// overlap the neighbouring pass). Where the
 // operator-level run merges two passes on one stream (DualPipe pairs, combined 1F1B) a pass may start
 // before the pass ahead of it ends, and only each stage's total compute-stream work is a bound.
 // tests/test_op_bound.cpp checks the bound against simulate_op_level on varied sweep spaces.
@@ -26,11 +29,13 @@ seconds op_level_lower_bound(const ModelSpec& m, const LayoutSpec& l, const Hard
   spec.stages = l.pp;
   spec.microbatches = l.microbatches();
   spec.chunks = r.plan.chunks;
+  const bool merged = l.schedule == ScheduleKind::dualpipe || combines_passes(l, r.plan.chunks);
+  // An unpaired pass runs its ops as one chain, so the EP all-to-all between its compute adds to it.
+  const auto work = [&](const PassCost& p) { return p.compute_stream + (merged ? 0.0 : p.ep_between_compute); };
   for (const ChunkCost& c : r.chunk_costs)
-    spec.durations.push_back({c.forward.compute_stream, c.backward.compute_stream, c.backward_weight.compute_stream});
+    spec.durations.push_back({work(c.forward), work(c.backward), work(c.backward_weight)});
   // No fused-pair saving: both passes of a DualPipe pair run their compute on the one stream.
   const PipelineResult relaxed = simulate_pipeline(spec);
-  const bool merged = l.schedule == ScheduleKind::dualpipe || combines_passes(l, r.plan.chunks);
   std::vector<seconds> end(l.pp, 0.0);
   if (merged) {
     end = relaxed.busy;

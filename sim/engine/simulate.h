@@ -26,6 +26,10 @@ struct PassCost {
   // of overlapped collectives (and with the host issue floor), plus the TP collectives that block it
   // (all without TP overlap, those outside the scale-up domain with it). See op_level_lower_bound.
   seconds compute_stream = 0;
+  // EP all-to-all that an unpaired pass's chain of ops runs between its compute: all but the EP of its
+  // first and last layer (where it may lead or trail the pass's compute), bounded by twice the most any
+  // one layer has.
+  seconds ep_between_compute = 0;
   seconds total() const { return compute + exposed_tp + exposed_ep + exposed_cp + exposed_swap; }
 };
 
