@@ -106,7 +106,8 @@ TEST_CASE("op-level finalists: the pre-screen never prunes the operator-level op
       CHECK(report::layout_json(*r.layout) == report::layout_json(*best.layout));
       CHECK(r.iteration_time == best.time);
       CHECK(r.op_level_finalists >= finalists);
-      CHECK(r.op_level_finalists <= best.fitting);
+      // The bound spares most of the operator-level runs (16 of 192, 176 of 1024, 22 of 976 here).
+      CHECK(4 * r.op_level_finalists <= best.fitting);
     }
   }
   // At least one space where the pass-level ranking alone would pick another layout, so that the
