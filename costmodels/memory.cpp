@@ -74,20 +74,32 @@ bytes torch_pipeline_bytes(const ModelSpec& m, const LayoutSpec& l, const graph:
 
 }  // namespace
 
-DeviceParams chunk_params(const ModelSpec& m, const LayoutSpec& l, const ChunkContent& chunk) {
-  DeviceParams p;
-  // Every decoder layer of a kind holds the same share: computed once per kind, then added layer by
-  // layer as before (the same sum, term by term).
-  const DeviceParams dense_layer = chunk.layers > 0 ? layer_device_params(m, l, false) : DeviceParams{};
-  const DeviceParams moe_layer = chunk.layers > 0 && m.moe ? layer_device_params(m, l, true) : DeviceParams{};
+namespace {
+
+// What one decoder layer of each kind holds on a device of the layout: the same for every layer of a
+// kind, so computed once per layout (the pre-screen bounds the static memory of many layouts).
+struct LayerShares {
+  DeviceParams dense, moe, dense_linear, moe_linear;
+};
+
+LayerShares layer_shares(const ModelSpec& m, const LayoutSpec& l) {
+  LayerShares s;
+  s.dense = layer_device_params(m, l, false);
+  if (m.moe) s.moe = layer_device_params(m, l, true);
   // Layers with a linear token mixer (AttentionSpec::linear) hold its parameters instead of attention's.
-  const bool linear = m.attention.linear.heads > 0 && chunk.layers > 0;
-  const DeviceParams dense_linear = linear ? layer_device_params(m, l, false, AttentionSpan::linear) : DeviceParams{};
-  const DeviceParams moe_linear = linear && m.moe ? layer_device_params(m, l, true, AttentionSpan::linear) : DeviceParams{};
+  if (m.attention.linear.heads > 0) {
+    s.dense_linear = layer_device_params(m, l, false, AttentionSpan::linear);
+    if (m.moe) s.moe_linear = layer_device_params(m, l, true, AttentionSpan::linear);
+  }
+  return s;
+}
+
+DeviceParams chunk_params(const ModelSpec& m, const LayoutSpec& l, const ChunkContent& chunk, const LayerShares& s) {
+  DeviceParams p;
   for (int i = chunk.first_layer; i < chunk.first_layer + chunk.layers; ++i) {
     const bool moe = m.moe && i >= m.moe->first_dense_layers;
     const bool lin = m.attention.span_of_layer(i) == AttentionSpan::linear;
-    const DeviceParams& lp = moe ? (lin ? moe_linear : moe_layer) : (lin ? dense_linear : dense_layer);
+    const DeviceParams& lp = moe ? (lin ? s.moe_linear : s.moe) : (lin ? s.dense_linear : s.dense);
     p.dense += lp.dense;
     p.expert += lp.expert;
   }
@@ -98,21 +110,32 @@ DeviceParams chunk_params(const ModelSpec& m, const LayoutSpec& l, const ChunkCo
   // The last stage keeps its own output head; tied embeddings share it only when one stage holds both.
   if (chunk.lm_head && !(chunk.embedding && m.tie_embeddings)) p.dense += m.vocab * m.hidden / l.tp + m.hidden;
   if (chunk.mtp_layers > 0) {
-    const DeviceParams block = layer_device_params(m, l, m.moe.has_value());
+    const DeviceParams& block = m.moe ? s.moe : s.dense;
     p.dense += chunk.mtp_layers * (block.dense + (2 * m.hidden * m.hidden) / l.tp + 2 * m.hidden);
     p.expert += chunk.mtp_layers * block.expert;
   }
   return p;
 }
 
-DeviceParams stage_params(const ModelSpec& m, const LayoutSpec& l, const PipelinePlan& plan, int stage) {
+DeviceParams stage_params(const ModelSpec& m, const LayoutSpec& l, const PipelinePlan& plan, int stage,
+                          const LayerShares& s) {
   DeviceParams p;
   for (int c = 0; c < plan.chunks; ++c) {
-    const DeviceParams cp = chunk_params(m, l, plan.at(stage, c));
+    const DeviceParams cp = chunk_params(m, l, plan.at(stage, c), s);
     p.dense += cp.dense;
     p.expert += cp.expert;
   }
   return p;
+}
+
+}  // namespace
+
+DeviceParams chunk_params(const ModelSpec& m, const LayoutSpec& l, const ChunkContent& chunk) {
+  return chunk_params(m, l, chunk, layer_shares(m, l));
+}
+
+DeviceParams stage_params(const ModelSpec& m, const LayoutSpec& l, const PipelinePlan& plan, int stage) {
+  return stage_params(m, l, plan, stage, layer_shares(m, l));
 }
 
 bytes chunk_activation_bytes(const ModelSpec& m, const LayoutSpec& l, const graph::ModelGraphs& g,
@@ -155,11 +178,13 @@ std::vector<StageMemory> stage_memory(const ModelSpec& m, const LayoutSpec& l, c
   const double zero3_dense = l.zero_stage >= 3 ? l.zero_shard_group() : 1.0;
   const double zero3_expert = l.zero_stage >= 3 ? expert_shard : 1.0;
 
+  const LayerShares shares = layer_shares(m, l);
   std::vector<StageMemory> out;
+  out.reserve(plan.stages);
   for (int s = 0; s < plan.stages; ++s) {
     StageMemory sm;
     sm.stage = s;
-    const DeviceParams p = stage_params(m, l, plan, s);
+    const DeviceParams p = stage_params(m, l, plan, s, shares);
     sm.params = p.total();
     // The edges of the model this stage holds: the embedding (first stage), the output head and loss (last).
     ChunkContent edges;
@@ -184,7 +209,7 @@ std::vector<StageMemory> stage_memory(const ModelSpec& m, const LayoutSpec& l, c
       // all-gathered for backward", torch fully_shard reshard_after_forward), and torchtitan's root
       // holds the embedding, final norm and output head (apply_fsdp wraps each block, then the model):
       // their 16-bit parameters stay gathered from the forward through the loss and the backward.
-      const count root = chunk_params(m, l, edges).dense;
+      const count root = chunk_params(m, l, edges, shares).dense;
       sm.weights += weight_bytes_per_param * root * (1 - 1 / zero3_dense);
       // zero_no_sync: the stage's whole unsharded fp32 gradient is live from the first microbatch's
       // backward through the forward of the last.

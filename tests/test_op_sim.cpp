@@ -2,9 +2,11 @@
 // its agreement with the pass-level model where nothing overlaps, determinism, and the trace.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <limits>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -180,21 +182,30 @@ TEST_CASE("op-level finalists: the n fastest by the pass level, re-ranked at ope
   Run tp_in = dense_run();
   tp_in.layout.overlap.tp_comm = true;
   REQUIRE(!complete_and_check_layout(tp_in.model, tp_in.layout));
-  LayoutSpec a = tp_in.layout, b = tp_in.layout, c = tp_in.layout;
-  b.overlap.tp_comm = false;  // slower at both levels
-  c.overlap.dp_grad_reduce = false;
-  sweep::Finalists f(2);
+  // One vector, so that address order is enumeration order (as the sweep's candidates).
+  std::vector<LayoutSpec> l(3, tp_in.layout);
+  l[1].overlap.tp_comm = false;  // slower at both levels
+  l[2].overlap.dp_grad_reduce = false;
+  std::vector<sim::SimulationResult> pass(3);
+  for (int i = 0; i < 3; ++i) pass[i] = sim::simulate(tp_in.model, l[i], tp_in.hw);
+  sweep::Finalists f(2, tp_in.model, tp_in.hw);
   CHECK(f.cutoff() == std::numeric_limits<double>::infinity());
-  f.add(&b, 3.0);
-  f.add(&a, 1.0);
-  CHECK(f.cutoff() == 3.0);
-  f.add(&c, 2.0);  // pushes b out
-  CHECK(f.size() == 2);
-  CHECK(f.cutoff() == 2.0);
-  f.add(&b, 5.0);  // slower than both kept: not kept
-  CHECK(f.cutoff() == 2.0);
-  const sweep::Finalists::Best best = f.best_at_op_level(tp_in.model, tp_in.hw);
-  REQUIRE(best.layout != nullptr);
-  CHECK(best.layout == &a);  // overlapped DP and TP: fastest operator by operator too
-  CHECK(best.result.iteration_time == sim::simulate_op_level(tp_in.model, a, tp_in.hw).result.iteration_time);
+  f.add(&l[1], pass[1]);
+  f.add(&l[0], pass[0]);
+  CHECK(f.cutoff() == std::max(pass[0].iteration_time, pass[1].iteration_time));
+  f.add(&l[2], pass[2]);
+  CHECK(f.cutoff() == std::max(pass[0].iteration_time, pass[2].iteration_time));
+  f.select();
+  // The two fastest at pass level, and l[1] only if its bound says it could still win.
+  const seconds op1 = sim::simulate_op_level(tp_in.model, l[1], tp_in.hw).result.iteration_time;
+  CHECK(f.simulated() == (sim::op_level_lower_bound(tp_in.model, l[1], tp_in.hw, pass[1]) <= f.best_time() ? 3 : 2));
+  REQUIRE(f.best().layout != nullptr);
+  CHECK(f.best().layout == &l[0]);  // overlapped DP and TP: fastest operator by operator too
+  CHECK(f.best_time() == sim::simulate_op_level(tp_in.model, l[0], tp_in.hw).result.iteration_time);
+  CHECK(op1 > f.best_time());
+  // After the selection a layout is run only where its bound does not exceed the best.
+  const int before = f.simulated();
+  f.add(&l[1], pass[1]);
+  CHECK(f.simulated() == before + (sim::op_level_lower_bound(tp_in.model, l[1], tp_in.hw, pass[1]) <= f.best_time() ? 1 : 0));
+  CHECK(f.best().layout == &l[0]);
 }

@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <boost/program_options.hpp>
 #include <fstream>
 #include <iostream>
@@ -30,22 +31,34 @@ int cmd_validate(const std::vector<std::string>& args) {
   const po::variables_map& vm = *parsed;
   const bool op_level = vm.count("op-level") > 0;
   std::vector<validate::RunResult> results, pass_level;
-  fmt::print("{:<70} {:<14} {:<18} {:>12} {:>12} {:>8}\n", "id", "hardware", "metric", "measured", "predicted", "error%");
+  // With --op-level each row also shows the pass-level prediction's error and how far the operator
+  // level moves the prediction from it: where the pass-level hiding formulas and the event order disagree.
+  fmt::print("{:<70} {:<14} {:<18} {:>12} {:>12} {:>8}{}\n", "id", "hardware", "metric", "measured", "predicted", "error%",
+             op_level ? fmt::format(" {:>8} {:>8}", "pass%", "op/pass%") : "");
+  std::vector<double> moved_pct;  // |op - pass| / pass per scored throughput figure
   for (const auto& file : vm["files"].as<std::vector<std::string>>()) {
     for (const auto& run : validate::load_runs(file)) {
-      if (op_level)
-        for (validate::RunResult& r : validate::evaluate(run)) pass_level.push_back(std::move(r));
-      for (const validate::RunResult& r : validate::evaluate(run, op_level)) {
+      const std::vector<validate::RunResult> pass = op_level ? validate::evaluate(run) : std::vector<validate::RunResult>{};
+      const std::vector<validate::RunResult> rows = validate::evaluate(run, op_level);
+      for (std::size_t i = 0; i < rows.size(); ++i) {
+        const validate::RunResult& r = rows[i];
         if (r.skip_reason.empty()) {
           // TFLOP/s and GB (1e9 bytes) keep the columns readable; the JSON keeps SI units.
           const double scale = r.metric == "tflops_per_device" ? 1e-12 : r.metric == "memory" ? 1e-9 : 1.0;
-          fmt::print("{:<70} {:<14} {:<18} {:>12.4g} {:>12.4g} {:>+8.1f}{}\n", r.id, r.hardware, r.metric,
-                     r.measured * scale, r.predicted * scale, r.error_pct, r.fits ? "" : "  (does not fit)");
+          std::string beside;
+          if (op_level && i < pass.size() && pass[i].metric == r.metric && r.metric != "memory") {
+            const double moved = 100 * (r.predicted - pass[i].predicted) / pass[i].predicted;
+            moved_pct.push_back(std::abs(moved));
+            beside = fmt::format(" {:>+8.1f} {:>+8.1f}", pass[i].error_pct, moved);
+          }
+          fmt::print("{:<70} {:<14} {:<18} {:>12.4g} {:>12.4g} {:>+8.1f}{}{}\n", r.id, r.hardware, r.metric,
+                     r.measured * scale, r.predicted * scale, r.error_pct, beside, r.fits ? "" : "  (does not fit)");
         } else if (vm.count("verbose")) {
           fmt::print("{:<70} skipped: {}\n", r.id, r.skip_reason);
         }
         results.push_back(r);
       }
+      pass_level.insert(pass_level.end(), pass.begin(), pass.end());
     }
   }
   const validate::Summary s = validate::summarise(results);
@@ -55,6 +68,15 @@ int cmd_validate(const std::vector<std::string>& args) {
   if (op_level) {
     const validate::Summary p = validate::summarise(pass_level);
     fmt::print("operator level above; pass level: MAPE {:.1f}%, max |error| {:.1f}%\n", p.mape_pct, p.max_abs_error_pct);
+    if (!moved_pct.empty()) {
+      std::sort(moved_pct.begin(), moved_pct.end());
+      double sum = 0;
+      for (const double m : moved_pct) sum += m;
+      const auto over = [&](double pct) { return moved_pct.end() - std::upper_bound(moved_pct.begin(), moved_pct.end(), pct); };
+      fmt::print("operator level against pass level: mean |difference| {:.1f}%, median {:.1f}%, max {:.1f}%; {} of {} "
+                 "figures differ by more than 2%, {} by more than 5%\n",
+                 sum / moved_pct.size(), moved_pct[moved_pct.size() / 2], moved_pct.back(), over(2), moved_pct.size(), over(5));
+    }
   }
   for (const auto& [name, v] : s.by_hardware)
     fmt::print("  {:<16} {:>4} runs  MAPE {:5.1f}%  max {:5.1f}%\n", name, v.count, v.mape_pct, v.max_abs_error_pct);

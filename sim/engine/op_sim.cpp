@@ -296,8 +296,7 @@ void OpSimBuilder::run_passes(int s, const StageSchedule& list) {
     // releases its forward's output at its end, and the next stage's pair that sends this pair's
     // gradient waits for that output, so the steady state would take two pair times per microbatch.
     const bool dualpipe_pair = i + 1 < n && list[i].fused_with_next;
-    const bool combined_pair = i + 1 < n && l_.overlap.ep_all_to_all && l_.schedule != ScheduleKind::dualpipe &&
-                               (l_.pp == 1 || chunks_per_stage_ > 1) && list[i].pass == Pass::backward &&
+    const bool combined_pair = i + 1 < n && combines_passes(l_, chunks_per_stage_) && list[i].pass == Pass::backward &&
                                list[i + 1].pass == Pass::forward && list[i].microbatch != list[i + 1].microbatch;
     const bool paired = dualpipe_pair || combined_pair;
     Cursor a = cursor(i);
@@ -500,6 +499,10 @@ void OpSimBuilder::link_passes() {
 }
 
 }  // namespace
+
+bool combines_passes(const LayoutSpec& l, int chunks_per_stage) {
+  return l.overlap.ep_all_to_all && l.schedule != ScheduleKind::dualpipe && (l.pp == 1 || chunks_per_stage > 1);
+}
 
 OpLevelResult simulate_op_level(const ModelSpec& m, const LayoutSpec& l, const HardwareProfile& hw) {
   OpLevelResult out;

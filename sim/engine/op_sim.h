@@ -35,6 +35,15 @@ struct OpLevelResult {
   std::vector<OpTaskLabel> labels;  // index = the task's label
 };
 
+// Whether the operator-level run merges two passes of different microbatches on one compute stream
+// (Megatron-Core's combined 1F1B: EP all-to-all overlap, without pipelining or with virtual stages).
+bool combines_passes(const LayoutSpec& layout, int chunks_per_stage);
+
+// A lower bound on simulate_op_level's iteration time from the pass-level result (the sweep's
+// pre-screen for operator-level finalists, sim/search/op_finalists.h). See op_bound.cpp.
+seconds op_level_lower_bound(const ModelSpec& model, const LayoutSpec& layout, const HardwareProfile& hw,
+                             const SimulationResult& pass_level);
+
 // `layout` must have passed complete_and_check_layout.
 OpLevelResult simulate_op_level(const ModelSpec& model, const LayoutSpec& layout, const HardwareProfile& hw);
 

@@ -31,6 +31,7 @@ struct RawPass {
   // operators take a communicator of 2, 4 or 8 ranks of one HCCS node (mindspore.ops.all_gather_matmul
   // and matmul_reduce_scatter, "world_size ... supporting 2, 4, and 8").
   seconds tp_scale_up = 0;
+  seconds layer_ep = 0;  // the most EP communication one layer of the pass has
   void add_comm(GroupKind g, seconds s, bool in_scale_up_domain) {
     if (g == GroupKind::ep) ep += s;
     else if (g == GroupKind::cp) cp += s;
@@ -79,6 +80,8 @@ PassCost apply_overlap(const RawPass& r, const LayoutSpec& l, const DeviceSpec& 
   } else {
     p.exposed_ep = r.ep;
   }
+  p.compute_stream = p.compute + (l.overlap.tp_comm ? r.tp - r.tp_scale_up : r.tp);
+  p.ep_between_compute = std::max(0.0, r.ep - 2 * r.layer_ep);
   p.compute += d.comm_compute_slowdown * hidden;
   return p;
 }
@@ -92,7 +95,7 @@ void accumulate_layer(const graph::LayerGraph& g, int count, OpTimings& timings,
   // moe_preprocess).
   bool dynamic_shapes = false;
   // One layer's host issue time and device compute, forward and backward.
-  seconds host_fwd = 0, host_bwd = 0, compute_fwd = 0, compute_bwd = 0;
+  seconds host_fwd = 0, host_bwd = 0, compute_fwd = 0, compute_bwd = 0, ep_fwd = 0, ep_bwd = 0;
   for (std::size_t i = 0; i < g.forward.size(); ++i) {
     const Op& op = g.forward[i];
     const OpTiming& t = times[i];
@@ -108,6 +111,10 @@ void accumulate_layer(const graph::LayerGraph& g, int count, OpTimings& timings,
       const bool scale_up = t.tier <= 0;
       fwd.add_comm(comm_class(op), count * t.forward, scale_up);
       bwd.add_comm(comm_class(op), count * (t.backward_input + rerun * t.forward), scale_up);
+      if (comm_class(op) == GroupKind::ep) {
+        ep_fwd += t.forward;
+        ep_bwd += t.backward_input + rerun * t.forward;
+      }
       continue;
     }
     compute_fwd += t.forward;
@@ -125,6 +132,8 @@ void accumulate_layer(const graph::LayerGraph& g, int count, OpTimings& timings,
       wgt.gemm += count * t.backward_weight;
     }
   }
+  fwd.layer_ep = std::max(fwd.layer_ep, ep_fwd);
+  bwd.layer_ep = std::max(bwd.layer_ep, ep_bwd);
   if (g.host_syncs()) {
     fwd.synced_compute += count * compute_fwd;
     bwd.synced_compute += count * compute_bwd;

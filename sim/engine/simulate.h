@@ -22,6 +22,14 @@ struct PassCost {
   seconds tp = 0, ep = 0, cp = 0;  // communication time before overlap
   seconds exposed_tp = 0, exposed_ep = 0, exposed_cp = 0;
   seconds exposed_swap = 0;  // activation offload/fetch over the host link not hidden by compute
+  // What the operator-level run puts on the compute stream at the least: compute without the slowdown
+  // of overlapped collectives (and with the host issue floor), plus the TP collectives that block it
+  // (all without TP overlap, those outside the scale-up domain with it). See op_level_lower_bound.
+  seconds compute_stream = 0;
+  // EP all-to-all that an unpaired pass's chain of ops runs between its compute: all but the EP of its
+  // first and last layer (where it may lead or trail the pass's compute), bounded by twice the most any
+  // one layer has.
+  seconds ep_between_compute = 0;
   seconds total() const { return compute + exposed_tp + exposed_ep + exposed_cp + exposed_swap; }
 };
 

@@ -24,5 +24,28 @@ PY
 else
   fail "simulate --op-level exited $?: $(head -c 300 "$tmp/err")"
 fi
+# validate --op-level: each row shows the pass-level error and how far the operator level moves the
+# prediction; the three agree ((1 + op) / (1 + pass) - 1 = moved, to the printed rounding) and the summary
+# counts every compared row.
+if "$bin" validate "$source_dir/validation/published_runs.json" --op-level >"$tmp/validate" 2>"$tmp/err"; then
+  python3 - "$tmp/validate" <<'PY' || fail "validate --op-level: pass-level columns"
+import re, sys
+rows, summary = [], None
+for line in open(sys.argv[1]):
+    f = line.split()
+    if len(f) >= 8 and all(re.fullmatch(r"[+-][0-9.]+", x) for x in f[5:8]):
+        rows.append([float(x) for x in f[5:8]])
+    m = re.search(r"(\d+) of (\d+) figures differ by more than 2%", line)
+    if m:
+        summary = int(m.group(2))
+assert len(rows) >= 60 and summary == len(rows), (len(rows), summary)
+for op, passed, moved in rows:
+    assert abs(100 * ((1 + op / 100) / (1 + passed / 100) - 1) - moved) < 0.2, (op, passed, moved)
+assert any(abs(moved) > 2 for _, _, moved in rows)
+print(f"validate --op-level: {len(rows)} rows beside the pass level")
+PY
+else
+  fail "validate --op-level exited $?: $(head -c 300 "$tmp/err")"
+fi
 expect_error "negative finalists" "--op-level-finalists" ">= 0" -- sweep "$source_dir/sweeps/gpt3-175b-1024-a100.json" --op-level-finalists -1 --out "$tmp/x.jsonl"
 finish op_level
