@@ -3,6 +3,8 @@
 // of whole layouts.
 #include <catch2/catch.hpp>
 
+#include <string_view>
+
 #include "tests/support.h"
 
 #include "costmodels/graph.h"
@@ -263,7 +265,7 @@ TEST_CASE("unfused softmax: the torch path's passes over the scores, fp32 keeps 
     l.softmax_in_fp32 = fp32;
     const graph::ModelGraphs g = graph::build_model_graphs(run.model, graph::make_context(run.model, l));
     for (const graph::Op& op : g.decoder(run.model, 0).forward)
-      if (op.name == "attention_scores") return op;
+      if (std::string_view(op.name) == "attention_scores") return op;
     FAIL("no attention_scores op");
     return graph::Op{};
   };
