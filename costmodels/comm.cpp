@@ -295,6 +295,21 @@ double expected_domains_hit(int domains, const ExpertRouting& r) {
 
 namespace {
 
+// The cross-domain leg of a node-deduplicated dispatch: every token (`volume` bytes in all, imbalance
+// included) goes once to each *remote* domain holding at least one of its experts, to the peer with the
+// same in-domain index: expected_domains_hit(D) x (D-1)/D copies over the outer tier (the domain that
+// sends is hit as often as any other, by symmetry), one step on a full mesh, D-1 otherwise.
+seconds remote_domain_leg(bytes volume, const ExpertRouting& routing, const GroupLevel& outer,
+                          const std::vector<Tier>& tiers) {
+  const Tier& tier = tiers[static_cast<std::size_t>(outer.tier)];
+  const double domains = outer.members;
+  const double remote_hits = expected_domains_hit(outer.members, routing) * (domains - 1.0) / domains;
+  const bytes leaving = volume * remote_hits;
+  if (!(leaving > 0)) return 0;
+  return leaving / usable_bandwidth(tier, outer.members, CollectiveKind::all_to_all) +
+         (is_mesh(tier) ? 1.0 : domains - 1.0) * tier.latency;
+}
+
 // DeepEP's normal kernels (github.com/deepseek-ai/DeepEP, csrc/kernels/intranode.cu, internode.cu) and
 // HybridEP (its Hybrid-EP_Implementation.md: one dense row per rank, an RDMA buffer of (nodes - 1) x
 // tokens), Megatron-Core's flex dispatcher: a token is sent once to each member that holds at least one
@@ -313,11 +328,7 @@ CollectiveCost deduplicated_dispatch_time(bytes volume, const ExpertRouting& rou
     return c;
   }
   const GroupLevel& outer = levels.back();
-  const Tier& outer_tier = tiers[static_cast<std::size_t>(outer.tier)];
-  const double domains = outer.members;
-  const bytes outer_bytes = volume * expected_domains_hit(outer.members, routing) * (domains - 1.0) / domains;
-  const seconds across = outer_bytes / usable_bandwidth(outer_tier, outer.members, CollectiveKind::all_to_all) +
-                         (is_mesh(outer_tier) ? 1.0 : domains - 1.0) * outer_tier.latency;
+  const seconds across = remote_domain_leg(volume, routing, outer, tiers);
   // Inside the domain each member receives its member_copies, all but its own share from in-domain peers.
   const int inner_members = levels[levels.size() - 2].cumulative;
   const seconds inside = collective_time(CollectiveKind::all_to_all, member_copies, {inner_members, group.stride}, tiers).time;
@@ -336,34 +347,23 @@ CollectiveCost expert_dispatch_time(double tokens, bytes token_bytes, const Expe
   // Each device sends one copy of a token per selected expert: tokens * top_k * token_bytes, of which
   // (n-1)/n leaves the device. The busiest member receives `imbalance` x the mean and paces the group
   // (DeepSeek-V3 arXiv 2412.19437 sec. 3.4 / GShard capacity reasoning), so every byte is scaled.
-  const bytes copies = tokens * routing.top_k * token_bytes * imbalance;
-  if (algorithm == AllToAllAlgorithm::deduplicated)
-    return deduplicated_dispatch_time(tokens * token_bytes * imbalance, routing, group, levels, tiers);
+  const bytes copies = tokens * routing.top_k * token_bytes * imbalance, volume = tokens * token_bytes * imbalance;
+  if (algorithm == AllToAllAlgorithm::deduplicated) return deduplicated_dispatch_time(volume, routing, group, levels, tiers);
   // A group inside one domain has no outer tier to save traffic on: both algorithms are the flat one.
   if (algorithm == AllToAllAlgorithm::pairwise || levels.size() == 1)
     return collective_time(CollectiveKind::all_to_all, copies, group, tiers);
 
   // Hierarchical EP all-to-all (Pangu Ultra MoE arXiv 2505.04519; node-level deduplication as in
   // DeepSeek-V3 arXiv 2412.19437 sec. 3.2.2 / DeepEP): D outer domains of m members.
-  // Stage 1 (outer tier, all-gather-like): a token goes once to each *remote* domain holding at least
-  // one of its top_k experts, i.e. expected_domains_hit(D, routing) * (D-1)/D copies ((D-1)(1-(1-1/D)^k)
-  // without group-limited routing; the domain that sends is hit as often as any other, by symmetry);
-  // sent to the peer with the same local index in each of the D-1 domains: bytes/B_out + (D-1) alpha
-  // (one step on a full-mesh outer tier).
+  // Stage 1 (outer tier, all-gather-like): remote_domain_leg, (D-1)(1-(1-1/D)^k) copies per token
+  // without group-limited routing.
   // Stage 2 (inner domain, pairwise all-to-all): each device now holds, by symmetry, tokens*top_k
   // token-expert copies for its domain and forwards the (m-1)/m not destined to itself (no per-device
   // deduplication). Stage 2 waits for stage 1, so the times add.
   const GroupLevel& outer = levels.back();
-  const Tier& outer_tier = tiers[static_cast<std::size_t>(outer.tier)];
-  const double domains = outer.members;
   const int inner_members = levels[levels.size() - 2].cumulative;
-  const double remote_hits = expected_domains_hit(outer.members, routing) * (domains - 1.0) / domains;
-  const bytes outer_bytes = tokens * token_bytes * imbalance * remote_hits;
-  seconds t = 0;
-  if (outer_bytes > 0)
-    t = outer_bytes / usable_bandwidth(outer_tier, outer.members, CollectiveKind::all_to_all) +
-        (is_mesh(outer_tier) ? 1.0 : domains - 1.0) * outer_tier.latency;
-  t += collective_time(CollectiveKind::all_to_all, copies, {inner_members, group.stride}, tiers).time;
+  const seconds t = remote_domain_leg(volume, routing, outer, tiers) +
+                    collective_time(CollectiveKind::all_to_all, copies, {inner_members, group.stride}, tiers).time;
   return {t, outer.tier, "hierarchical(" + tier_chain(levels, tiers) + ")"};
 }
 

@@ -1,8 +1,11 @@
 #pragma once
 // Shared by the simulation tests: one model/layout/hardware triple, simulated after the layout check.
 #include <catch2/catch.hpp>
+#include <cmath>
 #include <string>
+#include <string_view>
 #include <typeinfo>
+#include <vector>
 
 #include "costmodels/graph.h"
 #include "costmodels/layout.h"
@@ -31,6 +34,26 @@ inline graph::LayerGraph layer_graph(const ModelSpec& m, graph::LayerKind kind, 
   ctx.tp = tp;
   ctx.cp = cp;
   return graph::build_layer(m, ctx, kind, span);
+}
+
+// The model's op graphs under a layout.
+inline graph::ModelGraphs graphs_of(const ModelSpec& m, const LayoutSpec& l) {
+  return graph::build_model_graphs(m, graph::make_context(m, l));
+}
+
+// The op of a layer graph with this name (a failed test where there is none).
+inline const graph::Op& op_named(const graph::LayerGraph& g, const char* name) {
+  for (const graph::Op& op : g.forward)
+    if (std::string_view(op.name) == name) return op;
+  FAIL("no op " << name);
+  return g.forward.front();
+}
+
+// Mean absolute value of relative errors (the kernel-table tests' summary).
+inline double mean_abs(const std::vector<double>& errors) {
+  double s = 0;
+  for (double e : errors) s += std::abs(e);
+  return s / static_cast<double>(errors.size());
 }
 
 // A layout with expert TP 1 and sequence parallelism whenever TP > 1; seq_len 0 takes the model's.

@@ -27,12 +27,7 @@ ModelSpec without_windows(ModelSpec m) {
   return m;
 }
 
-const graph::Op& core_of(const graph::LayerGraph& g) {
-  for (const graph::Op& op : g.forward)
-    if (std::string_view(op.name) == "attention_core") return op;
-  FAIL("no attention_core op");
-  return g.forward.front();
-}
+const graph::Op& core_of(const graph::LayerGraph& g) { return test::op_named(g, "attention_core"); }
 
 }  // namespace
 

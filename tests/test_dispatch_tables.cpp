@@ -20,8 +20,10 @@
 
 #include "costmodels/comm.h"
 #include "sim/io/specs_io.h"
+#include "tests/support.h"
 
 using namespace moesim;
+using test::mean_abs;
 
 namespace {
 
@@ -66,11 +68,6 @@ std::vector<double> errors(const HardwareProfile& hw, comm::AllToAllAlgorithm a,
   return out;
 }
 
-double mean_abs(const std::vector<double>& e) {
-  double s = 0;
-  for (double x : e) s += std::abs(x);
-  return s / static_cast<double>(e.size());
-}
 
 }  // namespace
 

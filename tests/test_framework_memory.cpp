@@ -19,16 +19,8 @@ using namespace moesim;
 
 namespace {
 
-const graph::Op& op_named(const graph::LayerGraph& g, const char* name) {
-  for (const graph::Op& op : g.forward)
-    if (std::string(op.name) == name) return op;
-  FAIL("no op " << name);
-  return g.forward.front();
-}
-
-graph::ModelGraphs graphs_of(const ModelSpec& m, const LayoutSpec& l) {
-  return graph::build_model_graphs(m, graph::make_context(m, l));
-}
+using test::graphs_of;
+using test::op_named;
 
 }  // namespace
 

@@ -11,8 +11,10 @@
 
 #include "costmodels/compute.h"
 #include "sim/io/specs_io.h"
+#include "tests/support.h"
 
 using namespace moesim;
+using test::mean_abs;
 
 namespace {
 
@@ -43,11 +45,6 @@ std::vector<double> errors(const std::vector<TableRow>& rows, const HardwareProf
   return out;
 }
 
-double mean_abs(const std::vector<double>& e) {
-  double s = 0;
-  for (double x : e) s += std::abs(x);
-  return s / e.size();
-}
 
 }  // namespace
 

@@ -3,8 +3,6 @@
 // of whole layouts.
 #include <catch2/catch.hpp>
 
-#include <string_view>
-
 #include "tests/support.h"
 
 #include "costmodels/graph.h"
@@ -263,11 +261,8 @@ TEST_CASE("unfused softmax: the torch path's passes over the scores, fp32 keeps 
     LayoutSpec l = run.layout;
     l.softmax_fusion = fusion;
     l.softmax_in_fp32 = fp32;
-    const graph::ModelGraphs g = graph::build_model_graphs(run.model, graph::make_context(run.model, l));
-    for (const graph::Op& op : g.decoder(run.model, 0).forward)
-      if (std::string_view(op.name) == "attention_scores") return op;
-    FAIL("no attention_scores op");
-    return graph::Op{};
+    const graph::ModelGraphs g = test::graphs_of(run.model, l);
+    return graph::Op(test::op_named(g.decoder(run.model, 0), "attention_scores"));
   };
   const graph::Op fused = scores(true, false), bf16 = scores(false, false), fp32 = scores(false, true);
   const double per_byte = fused.saved_bytes / 2;  // no dropout in llama3-8b: 2 bytes per score kept

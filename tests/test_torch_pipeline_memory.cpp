@@ -61,10 +61,7 @@ TEST_CASE("torch context_parallel's all-gather ring attention grows with the CP 
     run.layout.cp_kv_all_gather = all_gather;
     graph::GraphContext ctx = graph::make_context(run.model, run.layout);
     const graph::LayerGraph g = graph::build_layer(run.model, ctx, graph::LayerKind::dense);
-    for (const graph::Op& op : g.forward)
-      if (std::string(op.name) == "attention_core") return op.working_bytes;
-    FAIL("no attention_core");
-    return 0.0;
+    return test::op_named(g, "attention_core").working_bytes;
   };
   const double T = 32768, heads = 128 / 8, d = 128;
   const double kv = T * heads * 2 * d;  // K and V with the KV heads repeated to the query heads
