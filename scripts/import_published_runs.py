@@ -89,8 +89,6 @@ SKIP_REASONS = {
         V4_SKIP_REASON,
     "mcore-moe-recipe-deepseek_v4_flash-gb200-mxfp8_sl4k_128gpu_tp1pp1ep64":
         V4_SKIP_REASON,
-    "mcore-moe-recipe-qwen3_235b-b300-mxfp8_128gpu_tp2pp1ep16_partial_cg":
-        "no profile for B300 HGX",
     "mtnlg-530b-2240xA100-via-palm":
         "partial: layout and batch not stated by the citing source (layout below is "
         "the MT-NLG paper's, unverified)",
@@ -159,7 +157,7 @@ GUESSED_LAYOUTS = {
 HARDWARE_PROFILES = [
     ("GB300", "gb300-nvl72"),
     ("GB200", "gb200-nvl72"),
-    ("B300", "b200"),  # B300 HGX is NVL8 like B200; no B300 profile (record skipped)
+    ("B300", "b300"),
     ("B200", "b200"),
     ("H800", "h800"),
     ("H200", "h200"),

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The validation harness on the project's published runs: an error that grows past the threshold fails CI.
-# Threshold: current MAPE 6.6% over 126 GPU/TPU runs (see README "Accuracy"); lower it as the models improve.
+# Threshold: current MAPE 6.6% over 127 GPU/TPU runs (see README "Accuracy"); lower it as the models improve.
 # The Pangu Ultra MoE run is scored with the other Ascend runs below (validation/pangu-ultra-moe.json is the
 # hand-written source of its record and is skipped).
 # The 21 Megatron-Bridge 25.11/26.02 Llama 3 runs (validation/megatron_bridge_runs.json, added after every
@@ -24,7 +24,7 @@ python3 - "$out/validation.json" <<'PY'
 import json, sys
 v = json.load(open(sys.argv[1]))
 s = v["summary"]
-assert s["count"] >= 126, s
+assert s["count"] >= 127, s
 scored = [r for r in v["runs"] if "error_pct" in r]
 for r in scored:
     assert set(r) >= {"id", "hardware", "metric", "measured", "predicted", "error_pct"}, r
