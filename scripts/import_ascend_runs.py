@@ -28,10 +28,9 @@ validation/README.md ("Record format", "Ascend runs").  Rules applied here:
   * measured holds only what the source states, in SI units: MFU as a fraction;
     tokens/s as the whole job's rate (the source's per-device figure x devices,
     the per-device figure kept in measured.other); s/step where stated.
-  * Atlas A3 (910C): one simulator device is one 910C package of 2 dies (profile
-    ascend-910c-cm384).  The scripts count 16 logical devices (dies) per node, so
-    devices = dies / 2 and the innermost parallel dimension, which pairs the two
-    dies of a package, is halved (TP, or EP where expert TP is 1).
+  * Atlas A3 (910C): one simulator device is one compute die (profile
+    ascend-910c-cm384), as CANN exposes it and as the scripts count it (16 dies
+    per node); the two dies of a package are paired by the profile's SIO tier.
 
 Python 3 standard library only.
 """
@@ -647,38 +646,16 @@ def is_a3(shared):
 def hardware_of(shared, assume):
     dies = shared["hardware"]["num_devices"]
     if is_a3(shared):
-        assume("hardware.profile", "Atlas A3 / 910C: ascend-910c-cm384, whose device is one 910C package of 2 "
-                                   "compute dies (its 'reasoning'). " + shared["hardware"]["accelerator"])
+        assume("hardware.profile", "Atlas A3 / 910C: ascend-910c-cm384, whose device is one compute die of a 910C "
+                                   "package (its 'reasoning'). " + shared["hardware"]["accelerator"])
         assume("hardware.devices", "the script counts %d logical devices (16 per node = 8 dual-die 910C packages "
-                                   "per node, CANN exposes each die as a rank): %d packages. The layout halves the "
-                                   "dimension that pairs the two dies of a package (consecutive ranks: TP, or EP "
-                                   "where expert TP is 1); the die-to-die SIO link inside a package is not modelled"
-                                   % (dies, dies // 2))
-        return {"profile": "ascend-910c-cm384", "devices": dies // 2}
+                                   "per node, CANN exposes each die as a rank): %d dies, the two dies of a package "
+                                   "joined by the profile's SIO tier" % (dies, dies))
+        return {"profile": "ascend-910c-cm384", "devices": dies}
     assume("hardware.profile", "Ascend 910B; the bin (910B1/B2/B3) is not stated: ascend-910b2 (24 cube cores, "
                                "353.9 TFLOPS BF16, the 354 TFLOPS MindSpeed divides by). Source: "
                                + shared["hardware"]["accelerator"])
     return {"profile": "ascend-910b2", "devices": dies}
-
-
-def a3_layout(layout, assume):
-    """Die layout -> package layout: halve the dimension pairing the two dies of a package."""
-    tp_dies, etp_dies, ep_dies = layout["tp"], layout["etp"], layout["ep"]
-    if tp_dies % 2:
-        raise ValueError("A3 run with odd TP: the die pair is not a TP pair")
-    layout["tp"] = tp_dies // 2
-    if etp_dies == tp_dies:
-        layout["etp"] = etp_dies // 2
-        why_e = "expert TP = TP, so the expert TP group pairs the dies too: etp %d -> %d, ep unchanged" % (
-            etp_dies, layout["etp"])
-    else:
-        layout["ep"] = ep_dies // 2
-        why_e = ("expert TP %d: the two dies of a package hold different experts, so one package holds the "
-                 "experts of 2 EP ranks: ep %d -> %d (expert-DP unchanged)" % (etp_dies, ep_dies, layout["ep"]))
-    assume("tp", "script TP %d over dies; the two dies of a 910C package are consecutive ranks, so they are "
-                 "one TP pair and TP over packages is %d (CP, PP and DP unchanged)" % (tp_dies, layout["tp"]))
-    assume("ep", why_e)
-    assume("etp", why_e)
 
 
 # --------------------------------------------------------------------------
@@ -853,8 +830,6 @@ def layout_from_flags(F, shared, model, hardware, assume):
                                   "compute) sit in the script's last layer slots, so the last part holds %d real "
                                   "layers" % (total_layers, F["--noop-layers"], total_layers - len(noop),
                                               layout["pipeline_layers"][-1]))
-    if is_a3(shared):
-        a3_layout(layout, assume)
     return layout
 
 
@@ -1003,8 +978,7 @@ def stated_per_device(shared, hardware, assume):
     assume("measured.tokens_per_s", "the 2026 A3 table prints only 'tokens/s': read per 910C package (chip), as "
                                     "%s ('Conventions and peaks: A3 units') concludes: per die the Qwen3-8B row "
                                     "would need about 373 TFLOPS per die, impossible" % SHARED_README)
-    return per * hardware["devices"], "%g tokens/s per 910C package x %d packages (%d dies)" % (
-        per, hardware["devices"], dies)
+    return per * (dies // 2), "%g tokens/s per 910C package x %d packages (%d dies)" % (per, dies // 2, dies)
 
 
 def measured_of(shared, hardware, metric, assume):

@@ -98,10 +98,10 @@ print("memory (KempnerForge) ok:", round(m["mape_pct"], 2), "% MAPE over", m["co
 PY
 # Ascend runs (validation/ascend_runs.json, written by scripts/import_ascend_runs.py from the shared records and
 # their launch scripts): every record parses and at least 20 are scored. Ceilings on the fitted Ascend
-# profiles (README "Accuracy", validation/README.md "Ascend runs"): MAPE 31.1% over 26 runs since the host issue
-# time is the one measured on a 910B host trace (0.080 ms per op) instead of the fitted 0.293 ms (29.5% before;
-# 910B 28.2% over 23, fitted, was 27.7%; BLOOM's unfused fp32 softmax counted since; the 3 A3 runs take the 910B values: 53.4%), fails past 31.6% (910B past
-# 28.7%). The Pangu Ultra MoE 6K run is scored
+# profiles (README "Accuracy", validation/README.md "Ascend runs"): MAPE 29.6% over 26 runs since the A3 device is
+# one 910C die (31.1% with the package as device); the host issue time is the one measured on a 910B host trace
+# (0.080 ms per op); 910B 28.2% over 23, fitted; the 3 A3 runs take the 910B values: 40.7%. Fails past 30.1% (910B
+# past 28.7%, A3 past 41.2%). The Pangu Ultra MoE 6K run is scored
 # here once. Runs that ran but are predicted not to fit: none (DeepSeek-V3 on A3 fits with its
 # --swap-optimizer, though DualPipeV is recorded as DualPipe's two parameter copies). The committed file must
 # be what the importer writes.
@@ -113,8 +113,9 @@ v = json.load(open(sys.argv[1]))
 scored = [r for r in v["runs"] if "error_pct" in r]
 assert len(scored) >= 20 and v["summary"]["count"] == len(scored), (len(scored), v["summary"])
 assert all(r["hardware"] in ("ascend-910b2", "ascend-910c-cm384") for r in scored), scored
-assert v["summary"]["mape_pct"] < 31.6, v["summary"]
+assert v["summary"]["mape_pct"] < 30.1, v["summary"]
 assert v["summary"]["by_hardware"]["ascend-910b2"]["mape_pct"] < 28.7, v["summary"]["by_hardware"]
+assert v["summary"]["by_hardware"]["ascend-910c-cm384"]["mape_pct"] < 41.2, v["summary"]["by_hardware"]
 not_fitting = {r["id"] for r in scored if not r["fits"]}
 assert len(not_fitting) == v["summary"]["predicted_not_to_fit"] == 0, not_fitting
 assert any(r["id"] == "pangu-ultra-moe-718b-6k-30mfu" and r["fits"] for r in scored), "Pangu 6K must fit"
