@@ -14,6 +14,7 @@
 #include "costmodels/comm.h"
 #include "costmodels/compute.h"
 #include "costmodels/specs.h"
+#include "sim/engine/intervals.h"
 #include "sim/io/trace_io.h"
 
 namespace moesim::calibrate {
@@ -64,6 +65,17 @@ struct Sample {
   // (on another stream: one stream runs one kernel at a time). The kernels shared the device then.
   seconds beside_collective = 0;
 };
+
+// Whether a kernel is a collective: a recorded collective, an NCCL or HCCL kernel, or a DeepEP
+// dispatch/combine kernel.
+bool is_collective(const io::KernelSample& k);
+
+// A kernel's span in seconds from `origin_us` (profilers stamp microseconds since an epoch; relative times
+// keep sub-microsecond resolution in a double).
+inline sim::Interval kernel_span(const io::KernelSample& k, double origin_us) {
+  const seconds start = (k.start_us - origin_us) * 1e-6;
+  return {start, start + k.duration};
+}
 
 // Per-rank traces of one run: a collective kernel's span includes the time its rank waits for the
 // others, so the k-th collective of every rank is given the shortest span among the ranks, at the end of

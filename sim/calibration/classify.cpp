@@ -244,6 +244,16 @@ bool vector_from_shapes(const io::KernelSample& k, Sample& s) {
   return s.hbm > 0;
 }
 
+}  // namespace
+
+bool is_collective(const io::KernelSample& k) {
+  const std::string name = io::to_lower(k.name);
+  const bool deep_ep = contains(name, "dpsk::ep") || contains(name, "deep_ep") || contains(name, "deepep");
+  return !k.collective.empty() || contains(name, "nccl") || contains(name, "hcom_") || k.core == "HCCL" || deep_ep;
+}
+
+namespace {
+
 Sample classify_one(const io::KernelSample& k, const HardwareProfile& hw, int world_size) {
   Sample s;
   s.name = k.name;
@@ -270,8 +280,7 @@ Sample classify_one(const io::KernelSample& k, const HardwareProfile& hw, int wo
     return s;
   }
   // Collectives.
-  const bool deep_ep = contains(name, "dpsk::ep") || contains(name, "deep_ep") || contains(name, "deepep");
-  if (!k.collective.empty() || contains(name, "nccl") || contains(name, "hcom_") || core == "HCCL" || deep_ep) {
+  if (is_collective(k)) {
     s.kind = OpKind::collective;
     s.excludes_peer_wait = k.excludes_peer_wait;
     const auto kind = collective_kind(!k.collective.empty() ? k.collective : k.name);
@@ -394,33 +403,14 @@ int align_collectives(std::vector<io::Trace>& ranks) {
 
 namespace {
 
-// A kernel's span on the device timeline (us).
-struct Span {
-  double start_us, end_us;
-};
-
 // Adds to each compute sample the time its kernels ran beside a collective kernel: the overlap of each
 // compute kernel's span with the union of the collectives' spans. Collectives run on their own streams
 // (NCCL's, HCCL's), so an overlap in time is concurrency on the device.
-void add_time_beside_collectives(std::vector<Span> collectives, const std::vector<std::pair<Span, std::size_t>>& compute,
-                                 std::vector<Sample>& samples) {
+void add_time_beside_collectives(std::vector<sim::Interval> collectives,
+                                 const std::vector<std::pair<sim::Interval, std::size_t>>& compute, std::vector<Sample>& samples) {
   if (collectives.empty()) return;
-  std::sort(collectives.begin(), collectives.end(), [](const Span& a, const Span& b) { return a.start_us < b.start_us; });
-  std::vector<Span> merged;  // disjoint, sorted
-  for (const Span& c : collectives) {
-    if (!merged.empty() && c.start_us <= merged.back().end_us) {
-      merged.back().end_us = std::max(merged.back().end_us, c.end_us);
-    } else {
-      merged.push_back(c);
-    }
-  }
-  for (const auto& [span, sample] : compute) {
-    auto it = std::upper_bound(merged.begin(), merged.end(), span.start_us, [](double t, const Span& m) { return t < m.end_us; });
-    double overlap_us = 0;
-    for (; it != merged.end() && it->start_us < span.end_us; ++it)
-      overlap_us += std::min(it->end_us, span.end_us) - std::max(it->start_us, span.start_us);
-    samples[sample].beside_collective += overlap_us * 1e-6;
-  }
+  const std::vector<sim::Interval> busy = sim::merged(std::move(collectives));
+  for (const auto& [span, sample] : compute) samples[sample].beside_collective += sim::covered(busy, span);
 }
 
 }  // namespace
@@ -429,12 +419,13 @@ std::vector<Sample> classify(const io::Trace& trace, const HardwareProfile& hw) 
   std::vector<Sample> out;
   out.reserve(trace.kernels.size());
   std::unordered_map<long long, std::size_t> by_launch;  // launching op -> its sample
-  std::vector<Span> collectives;
-  std::vector<std::pair<Span, std::size_t>> compute;  // each compute kernel's span and its sample
+  std::vector<sim::Interval> collectives;
+  std::vector<std::pair<sim::Interval, std::size_t>> compute;  // each compute kernel's span and its sample
   auto rank = [](const Sample& s) { return s.kind == OpKind::vector ? 0 : 1; };  // the op's GEMM/attention kernel names it
+  const double origin_us = trace.kernels.empty() ? 0.0 : trace.kernels.front().start_us;
   for (const io::KernelSample& k : trace.kernels) {
     Sample s = classify_one(k, hw, trace.world_size);
-    const Span span{k.start_us, k.start_us + k.duration * 1e6};
+    const sim::Interval span = kernel_span(k, origin_us);
     if (s.kind == OpKind::collective) {
       collectives.push_back(span);
     } else if (s.kind != OpKind::other) {

@@ -1,5 +1,5 @@
 // moesim calibrate TRACE... --hw BASE --out calibrated.json
-// moesim replay TRACE --hw PROFILE [--json FILE]
+// moesim replay TRACE --hw PROFILE [--json FILE] [--model M ... [--timeline FILE]]
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -7,7 +7,11 @@
 #include <iostream>
 
 #include "sim/calibration/calibrate.h"
+#include "sim/calibration/timeline.h"
 #include "sim/cli/commands.h"
+#include "sim/cli/configuration.h"
+#include "sim/engine/op_sim.h"
+#include "sim/io/input_error.h"
 #include "sim/io/specs_io.h"
 #include "sim/io/trace_io.h"
 
@@ -70,27 +74,61 @@ void print_replay(const calibrate::ReplayReport& r, const std::string& profile) 
              r.all_kernels_measured > 0 ? r.measured_total / r.all_kernels_measured * 100 : 0.0, r.predicted_kernels, r.kernels);
 }
 
+// The configuration simulated at operator level and one of its stages read beside the measured traces
+// (sim/calibration/timeline.h); returns what it printed, as JSON.
+nlohmann::json replay_beside_simulation(const po::variables_map& vm, const std::vector<io::Trace>& traces) {
+  const Configuration c = load_configuration(vm);
+  const int stage = vm.count("stage") ? vm["stage"].as<int>() : 0;
+  if (stage < 0 || stage >= c.layout.pp)
+    throw InputError(fmt::format("--stage: expected a pipeline stage from 0 to {} (the layout's pp - 1), got {}", c.layout.pp - 1, stage));
+  const sim::OpLevelResult run = sim::simulate_op_level(c.model, c.layout, c.hw);
+  std::vector<calibrate::TimelineUse> measured;
+  for (const io::Trace& t : traces) measured.push_back(calibrate::measured_use(t));
+  const calibrate::TimelineUse simulated = calibrate::simulated_use(run, stage);
+  fmt::print("\nsimulated at operator level: {} on {} x {}, iteration {:.3f} s\n", c.model.name, c.layout.devices, c.hw.name,
+             run.result.iteration_time);
+  calibrate::print_side_by_side(std::cout, measured, simulated);
+  if (vm.count("timeline")) {
+    auto out = open_output(vm["timeline"].as<std::string>());
+    calibrate::write_side_by_side(out, traces, run);
+  }
+  nlohmann::json j = {{"simulated", calibrate::to_json(simulated)}, {"measured", nlohmann::json::array()}};
+  for (const calibrate::TimelineUse& m : measured) j["measured"].push_back(calibrate::to_json(m));
+  return j;
+}
+
 }  // namespace
 
 int cmd_replay(const std::vector<std::string>& args) {
-  po::options_description d("moesim replay TRACE... --hw PROFILE [--json FILE] [--kernels FILE]");
-  d.add_options()("help,h", "this help")(
+  po::options_description d(
+      "moesim replay TRACE... --hw PROFILE [--json FILE] [--kernels FILE] [(--model M (--layout L.json | layout flags) | "
+      "--from-script SCRIPT) [--stage S] [--timeline FILE]]");
+  add_configuration_flags(d);
+  d.add_options()(
       "trace", po::value<std::vector<std::string>>()->required(),
       "Kineto .json/.json.gz, Ascend kernel_details.csv or ASCEND_PROFILER_OUTPUT folder; several: the ranks of one run")(
-      "hw", po::value<std::string>()->required(), "hardware profile (built-in name or file)")(
       "json", po::value<std::string>(), "write per-kind errors and totals as JSON")(
-      "kernels", po::value<std::string>(), "write every kernel (kind, measured, predicted, shapes or why not predicted) as CSV");
+      "kernels", po::value<std::string>(), "write every kernel (kind, measured, predicted, shapes or why not predicted) as CSV")(
+      "stage", po::value<int>(), "with a configuration: the pipeline stage the traces' ranks ran (default 0)")(
+      "timeline", po::value<std::string>(),
+      "with a configuration: write the measured kernels beside the simulated operators as one Chrome trace (Perfetto)");
   po::positional_options_description pos;
   pos.add("trace", -1);
   const auto parsed = parse_command(args, d, &pos);
   if (!parsed) return 0;
   const po::variables_map& vm = *parsed;
+  const bool side_by_side = vm.count("model") || vm.count("from-script");
+  if (!side_by_side)
+    for (const char* flag : {"stage", "timeline", "layout", "vocab"})
+      if (vm.count(flag)) throw InputError(std::string("--") + flag + ": expected only with --model or --from-script");
   const HardwareProfile hw = io::load_profile(vm["hw"].as<std::string>());
   const LoadedTraces loaded = load_samples(vm["trace"].as<std::vector<std::string>>(), hw);
   const auto& samples = loaded.samples;
   const calibrate::ReplayReport r = calibrate::replay(samples, hw);
   print_replay(r, hw.name);
-  if (vm.count("json")) open_output(vm["json"].as<std::string>()) << calibrate::to_json(r).dump(2) << "\n";
+  nlohmann::json report = calibrate::to_json(r);
+  if (side_by_side) report["side_by_side"] = replay_beside_simulation(vm, loaded.traces);
+  if (vm.count("json")) open_output(vm["json"].as<std::string>()) << report.dump(2) << "\n";
   if (vm.count("kernels")) {
     auto out = open_output(vm["kernels"].as<std::string>());
     out << "kind,measured_us,predicted_us,abs_error_pct,m,n,k,count,flops,hbm_bytes,collective_bytes,group_size,"

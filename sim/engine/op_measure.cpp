@@ -4,44 +4,14 @@
 #include <utility>
 #include <vector>
 
+#include "sim/engine/intervals.h"
+
 namespace moesim::sim {
 namespace {
-
-using Interval = std::pair<seconds, seconds>;
 
 bool is_comm(int category) {
   return category == static_cast<int>(TaskCategory::tp_comm) || category == static_cast<int>(TaskCategory::ep_comm) ||
          category == op_category_cp;
-}
-
-// Sorted, disjoint union of intervals.
-std::vector<Interval> merged(std::vector<Interval> v) {
-  std::sort(v.begin(), v.end());
-  std::vector<Interval> out;
-  for (const Interval& i : v) {
-    if (i.second <= i.first) continue;
-    if (!out.empty() && i.first <= out.back().second) out.back().second = std::max(out.back().second, i.second);
-    else out.push_back(i);
-  }
-  return out;
-}
-
-seconds length(const std::vector<Interval>& u) {
-  seconds s = 0;
-  for (const Interval& i : u) s += i.second - i.first;
-  return s;
-}
-
-// Length of the intersection of two sorted disjoint unions (two pointers).
-seconds overlap(const std::vector<Interval>& a, const std::vector<Interval>& b) {
-  seconds s = 0;
-  std::size_t i = 0, j = 0;
-  while (i < a.size() && j < b.size()) {
-    s += std::max(0.0, std::min(a[i].second, b[j].second) - std::max(a[i].first, b[j].first));
-    if (a[i].second < b[j].second) ++i;
-    else ++j;
-  }
-  return s;
 }
 
 }  // namespace

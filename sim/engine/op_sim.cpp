@@ -534,7 +534,7 @@ OpLevelResult simulate_op_level(const ModelSpec& m, const LayoutSpec& l, const H
   return out;
 }
 
-void write_op_trace(std::ostream& out, const OpLevelResult& result) {
+TraceNames op_trace_names(const OpLevelResult& result) {
   static constexpr char letter[] = {'F', 'B', 'W'};
   TraceNames names;
   names.task = [&](TaskId t) {
@@ -547,7 +547,9 @@ void write_op_trace(std::ostream& out, const OpLevelResult& result) {
     return name;
   };
   names.category = [](int c) { return op_category_name(c); };
-  write_chrome_trace(out, result.engine, names);
+  return names;
 }
+
+void write_op_trace(std::ostream& out, const OpLevelResult& result) { write_chrome_trace(out, result.engine, op_trace_names(result)); }
 
 }  // namespace moesim::sim

@@ -12,6 +12,7 @@
 #include "sim/engine/engine.h"
 #include "sim/engine/schedule.h"
 #include "sim/engine/simulate.h"
+#include "sim/engine/trace.h"
 
 namespace moesim::sim {
 
@@ -50,5 +51,7 @@ OpLevelResult simulate_op_level(const ModelSpec& model, const LayoutSpec& layout
 // Chrome/Perfetto trace: every operator on its stream, one process per stage, events named like
 // "F3.c1 qkv_proj" (forward of microbatch 3, chunk 1).
 void write_op_trace(std::ostream& out, const OpLevelResult& result);
+// Those event names and categories, for a trace that holds the run beside other events.
+TraceNames op_trace_names(const OpLevelResult& result);
 
 }  // namespace moesim::sim

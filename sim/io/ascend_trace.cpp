@@ -2,6 +2,7 @@
 // communication.json and communication_matrix.json beside it, and op_statistic.csv.
 #include "sim/io/trace_readers.h"
 
+#include <charconv>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -245,7 +246,8 @@ Trace read_kernel_details(const std::string& path) {
   const int name = csv.require({"Name"}), type = csv.require({"Type"}), core = csv.require({"Accelerator Core"}),
             start = csv.require({"Start Time(us)"}), duration = csv.require({"Duration(us)"});
   const int in_shapes = csv.index("Input Shapes"), in_types = csv.index("Input Data Types"),
-            out_shapes = csv.index("Output Shapes"), out_types = csv.index("Output Data Types");
+            out_shapes = csv.index("Output Shapes"), out_types = csv.index("Output Data Types"),
+            stream = csv.index("Stream ID");
   std::set<std::pair<std::string, std::string>> seen_collectives;  // an HCCL op may appear twice
   std::set<std::string> matched;
   std::vector<std::string> row;
@@ -258,6 +260,12 @@ Trace read_kernel_details(const std::string& path) {
     const double dur_us = csv.number(row, duration);
     if (dur_us < 0) throw InputError(csv.where() + ": column 'Duration(us)': expected a duration >= 0");
     k.duration = dur_us * 1e-6;
+    // HCCL tasks have no stream ("N/A"): they keep -1.
+    if (stream >= 0) {
+      const std::string& id = row[static_cast<std::size_t>(stream)];
+      long long value = -1;
+      if (std::from_chars(id.data(), id.data() + id.size(), value).ec == std::errc() && value >= 0) k.stream = value;
+    }
     if (in_shapes >= 0) k.input_shapes = pool.shapes(parse_shapes(row[static_cast<std::size_t>(in_shapes)]));
     if (in_types >= 0) k.input_types = pool.types(parse_types(row[static_cast<std::size_t>(in_types)]));
     if (out_shapes >= 0) k.output_shapes = pool.shapes(parse_shapes(row[static_cast<std::size_t>(out_shapes)]));

@@ -360,6 +360,9 @@ Trace read_chrome_trace(const std::string& path) {
       throw InputError(path + ": kernel '" + std::string(k.name.substr(0, 60)) + "': field 'ts': expected a timestamp in us");
     k.duration = dur * 1e-6;
     if (npu_task) k.core = pool.text(text_of(args, "Task Type"));
+    // Kineto names the CUDA stream in args and as the event's tid; torch_npu's device tasks only as the tid.
+    k.stream = integer_arg("stream");
+    if (k.stream < 0 && e.contains("tid") && e["tid"].is_number_integer()) k.stream = e["tid"].get<long long>();
     if (args.contains("Collective name") && args["Collective name"].is_string()) {
       k.collective = pool.text(to_lower(args["Collective name"].get<std::string>()));
       const bool gather = k.collective.find("gather") != std::string::npos;

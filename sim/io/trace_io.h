@@ -53,6 +53,7 @@ struct KernelSample {
   double start_us = 0;
   seconds duration = 0;
   long long launch_id = -1;  // Kineto External id of the launching op (kernels of one op share it); -1 if none
+  long long stream = -1;     // the device stream (Kineto "stream", else tid) or Ascend "Stream ID"; -1 if not recorded
   double occurrences = 1;  // > 1 only for aggregated rows (op_statistic.csv: duration is the mean)
   std::span<const std::vector<double>> input_shapes;  // one dims list per input tensor (empty: not recorded)
   std::span<const std::string> input_types;

@@ -1,0 +1,53 @@
+#pragma once
+// Time intervals on one timeline: the union of a set (sorted, disjoint), its length and the length of the
+// intersection of two unions. What ran beside what in a simulated run (op_measure) and in a measured
+// trace (calibration's classify and timeline) is read with these.
+#include <algorithm>
+#include <utility>
+#include <vector>
+
+#include "costmodels/units.h"
+
+namespace moesim::sim {
+
+using Interval = std::pair<seconds, seconds>;  // [start, end)
+
+// Sorted, disjoint union of intervals (empty ones dropped).
+inline std::vector<Interval> merged(std::vector<Interval> v) {
+  std::sort(v.begin(), v.end());
+  std::vector<Interval> out;
+  for (const Interval& i : v) {
+    if (i.second <= i.first) continue;
+    if (!out.empty() && i.first <= out.back().second) out.back().second = std::max(out.back().second, i.second);
+    else out.push_back(i);
+  }
+  return out;
+}
+
+inline seconds length(const std::vector<Interval>& u) {
+  seconds s = 0;
+  for (const Interval& i : u) s += i.second - i.first;
+  return s;
+}
+
+// Length of the intersection of two sorted disjoint unions (two pointers).
+inline seconds overlap(const std::vector<Interval>& a, const std::vector<Interval>& b) {
+  seconds s = 0;
+  std::size_t i = 0, j = 0;
+  while (i < a.size() && j < b.size()) {
+    s += std::max(0.0, std::min(a[i].second, b[j].second) - std::max(a[i].first, b[j].first));
+    if (a[i].second < b[j].second) ++i;
+    else ++j;
+  }
+  return s;
+}
+
+// Length of `span` covered by a sorted disjoint union.
+inline seconds covered(const std::vector<Interval>& u, Interval span) {
+  auto it = std::upper_bound(u.begin(), u.end(), span.first, [](seconds t, const Interval& m) { return t < m.second; });
+  seconds s = 0;
+  for (; it != u.end() && it->first < span.second; ++it) s += std::min(it->second, span.second) - std::max(it->first, span.first);
+  return s;
+}
+
+}  // namespace moesim::sim
