@@ -99,6 +99,7 @@ const LayerTable& LayerTables::of(const graph::LayerGraph& g, Recompute policy) 
       table.compute_forward += s.forward;
       table.compute_backward += s.backward;
     }
+    table.ep_collectives = table.ep_collectives || s.lane == OpLane::ep;
     table.steps.push_back(s);
   }
   pair_tp_collectives(g, times, l_, table.steps);

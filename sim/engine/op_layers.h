@@ -39,6 +39,7 @@ struct LayerTable {
   // the host time of its layers (see simulate.cpp apply_overlap), and a layer that syncs with the host
   // (dropless MoE token counts) at least its own.
   bool host_syncs = false;
+  bool ep_collectives = false;  // any step on the EP lane (dispatch, combine)
   seconds host_forward = 0, host_backward = 0, compute_forward = 0, compute_backward = 0;
 };
 

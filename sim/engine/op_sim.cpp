@@ -306,6 +306,11 @@ void OpSimBuilder::run_passes(int s, const StageSchedule& list) {
       continue;
     }
     Cursor b = cursor(++i);
+    // The backward leads: its first segment issues the combine's backward, under which the forward's
+    // attention runs, and from there each pass's compute runs under the other's all-to-all (DeepSeek-V3
+    // report Figure 4: combine-backward beside attention, MLP-backward beside dispatch, dispatch-backward
+    // beside MLP, attention-backward beside combine). A DualPipe pair lists its forward first.
+    if (a.pass.pass == Pass::forward) std::swap(a, b);
     while (!a.done() || !b.done()) {
       if (!a.done()) emit_segment(a);
       if (!b.done()) emit_segment(b);
@@ -316,7 +321,10 @@ void OpSimBuilder::run_passes(int s, const StageSchedule& list) {
 }
 
 // Emits ops of the pass until one of its EP collectives has been issued (where a paired pass takes
-// over the compute stream) or the pass ends.
+// over the compute stream), a layer without EP collectives (dense, or embedding / head) has ended, or the
+// pass ends. A paired pass's dense layers so run one by one under the other pass's all-to-all, as
+// DualPipe's overlapped chunk runs its partner's attention and MLP beside each dispatch and combine
+// (DeepSeek-V3 report §3.2.1, Figure 4), instead of all before the partner's first collective.
 void OpSimBuilder::emit_segment(Cursor& c) {
   const auto& layers = c.chunk->layers;
   const bool reverse = c.pass.pass != Pass::forward;
@@ -337,6 +345,7 @@ void OpSimBuilder::emit_segment(Cursor& c) {
       layer_boundary(c, t, false, li);
       ++c.layer;
       c.step = 0;
+      if (!t.ep_collectives) return;
     }
     if (ep) return;
   }
