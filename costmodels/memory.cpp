@@ -194,6 +194,7 @@ std::vector<StageMemory> stage_memory(const ModelSpec& m, const LayoutSpec& l, c
     }
     sm.weights = weight_bytes_per_param * (p.dense / zero3_dense + p.expert / zero3_expert);
     sm.gradients = grad_bytes_per_param(l) * (p.dense / zero3_dense + p.expert / zero3_expert);
+    const bytes sharded_states = sm.weights + sm.gradients;
     if (l.zero_stage >= 3 && !l.zero_reshard_after_forward) {
       // FSDP2 without resharding after forward (torchtitan with PP, parallelize_llama.py apply_fsdp):
       // the stage's 16-bit parameters stay unsharded. With pp > 1 torch.distributed.pipelining turns
@@ -260,6 +261,9 @@ std::vector<StageMemory> stage_memory(const ModelSpec& m, const LayoutSpec& l, c
                                : p2p;
     sm.buffers = std::max(largest_edge_op, largest_decoder_op + recomputed) + pipeline;
     sm.reserve = hw.device.framework_reserve;
+    // The ZeRO-3 branches above add the unsharded copies: gathered at a forward, freed after a backward.
+    sm.per_step = sm.activations + sm.buffers + (sm.weights + sm.gradients - sharded_states);
+    sm.allocator_cache = allocator_cache_bytes(sm.per_step, hw.device.allocator_cache_share);
     out.push_back(sm);
   }
   return out;

@@ -28,8 +28,38 @@ struct StageMemory {
   int stage = 0;
   count params = 0;
   bytes weights = 0, gradients = 0, optimizer = 0, activations = 0, buffers = 0, reserve = 0;
-  bytes total() const { return weights + gradients + optimizer + activations + buffers + reserve; }
+  // What the step allocates and frees again: activations, transient and pipeline buffers, and the
+  // unsharded copies of ZeRO-3 states (gathered weights, unsharded gradients). The rest is allocated
+  // once and stays.
+  bytes per_step = 0;
+  // The caching allocator's free blocks at the peak (allocator_cache_bytes): in the allocator's
+  // reserved memory, not in its allocated memory, and not in total(): the allocator frees them and
+  // retries when a cudaMalloc fails, so they never decide whether a layout fits.
+  bytes allocator_cache = 0;
+  // Live tensors at the peak (torch.cuda.max_memory_allocated).
+  bytes allocated() const { return weights + gradients + optimizer + activations + buffers; }
+  // What the allocator holds from the device at the peak where the device has room for its cache
+  // (torch.cuda.max_memory_reserved).
+  bytes reserved() const { return allocated() + allocator_cache; }
+  // What the device must give: the live tensors and the memory outside the allocator.
+  bytes total() const { return allocated() + reserve; }
 };
+
+// PyTorch's CUDA caching allocator (c10/cuda/CUDACachingAllocator.cpp; PyTorch docs "CUDA semantics:
+// memory management") and torch_npu's NPUCachingAllocator, a port of the same design, keep every
+// freed block cached for reuse and return it to the device only on empty_cache() or when a cudaMalloc
+// fails. A cached block serves a later request of its size or smaller (split off), but blocks of
+// different segments are never merged (with expandable_segments free neighbours merge, but a free
+// block between two live ones still serves only requests that fit it), so the blocks a step's
+// allocate/free churn leaves behind (activations and transients of many sizes, freed in another order
+// than allocated) are reserved but too small or too scattered for the next large request, which gets
+// new memory. The share of the churned bytes left so is not derived here: it is the profile's
+// allocator_cache_share, fitted to measured max_memory_reserved peaks (hw_profiles/*.json say on which
+// runs). When a cudaMalloc fails the allocator releases its cached blocks and retries (malloc:
+// release_cached_blocks, counted in num_alloc_retries), so the cache fills only memory the device has
+// spare. Block rounding (512 B; 2 MiB for blocks over 10 MiB) costs under 2 MiB a live block, under
+// 0.3 GB for the hundreds of live blocks of the runs here, and is not counted.
+inline bytes allocator_cache_bytes(bytes per_step, double cache_share) { return cache_share * per_step; }
 
 // `inflight` is the peak number of model chunks (microbatch x chunk forward passes) whose backward has
 // not finished, per stage, as the pipeline schedule keeps them (1F1B: p - stage on stage `stage`).

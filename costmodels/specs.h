@@ -316,7 +316,8 @@ struct LayoutSpec {
   // keeps each received input's gradient in that buffer's .grad until the next step
   // (stage_backward: torch.autograd.backward, then val.grad; cleared in clear_runtime_states), keeps
   // each stage output in fwd_cache until its backward, and on the last stage keeps every microbatch's
-  // output (the logits) in output_chunks until the step ends.
+  // output (the logits) in output_chunks until the step ends. Its ScheduleInterleaved1F1B also warms
+  // up differently (sim/engine/schedule.cpp interleaved).
   PipelineRuntime pipeline_runtime = PipelineRuntime::megatron;
   // Context parallelism as torch's context_parallel runs it (torch/distributed/tensor/experimental/
   // _attention.py, torchtitan): _cp_options.rotate_method ALL_GATHER all-gathers the K and V that SDPA
@@ -409,7 +410,10 @@ struct DeviceSpec {
   seconds host_op_overhead = 0;
   double comm_compute_slowdown = 0.0;    // compute slowdown while overlapped collectives run on compute cores
   bytes_per_second host_link_bandwidth = 0;  // device <-> host, for activation swap
-  bytes framework_reserve = 0;           // runtime, allocator fragmentation, workspace
+  bytes framework_reserve = 0;           // memory outside the tensor allocator: runtime context, collective buffers
+  // The tensor allocator's cached free blocks at the peak, as a share of the bytes one step allocates
+  // and frees (memory::StageMemory::per_step); 0 where the allocator caches nothing (XLA plans statically).
+  double allocator_cache_share = 0;
 };
 
 struct HardwareProfile {

@@ -276,3 +276,46 @@ TEST_CASE("unfused softmax: the torch path's passes over the scores, fp32 keeps 
   slow.softmax_in_fp32 = true;
   CHECK(sim::simulate(run.model, slow, run.hw).iteration_time > sim::simulate(run.model, run.layout, run.hw).iteration_time);
 }
+
+TEST_CASE("memory: the caching allocator's cache is a share of what the step allocates and frees", "[memory][allocator]") {
+  Run base{io::load_model("llama3-70b"), make_layout(64, 8, 1, 1, 64, 8192), io::load_profile("h100-sxm")};
+  base.layout.etp = 8;
+  Run none = base;
+  none.hw.device.allocator_cache_share = 0;
+  Run cached = base;
+  cached.hw.device.allocator_cache_share = 0.1;
+  const auto a = simulate(none).memory, b = simulate(cached).memory;
+  REQUIRE(a.size() == b.size());
+  for (size_t s = 0; s < a.size(); ++s) {
+    CAPTURE(s);
+    // Without ZeRO-3 every state is allocated once: only activations and buffers churn.
+    CHECK(b[s].per_step == Approx(b[s].activations + b[s].buffers).epsilon(1e-12));
+    CHECK(a[s].allocator_cache == 0);
+    CHECK(b[s].allocator_cache == Approx(0.1 * b[s].per_step).epsilon(1e-12));
+    // The cache is reserved, never allocated, and the allocator frees it before an allocation fails:
+    // neither the live tensors nor what the device must give move.
+    CHECK(b[s].allocated() == Approx(a[s].allocated()).epsilon(1e-12));
+    CHECK(b[s].reserved() == Approx(a[s].reserved() + b[s].allocator_cache).epsilon(1e-12));
+    CHECK(b[s].total() == Approx(a[s].total()).epsilon(1e-12));
+    CHECK(b[s].total() == Approx(b[s].allocated() + b[s].reserve).epsilon(1e-12));
+  }
+}
+
+TEST_CASE("memory: ZeRO-3's unsharded copies are allocated and freed within the step", "[memory][allocator]") {
+  // FSDP2 under PP without resharding after forward (torchtitan): the gathered BF16 weights and the
+  // unsharded fp32 gradients live from a step's first forward / backward to its end.
+  Run run{io::load_model("llama3-70b"), make_layout(64, 8, 2, 1, 64, 8192), io::load_profile("h100-sxm")};
+  run.layout.etp = 8;
+  run.layout.zero_stage = 3;
+  run.layout.zero_reshard_after_forward = false;
+  REQUIRE_FALSE(complete_and_check_layout(run.model, run.layout).has_value());  // derives dp for the shard group
+  const auto mem = simulate(run).memory;
+  REQUIRE(mem.size() == 2);
+  for (const auto& sm : mem) {
+    CAPTURE(sm.stage);
+    const double shard = run.layout.zero_shard_group();
+    const double unsharded = sm.weights + sm.gradients;
+    CHECK(sm.per_step == Approx(sm.activations + sm.buffers + unsharded * (1 - 1 / shard)).epsilon(1e-9));
+    CHECK(sm.allocator_cache == Approx(run.hw.device.allocator_cache_share * sm.per_step).epsilon(1e-12));
+  }
+}

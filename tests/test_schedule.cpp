@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <map>
 #include <stdexcept>
 #include <tuple>
@@ -66,6 +67,29 @@ TEST_CASE("schedule: 1F1B warms up with p-s-1 forwards", "[schedule]") {
     // p-s-1 warmup forwards, then the first steady-state forward before the first backward.
     CHECK(leading_forwards == 4 - stage);
   }
+}
+
+TEST_CASE("schedule: interleaved warm-up when microbatches == stages, Megatron-LM against torch.distributed.pipelining",
+          "[schedule]") {
+  // p = 8, m = 8, v = 2 (torchtitan's 405B Interleaved1F1B row). Megatron-LM runs every forward first
+  // (all_warmup_microbatches); torch's ScheduleInterleaved1F1B warms up (v-1)*p + 2*(p-1-rank) forwards,
+  // capped at m*v = 16, then alternates F and B, so rank 7 starts its first backward after 9 forwards.
+  const auto leading_forwards = [](const StageSchedule& stage) {
+    int n = 0;
+    while (n < static_cast<int>(stage.size()) && stage[n].pass == Pass::forward) ++n;
+    return n;
+  };
+  const auto megatron = build_schedule(ScheduleKind::interleaved, 8, 8, 2);
+  const auto torch = build_schedule(ScheduleKind::interleaved, 8, 8, 2, PipelineRuntime::torch);
+  for (int s = 0; s < 8; ++s) {
+    CAPTURE(s);
+    CHECK(leading_forwards(megatron[s]) == 16);
+    const int warmup = std::min(8 + 2 * (7 - s), 16);
+    CHECK(leading_forwards(torch[s]) == (warmup < 16 ? warmup + 1 : 16));
+  }
+  // With more microbatches than stages the two runtimes run the same order.
+  CHECK(build_schedule(ScheduleKind::interleaved, 4, 8, 2) ==
+        build_schedule(ScheduleKind::interleaved, 4, 8, 2, PipelineRuntime::torch));
 }
 
 TEST_CASE("schedule: DualPipe pairs a forward with a backward of the other direction", "[schedule]") {

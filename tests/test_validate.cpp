@@ -43,9 +43,19 @@ TEST_CASE("a record with memory_bytes is scored as a memory row beside its throu
   CHECK(results[1].metric == "memory");
   CHECK(results[1].measured == 30e9);
   const sim::SimulationResult r = sim::simulate(runs[0].model, runs[0].layout, runs[0].hw);
-  // Allocator counters exclude the profile's framework reserve; device readings include it.
-  CHECK(results[1].predicted == Approx(r.peak_memory - runs[0].hw.device.framework_reserve));
-  CHECK(validate::predicted_memory_bytes(validate::MemoryKind::device, r) == Approx(r.peak_memory));
+  // Allocator counters exclude the profile's framework reserve; max_memory_reserved adds the caching
+  // allocator's cache (one stage, far below the 80 GB); device readings include both.
+  REQUIRE(r.memory.size() == 1);
+  const memory::StageMemory& sm = r.memory[0];
+  CHECK(sm.allocator_cache > 0);
+  CHECK(results[1].predicted == Approx(r.peak_memory - sm.reserve + sm.allocator_cache));
+  CHECK(validate::predicted_memory_bytes(validate::MemoryKind::allocated, r) == Approx(r.peak_memory - sm.reserve));
+  CHECK(validate::predicted_memory_bytes(validate::MemoryKind::device, r) == Approx(r.peak_memory + sm.allocator_cache));
+  // On a device with no room for the cache the allocator frees it before an allocation fails.
+  sim::SimulationResult full = r;
+  full.capacity = r.peak_memory + sm.allocator_cache / 2;
+  CHECK(validate::predicted_memory_bytes(validate::MemoryKind::device, full) == Approx(full.capacity));
+  CHECK(validate::predicted_memory_bytes(validate::MemoryKind::reserved, full) == Approx(full.capacity - sm.reserve));
   CHECK(results[1].error_pct == Approx(100 * (results[1].predicted - 30e9) / 30e9));
 
   const validate::Summary s = validate::summarise(results);
@@ -95,8 +105,9 @@ TEST_CASE("bad memory fields are one-line errors naming the field", "[validate]"
 
 TEST_CASE("hardware.memory_bytes sets the capacity a run must fit in, and the summary counts runs that do not",
           "[validate]") {
-  // Llama 3 8B on one H100 with 64 K tokens per step does not fit in 80 GB but fits in 1 TB.
-  auto j = record({{"memory_bytes", 80e9}, {"memory_kind", "reserved"}});
+  // Llama 3 8B on one H100 with 64 K tokens per step does not fit in 80 GB but fits in 1 TB. The live
+  // tensors (allocated) do not depend on the capacity; the allocator's cache does (reserved, below).
+  auto j = record({{"memory_bytes", 80e9}, {"memory_kind", "allocated"}});
   j[0]["hardware"]["devices"] = 1;
   j[0]["layout"]["global_batch"] = 16;
   j[0]["layout"]["seq_len"] = 4096;
@@ -109,8 +120,15 @@ TEST_CASE("hardware.memory_bytes sets the capacity a run must fit in, and the su
   j[0]["hardware"]["memory_bytes"] = 1e12;
   const auto large = validate::evaluate(validate::parse_runs(j, "runs.json")[0]);
   CHECK(large[0].fits);
-  CHECK(large[0].predicted == small[0].predicted);  // capacity moves the flag, not the prediction
+  CHECK(large[0].predicted == small[0].predicted);  // capacity moves the flag, not the live tensors
   CHECK(validate::summarise(large).predicted_not_to_fit == 0);
+  // max_memory_reserved: with no room on the 80 GB device the allocator holds no cache beyond them.
+  j[0]["measured"]["memory_kind"] = "reserved";
+  const auto large_reserved = validate::evaluate(validate::parse_runs(j, "runs.json")[0]);
+  CHECK(large_reserved[0].predicted > large[0].predicted);
+  j[0]["hardware"].erase("memory_bytes");
+  const auto small_reserved = validate::evaluate(validate::parse_runs(j, "runs.json")[0]);
+  CHECK(small_reserved[0].predicted == Approx(small[0].predicted));
   j[0]["hardware"]["memory_bytes"] = "96 GB";
   try {
     validate::parse_runs(j, "runs.json");

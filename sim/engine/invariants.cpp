@@ -38,7 +38,8 @@ std::vector<std::string> invariant_violations(const SimulationResult& r) {
   for (const memory::StageMemory& m : r.memory) {
     const std::string stage = fmt::format("memory[stage {}].", m.stage);
     for (const auto& [name, v] : {std::pair{"weights", m.weights}, {"gradients", m.gradients}, {"optimizer", m.optimizer},
-                                  {"activations", m.activations}, {"buffers", m.buffers}, {"reserve", m.reserve}})
+                                  {"activations", m.activations}, {"buffers", m.buffers},
+                                  {"allocator_cache", m.allocator_cache}, {"reserve", m.reserve}})
       non_negative(stage + name, v);
   }
   positive("peak_memory", r.peak_memory);

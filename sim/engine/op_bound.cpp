@@ -26,6 +26,7 @@ seconds op_level_lower_bound(const ModelSpec& m, const LayoutSpec& l, const Hard
                              const SimulationResult& r) {
   PipelineSpec spec;
   spec.schedule = l.schedule;
+  spec.runtime = l.pipeline_runtime;
   spec.stages = l.pp;
   spec.microbatches = l.microbatches();
   spec.chunks = r.plan.chunks;

@@ -172,7 +172,7 @@ void OpSimBuilder::build_chunks() {
 std::vector<TaskId> OpSimBuilder::build() {
   build_chunks();
   const int mbs = l_.microbatches();
-  const std::vector<StageSchedule> schedule = build_schedule(l_.schedule, l_.pp, mbs, chunks_per_stage_);
+  const std::vector<StageSchedule> schedule = build_schedule(l_.schedule, l_.pp, mbs, chunks_per_stage_, l_.pipeline_runtime);
   std::size_t passes = 0;
   for (int s = 0; s < l_.pp; ++s)
     for (const PipelineTask& t : schedule[s]) index_.at(s, t) = static_cast<int>(passes++);

@@ -61,7 +61,7 @@ PipelineSpec PipelineSpec::uniform(ScheduleKind schedule, int stages, int microb
 std::vector<PassRecord> build_pipeline(Engine& engine, const PipelineSpec& spec) {
   validate(spec);
   const int p = spec.stages, v = spec.chunks, m = spec.microbatches;
-  const auto schedule = build_schedule(spec.schedule, p, m, v);
+  const auto schedule = build_schedule(spec.schedule, p, m, v, spec.runtime);
 
   // Records in schedule order; the index makes every lookup below O(1).
   std::vector<PassRecord> records;

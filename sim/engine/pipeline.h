@@ -23,6 +23,7 @@ struct PipelineSpec {
   int stages = 1;
   int microbatches = 1;
   int chunks = 1;  // see schedule_chunks()
+  PipelineRuntime runtime = PipelineRuntime::megatron;  // whose interleaved warm-up (build_schedule)
   std::vector<PassDurations> durations;  // index stage * chunks + chunk
   // Per stage: time saved when a fused forward&backward pair runs overlapped; the pair takes
   // max(F + B - saving, max(F, B)). Empty means no saving.

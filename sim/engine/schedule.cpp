@@ -38,12 +38,18 @@ StageSchedule one_f_one_b(int p, int m, int s) {
 // Megatron-LM interleaved 1F1B (schedules.py, forward_backward_pipelining_with_interleaving).
 // Virtual microbatch k (of m*v) runs forward chunk (k mod p*v) / p on microbatch
 // (k / (p*v)) * p + k mod p; backwards visit the chunks in reverse. Warmup is
-// (p-s-1)*2 + (v-1)*p virtual microbatches, or everything when m == p.
-StageSchedule interleaved(int p, int m, int v, int s) {
+// (p-s-1)*2 + (v-1)*p virtual microbatches, or everything when m == p (Megatron's
+// all_warmup_microbatches). torch.distributed.pipelining's ScheduleInterleaved1F1B (torchtitan) runs the
+// same order (m % p == 0, so its microbatches_per_round is p) with the same warm-up count,
+// (v-1) * microbatches_per_round + 2 * (p-1-rank) capped at m*v (schedules.py
+// _calculate_single_rank_operations / _get_warmup_ops), but has no m == p rule: its last rank starts
+// the steady 1F1B after (v-1)*p forwards instead of holding all m*v.
+StageSchedule interleaved(int p, int m, int v, int s, PipelineRuntime runtime) {
   const int total = m * v;
   const auto chunk_of = [&](int k) { return (k % (p * v)) / p; };
   const auto mb_of = [&](int k) { return (k / (p * v)) * p + k % p; };
-  const int warmup = m == p ? total : std::min((p - s - 1) * 2 + (v - 1) * p, total);
+  const bool all_warmup = m == p && runtime == PipelineRuntime::megatron;
+  const int warmup = all_warmup ? total : std::min((p - s - 1) * 2 + (v - 1) * p, total);
   StageSchedule out;
   for (int k = 0; k < warmup; ++k) out.push_back(fwd(mb_of(k), chunk_of(k)));
   for (int k = 0; k < total - warmup; ++k) {
@@ -165,7 +171,7 @@ int schedule_chunks(ScheduleKind kind, int vpp) {
 
 int pipeline_directions(ScheduleKind kind) { return kind == ScheduleKind::dualpipe ? 2 : 1; }
 
-std::vector<StageSchedule> build_schedule(ScheduleKind kind, int p, int m, int v) {
+std::vector<StageSchedule> build_schedule(ScheduleKind kind, int p, int m, int v, PipelineRuntime runtime) {
   require(p >= 1 && m >= 1 && v >= 1,
           fmt::format("pipeline schedule needs stages ({}), microbatches ({}) and chunks ({}) >= 1", p, m, v));
   switch (kind) {
@@ -187,7 +193,7 @@ std::vector<StageSchedule> build_schedule(ScheduleKind kind, int p, int m, int v
     switch (kind) {
       case ScheduleKind::gpipe: out.push_back(gpipe(m)); break;
       case ScheduleKind::one_f_one_b: out.push_back(one_f_one_b(p, m, s)); break;
-      case ScheduleKind::interleaved: out.push_back(interleaved(p, m, v, s)); break;
+      case ScheduleKind::interleaved: out.push_back(interleaved(p, m, v, s, runtime)); break;
       case ScheduleKind::zero_bubble: out.push_back(zero_bubble_h1(p, m, s)); break;
       case ScheduleKind::dualpipe: out.push_back(dualpipe(p, m, s)); break;
     }

@@ -26,10 +26,13 @@ using StageSchedule = std::vector<PipelineTask>;
 // Per-stage ordered task lists. Throws std::invalid_argument for unsupported shapes:
 //  - gpipe, one_f_one_b, zero_bubble: chunks must be 1.
 //  - interleaved: microbatches % stages == 0 (Megatron-LM's requirement for its interleaved order).
+//    `runtime` picks whose warm-up: Megatron-LM runs every forward first when microbatches == stages,
+//    torch.distributed.pipelining's ScheduleInterleaved1F1B never does (see schedule.cpp).
 //  - dualpipe: chunks == 2, stages even, microbatches even and >= 2 * stages (DeepSeek's DualPipe
 //    reference asserts the same); microbatches [0, m/2) enter at stage 0 through chunk 0 and
 //    [m/2, m) enter at stage p-1 through chunk 1.
-std::vector<StageSchedule> build_schedule(ScheduleKind kind, int stages, int microbatches, int chunks);
+std::vector<StageSchedule> build_schedule(ScheduleKind kind, int stages, int microbatches, int chunks,
+                                          PipelineRuntime runtime = PipelineRuntime::megatron);
 
 // Chunks per device a schedule uses given the layout's virtual pipeline size: vpp for interleaved,
 // 2 for dualpipe (two pipeline directions), else 1.

@@ -236,6 +236,7 @@ PipelineSpec pass_level_pipeline(const ModelSpec& m, const LayoutSpec& l, const 
   const int stages = l.pp, chunks = r.plan.chunks;
   PipelineSpec spec;
   spec.schedule = l.schedule;
+  spec.runtime = l.pipeline_runtime;
   spec.stages = stages;
   spec.microbatches = l.microbatches();
   spec.chunks = chunks;

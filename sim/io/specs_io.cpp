@@ -489,6 +489,8 @@ HardwareProfile parse_profile(const json& j, const std::string& file) {
   hw.device.gemv_fixed_cost = d.non_negative_or("gemv_fixed_cost", 0);
   hw.device.host_link_bandwidth = d.non_negative_or("host_link_bandwidth", 0);
   hw.device.framework_reserve = d.non_negative_or("framework_reserve", 0);
+  hw.device.allocator_cache_share = d.non_negative_or("allocator_cache_share", 0);
+  if (hw.device.allocator_cache_share >= 1) d.fail("allocator_cache_share", "a fraction in [0, 1)");
 
   if (!f.has("tiers") || !f.raw().at("tiers").is_array() || f.raw().at("tiers").empty())
     f.fail("tiers", "a non-empty array of tiers, innermost first");
@@ -557,6 +559,7 @@ json profile_json(const HardwareProfile& hw, const json& base) {
   if (dev.gemv_fixed_cost > 0) d["gemv_fixed_cost"] = dev.gemv_fixed_cost;
   d["host_link_bandwidth"] = dev.host_link_bandwidth;
   d["framework_reserve"] = dev.framework_reserve;
+  d["allocator_cache_share"] = dev.allocator_cache_share;
   json& tiers = j["tiers"];
   for (std::size_t i = 0; i < hw.tiers.size() && i < tiers.size(); ++i) {
     const Tier& t = hw.tiers[i];

@@ -68,6 +68,7 @@ json simulation_json(const ModelSpec& m, const LayoutSpec& l, const HardwareProf
                       {"optimizer", s.optimizer},
                       {"activations", s.activations},
                       {"buffers", s.buffers},
+                      {"allocator_cache", s.allocator_cache},
                       {"reserve", s.reserve},
                       {"total", s.total()}});
   }
@@ -157,15 +158,17 @@ void print_simulation(std::ostream& out, const ModelSpec& m, const LayoutSpec& l
     fmt::print(out, "  {:<18} {:9.3f} s  {:5.1f}%\n", name, v, pct(v));
   }
   fmt::print(out, "  expert imbalance   {:.3f}\n", r.imbalance);
-  fmt::print(out, "\nmemory per device (GB)\n  {:>5} {:>8} {:>8} {:>9} {:>11} {:>8} {:>8} {:>8}\n", "stage", "weights",
-             "grads", "optimizer", "activations", "buffers", "reserve", "total");
+  fmt::print(out, "\nmemory per device (GB)\n  {:>5} {:>8} {:>8} {:>9} {:>11} {:>8} {:>8} {:>8} {:>8}\n", "stage",
+             "weights", "grads", "optimizer", "activations", "buffers", "reserve", "total", "+cache");
   for (const auto& s : r.memory) {
-    fmt::print(out, "  {:>5} {:8.2f} {:8.2f} {:9.2f} {:11.2f} {:8.2f} {:8.2f} {:8.2f}\n", s.stage, s.weights / 1e9,
-               s.gradients / 1e9, s.optimizer / 1e9, s.activations / 1e9, s.buffers / 1e9, s.reserve / 1e9,
-               s.total() / 1e9);
+    fmt::print(out, "  {:>5} {:8.2f} {:8.2f} {:9.2f} {:11.2f} {:8.2f} {:8.2f} {:8.2f} {:8.2f}\n", s.stage,
+               s.weights / 1e9, s.gradients / 1e9, s.optimizer / 1e9, s.activations / 1e9, s.buffers / 1e9,
+               s.reserve / 1e9, s.total() / 1e9, s.allocator_cache / 1e9);
   }
   fmt::print(out, "  peak {:.2f} GB of {:.2f} GB: {}\n", r.peak_memory / 1e9, r.capacity / 1e9,
              r.fits ? "fits" : "DOES NOT FIT");
+  fmt::print(out, "  (+cache: the caching allocator's cached free blocks beyond the total where the device has room;\n"
+                  "   freed when an allocation would fail, so not part of whether it fits)\n");
   for (const auto& w : r.warnings) fmt::print(out, "warning: {}\n", w);
 }
 

@@ -209,7 +209,7 @@ json result_json(const SweepSpec& spec, const PointResult& r) {
     const memory::StageMemory& m = r.peak_stage_memory;
     j["memory"] = {{"stage", m.stage},          {"weights", m.weights}, {"gradients", m.gradients},
                    {"optimizer", m.optimizer},  {"activations", m.activations}, {"buffers", m.buffers},
-                   {"reserve", m.reserve},      {"capacity", r.capacity}};
+                   {"allocator_cache", m.allocator_cache}, {"reserve", m.reserve},      {"capacity", r.capacity}};
   }
   return j;
 }

@@ -143,13 +143,17 @@ double predicted_metric(const MeasuredRun& run, const sim::SimulationResult& r) 
 }
 
 double predicted_memory_bytes(MemoryKind kind, const sim::SimulationResult& r) {
-  // The profile's framework reserve stands for the CUDA context, NCCL's buffers, library workspaces and
-  // fragmentation: memory PyTorch's allocator counters (torch.cuda.max_memory_allocated and
-  // max_memory_reserved; PyTorch docs, "CUDA semantics: memory management") do not see. Device-level
-  // readings (nvidia-smi) include it.
+  // What each counter sees (PyTorch docs, "CUDA semantics: memory management"): max_memory_allocated
+  // the live tensors, max_memory_reserved those and the caching allocator's cached free blocks; neither
+  // sees the profile's framework reserve (CUDA context, NCCL's buffers), which device-level readings
+  // (nvidia-smi) include. The cache takes only what the device has spare (memory::StageMemory).
   bytes peak = 0;
-  for (const memory::StageMemory& sm : r.memory)
-    peak = std::max(peak, kind == MemoryKind::device ? sm.total() : sm.total() - sm.reserve);
+  for (const memory::StageMemory& sm : r.memory) {
+    const bytes cached = std::min(sm.total() + sm.allocator_cache, std::max(r.capacity, sm.total()));
+    peak = std::max(peak, kind == MemoryKind::device     ? cached
+                          : kind == MemoryKind::reserved ? cached - sm.reserve
+                                                         : sm.allocated());
+  }
   return peak;
 }
 

@@ -44,7 +44,8 @@ for case in \
   "profile-tier-size-not-nested.json tiers[1].size" \
   "profile-zero-bandwidth.json tiers[0].bandwidth" \
   "profile-no-tiers.json tiers" \
-  "profile-bf16-string.json device.matrix_flops.bf16"; do
+  "profile-bf16-string.json device.matrix_flops.bf16" \
+  "profile-allocator-cache-share-above-one.json device.allocator_cache_share"; do
   set -- $case
   expect_error "$1" "$1" "$2" -- simulate --model "$model" --hw "$data/$1" --layout "$layout"
 done

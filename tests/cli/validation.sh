@@ -5,9 +5,10 @@
 # hand-written source of its record and is skipped).
 # The 21 Megatron-Bridge 25.11/26.02 Llama 3 runs (validation/megatron_bridge_runs.json, added after every
 # profile was fitted, so held out for all of them): MAPE 6.67%, max 13.3%, all fit.
-# Memory (validation/memory_runs.json, scored apart): MAPE 7.2% over 8 runs, max 19.4% (405B 1F1B; 70B -13.0%, see
-# validation/README.md "Memory" for what the model misses; 7.5% / 21.6% before torch.distributed.pipelining's buffers); the 4 FSDP + CP full-recompute rows -2.5..-3.2%, the
-# 2 op-level selective AC rows -6.2% and -7.9%; the ceilings fail CI if it grows. Runs that ran but are
+# Memory (validation/memory_runs.json, scored apart): MAPE 4.5% over 8 runs, max 16.8% (405B 1F1B; 70B -9.8%, see
+# validation/README.md "Memory" for what the model misses; 7.2% / 19.4% before the caching allocator's cache,
+# allocator_cache_share, was counted in max_memory_reserved); the 4 FSDP + CP full-recompute rows -0.1..+0.6%, the
+# 2 op-level selective AC rows -3.3% and -4.3%; the ceilings fail CI if it grows. Runs that ran but are
 # predicted not to fit: 1 (from 15 before the loss-phase, FP8-input, Adam-moment and recompute-module settings,
 # and 2 before distribute_saved_activations fitted PaLM): Llama3-8x70B folding at DP 1, allowed by id below
 # (validation/README.md "Runs that ran but were predicted not to fit"); Pangu Ultra MoE fits with its Selective R/S.
@@ -52,11 +53,11 @@ memory = [r for r in scored if r["metric"] == "memory"]
 assert len(memory) >= 8 and all(r["measured"] > 1e9 and r["predicted"] > 1e9 for r in memory), memory
 m = s["memory"]
 assert m["count"] == len(memory), m
-assert m["mape_pct"] < 7.5 and m["max_abs_error_pct"] < 20.5, m
+assert m["mape_pct"] < 5.0 and m["max_abs_error_pct"] < 17.5, m
 table2 = [r for r in memory if r["id"].startswith("torchtitan-t2-")]
-assert len(table2) == 4 and all(abs(r["error_pct"]) < 4 for r in table2), table2
+assert len(table2) == 4 and all(abs(r["error_pct"]) < 2 for r in table2), table2
 op_sac = [r for r in memory if r["id"].startswith(("torchtitan-t1-", "torchtitan-t3-"))]
-assert len(op_sac) == 2 and all(abs(r["error_pct"]) < 9 for r in op_sac), op_sac
+assert len(op_sac) == 2 and all(abs(r["error_pct"]) < 5 for r in op_sac), op_sac
 # Every record is a run that ran: a "does not fit" is a wrong memory prediction, and fails CI. None is allowed:
 # the one there was, the MoE Parallel Folding Llama3-8x70B row at 128 GPUs, is skipped with its reason (its
 # device count comes from Table 4's merged cells; at DP 1 it cannot hold its 67.5 GB of states plus the
@@ -68,15 +69,19 @@ print("memory ok:", round(m["mape_pct"], 2), "% MAPE over", m["count"], "runs")
 print("validation ok:", round(s["mape_pct"], 2), "% MAPE over", s["count"], "runs")
 PY
 # More torchtitan memory records (validation/memory_runs_extra.json: 10 rows of the Dec 2024 H100 benchmark the
-# first file did not take, 2 H200 rows of June 2025): memory MAPE 6.7% over 12, max 19.6% (405B at CP 8; 7.7% / 23.8%
-# before torch.distributed.pipelining's buffers and context_parallel's all-gather; validation/README.md "Memory
-# records (extra)").
+# first file did not take, 2 H200 rows of June 2025): memory MAPE 5.7% over 12, max 17.0% (405B at CP 8; 6.7% / 19.6%
+# before torch's interleaved warm-up and the caching allocator's cache; validation/README.md "Memory records
+# (extra)"). The two H200 rows (Trainy) are held out of the cache share's fit and stay within 3%; the Table 5
+# interleaved row (+2.4%, +6.4% under Megatron's all-forwards-first warm-up) stays within 4%.
 "$moesim" validate "$root/validation/memory_runs_extra.json" --json "$out/memory_extra.json" > /dev/null
 python3 - "$out/memory_extra.json" <<'PY'
 import json, sys
 v = json.load(open(sys.argv[1]))
 m = v["summary"]["memory"]
-assert m["count"] == 12 and m["mape_pct"] < 7.2 and m["max_abs_error_pct"] < 20.5, m
+assert m["count"] == 12 and m["mape_pct"] < 6.2 and m["max_abs_error_pct"] < 17.5, m
+runs = {r["id"]: r for r in v["runs"] if "error_pct" in r}
+assert all(abs(r["error_pct"]) < 3 for i, r in runs.items() if "trainy" in i), runs
+assert abs(runs["torchtitan-t5-llama3.1-405b-fsdp8-tp8-pp8-interleaved"]["error_pct"]) < 4, runs
 not_fitting = {r["id"] for r in v["runs"] if "error_pct" in r and not r["fits"]}
 assert len(not_fitting) == v["summary"]["predicted_not_to_fit"] == 0, not_fitting
 print("memory (extra) ok:", round(m["mape_pct"], 2), "% MAPE over", m["count"], "runs")
