@@ -145,13 +145,13 @@ fi
 grep -q "expected a convention" "$tmp/stderr" || fail "--convention bogus: $(head -c 300 "$tmp/stderr")"
 
 # 4. Built-in lists.
-models=(deepseek-v3-671b deepseek-v3.2 gpt-oss-120b gpt3-175b kimi-k2 llama3-405b llama3-70b llama3-8b mixtral-8x22b
+models=(deepseek-v3-671b deepseek-v3.2 deepseek-v4-flash deepseek-v4-pro gpt-oss-120b gpt3-175b kimi-k2 llama3-405b llama3-70b llama3-8b mixtral-8x22b
         mixtral-8x7b pangu-pro-moe-72b pangu-ultra-135b pangu-ultra-moe-718b qwen2-57b-a14b qwen3-235b-a22b
         qwen3-30b-a3b)
 profiles=(a100-sxm-80g ascend-910b2 ascend-910b3 ascend-910c-cm384 b200 gb200-nvl72 gb300-nvl72 h100-sxm
           h200 h800 tpu-v4)
 if "$bin" models >"$tmp/models" 2>"$tmp/stderr"; then
-  [ "$(wc -l <"$tmp/models")" -eq 17 ] || fail "moesim models printed $(wc -l <"$tmp/models") lines, expected 17"
+  [ "$(wc -l <"$tmp/models")" -eq 19 ] || fail "moesim models printed $(wc -l <"$tmp/models") lines, expected 19"
   for m in "${models[@]}"; do grep -q "^$m " "$tmp/models" || fail "moesim models does not list $m"; done
 else
   fail "moesim models exited $?: $(head -c 300 "$tmp/stderr")"
