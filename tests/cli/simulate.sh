@@ -216,5 +216,26 @@ dense=$(awk '/^moe layer/ {k=1} k && /^attention_core / {print $3; exit}' "$tmp/
 [ -n "$sparse" ] && [ -n "$dense" ] || fail "moesim ops does not show the DSA and dense MLA cores: '$sparse' '$dense'"
 awk -v s="$sparse" -v d="$dense" 'BEGIN {exit !(s * 3 < d)}' ||
   fail "DSA indexer + core ($sparse GFLOP) not below a third of dense MLA's core ($dense GFLOP) at 128K"
+# 8. DeepSeek-V4: its config.json simulates on the Flash recipe's layout and says how its compressed layers
+# count; 'ops' prints one table for each of its three layer kinds (the MTP layer's too), and at 128K a
+# compressed-sparse layer's indexer + core stay below a quarter of V3.2's DSA layer on the same layout (its
+# indexer scores s/4 compressed keys, not s; its core 128 + 512 entries for 64 heads, not 2048 for 128).
+v4_layout=(--hw gb200-nvl72 --devices 128 --ep 64 --global-batch 2048 --seq-len 4096 --recompute selective --precision fp8)
+if "$bin" simulate --model "$src/tests/data/hf/deepseek-v4-flash-config.json" "${v4_layout[@]}" >"$tmp/v4" 2>"$tmp/stderr"; then
+  grep -q "compressed layers: indexer over s/4 keys, top 512 of them, or all s/128" "$tmp/v4" ||
+    fail "DeepSeek-V4 simulate does not state its compressed layers"
+else
+  fail "DeepSeek-V4 config.json simulate exited $?: $(head -c 300 "$tmp/stderr")"
+fi
+"$bin" ops --model deepseek-v4-flash "${v4_layout[@]}" >"$tmp/v4-ops" 2>"$tmp/stderr" || fail "DeepSeek-V4 ops exited $?"
+for title in "moe, sliding window 128 layer" "moe, compressed sparse 1:4, top-512, window 128 layer" \
+             "moe, compressed 1:128, window 128 layer" "mtp layer"; do
+  grep -q "^$title" "$tmp/v4-ops" || fail "DeepSeek-V4 ops has no table '$title'"
+done
+"$bin" ops --model deepseek-v4-flash "${ds_layout[@]}" >"$tmp/v4-ops-128k" 2>"$tmp/stderr" || fail "DeepSeek-V4 128K ops exited $?"
+csa=$(awk '/^moe, compressed sparse/ {k=1} k && /^(indexer_scores|attention_core) / {sum += $3} /^total/ {k=0} END {print sum}' "$tmp/v4-ops-128k")
+[ -n "$csa" ] && [ -n "$sparse" ] || fail "moesim ops does not show V4's indexer and core: '$csa'"
+awk -v c="$csa" -v s="$sparse" 'BEGIN {exit !(c * 4 < s)}' ||
+  fail "V4 compressed-sparse indexer + core ($csa GFLOP) not below a quarter of V3.2's DSA ($sparse GFLOP) at 128K"
 
 finish "simulate CLI"
