@@ -139,6 +139,22 @@ void LayerBuilder::compressed_attention(AttentionSpan span) {
   core.working_bytes = q + kv + o;
   core.saved_bytes = q + kv + T * heads * 4;  // queries, entries, log-sum-exp; the output is kept by o_group_proj
   graph_.forward.push_back(core);
+  if (sparse) {
+    // The indexer's sparse KL loss (dsa_indexer_use_sparse_loss): its target, the main attention's
+    // distribution over the selected compressed entries summed over heads, is a kernel of its own
+    // (csa_utils/fused_sparse_attention.py FusedCSAIndexerSparseAttnFunc step 5, _compute_attn_target):
+    // Q K^T again on those entries, 2 heads head_dim per pair. Training work outside the model's FLOPs,
+    // as DSA's (costmodels/sparse_attention.cpp).
+    const double selected = keys.executed - window.executed;
+    Op target;
+    target.name = "indexer_target";
+    target.kind = OpKind::attention;
+    target.flop_count = T * selected * 2 * heads * d;
+    target.hbm_bytes = q + T * selected * d * a_ + T * s.topk * 4;
+    target.saved_bytes = T * s.topk * 4;  // fp32 target distribution
+    target.working_bytes = q + kv + target.hbm_bytes;
+    graph_.forward.push_back(target);
+  }
   // The MLA up-projection recompute (recompute_modules mla_up_proj) reruns the query up-projection and
   // RoPE in backward instead of keeping the queries (DSv4HybridAttention.recompute_up_proj).
   mark_recompute(RecomputeModule::mla_up_proj, {"attention_core"}, {"q_up_proj", "q_head_norm", "rope"});

@@ -62,7 +62,9 @@ bool is_attention_op(const graph::Op& op) {
 double causal_attention_flops(const graph::LayerGraph& g, double tokens) {
   double f = 0;
   for (const graph::Op& op : g.forward) {
-    if (!is_attention_op(op)) continue;
+    // The indexer loss's target is training work the convention adds (model FLOPs 0) and Megatron's
+    // counter leaves out: compared apart below.
+    if (!is_attention_op(op) || std::string_view(op.name) == "indexer_target") continue;
     f += op.kind == graph::OpKind::attention ? op.flop_count : op.model_flop_count;
   }
   return f / tokens;
@@ -97,9 +99,13 @@ TEST_CASE("DeepSeek-V4: model FLOPs per token of each layer kind's core and inde
   CHECK(core(W) == Approx(128 * 4 * heads * d).epsilon(1e-12));
   CHECK(core(CSA) == Approx((128 + 512) * 4 * heads * d).epsilon(1e-12));
   CHECK(core(HCA) == Approx((128 + 32) * 4 * heads * d).epsilon(1e-12));
-  // The indexer scores all s / 4 compressed keys: 2 H_I (d_I + 1) per key (DSA's index score).
+  // The indexer scores all s / 4 compressed keys: 2 H_I (d_I + 1) per key (DSA's index score); its
+  // loss's target reruns Q K^T on the selected entries the queries see (executed, not model, FLOPs).
   const graph::LayerGraph csa = test::layer_graph(m, graph::LayerKind::moe, CSA, s);
   CHECK(test::op_named(csa, "indexer_scores").model_flop_count / s == Approx(1024 * 2 * 64 * 129).epsilon(1e-12));
+  const graph::Op& target = test::op_named(csa, "indexer_target");
+  CHECK(target.model_flop_count == 0);
+  CHECK(target.flop_count == Approx(graph::causal_compressed_pairs(s, 4, 512) * 2 * heads * d));
   // Sliding and heavily compressed layers have no indexer; only compressed layers have compressors.
   const graph::LayerGraph w = test::layer_graph(m, graph::LayerKind::moe, W, s);
   for (const graph::Op& op : w.forward) CHECK(std::string_view(op.name).find("compressor") == std::string_view::npos);
@@ -139,7 +145,13 @@ TEST_CASE("DeepSeek-V4: the causal convention's FLOPs per token match Megatron-L
     const ModelSpec m = io::load_model(name);
     const double s = 4096, h = m.hidden, V = m.vocab;
     const graph::FlopsPerToken f = graph::model_flops_per_token(m, static_cast<int>(s));
-    const double ours = f.training - 3 * f.attention_core_masked;
+    // The convention counts what the kernels execute, the indexer loss's target included (Q K^T on the
+    // selected entries, 2 heads head_dim each); Megatron's counter leaves it out.
+    double target = 0;
+    for (int i = 0; i < m.layers; ++i)
+      if (m.attention.span_of_layer(i) == CSA)
+        target += test::op_named(test::layer_graph(m, graph::LayerKind::dense, CSA, s), "indexer_target").flop_count / s;
+    const double ours = f.training - 3 * f.attention_core_masked - 3 * target;
     // num_floating_point_operations (transformer_flops, dsv4_hybrid branch) per token: every layer and
     // the MTP layer MoE (routed top-6 + shared, SwiGLU), the DSv4 attention of every ratio in
     // csa_compress_ratios (MTP's included), MTP's norms and eh projection, logits for the model and MTP.
