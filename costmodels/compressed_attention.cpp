@@ -80,7 +80,7 @@ void LayerBuilder::compressed_attention(AttentionSpan span) {
   gemm("q_down_proj", T, h, at.q_lora_rank).saved_bytes = gathered_input_saved(h, li_);
   vector("q_norm", T * at.q_lora_rank, 5).saved_bytes = T * at.q_lora_rank * a_;
   gemm("q_up_proj", T, at.q_lora_rank, heads * d).saved_bytes = T * at.q_lora_rank * li_;
-  vector("q_head_norm", T * heads * d, 5);
+  vector("q_head_norm", T * heads * d, 5).saved_bytes = T * heads * d * a_;  // autograd keeps its input
   gemm("kv_proj", T, h, d).saved_bytes = gathered_input_saved(h, li_);
   vector("kv_norm", T * d, 5).saved_bytes = T * d * a_;
   vector("rope", T * (heads + 1) * at.qk_rope_head_dim, 3);
@@ -157,7 +157,7 @@ void LayerBuilder::compressed_attention(AttentionSpan span) {
   }
   // The MLA up-projection recompute (recompute_modules mla_up_proj) reruns the query up-projection and
   // RoPE in backward instead of keeping the queries (DSv4HybridAttention.recompute_up_proj).
-  mark_recompute(RecomputeModule::mla_up_proj, {"attention_core"}, {"q_up_proj", "q_head_norm", "rope"});
+  mark_recompute(RecomputeModule::mla_up_proj, {"attention_core", "q_head_norm"}, {"q_up_proj", "q_head_norm", "rope"});
   // Inverse RoPE on the output's rotary dimensions, then the grouped output projection: the heads x
   // head_dim output in o_groups groups, each mapped to o_lora_rank (einsum "...gd,grd->...gr"), and
   // linear_proj from o_groups x o_lora_rank to hidden (row-parallel).
@@ -181,6 +181,7 @@ void LayerBuilder::hyper_connection_pre(bool attention_side) {
   // streams, once for all three, and the fp32 mixing weights; the aggregate's output is the next norm's
   // saved input.
   Op& map = gemm(mapping, T, n * h, n * n + 2 * n);
+  map.bf16_under_fp8 = true;  // an fp32 matmul (mark_keep_in_fp32), never FP8: timed at the BF16 rate at best
   map.hbm_bytes = T * n * h * a_ + n * h * (n * n + 2 * n) * 4 + T * (n * n + 2 * n) * 4;
   map.saved_bytes = T * n * h * a_;
   vector(sinkhorn, T * n * n, 4.0 * m_.sinkhorn_iterations + 5).saved_bytes = T * (n * n + 2 * n) * 4;
