@@ -57,6 +57,19 @@ bytes weight_bytes(const ParamBreakdown& p, const QuantFormat& q) {
 
 bytes kv_bytes_per_token(const ModelSpec& m, bytes bytes_per_value) {
   const AttentionSpec& a = m.attention;
+  if (a.type == AttentionType::hybrid_compressed) {
+    // DeepSeek-V4 caches per token only its compressed entries (head_dim per csa_ratio or hca_ratio
+    // tokens, plus the indexer's key on compressed-sparse layers); the sliding window's last
+    // sliding_window entries are a fixed amount per sequence, not per token, and are left out.
+    const CompressedAttentionSpec& c = a.compressed;
+    double values = 0;
+    for (int i = 0; i < m.layers; ++i) {
+      const AttentionSpan span = a.span_of_layer(i);
+      if (span == AttentionSpan::compressed_sparse) values += (a.head_dim + a.sparse.index_head_dim) / static_cast<double>(c.csa_ratio);
+      if (span == AttentionSpan::compressed) values += a.head_dim / static_cast<double>(c.hca_ratio);
+    }
+    return values * bytes_per_value;
+  }
   const double per_layer = a.type == AttentionType::mla ? a.kv_lora_rank + a.qk_rope_head_dim
                                                         : 2.0 * a.kv_heads * a.head_dim;
   return m.layers * per_layer * bytes_per_value;
@@ -69,6 +82,8 @@ bytes activation_bytes(const ModelSpec& m, int top_k, double tokens, double sequ
   if (a.type == AttentionType::mla) {
     const double qk = a.qk_nope_head_dim + a.qk_rope_head_dim;
     attention = a.heads * (2 * qk + a.v_head_dim) + a.q_lora_rank + a.kv_lora_rank + a.qk_rope_head_dim;
+  } else if (a.type == AttentionType::hybrid_compressed) {
+    attention = 2.0 * a.heads * a.head_dim + a.q_lora_rank + a.head_dim;  // queries, output, query latent, entry
   } else {
     attention = (2.0 * a.heads + 2.0 * a.kv_heads) * a.head_dim;
   }

@@ -125,7 +125,7 @@ LayerGraph build_layer(const ModelSpec& model, const GraphContext& ctx, LayerKin
     case LayerKind::mtp:
       b.set_layer_input();
       b.mtp_projection();
-      b.attention();
+      b.attention(model.attention.mtp_span);
       if (model.moe) b.moe_block(); else b.dense_mlp(model.ffn.intermediate);
       b.lm_head();
       break;
@@ -183,7 +183,8 @@ ModelGraphs build_model_graphs(const ModelSpec& model, const GraphContext& ctx) 
       if (model.attention.span_of_layer(i) == span) return true;
     return false;
   };
-  for (AttentionSpan span : {AttentionSpan::sliding, AttentionSpan::linear}) {
+  for (AttentionSpan span : {AttentionSpan::sliding, AttentionSpan::linear, AttentionSpan::compressed_sparse,
+                            AttentionSpan::compressed}) {
     if (!uses(span)) continue;
     g.of(false, span) = build_layer(model, ctx, LayerKind::dense, span);
     if (model.moe) g.of(true, span) = build_layer(model, ctx, LayerKind::moe, span);

@@ -52,6 +52,10 @@ struct Op {
   // its gradient is not accumulated into main_grad, and a 0/1 mask there needs no gradient at all.
   bool kn_is_weight = true;
   bool kn_needs_gradient = true;
+  // A GEMM that an FP8 recipe still runs in BF16: DeepSeek-V4's compressor and indexer head-weight
+  // projections (csa.py builds and runs them under get_fp8_disabled_context) and its grouped output
+  // projection (a torch.einsum on a plain Parameter, outside Transformer Engine's FP8 modules).
+  bool bf16_under_fp8 = false;
   CollectiveOp collective;       // kind == collective
 };
 
@@ -143,21 +147,32 @@ struct ModelGraphs {
   LayerGraph dense, moe, mtp, embedding, lm_head;
   LayerGraph dense_sliding, moe_sliding;  // sliding-window attention; empty unless the model has such layers
   LayerGraph dense_linear, moe_linear;    // linear token mixer (AttentionSpec::linear); empty unless used
+  // DeepSeek-V4's compressed-sparse and heavily compressed layers (AttentionSpan::compressed_sparse,
+  // compressed); empty unless used.
+  LayerGraph dense_compressed_sparse, moe_compressed_sparse, dense_compressed, moe_compressed;
   // The graph of a decoder layer with (or without) an MoE FFN and the given span.
   template <class Self>
   static auto& pick(Self& g, bool moe_layer, AttentionSpan span) {
-    if (moe_layer) return span == AttentionSpan::sliding ? g.moe_sliding : span == AttentionSpan::linear ? g.moe_linear : g.moe;
-    return span == AttentionSpan::sliding ? g.dense_sliding : span == AttentionSpan::linear ? g.dense_linear : g.dense;
+    switch (span) {
+      case AttentionSpan::sliding: return moe_layer ? g.moe_sliding : g.dense_sliding;
+      case AttentionSpan::linear: return moe_layer ? g.moe_linear : g.dense_linear;
+      case AttentionSpan::compressed_sparse: return moe_layer ? g.moe_compressed_sparse : g.dense_compressed_sparse;
+      case AttentionSpan::compressed: return moe_layer ? g.moe_compressed : g.dense_compressed;
+      case AttentionSpan::full: break;
+    }
+    return moe_layer ? g.moe : g.dense;
   }
   LayerGraph& of(bool moe_layer, AttentionSpan span) { return pick(*this, moe_layer, span); }
   const LayerGraph& decoder(const ModelSpec& model, int layer) const {
     return pick(*this, model.moe && layer >= model.moe->first_dense_layers, model.attention.span_of_layer(layer));
   }
-  // Decoder layers whose graph is `g`, and the decoder graphs in a fixed order (dense, dense sliding,
-  // dense linear, moe, moe sliding, moe linear), for sums over layers that group the layers of one graph.
+  // Decoder layers whose graph is `g`, and the decoder graphs in a fixed order (dense then moe, each
+  // full, sliding, linear, compressed sparse, compressed), for sums over layers that group the layers
+  // of one graph.
   int decoder_layers_of(const ModelSpec& model, const LayerGraph& g) const;
   std::vector<const LayerGraph*> decoder_graphs() const {
-    return {&dense, &dense_sliding, &dense_linear, &moe, &moe_sliding, &moe_linear};
+    return {&dense, &dense_sliding, &dense_linear, &dense_compressed_sparse, &dense_compressed,
+            &moe,   &moe_sliding,   &moe_linear,   &moe_compressed_sparse,   &moe_compressed};
   }
 };
 ModelGraphs build_model_graphs(const ModelSpec& model, const GraphContext& ctx);

@@ -24,7 +24,8 @@ class LayerBuilder {
     return std::move(graph_);
   }
 
-  void set_layer_input() { graph_.layer_input_bytes = tokens_sp_ * m_.hidden * a_; }
+  // With mHC the layer's input is residual_streams streams of width hidden (ModelSpec::residual_streams).
+  void set_layer_input() { graph_.layer_input_bytes = m_.residual_streams * tokens_sp_ * m_.hidden * a_; }
 
   // Weight bytes are read once per GEMM; input and output activations pass through HBM once.
   // A plain GEMM is one aten.mm of the reference model; grouped (per-expert) GEMMs are not aten.mm.
@@ -140,6 +141,10 @@ class LayerBuilder {
   }
 
   void residual(const char* name) {
+    if (m_.residual_streams > 1) {
+      hyper_connection_post(name, std::string_view(name) == "attn_residual");
+      return;
+    }
     Op& op = vector(name, tokens_sp_ * m_.hidden, 1, 3);
     // Dropout mask before the residual add: 1 byte per element (Korthikanti eq. 1: sbh).
     if (c_.dropout) op.saved_bytes = tokens_sp_ * m_.hidden;
@@ -156,10 +161,20 @@ class LayerBuilder {
   }
 
   void attention(AttentionSpan span = AttentionSpan::full) {
-    const AttentionSpec& at = m_.attention;
-    const double t = c_.tp, h = m_.hidden, T = c_.tokens;
+    if (m_.residual_streams > 1) hyper_connection_pre(true);
     norm("attn_norm");
     tp_gather("attn_tp_all_gather");
+    if (m_.attention.type == AttentionType::hybrid_compressed) compressed_attention(span);
+    else softmax_attention(span);
+    if (m_.parallel_block) return;  // the FFN branch's reduce and residual serve both (dense_mlp)
+    tp_reduce("attn_tp_reduce");
+    residual("attn_residual");
+  }
+
+  // MHA, GQA or MLA projections, the core (dense or DeepSeek sparse) and the output projection.
+  void softmax_attention(AttentionSpan span) {
+    const AttentionSpec& at = m_.attention;
+    const double t = c_.tp, h = m_.hidden, T = c_.tokens;
     double heads = at.heads / t;
     double qk_dim, v_dim, kv_heads;
     // DeepSeek Sparse Attention replaces the core of every full-span MLA layer (AttentionSpec::sparse).
@@ -208,9 +223,6 @@ class LayerBuilder {
     if (at.output_gate) vector("attn_output_gate", T * heads * v_dim, 5, 3).saved_bytes = 2 * T * heads * v_dim * a_;
     // Output projection input O (2sbh / t) is saved by the projection.
     gemm("attn_out_proj", T, heads * v_dim, h).saved_bytes = T * heads * v_dim * li_;
-    if (m_.parallel_block) return;  // the FFN branch's reduce and residual serve both (dense_mlp)
-    tp_reduce("attn_tp_reduce");
-    residual("attn_residual");
   }
 
   // Softmax attention over all keys up to the query, or a sliding window of them: the CP exchange of K
@@ -297,6 +309,18 @@ class LayerBuilder {
   // sparse_attention.cpp), in place of dense_attention_core for an MLA layer with AttentionSpec::sparse.
   void sparse_attention_core(double heads);
 
+  // DeepSeek-V4's hybrid attention (costmodels/compressed_attention.cpp): projections, the compressors
+  // and indexer of the layer's span, the sparse core over window and compressed entries, and the grouped
+  // output projection.
+  void compressed_attention(AttentionSpan span);
+  // A Compressor's two projections of the layer input (`coff` x `width` each) and its gated pooling of
+  // every `ratio` rows into one entry.
+  void compressor(const char* proj, const char* pool, double tokens, double ratio, int coff, double width);
+  // mHC (ModelSpec::residual_streams): the mixing weights and the aggregate before a sublayer, and the
+  // new streams after it (in place of the residual add).
+  void hyper_connection_pre(bool attention_side);
+  void hyper_connection_post(const char* name, bool attention_side);
+
   void dense_mlp(double intermediate, const char* prefix_norm = "mlp_norm") {
     const double t = c_.tp, h = m_.hidden, T = c_.tokens;
     const bool swiglu = m_.ffn.activation == Activation::swiglu;
@@ -305,6 +329,7 @@ class LayerBuilder {
     // QKV projection (MegaScale §3.1 fuses the two input projections into one GEMM on it).
     const bool parallel = m_.parallel_block;
     if (!parallel) {
+      if (m_.residual_streams > 1) hyper_connection_pre(false);
       norm(prefix_norm);
       tp_gather("mlp_tp_all_gather");
     }
@@ -334,12 +359,18 @@ class LayerBuilder {
 
   void embedding() {
     vector("embedding_lookup", c_.tokens * m_.hidden, 0);
+    // mHC: the embedding is copied into residual_streams streams (HyperConnectionModule block expand).
+    if (m_.residual_streams > 1) vector("mhc_expand", tokens_sp_ * m_.residual_streams * m_.hidden, 0, 1);
     // Vocab-parallel embedding: partial lookups summed over TP.
     tp_reduce("embedding_tp_reduce");
   }
 
   void lm_head() {
     const double t = c_.tp, h = m_.hidden, T = c_.tokens;
+    // mHC: the streams are contracted to one before the final norm (block-level contract: a weighted
+    // sum of the n streams, n multiply-adds per output element).
+    if (m_.residual_streams > 1)
+      vector("mhc_contract", tokens_sp_ * m_.residual_streams * h, 2, (m_.residual_streams + 1.0) / m_.residual_streams);
     norm("final_norm");
     tp_gather("head_tp_all_gather");
     gemm("lm_head", T, h, m_.vocab / t).saved_bytes = gathered_input_saved(h, a_);

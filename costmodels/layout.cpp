@@ -37,7 +37,9 @@ std::optional<std::string> complete_and_check_layout(const ModelSpec& model, Lay
     return "devices " + str(l.devices) + " is not a multiple of etp*ep*pp = " + str(expert_group);
   if (model.attention.heads % l.tp != 0)
     return "attention heads " + str(model.attention.heads) + " not divisible by tp " + str(l.tp);
-  if (model.attention.type != AttentionType::mla && model.attention.kv_heads % l.tp != 0 &&
+  // MLA's and DeepSeek-V4's key-value projections are replicated over TP, not split by head.
+  if (model.attention.type != AttentionType::mla && model.attention.type != AttentionType::hybrid_compressed &&
+      model.attention.kv_heads % l.tp != 0 &&
       l.tp % model.attention.kv_heads != 0)
     return "kv_heads " + str(model.attention.kv_heads) + " and tp " + str(l.tp) + " do not divide each other";
   if (model.moe) {

@@ -34,6 +34,7 @@ void LayerBuilder::linear_mixer() {
   // Heads split over TP (Megatron-Core's MambaMixer and GatedDeltaNet shard heads and groups).
   const double heads = s.heads / t, key_heads = s.key_heads / t;
   const double kw = key_heads * s.key_head_dim, vw = heads * s.value_head_dim;
+  if (m_.residual_streams > 1) hyper_connection_pre(true);
   norm("attn_norm");
   tp_gather("attn_tp_all_gather");
   // Input projection widths in call order, and the channels the short convolution mixes.

@@ -1,6 +1,7 @@
 #include "costmodels/memory.h"
 
 #include <algorithm>
+#include <array>
 
 #include "costmodels/params.h"
 
@@ -79,17 +80,21 @@ namespace {
 // What one decoder layer of each kind holds on a device of the layout: the same for every layer of a
 // kind, so computed once per layout (the pre-screen bounds the static memory of many layouts).
 struct LayerShares {
-  DeviceParams dense, moe, dense_linear, moe_linear;
+  // Indexed by AttentionSpan: a decoder layer of that span without and with an MoE FFN (linear mixers,
+  // DeepSeek-V4's compressors and indexer hold other parameters than full attention).
+  static constexpr std::size_t spans = 5;
+  std::array<DeviceParams, spans> dense{}, moe{};
+  const DeviceParams& of(bool moe_layer, AttentionSpan span) const {
+    return (moe_layer ? moe : dense)[static_cast<std::size_t>(span)];
+  }
 };
 
 LayerShares layer_shares(const ModelSpec& m, const LayoutSpec& l) {
   LayerShares s;
-  s.dense = layer_device_params(m, l, false);
-  if (m.moe) s.moe = layer_device_params(m, l, true);
-  // Layers with a linear token mixer (AttentionSpec::linear) hold its parameters instead of attention's.
-  if (m.attention.linear.heads > 0) {
-    s.dense_linear = layer_device_params(m, l, false, AttentionSpan::linear);
-    if (m.moe) s.moe_linear = layer_device_params(m, l, true, AttentionSpan::linear);
+  for (std::size_t i = 0; i < LayerShares::spans; ++i) {
+    const auto span = static_cast<AttentionSpan>(i);
+    s.dense[i] = layer_device_params(m, l, false, span);
+    if (m.moe) s.moe[i] = layer_device_params(m, l, true, span);
   }
   return s;
 }
@@ -98,8 +103,7 @@ DeviceParams chunk_params(const ModelSpec& m, const LayoutSpec& l, const ChunkCo
   DeviceParams p;
   for (int i = chunk.first_layer; i < chunk.first_layer + chunk.layers; ++i) {
     const bool moe = m.moe && i >= m.moe->first_dense_layers;
-    const bool lin = m.attention.span_of_layer(i) == AttentionSpan::linear;
-    const DeviceParams& lp = moe ? (lin ? s.moe_linear : s.moe) : (lin ? s.dense_linear : s.dense);
+    const DeviceParams& lp = s.of(moe, m.attention.span_of_layer(i));
     p.dense += lp.dense;
     p.expert += lp.expert;
   }
@@ -110,7 +114,7 @@ DeviceParams chunk_params(const ModelSpec& m, const LayoutSpec& l, const ChunkCo
   // The last stage keeps its own output head; tied embeddings share it only when one stage holds both.
   if (chunk.lm_head && !(chunk.embedding && m.tie_embeddings)) p.dense += m.vocab * m.hidden / l.tp + m.hidden;
   if (chunk.mtp_layers > 0) {
-    const DeviceParams& block = m.moe ? s.moe : s.dense;
+    const DeviceParams& block = s.of(m.moe.has_value(), m.attention.mtp_span);
     p.dense += chunk.mtp_layers * (block.dense + (2 * m.hidden * m.hidden) / l.tp + 2 * m.hidden);
     p.expert += chunk.mtp_layers * block.expert;
   }
@@ -156,14 +160,16 @@ std::vector<StageMemory> stage_memory(const ModelSpec& m, const LayoutSpec& l, c
   // plus the pipeline's send and receive buffers of one microbatch's activations. Decoder-layer ops and
   // the embedding / output-head ops run in different phases, so they are kept apart: under full
   // recompute a decoder op's backward also holds its layer's recomputed activations.
-  const auto largest_op = [imbalance](std::initializer_list<const graph::LayerGraph*> graphs) {
+  const auto largest_op = [imbalance](const std::vector<const graph::LayerGraph*>& graphs) {
     bytes largest = 0;
     for (const graph::LayerGraph* lg : graphs)
       for (const graph::Op& op : lg->forward)
         largest = std::max(largest, op.working_bytes * (op.scales_with_imbalance ? imbalance : 1.0));
     return largest;
   };
-  const bytes largest_decoder_op = largest_op({&g.dense, &g.moe, &g.dense_sliding, &g.moe_sliding, &g.dense_linear, &g.moe_linear, &g.mtp});
+  std::vector<const graph::LayerGraph*> layers = g.decoder_graphs();
+  layers.push_back(&g.mtp);
+  const bytes largest_decoder_op = largest_op(layers);
   const bytes largest_embedding_op = largest_op({&g.embedding}), largest_head_op = largest_op({&g.lm_head});
   // Megatron-LM's p2p_communication: one microbatch's send and receive tensors.
   const bytes p2p = l.pp > 1 ? 2 * g.dense.layer_input_bytes : 0;

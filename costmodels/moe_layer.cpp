@@ -116,6 +116,7 @@ void LayerBuilder::moe_block() {
   const double t = c_.tp, h = m_.hidden;
   const bool swiglu = m_.ffn.activation == Activation::swiglu;
   const double routed_tokens = c_.tokens / t;  // MoE requires SP with TP: each TP rank routes T/tp
+  if (m_.residual_streams > 1) hyper_connection_pre(false);
   norm("moe_norm");
   router(routed_tokens);
   // Megatron's allgather dispatcher (MoEAllGatherTokenDispatcher) gathers all ranks' tokens over the

@@ -7,10 +7,41 @@ namespace {
 double ffn_matrices(Activation a) { return a == Activation::swiglu ? 3.0 : 2.0; }
 }  // namespace
 
-AttentionParams attention_params(const ModelSpec& m) {
+// DeepSeek-V4's hybrid attention on a layer of `span` (Megatron-LM deepseek_v4_hybrid_attention.py and
+// csa.py parameters; costmodels/compressed_attention.cpp builds the ops that use them).
+AttentionParams compressed_attention_params(const ModelSpec& m, AttentionSpan span) {
+  const AttentionSpec& a = m.attention;
+  const CompressedAttentionSpec& c = a.compressed;
+  const double h = m.hidden, d = a.head_dim, heads = a.heads;
+  AttentionParams p;
+  // linear_q_down_proj (duplicated over TP) and q_layernorm; linear_kv_proj (one head_dim-wide entry)
+  // and kv_layernorm, replicated like MLA's down-projections (Megatron asserts TP 1 for this attention).
+  p.replicated = h * a.q_lora_rank + a.q_lora_rank + h * d + d;
+  // linear_q_up_proj, linear_o_group_proj (heads x d / o_groups -> o_lora_rank per group), linear_proj
+  // (o_groups x o_lora_rank -> h) and the fp32 attention sink per head, split with the heads.
+  p.projections = a.q_lora_rank * heads * d + heads * d * c.o_lora_rank + static_cast<double>(c.o_groups) * c.o_lora_rank * h + heads;
+  // Compressor: linear_wkv and linear_wgate (h -> coff x width each), the position bias ape (ratio x
+  // coff x width) and the RMSNorm of its entries (width).
+  const auto compressor = [&](double ratio, double coff, double width) {
+    return 2 * h * coff * width + ratio * coff * width + width;
+  };
+  if (span == AttentionSpan::compressed_sparse) {
+    const double HI = a.sparse.index_heads, dI = a.sparse.index_head_dim, coff = c.csa_ratio == 4 ? 2 : 1;
+    p.replicated += compressor(c.csa_ratio, coff, d);
+    // CSAIndexer: linear_wq_b (q_lora_rank -> index heads x dim), linear_weights_proj (h -> index heads)
+    // and its own compressor of index_head_dim.
+    p.replicated += a.q_lora_rank * HI * dI + h * HI + compressor(c.csa_ratio, coff, dI);
+  } else if (span == AttentionSpan::compressed) {
+    p.replicated += compressor(c.hca_ratio, 1, d);
+  }
+  return p;
+}
+
+AttentionParams attention_params(const ModelSpec& m, AttentionSpan span) {
   const AttentionSpec& a = m.attention;
   const double h = m.hidden;
   AttentionParams p;
+  if (a.type == AttentionType::hybrid_compressed) return compressed_attention_params(m, span);
   if (a.type == AttentionType::mla) {
     // DeepSeek-V2 §2.1.2 (arXiv 2405.04434): low-rank joint KV compression and query compression.
     const double qk_head = a.qk_nope_head_dim + a.qk_rope_head_dim;
@@ -66,7 +97,7 @@ AttentionParams linear_mixer_params(const ModelSpec& m) {
 }
 
 AttentionParams mixer_params(const ModelSpec& m, AttentionSpan span) {
-  return span == AttentionSpan::linear ? linear_mixer_params(m) : attention_params(m);
+  return span == AttentionSpan::linear ? linear_mixer_params(m) : attention_params(m, span);
 }
 
 count dense_ffn_params(const ModelSpec& m) { return ffn_matrices(m.ffn.activation) * m.hidden * m.ffn.intermediate; }
@@ -81,16 +112,18 @@ count shared_expert_params(const ModelSpec& m) {
 }
 
 // Two norms per layer (pre-attention, pre-FFN), one in a parallel block; LayerNorm has a bias, RMSNorm
-// does not.
+// does not. With mHC, each of the two sublayers' HyperConnectionModule (hyper_connection.py): mapping_proj
+// (n h -> n^2 + 2n), its bias (n^2 + 2n) and alpha_pre, alpha_post, alpha_res.
 count layer_norm_params(const ModelSpec& m) {
-  return (m.parallel_block ? 1.0 : 2.0) * (m.ffn.activation == Activation::gelu ? 2.0 : 1.0) * m.hidden;
+  const double n = m.residual_streams, mhc = n > 1 ? 2 * ((n * m.hidden + 1) * (n * n + 2 * n) + 3) : 0;
+  return (m.parallel_block ? 1.0 : 2.0) * (m.ffn.activation == Activation::gelu ? 2.0 : 1.0) * m.hidden + mhc;
 }
 
 count mtp_module_params(const ModelSpec& m) {
   // DeepSeek-V3 §2.2 (arXiv 2412.19437): per module a projection [2h -> h], two RMSNorms on its inputs
   // and one Transformer block (here an MoE block); embedding and output head are shared with the model.
   const double h = m.hidden;
-  count block = attention_params(m).total() + layer_norm_params(m);
+  count block = attention_params(m, m.attention.mtp_span).total() + layer_norm_params(m);
   if (m.moe) {
     block += m.moe->experts * expert_params(m) + shared_expert_params(m) + h * m.moe->experts;
   } else {

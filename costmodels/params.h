@@ -37,13 +37,14 @@ struct ParamBreakdown {
   count lm_head_compute = 0;  // vocab x hidden even when tied (the matmul still runs)
 };
 
-AttentionParams attention_params(const ModelSpec& m);     // one softmax-attention layer
+// One softmax-attention layer (of the given span: DeepSeek-V4's compressors and indexer differ by span).
+AttentionParams attention_params(const ModelSpec& m, AttentionSpan span = AttentionSpan::full);
 AttentionParams linear_mixer_params(const ModelSpec& m);  // one linear-mixer layer (AttentionSpec::linear)
 AttentionParams mixer_params(const ModelSpec& m, AttentionSpan span);  // the token mixer of a layer of that span
 count dense_ffn_params(const ModelSpec& m);  // one dense layer's FFN
 count expert_params(const ModelSpec& m);     // one routed expert
 count shared_expert_params(const ModelSpec& m);  // all shared experts of one MoE layer
-count layer_norm_params(const ModelSpec& m);     // norms of one decoder layer
+count layer_norm_params(const ModelSpec& m);     // norms (and mHC mixing) of one decoder layer
 count mtp_module_params(const ModelSpec& m);     // one MTP module (DeepSeek-V3 §2.2): projection + one MoE layer + norms
 
 ParamBreakdown count_params(const ModelSpec& m);

@@ -13,14 +13,20 @@ namespace moesim {
 
 // ---------------------------------------------------------------------------------------------
 // Model
-enum class AttentionType { mha, gqa, mla };
+// hybrid_compressed: DeepSeek-V4's attention (CompressedAttentionSpec): one 512-wide key-value head
+// shared by all query heads, a grouped low-rank output projection, and per layer a sliding window alone
+// or with compressed key-value entries.
+enum class AttentionType { mha, gqa, mla, hybrid_compressed };
 enum class Activation { swiglu, gelu };
 // Which keys an attention layer's queries see. full: every key up to the query (causal). sliding: the
 // last `sliding_window` keys up to and including the query (Beltagy et al. 2020, Longformer §3.1,
 // arXiv 2004.05150; Jiang et al. 2023, Mistral 7B §2, arXiv 2310.06825). linear: the layer's token
 // mixer is a linear-attention or state-space layer (AttentionSpec::linear) instead of softmax attention:
 // Qwen3-Next's Gated DeltaNet layers, MiniMax-01's lightning attention layers, Nemotron-H's Mamba-2 layers.
-enum class AttentionSpan { full, sliding, linear };
+// compressed_sparse and compressed: DeepSeek-V4's CSA and HCA layers (CompressedAttentionSpec): the
+// sliding window plus, respectively, the indexer's top-k of the KV entries compressed csa_ratio to one,
+// or every KV entry compressed hca_ratio to one.
+enum class AttentionSpan { full, sliding, linear, compressed_sparse, compressed };
 
 // The linear token mixers moesim models (costmodels/linear_mixer.h gives their FLOPs).
 // gated_deltanet: Yang, Kautz, Hatamizadeh 2024, "Gated Delta Networks", arXiv 2412.06464 (Qwen3-Next).
@@ -58,6 +64,25 @@ struct SparseAttentionSpec {
   bool active() const { return topk > 0; }
 };
 
+// DeepSeek-V4's hybrid attention (AttentionType::hybrid_compressed), as Megatron-LM dev builds it
+// (megatron/core/transformer/experimental_attention_variant/deepseek_v4_hybrid_attention.py and csa.py,
+// commit 9c5258f109; DeepSeek-V4 config.json compress_ratios, o_groups, o_lora_rank, index_*): queries
+// through the query latent (q_lora_rank) to heads x head_dim, one key-value entry of head_dim per token
+// (linear_kv_proj, shared by all heads as key and value, MQA), and the attention output, grouped into
+// o_groups groups of heads, each projected to o_lora_rank (linear_o_group_proj) before linear_proj maps
+// o_groups x o_lora_rank to hidden. Each layer's compress ratio (AttentionSpec::layer_pattern): 0 a
+// sliding window of sliding_window keys (AttentionSpan::sliding); csa_ratio (4) the window plus the top-k
+// (AttentionSpec::sparse.topk) of the entries a Compressor pools from csa_ratio tokens each, chosen by an
+// indexer of sparse.index_heads x index_head_dim over its own compressed keys; hca_ratio (128) the window
+// plus every entry pooled from hca_ratio tokens. Every softmax also has a learned sink logit per head.
+struct CompressedAttentionSpec {
+  int o_groups = 0;
+  int o_lora_rank = 0;
+  int csa_ratio = 4;
+  int hca_ratio = 128;
+  bool active() const { return o_groups > 0; }
+};
+
 struct AttentionSpec {
   AttentionType type = AttentionType::mha;
   int heads = 0;
@@ -89,6 +114,12 @@ struct AttentionSpec {
   // DSA on every full-span softmax layer, the MTP module's included (DeepSeek-V3.2: all of them);
   // MLA only (the report instantiates DSA on MLA's MQA mode).
   SparseAttentionSpec sparse{};
+  // DeepSeek-V4's hybrid attention (type hybrid_compressed); its indexer's shapes are `sparse`.
+  CompressedAttentionSpec compressed{};
+  // Span of the MTP modules' attention: full (DeepSeek-V3 §2.2), or the last compress ratio of a
+  // DeepSeek-V4 model (Megatron-LM csa_compress_ratios has num_layers + mtp_num_layers entries; the
+  // recipes' MTP layer is a sliding-window one).
+  AttentionSpan mtp_span = AttentionSpan::full;
 
   AttentionSpan span_of_layer(int layer) const {
     if (layer_pattern.empty()) return sliding_window > 0 ? AttentionSpan::sliding : AttentionSpan::full;
@@ -117,6 +148,10 @@ struct MoeSpec {
   // group, so a device holding whole groups receives the same number of tokens whatever the router
   // prefers (the paper's imbalance score is 0). 1: ordinary top-k.
   int expert_groups = 1;
+  // Leading MoE layers whose experts a hash of the token id picks instead of the learned router
+  // (DeepSeek-V4 config.json num_hash_layers; Megatron-LM moe_n_hash_layers). Same expert work and
+  // dispatch; the router's scoring GEMM is costed on them too (h x experts per token, < 0.3% of the layer).
+  int hash_layers = 0;
   // Experts a token can choose from: those of its router_group_top_k groups (all experts without groups).
   int experts_in_chosen_groups() const { return router_group_top_k * (experts / router_groups); }
 };
@@ -139,6 +174,14 @@ struct ModelSpec {
   // output feed both branches, and one TP all-reduce (or reduce-scatter) sums both output projections.
   // Dense layers only.
   bool parallel_block = false;
+  // Manifold-constrained hyper-connections (mHC; DeepSeek-V4 config.json hc_mult, hc_sinkhorn_iters;
+  // Megatron-LM megatron/core/transformer/hyper_connection.py HyperConnectionModule): the residual is
+  // residual_streams streams of width hidden; around each sublayer a fp32 projection of all streams
+  // gives H_pre (n), H_post (n) and H_res (n x n, Sinkhorn-normalised over sinkhorn_iterations), the
+  // sublayer reads H_pre's mix of the streams and the streams become H_res^T x + H_post^T F(.). 1: the
+  // plain residual.
+  int residual_streams = 1;
+  int sinkhorn_iterations = 0;
   std::string source;
 
   bool is_moe() const { return moe.has_value(); }
@@ -157,8 +200,9 @@ enum class Recompute { none, selective, selective_op, full };
 // own (the MoE layer's pre-MLP norm, MLA's input norm; Transformer Engine fuses the others into the next
 // linear) keep no output for the next GEMM. mla_up_proj: MLA's up-projections and RoPE are rerun, so
 // Q, K and V are not kept. mlp: the dense MLP (not MoE layers) keeps only its input. moe_act: the expert
-// activation's output (expert fc2's input) is not kept.
-enum class RecomputeModule : unsigned { core_attn = 1, layernorm = 2, mla_up_proj = 4, mlp = 8, moe_act = 16 };
+// activation's output (expert fc2's input) is not kept. mhc: the hyper-connections' mixing
+// (ModelSpec::residual_streams) keeps only its input streams (megatron/core/transformer/mhc_recompute.py).
+enum class RecomputeModule : unsigned { core_attn = 1, layernorm = 2, mla_up_proj = 4, mlp = 8, moe_act = 16, mhc = 32 };
 enum class ScheduleKind { gpipe, one_f_one_b, interleaved, zero_bubble, dualpipe };
 enum class Precision { bf16, fp8 };
 // CUDA graphs as Megatron-Core uses them: none (eager), partial (Transformer Engine graphs of the

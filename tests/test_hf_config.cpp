@@ -100,7 +100,6 @@ TEST_CASE("hf config: each unmodelled field alone is refused, its harmless defau
       {"index_topk", 2048},
       {"compress_ratios", io::json::array({0, 4, 128})},
       {"hc_mult", 4},
-      {"model_type", "deepseek_v4"},
       {"attention_chunk_size", 8192},
       {"attn_layer_period", 8},
       {"decoder_sparse_step", 2},
@@ -114,6 +113,13 @@ TEST_CASE("hf config: each unmodelled field alone is refused, its harmless defau
     io::json j = base;
     j[key] = value;
     check_names(input_error([&] { io::parse_hf_config(j, file); }), file, key);
+  }
+  {
+    // A deepseek_v4 model type reads the hybrid attention's shapes, and names the first one that does
+    // not fit it (Qwen2-57B's 4 key-value heads; DeepSeek-V4 has one).
+    io::json j = base;
+    j["model_type"] = "deepseek_v4";
+    check_names(input_error([&] { io::parse_hf_config(j, file); }), file, "num_key_value_heads");
   }
   {
     // A qwen3_next model type reads the Gated DeltaNet shapes, and names the first one missing.
@@ -162,11 +168,11 @@ TEST_CASE("model file: sliding_window and layer_pattern", "[io][sliding]") {
     k["attention"]["layer_pattern"] = std::vector<std::string>(37, "full");  // longer than the 36 layers
     check_names(input_error([&] { io::parse_model(k, "gpt.json"); }), "gpt.json", "attention.layer_pattern");
   }
-  // Every existing built-in model still reads, without windows.
+  // Every existing built-in model still reads, without windows (GPT-OSS's and DeepSeek-V4's have them).
   for (const std::string& name : io::builtin_models()) {
     CAPTURE(name);
     const ModelSpec b = io::load_model(name);
-    CHECK((b.attention.sliding_window > 0) == (name == "gpt-oss-120b"));
+    CHECK((b.attention.sliding_window > 0) == (name == "gpt-oss-120b" || name.starts_with("deepseek-v4")));
   }
 }
 

@@ -148,7 +148,7 @@ TEST_CASE("io: valid fixtures load", "[io]") {
 }
 
 TEST_CASE("io: every built-in model and profile loads", "[io]") {
-  CHECK(io::builtin_models().size() == 17);  // models/*.json, deepseek-v3.2, kimi-k2, gpt-oss-120b and qwen3-next-80b-a3b included
+  CHECK(io::builtin_models().size() == 19);  // models/*.json, deepseek-v3.2, deepseek-v4-*, kimi-k2, gpt-oss-120b and qwen3-next-80b-a3b included
   CHECK(io::builtin_profiles().size() == 13);  // hw_profiles/*.json, b300 included
   for (const auto& n : io::builtin_models()) CHECK_NOTHROW(io::load_model(n));
   for (const auto& n : io::builtin_profiles()) CHECK_NOTHROW(io::load_profile(n));

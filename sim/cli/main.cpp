@@ -144,9 +144,15 @@ int cmd_ops(const std::vector<std::string>& args) {
   const std::string window = fmt::format("sliding window {}", model.attention.sliding_window);
   const std::string linear = std::string("linear ") + io::to_string(model.attention.linear.kind);
   const std::string full = model.attention.sparse.active() ? fmt::format(", DSA top-{}", model.attention.sparse.topk) : "";
+  const CompressedAttentionSpec& c = model.attention.compressed;
+  const std::string csa = fmt::format("compressed sparse 1:{}, top-{}, window {}", c.csa_ratio, model.attention.sparse.topk,
+                                      model.attention.sliding_window);
+  const std::string hca = fmt::format("compressed 1:{}, window {}", c.hca_ratio, model.attention.sliding_window);
   const std::vector<std::pair<const graph::LayerGraph*, std::string>> decoders{
       {&graphs.dense, "dense" + full}, {&graphs.dense_sliding, "dense, " + window}, {&graphs.dense_linear, "dense, " + linear},
-      {&graphs.moe, "moe" + full}, {&graphs.moe_sliding, "moe, " + window}, {&graphs.moe_linear, "moe, " + linear}};
+      {&graphs.dense_compressed_sparse, "dense, " + csa}, {&graphs.dense_compressed, "dense, " + hca},
+      {&graphs.moe, "moe" + full}, {&graphs.moe_sliding, "moe, " + window}, {&graphs.moe_linear, "moe, " + linear},
+      {&graphs.moe_compressed_sparse, "moe, " + csa}, {&graphs.moe_compressed, "moe, " + hca}};
   for (const auto& [g, title] : decoders)
     if (graphs.decoder_layers_of(model, *g) > 0) table(*g, title.c_str());
   if (model.mtp_layers > 0) table(graphs.mtp, "mtp");

@@ -49,7 +49,8 @@ OpTiming scaled_backward(const compute::OpTime& forward, double factor, const De
 
 OpTiming time_op(const Op& op, const LayoutSpec& l, const HardwareProfile& hw, double imbalance) {
   const DeviceSpec& d = hw.device;
-  const flops_per_second peak = hw.matrix_peak(l.precision);
+  const Precision precision = op.bf16_under_fp8 ? Precision::bf16 : l.precision;
+  const flops_per_second peak = hw.matrix_peak(precision);
   const double load = op.scales_with_imbalance ? imbalance : 1.0;
   OpTiming t;
   switch (op.kind) {
@@ -59,7 +60,7 @@ OpTiming time_op(const Op& op, const LayoutSpec& l, const HardwareProfile& hw, d
       s.m *= load;
       // FP8 grouped GEMMs take each expert's tokens padded to the quantisation alignment (Megatron-Core
       // get_align_size_for_quantization: 16, MXFP8 32): (align - 1) / 2 rows more per expert on average.
-      if (op.kind == OpKind::grouped_gemm && l.precision == Precision::fp8 && peak > d.matrix_bf16)
+      if (op.kind == OpKind::grouped_gemm && precision == Precision::fp8 && peak > d.matrix_bf16)
         s.m += (d.matrix.fp8_group_alignment - 1) / 2.0;
       const bytes hbm = op.hbm_bytes * load;
       // Without --moe-grouped-gemm the experts' GEMMs run one after another (Megatron's SequentialMLP):
@@ -81,7 +82,7 @@ OpTiming time_op(const Op& op, const LayoutSpec& l, const HardwareProfile& hw, d
       const compute::OpTime wgrad = gemm(s.k, s.n, s.m);
       // FP8 training quantises both GEMM operands first (read bf16, write fp8 + scales: ~3 bytes per
       // element; Transformer Engine's cast kernels; Micikevicius et al. 2022 "FP8 formats" §4).
-      const seconds quantise = l.precision == Precision::fp8 && peak > d.matrix_bf16
+      const seconds quantise = precision == Precision::fp8 && peak > d.matrix_bf16
                                    ? compute::vector_time(0, 3 * (s.m * s.k + s.k * s.n) * s.count, d).time
                                    : 0.0;
       t.forward = f.time + quantise;

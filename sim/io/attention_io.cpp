@@ -26,8 +26,8 @@ void read_sparse_attention(const Field& sp, const AttentionSpec& a, SparseAttent
   s.index_heads = sp.positive_int("index_heads");
   s.index_head_dim = sp.positive_int("index_head_dim");
   s.topk = sp.positive_int("topk");
-  if (a.type != AttentionType::mla || a.q_lora_rank == 0)
-    sp.fail("index_heads", "absent unless attention.type is mla with a q_lora_rank (DSA's indexer reads MLA's query latent)");
+  if ((a.type != AttentionType::mla && a.type != AttentionType::hybrid_compressed) || a.q_lora_rank == 0)
+    sp.fail("index_heads", "absent unless attention.type is mla or deepseek_v4 with a q_lora_rank (the indexer reads the query latent)");
 }
 
 }  // namespace
@@ -36,6 +36,7 @@ void read_sparse_attention(const Field& sp, const AttentionSpec& a, SparseAttent
 // repeated over the decoder layers from layer 0; absent: every layer slides), AttentionSpec;
 // attention.sinks; attention.linear for the linear layers; attention.sparse for the full ones.
 void read_attention_variants(const Field& a, int layers, AttentionSpec& s) {
+  if (s.type == AttentionType::hybrid_compressed) return;  // read_compressed_attention
   if (auto sp = a.optional_child("sparse")) read_sparse_attention(*sp, s, s.sparse);
   s.sliding_window = a.non_negative_int_or("sliding_window", 0);
   s.sinks = a.boolean_or("sinks", false);
@@ -63,5 +64,55 @@ void read_attention_variants(const Field& a, int layers, AttentionSpec& s) {
   if (!has(AttentionSpan::linear) && s.linear.heads > 0) a.fail("layer_pattern", "\"linear\" entries (attention.linear is given)");
 }
 
+
+void read_compress_ratios(const Field& f, const std::string& key, int layers, int mtp_layers, AttentionSpec& s) {
+  const json& r = f.raw().contains(key) ? f.raw().at(key) : json();
+  if (!r.is_array()) f.fail(key, "a list of per-layer compress ratios (0, 4 or 128)");
+  std::vector<int> ratios;
+  for (const json& e : r) {
+    if (!e.is_number_integer()) f.fail(key, "integer entries (0, 4 or 128)");
+    ratios.push_back(e.get<int>());
+  }
+  const auto n = ratios.size();
+  if (n != static_cast<std::size_t>(layers) && n != static_cast<std::size_t>(layers + mtp_layers))
+    f.fail(key, "a list of layers (" + std::to_string(layers) + ") or layers + mtp_layers (" +
+                    std::to_string(layers + mtp_layers) + ") compress ratios");
+  const CompressedAttentionSpec& c = s.compressed;
+  std::vector<AttentionSpan> spans;
+  for (int r : ratios) {
+    if (r == 0) spans.push_back(AttentionSpan::sliding);
+    else if (r == c.csa_ratio) spans.push_back(AttentionSpan::compressed_sparse);
+    else if (r == c.hca_ratio) spans.push_back(AttentionSpan::compressed);
+    else f.fail(key, "entries 0 (sliding window), " + std::to_string(c.csa_ratio) + " (compressed sparse) or " +
+                         std::to_string(c.hca_ratio) + " (heavily compressed), not " + std::to_string(r));
+  }
+  // The MTP modules' ratio where the list has them (Megatron-LM csa_compress_ratios), else full attention.
+  s.mtp_span = n > static_cast<std::size_t>(layers) ? spans.back() : AttentionSpan::full;
+  spans.resize(static_cast<std::size_t>(layers));
+  s.layer_pattern = spans;
+  bool sparse = false;
+  for (AttentionSpan span : spans) sparse = sparse || span == AttentionSpan::compressed_sparse;
+  if (sparse && !s.sparse.active()) f.fail(key, "no " + std::to_string(c.csa_ratio) + " entries without an indexer (sparse)");
+}
+
+void read_compressed_shapes(const Field& f, AttentionSpec& s) {
+  s.type = AttentionType::hybrid_compressed;
+  s.head_dim = s.v_head_dim = f.positive_int("head_dim");
+  s.kv_heads = 1;  // one key-value entry shared by all heads
+  s.qk_rope_head_dim = f.positive_int("qk_rope_head_dim");
+  if (s.qk_rope_head_dim >= s.head_dim) f.fail("qk_rope_head_dim", "less than head_dim (" + std::to_string(s.head_dim) + ")");
+  s.qk_nope_head_dim = s.head_dim - s.qk_rope_head_dim;
+  s.q_lora_rank = f.positive_int("q_lora_rank");
+  s.compressed.o_groups = f.positive_int("o_groups");
+  if (s.heads % s.compressed.o_groups != 0) f.fail("o_groups", "a divisor of the heads (" + std::to_string(s.heads) + ")");
+  s.compressed.o_lora_rank = f.positive_int("o_lora_rank");
+  s.sliding_window = f.positive_int("sliding_window");
+}
+
+void read_compressed_attention(const Field& a, int layers, int mtp_layers, AttentionSpec& s) {
+  read_compressed_shapes(a, s);
+  if (auto sp = a.optional_child("sparse")) read_sparse_attention(*sp, s, s.sparse);
+  read_compress_ratios(a, "compress_ratios", layers, mtp_layers, s);
+}
 
 }  // namespace moesim::io

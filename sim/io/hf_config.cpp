@@ -3,6 +3,8 @@
 #include <string>
 #include <string_view>
 
+#include "sim/io/attention_io.h"
+
 namespace moesim::io {
 
 namespace {
@@ -97,7 +99,6 @@ constexpr std::pair<std::string_view, std::string_view> unmodelled_model_types[]
     {"zamba", "Mamba layers"}, {"zamba2", "Mamba-2 layers"}, {"mamba", "Mamba layers"}, {"mamba2", "Mamba-2 layers"},
     {"falcon_mamba", "Mamba layers"}, {"minimax", "lightning (linear) attention layers"},
     {"granitemoehybrid", "Mamba-2 layers"}, {"lfm2", "short-convolution layers"},
-    {"deepseek_v4", "compressed sparse attention and mHC residual streams"},
 };
 
 // Fields of the list above that moesim reads for one model type (read_hf_linear_mixer).
@@ -107,6 +108,9 @@ constexpr std::pair<std::string_view, std::string_view> modelled_fields[] = {
     {"qwen3_next", "linear_num_value_heads"},  {"qwen3_next", "linear_value_head_dim"},
     {"deepseek_v32", "index_n_heads"},         {"deepseek_v32", "index_head_dim"},
     {"deepseek_v32", "index_topk"},
+    {"deepseek_v4", "index_n_heads"},          {"deepseek_v4", "index_head_dim"},
+    {"deepseek_v4", "index_topk"},             {"deepseek_v4", "compress_ratios"},
+    {"deepseek_v4", "hc_mult"},
 };
 
 bool modelled_for(std::string_view model_type, std::string_view key) {
@@ -218,6 +222,20 @@ void read_hf_attention_spans(const Field& f, int layers, AttentionSpec& a) {
   a.sliding_window = any_sliding ? window : 0;
   if (!any_linear) a.linear = {};
   if (!any_sliding && !any_linear) a.layer_pattern.clear();
+}
+
+void read_hf_deepseek_v4(const Field& f, ModelSpec& m) {
+  AttentionSpec& a = m.attention;
+  if (f.positive_int_or("num_key_value_heads", 1) != 1)
+    f.fail("num_key_value_heads", "1 (DeepSeek-V4 attention has one key-value entry shared by all heads)");
+  read_compressed_shapes(f, a);
+  a.sparse.index_heads = f.positive_int("index_n_heads");
+  a.sparse.index_head_dim = f.positive_int("index_head_dim");
+  a.sparse.topk = f.positive_int("index_topk");
+  m.mtp_layers = f.non_negative_int_or("num_nextn_predict_layers", 0);
+  read_compress_ratios(f, "compress_ratios", m.layers, m.mtp_layers, a);
+  m.residual_streams = f.positive_int_or("hc_mult", 1);
+  if (m.residual_streams > 1) m.sinkhorn_iterations = f.positive_int("hc_sinkhorn_iters");
 }
 
 }  // namespace moesim::io

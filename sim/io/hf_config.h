@@ -20,6 +20,12 @@ void check_hf_fields_modelled(const Field& f);
 // configs a.linear, DeepSeek-V3.2 configs a.sparse.
 void read_hf_attention_spans(const Field& f, int layers, AttentionSpec& a);
 
+// DeepSeek-V4 (model_type deepseek_v4; Megatron-LM dev experimental/lite/megatron/lite/model/
+// deepseek_v4/config.py lists its config.json fields): the hybrid attention's shapes and per-layer
+// compress_ratios into a (AttentionType::hybrid_compressed), and mHC's hc_mult and hc_sinkhorn_iters and
+// the hash-routed layers (num_hash_layers) into m.
+void read_hf_deepseek_v4(const Field& f, ModelSpec& m);
+
 // The shortest prefix of `spans` that repeats to give all of them (layer i: prefix[i % size]).
 std::vector<AttentionSpan> shortest_period(const std::vector<AttentionSpan>& spans);
 

@@ -2,6 +2,7 @@
 // launch_translate.cpp written back, so that reading the block gives the same model and layout.
 #include <fmt/format.h>
 
+#include "sim/io/input_error.h"
 #include "sim/io/launch_flags.h"
 #include "sim/io/specs_io.h"
 
@@ -36,6 +37,11 @@ class ArgumentWriter {
 
 void write_model(ArgumentWriter& w, const ModelSpec& m, const LayoutSpec& l, LaunchDialect dialect) {
   const AttentionSpec& a = m.attention;
+  // The flag table (launch_flags.cpp) has none of Megatron-LM dev's DeepSeek-V4 flags (o-groups,
+  // csa-compress-ratios, enable-hyper-connections, ...): refuse rather than write another model.
+  if (a.type == AttentionType::hybrid_compressed || m.residual_streams > 1)
+    throw InputError("model '" + m.name + "': attention.type deepseek_v4 / residual_streams: moesim writes no launch "
+                     "arguments for DeepSeek-V4 attention or mHC yet");
   w.flag("num-layers", m.layers);
   w.flag("hidden-size", static_cast<long>(m.hidden));
   w.flag("ffn-hidden-size", static_cast<long>(m.ffn.intermediate));

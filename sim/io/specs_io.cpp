@@ -92,7 +92,8 @@ const char* to_string(CrossEntropy c) {
 namespace {
 constexpr std::pair<RecomputeModule, const char*> recompute_modules_named[] = {
     {RecomputeModule::core_attn, "core_attn"}, {RecomputeModule::layernorm, "layernorm"},
-    {RecomputeModule::mla_up_proj, "mla_up_proj"}, {RecomputeModule::mlp, "mlp"}, {RecomputeModule::moe_act, "moe_act"}};
+    {RecomputeModule::mla_up_proj, "mla_up_proj"}, {RecomputeModule::mlp, "mlp"}, {RecomputeModule::moe_act, "moe_act"},
+    {RecomputeModule::mhc, "mhc"}};
 }  // namespace
 
 std::vector<std::string> recompute_module_names(unsigned modules) {
@@ -115,6 +116,7 @@ const char* to_string(AttentionType a) {
     case AttentionType::mha: return "mha";
     case AttentionType::gqa: return "gqa";
     case AttentionType::mla: return "mla";
+    case AttentionType::hybrid_compressed: return "deepseek_v4";
   }
   return "?";
 }
@@ -169,12 +171,18 @@ ModelSpec parse_model(const json& j, const std::string& file) {
   m.learned_position_embeddings = f.boolean_or("learned_position_embeddings", false);
   m.dropout = f.boolean_or("dropout", false);
   m.parallel_block = f.boolean_or("parallel_block", false);
+  m.residual_streams = f.positive_int_or("residual_streams", 1);
+  if (m.residual_streams > 1) m.sinkhorn_iterations = f.positive_int("sinkhorn_iterations");
+  if (m.residual_streams > 1 && m.parallel_block) f.fail("residual_streams", "1 for a parallel block (mHC wraps each sublayer)");
   if (m.parallel_block && f.has("moe")) f.fail("parallel_block", "false for an MoE model (parallel blocks are modelled for dense layers)");
 
   const Field a = f.child("attention");
-  const std::string type = a.choice("type", {"mha", "gqa", "mla"});
+  const std::string type = a.choice("type", {"mha", "gqa", "mla", "deepseek_v4"});
   m.attention.heads = a.positive_int("heads");
-  if (type == "mla") {
+  if (type == "deepseek_v4") {
+    m.attention.type = AttentionType::hybrid_compressed;
+    read_compressed_attention(a, m.layers, m.mtp_layers, m.attention);
+  } else if (type == "mla") {
     m.attention.type = AttentionType::mla;
     m.attention.q_lora_rank = a.non_negative_int_or("q_lora_rank", 0);
     m.attention.kv_lora_rank = a.positive_int("kv_lora_rank");
@@ -205,6 +213,8 @@ ModelSpec parse_model(const json& j, const std::string& file) {
     s.shared_expert_intermediate = moe->positive_int_or("shared_expert_intermediate", static_cast<int>(s.expert_intermediate));
     s.first_dense_layers = moe->non_negative_int_or("first_dense_layers", 0);
     if (s.first_dense_layers >= m.layers) moe->fail("first_dense_layers", "fewer than layers");
+    s.hash_layers = moe->non_negative_int_or("hash_layers", 0);
+    if (s.hash_layers > m.layers - s.first_dense_layers) moe->fail("hash_layers", "at most the MoE layers");
     read_router_groups(*moe, s, "router_groups", "router_group_top_k");
     // MoGE: every token takes top_k / expert_groups experts from each of expert_groups equal groups.
     s.expert_groups = moe->positive_int_or("expert_groups", 1);
@@ -239,7 +249,10 @@ ModelSpec parse_hf_config(const json& j, const std::string& file) {
   // MLA: DeepSeek keys, or Pangu Ultra MoE's renamed keys (attention_*_dim).
   const bool deepseek_mla = f.has("kv_lora_rank");
   const bool pangu_mla = f.has("attention_kv_lora_dim");
-  if (deepseek_mla || pangu_mla) {
+  const bool deepseek_v4 = f.string_or("model_type", "") == "deepseek_v4";
+  if (deepseek_v4) {
+    read_hf_deepseek_v4(f, m);
+  } else if (deepseek_mla || pangu_mla) {
     auto key = [&](const char* ds, const char* pg) { return deepseek_mla ? std::string(ds) : std::string(pg); };
     m.attention.type = AttentionType::mla;
     m.attention.q_lora_rank = f.non_negative_int_or(key("q_lora_rank", "attention_q_lora_dim"), 0);
@@ -255,7 +268,7 @@ ModelSpec parse_hf_config(const json& j, const std::string& file) {
     m.attention.head_dim = f.positive_int_or("head_dim", static_cast<int>(m.hidden / m.attention.heads));
     if (m.attention.head_dim < 1) f.fail("head_dim", "a value (hidden_size is smaller than num_attention_heads)");
   }
-  read_hf_attention_spans(f, m.layers, m.attention);
+  if (!deepseek_v4) read_hf_attention_spans(f, m.layers, m.attention);
   m.ffn.intermediate = f.has("intermediate_size") ? f.positive_int("intermediate_size") : 0;
   // Routed-expert count: DeepSeek n_routed_experts, Pangu num_routed_experts, Mixtral num_local_experts,
   // Qwen-MoE num_experts.
@@ -280,13 +293,15 @@ ModelSpec parse_hf_config(const json& j, const std::string& file) {
     s.first_dense_layers = f.non_negative_int_or(dense_key, 0);
     if (s.first_dense_layers >= m.layers) f.fail(dense_key, "fewer than num_hidden_layers");
     read_router_groups(f, s, "n_group", "topk_group");
+    s.hash_layers = f.non_negative_int_or("num_hash_layers", 0);
     m.moe = s;
     if (s.expert_intermediate <= 0) f.fail("moe_intermediate_size", "a whole number >= 1 (or intermediate_size)");
     if (m.ffn.intermediate <= 0) m.ffn.intermediate = s.expert_intermediate;
   } else if (m.ffn.intermediate <= 0) {
     f.fail("intermediate_size", "a number > 0");
   }
-  m.mtp_layers = f.non_negative_int_or("num_nextn_predict_layers", f.non_negative_int_or("num_mtp_layers", 0));
+  if (!deepseek_v4)  // read with the compress ratios, whose last entries may be the MTP modules'
+    m.mtp_layers = f.non_negative_int_or("num_nextn_predict_layers", f.non_negative_int_or("num_mtp_layers", 0));
   // Parallel attention + FFN: GPTNeoXConfig use_parallel_residual (default true), and PhiConfig's
   // PhiDecoderLayer, which always adds both branches to the same input.
   const std::string type = f.string_or("model_type", "");
@@ -371,7 +386,7 @@ LayoutSpec parse_layout(const json& j, const std::string& file) {
   if (f.has("recompute_modules")) {
     // Megatron-Core's --recompute-modules; "moe" and "shared_experts" (rerunning a whole MoE layer with its
     // all-to-alls) are not modelled, so they are refused rather than ignored.
-    const char* expected = "a non-empty array of core_attn|layernorm|mla_up_proj|mlp|moe_act";
+    const char* expected = "a non-empty array of core_attn|layernorm|mla_up_proj|mlp|moe_act|mhc";
     if (l.recompute != Recompute::selective) f.fail("recompute_modules", "absent unless recompute is selective");
     const json& modules = f.raw().at("recompute_modules");
     if (!modules.is_array() || modules.empty()) f.fail("recompute_modules", expected);

@@ -143,8 +143,13 @@ void print_simulation(std::ostream& out, const ModelSpec& m, const LayoutSpec& l
   std::string window = m.attention.sliding_window > 0
                            ? fmt::format("; sliding layers {} keys per query", m.attention.sliding_window)
                            : "";
-  // DSA layers: the indexer scores all s keys, the core attends to the top k (costmodels/sparse_attention.h).
-  if (m.attention.sparse.active())
+  // DSA layers: the indexer scores all s keys, the core attends to the top k (costmodels/sparse_attention.h);
+  // DeepSeek-V4's layers add compressed entries to the window (costmodels/compressed_attention.h).
+  const CompressedAttentionSpec& c = m.attention.compressed;
+  if (m.attention.type == AttentionType::hybrid_compressed)
+    window += fmt::format("; compressed layers: indexer over s/{} keys, top {} of them, or all s/{}", c.csa_ratio,
+                          m.attention.sparse.topk, c.hca_ratio);
+  else if (m.attention.sparse.active())
     window += fmt::format("; DSA indexer over s keys, core over the top {}", m.attention.sparse.topk);
   fmt::print(out, "FLOPs      {:.1f} GFLOP/token model, {:.1f} hardware (attention s^2 not causally halved{})\n",
              r.flops_per_token.training / 1e9, r.hardware_flops_per_token / 1e9, window);

@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "sim/io/input_error.h"
@@ -284,19 +285,33 @@ ModelOrError point_model(const SweepSpec& spec, const std::vector<int>& values) 
     else if (name == "shared_experts") m.moe->shared_experts = v;
     else if (name == "first_dense_layers") m.moe->first_dense_layers = v;
     else if (name == "sliding_window") m.attention.sliding_window = v;
-    else if (name == "full_attention_interval") m.attention.layer_pattern = interval_pattern(base.attention, v);
+    else if (name == "full_attention_interval") {
+      // DeepSeek-V4's layers are sliding or compressed, never full: its compress_ratios are its pattern.
+      if (base.attention.type == AttentionType::hybrid_compressed)
+        return {std::nullopt, "full_attention_interval does not apply to deepseek_v4 attention (compress_ratios set its layers)"};
+      m.attention.layer_pattern = interval_pattern(base.attention, v);
+    }
     else if (name == "expert_groups") m.moe->expert_groups = v;
     else if (name == "index_topk") m.attention.sparse.topk = v;  // 0: dense attention, no indexer
   }
+  if (!m.attention.sparse.active() && m.attention.type == AttentionType::hybrid_compressed &&
+      std::ranges::count(m.attention.layer_pattern, AttentionSpan::compressed_sparse) > 0)
+    return {std::nullopt, "index_topk 0 leaves deepseek_v4's compressed-sparse layers without their indexer"};
   if (!m.attention.sparse.active()) m.attention.sparse = {};
   // A shared expert that had the routed experts' width keeps it when that width is swept.
   if (m.moe && base.moe->shared_expert_intermediate == base.moe->expert_intermediate)
     m.moe->shared_expert_intermediate = m.moe->expert_intermediate;
 
   AttentionSpec& at = m.attention;
-  if (at.type == AttentionType::mla) {
-    // MLA's head width is set by its own dimensions, not by hidden: keep the heads unless swept.
-    if (heads) at.heads = at.kv_heads = *heads;
+  if (at.type == AttentionType::mla || at.type == AttentionType::hybrid_compressed) {
+    // MLA's and DeepSeek-V4's head width is set by their own dimensions, not by hidden: keep the heads
+    // unless swept (DeepSeek-V4 keeps its one shared key-value entry and needs o_groups to divide them).
+    if (heads) {
+      at.heads = *heads;
+      if (at.type == AttentionType::mla) at.kv_heads = *heads;
+      else if (*heads % at.compressed.o_groups != 0)
+        return {std::nullopt, fmt::format("{} heads do not split into o_groups {}", *heads, at.compressed.o_groups)};
+    }
   } else if (heads || m.hidden != base.hidden) {
     // Keep head_dim (and the GQA group size); the head count follows hidden unless swept.
     if (!heads) {

@@ -145,13 +145,13 @@ fi
 grep -q "expected a convention" "$tmp/stderr" || fail "--convention bogus: $(head -c 300 "$tmp/stderr")"
 
 # 4. Built-in lists.
-models=(deepseek-v3-671b deepseek-v3.2 gpt-oss-120b gpt3-175b kimi-k2 llama3-405b llama3-70b llama3-8b mixtral-8x22b
+models=(deepseek-v3-671b deepseek-v3.2 deepseek-v4-flash deepseek-v4-pro gpt-oss-120b gpt3-175b kimi-k2 llama3-405b llama3-70b llama3-8b mixtral-8x22b
         mixtral-8x7b pangu-pro-moe-72b pangu-ultra-135b pangu-ultra-moe-718b qwen2-57b-a14b qwen3-235b-a22b
         qwen3-30b-a3b)
 profiles=(a100-sxm-80g ascend-910b2 ascend-910b3 ascend-910c-cm384 b200 b300 gb200-nvl72 gb300-nvl72 h100-sxm
           h200 h800 tpu-v4)
 if "$bin" models >"$tmp/models" 2>"$tmp/stderr"; then
-  [ "$(wc -l <"$tmp/models")" -eq 17 ] || fail "moesim models printed $(wc -l <"$tmp/models") lines, expected 17"
+  [ "$(wc -l <"$tmp/models")" -eq 19 ] || fail "moesim models printed $(wc -l <"$tmp/models") lines, expected 19"
   for m in "${models[@]}"; do grep -q "^$m " "$tmp/models" || fail "moesim models does not list $m"; done
 else
   fail "moesim models exited $?: $(head -c 300 "$tmp/stderr")"
@@ -216,5 +216,26 @@ dense=$(awk '/^moe layer/ {k=1} k && /^attention_core / {print $3; exit}' "$tmp/
 [ -n "$sparse" ] && [ -n "$dense" ] || fail "moesim ops does not show the DSA and dense MLA cores: '$sparse' '$dense'"
 awk -v s="$sparse" -v d="$dense" 'BEGIN {exit !(s * 3 < d)}' ||
   fail "DSA indexer + core ($sparse GFLOP) not below a third of dense MLA's core ($dense GFLOP) at 128K"
+# 8. DeepSeek-V4: its config.json simulates on the Flash recipe's layout and says how its compressed layers
+# count; 'ops' prints one table for each of its three layer kinds (the MTP layer's too), and at 128K a
+# compressed-sparse layer's indexer + core stay below a quarter of V3.2's DSA layer on the same layout (its
+# indexer scores s/4 compressed keys, not s; its core 128 + 512 entries for 64 heads, not 2048 for 128).
+v4_layout=(--hw gb200-nvl72 --devices 128 --ep 64 --global-batch 2048 --seq-len 4096 --recompute selective --precision fp8)
+if "$bin" simulate --model "$src/tests/data/hf/deepseek-v4-flash-config.json" "${v4_layout[@]}" >"$tmp/v4" 2>"$tmp/stderr"; then
+  grep -q "compressed layers: indexer over s/4 keys, top 512 of them, or all s/128" "$tmp/v4" ||
+    fail "DeepSeek-V4 simulate does not state its compressed layers"
+else
+  fail "DeepSeek-V4 config.json simulate exited $?: $(head -c 300 "$tmp/stderr")"
+fi
+"$bin" ops --model deepseek-v4-flash "${v4_layout[@]}" >"$tmp/v4-ops" 2>"$tmp/stderr" || fail "DeepSeek-V4 ops exited $?"
+for title in "moe, sliding window 128 layer" "moe, compressed sparse 1:4, top-512, window 128 layer" \
+             "moe, compressed 1:128, window 128 layer" "mtp layer"; do
+  grep -q "^$title" "$tmp/v4-ops" || fail "DeepSeek-V4 ops has no table '$title'"
+done
+"$bin" ops --model deepseek-v4-flash "${ds_layout[@]}" >"$tmp/v4-ops-128k" 2>"$tmp/stderr" || fail "DeepSeek-V4 128K ops exited $?"
+csa=$(awk '/^moe, compressed sparse/ {k=1} k && /^(indexer_scores|attention_core) / {sum += $3} /^total/ {k=0} END {print sum}' "$tmp/v4-ops-128k")
+[ -n "$csa" ] && [ -n "$sparse" ] || fail "moesim ops does not show V4's indexer and core: '$csa'"
+awk -v c="$csa" -v s="$sparse" 'BEGIN {exit !(c * 4 < s)}' ||
+  fail "V4 compressed-sparse indexer + core ($csa GFLOP) not below a quarter of V3.2's DSA ($sparse GFLOP) at 128K"
 
 finish "simulate CLI"
