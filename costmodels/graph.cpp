@@ -101,6 +101,16 @@ GraphContext make_context(const ModelSpec& model, const LayoutSpec& layout) {
   ctx.moe_dispatcher = layout.moe_dispatcher;
   ctx.moe_capacity_factor = layout.moe_capacity_factor;
   if (layout.precision == Precision::fp8 && layout.fp8_cached_inputs) ctx.linear_input_bytes = 1;
+  ctx.fp8 = layout.precision == Precision::fp8;
+  ctx.fp8_recipe = layout.fp8_recipe;
+  if (layout.dp > 0 && layout.micro_batch > 0) ctx.microbatches = std::max(1, layout.microbatches());
+  return ctx;
+}
+
+GraphContext make_context(const ModelSpec& model, const LayoutSpec& layout, const DeviceSpec& device) {
+  GraphContext ctx = make_context(model, layout);
+  ctx.fp8 = ctx.fp8 && device.matrix_fp8 > device.matrix_bf16;
+  ctx.fp8_any_layout = device.matrix.fp8_any_layout;
   return ctx;
 }
 

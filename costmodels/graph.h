@@ -4,6 +4,7 @@
 // backward (so recompute policies move memory and time together) and, for collectives, its group and
 // volume. Time (costmodels/compute, comm), memory (costmodels/memory) and model FLOPs all read this
 // graph; nothing downstream re-derives shapes.
+#include <optional>
 #include <vector>
 
 #include "costmodels/comm.h"
@@ -15,6 +16,15 @@ namespace moesim::graph {
 enum class OpKind { gemm, grouped_gemm, attention, vector, collective };
 enum class GroupKind { tp, cp, ep, etp, pp, dp, expert_dp };
 enum class LayerKind { dense, moe, mtp, embedding, lm_head };
+// Which GEMMs are Transformer Engine linears that FP8 training runs in FP8 (their input, output gradient
+// and weight quantised), and whether the input comes from the norm TE fuses with the cast
+// (LayerNormLinear: the QKV and FC1 of a dense layer).
+enum class Fp8Cast { none, input, normed_input };
+// Which operand of a TE linear sequence parallelism all-gathers over TP: the input of a column-parallel
+// linear, the output gradient of a row-parallel one (Korthikanti et al. 2022 §4.2.2). TE quantises the
+// local shard before the gather (linear.py: input_quantizer, then gather_along_first_dim(quantizer=...);
+// base.py grad_output_preprocess for the gradient).
+enum class Fp8Gather { none, input, gradient };
 
 const char* to_string(OpKind k);
 const char* to_string(GroupKind g);
@@ -47,6 +57,11 @@ struct Op {
   // backward, and the share of its forward run again in backward (set by the graph builder).
   bytes kept_by_op_sac = 0;
   double rerun_by_op_sac = 1.0;
+  Fp8Cast fp8_cast = Fp8Cast::none;   // GEMMs: a TE linear (quantised under FP8)
+  Fp8Gather fp8_gathered = Fp8Gather::none;
+  // Memory-bound ops whose backward is a pass of its own rather than the forward's mirror (the FP8 cast
+  // of a linear's output gradient): the HBM bytes it moves; unset: vector_backward_factor x forward.
+  std::optional<bytes> backward_hbm_bytes;
   bool scales_with_imbalance = false; // expert ops: the busiest rank does `imbalance` x the mean work
   // GEMMs of two activations (GShard's einsum dispatch and combine): the K x N operand is no weight, so
   // its gradient is not accumulated into main_grad, and a 0/1 mask there needs no gradient at all.
@@ -110,10 +125,20 @@ struct GraphContext {
   bytes linear_input_bytes = 2;  // per element of a decoder linear layer's input saved for backward
   MoeDispatcher moe_dispatcher = MoeDispatcher::alltoall;
   double moe_capacity_factor = 0;  // LayoutSpec::moe_capacity_factor (the einsum dispatcher's buffers)
+  // FP8 training (layout precision fp8 on hardware with an FP8 rate): TE linears get quantisation ops
+  // (costmodels/fp8_cast.cpp) by the recipe; the hardware says whether tensor-scaled FP8 needs a
+  // transposed copy; weights are quantised once per iteration, at the first of its microbatches.
+  bool fp8 = false;
+  Fp8Recipe fp8_recipe = Fp8Recipe::delayed;
+  bool fp8_any_layout = false;
+  double microbatches = 1;
   bool operator==(const GraphContext&) const = default;
 };
 
 GraphContext make_context(const ModelSpec& model, const LayoutSpec& layout);
+// The same on a given device: FP8 quantisation ops only where it has an FP8 rate above BF16 (the GEMMs
+// run in FP8 there, HardwareProfile::matrix_peak), with its FP8 operand layouts.
+GraphContext make_context(const ModelSpec& model, const LayoutSpec& layout, const DeviceSpec& device);
 
 // `span` picks the attention core of a decoder layer (dense or moe); MTP modules attend fully.
 LayerGraph build_layer(const ModelSpec& model, const GraphContext& ctx, LayerKind kind,

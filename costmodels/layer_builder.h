@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "costmodels/attention_span.h"
+#include "costmodels/fp8_cast.h"
 #include "costmodels/graph.h"
 
 namespace moesim::graph::detail {
@@ -19,6 +20,7 @@ class LayerBuilder {
   }
 
   LayerGraph take(LayerKind kind, AttentionSpan span) {
+    add_fp8_casts();
     graph_.kind = kind;
     graph_.span = span;
     return std::move(graph_);
@@ -77,6 +79,22 @@ class LayerBuilder {
     graph_.forward.push_back(op);
     return graph_.forward.back();
   }
+
+  // Marks a GEMM as a Transformer Engine linear, which FP8 training runs in FP8 (add_fp8_casts).
+  // `gathered`: the operand sequence parallelism all-gathers (column-parallel input, row-parallel gradient).
+  static Op& linear(Op& op, Fp8Cast cast = Fp8Cast::input, Fp8Gather gathered = Fp8Gather::none) {
+    op.fp8_cast = cast;
+    op.fp8_gathered = gathered;
+    return op;
+  }
+
+  // Under FP8, the quantisation op of each TE linear before its GEMM (costmodels/fp8_cast.cpp).
+  void add_fp8_casts();
+  Op fp8_cast_op(const Op& gemm) const;
+  struct Fp8Bytes {
+    bytes cast = 0, transpose = 0;  // the cast of the operand; the transposed copy of its gathered whole
+  };
+  Fp8Bytes fp8_operand_bytes(double elements, Fp8Operand operand, bool gathered, bool from_norm) const;
 
   // Element-wise / reduction op over `elements` elements: read and write each once.
   Op& vector(const char* name, double elements, double flops_per_element, double passes = 2) {
@@ -185,18 +203,21 @@ class LayerBuilder {
       v_dim = at.v_head_dim;
       kv_heads = heads;
       if (at.q_lora_rank > 0) {
-        gemm("q_down_proj", T, h, at.q_lora_rank).saved_bytes = gathered_input_saved(h, li_);
+        linear(gemm("q_down_proj", T, h, at.q_lora_rank), Fp8Cast::input, Fp8Gather::input).saved_bytes =
+            gathered_input_saved(h, li_);
         vector("q_norm", T * at.q_lora_rank, 5).saved_bytes = T * at.q_lora_rank * a_;
-        gemm("q_up_proj", T, at.q_lora_rank, heads * qk_dim).saved_bytes = T * at.q_lora_rank * li_;
+        linear(gemm("q_up_proj", T, at.q_lora_rank, heads * qk_dim)).saved_bytes = T * at.q_lora_rank * li_;
       } else {
-        gemm("q_proj", T, h, heads * qk_dim).saved_bytes = gathered_input_saved(h, li_);
+        linear(gemm("q_proj", T, h, heads * qk_dim), Fp8Cast::input, Fp8Gather::input).saved_bytes =
+            gathered_input_saved(h, li_);
       }
       const double kv_down = at.kv_lora_rank + at.qk_rope_head_dim;
-      gemm("kv_down_proj", T, h, kv_down).saved_bytes = gathered_input_saved(h, li_);
+      linear(gemm("kv_down_proj", T, h, kv_down), Fp8Cast::input, Fp8Gather::input).saved_bytes =
+          gathered_input_saved(h, li_);
       vector("kv_norm", T * at.kv_lora_rank, 5).saved_bytes = T * at.kv_lora_rank * a_;
       // DSA's MQA mode keeps keys and values latent (sparse_attention_core absorbs the up-projections).
       if (!sparse)
-        gemm("kv_up_proj", T, at.kv_lora_rank, heads * (at.qk_nope_head_dim + v_dim)).saved_bytes =
+        linear(gemm("kv_up_proj", T, at.kv_lora_rank, heads * (at.qk_nope_head_dim + v_dim))).saved_bytes =
             T * at.kv_lora_rank * li_;
       vector("rope", T * heads * at.qk_rope_head_dim * 2, 3);
     } else {
@@ -205,7 +226,8 @@ class LayerBuilder {
       // Llama's wq, wk, wv are three linears (torchtitan models/llama/model.py Attention); a gated
       // attention's q_proj also emits the output gate (AttentionSpec::output_gate).
       const double q_width = heads * at.head_dim * (at.output_gate ? 2 : 1);
-      fused_gemm("qkv_proj", T, h, {q_width, kv_heads * at.head_dim, kv_heads * at.head_dim}).saved_bytes =
+      linear(fused_gemm("qkv_proj", T, h, {q_width, kv_heads * at.head_dim, kv_heads * at.head_dim}), Fp8Cast::normed_input,
+             Fp8Gather::input).saved_bytes =
           gathered_input_saved(h, li_);
     }
     if (sparse) {
@@ -222,7 +244,8 @@ class LayerBuilder {
     // Qwen3-Next gated attention: O x sigmoid(gate), keeping O and the gate for backward.
     if (at.output_gate) vector("attn_output_gate", T * heads * v_dim, 5, 3).saved_bytes = 2 * T * heads * v_dim * a_;
     // Output projection input O (2sbh / t) is saved by the projection.
-    gemm("attn_out_proj", T, heads * v_dim, h).saved_bytes = T * heads * v_dim * li_;
+    linear(gemm("attn_out_proj", T, heads * v_dim, h), Fp8Cast::input, Fp8Gather::gradient).saved_bytes =
+        T * heads * v_dim * li_;
   }
 
   // Softmax attention over all keys up to the query, or a sliding window of them: the CP exchange of K
@@ -334,11 +357,12 @@ class LayerBuilder {
       tp_gather("mlp_tp_all_gather");
     }
     // SwiGLU's gate and up projections are two linears, w1 then w3 (torchtitan FeedForward.forward).
-    (swiglu ? fused_gemm("mlp_fc1", T, h, {width, width}) : gemm("mlp_fc1", T, h, width)).saved_bytes =
+    linear(swiglu ? fused_gemm("mlp_fc1", T, h, {width, width}) : gemm("mlp_fc1", T, h, width), Fp8Cast::normed_input,
+           Fp8Gather::input).saved_bytes =
         parallel ? 0 : gathered_input_saved(h, li_);
     // Activation input saved: GeLU input 8sbh for ffn=4h (Korthikanti); SwiGLU keeps gate and up.
     vector("mlp_act", T * width, swiglu ? 4 : 8, swiglu ? 3 : 2).saved_bytes = T * (swiglu ? 2 : 1) * width * a_;
-    gemm("mlp_fc2", T, width, h).saved_bytes = T * width * li_;
+    linear(gemm("mlp_fc2", T, width, h), Fp8Cast::input, Fp8Gather::gradient).saved_bytes = T * width * li_;
     mark_recompute(RecomputeModule::mlp, {"mlp_act", "mlp_fc2"}, {"mlp_fc1", "mlp_act", "mlp_fc2"});
     tp_reduce("mlp_tp_reduce");
     residual("mlp_residual");
@@ -430,7 +454,7 @@ class LayerBuilder {
     vector("mtp_embedding_lookup", T * h, 0);
     norm("mtp_hidden_norm");
     norm("mtp_embed_norm");
-    gemm("mtp_proj", T, 2 * h, h).saved_bytes = T * 2 * h * a_;
+    linear(gemm("mtp_proj", T, 2 * h, h)).saved_bytes = T * 2 * h * a_;
   }
 
  private:

@@ -44,14 +44,17 @@ void LayerBuilder::linear_mixer() {
   double conv_channels = 0;
   switch (s.kind) {
     case LinearMixer::gated_deltanet:
-      fused_gemm("linear_in_proj", T, h, {kw, kw, vw, vw, heads, heads}).saved_bytes = gathered_input_saved(h, li_);
+      linear(fused_gemm("linear_in_proj", T, h, {kw, kw, vw, vw, heads, heads}), Fp8Cast::normed_input, Fp8Gather::input).saved_bytes =
+          gathered_input_saved(h, li_);
       conv_channels = 2 * kw + vw;
       break;
     case LinearMixer::lightning:
-      fused_gemm("linear_in_proj", T, h, {kw, kw, vw, vw}).saved_bytes = gathered_input_saved(h, li_);
+      linear(fused_gemm("linear_in_proj", T, h, {kw, kw, vw, vw}), Fp8Cast::normed_input, Fp8Gather::input).saved_bytes =
+          gathered_input_saved(h, li_);
       break;
     case LinearMixer::mamba2:
-      fused_gemm("linear_in_proj", T, h, {vw, vw, kw, kw, heads}).saved_bytes = gathered_input_saved(h, li_);
+      linear(fused_gemm("linear_in_proj", T, h, {vw, vw, kw, kw, heads}), Fp8Cast::normed_input, Fp8Gather::input).saved_bytes =
+          gathered_input_saved(h, li_);
       conv_channels = vw + 2 * kw;
       break;
   }
@@ -86,7 +89,7 @@ void LayerBuilder::linear_mixer() {
   // Gated output norm (GDN, Mamba-2: RMSNorm(o) * SiLU(z); MiniMax: norm(o) * sigmoid(gate)): keeps o
   // and the gate.
   vector("linear_gated_norm", T * vw, 10, 3).saved_bytes = 2 * T * vw * a_;
-  gemm("linear_out_proj", T, vw, h).saved_bytes = T * vw * li_;
+  linear(gemm("linear_out_proj", T, vw, h), Fp8Cast::input, Fp8Gather::gradient).saved_bytes = T * vw * li_;
   tp_reduce("attn_tp_reduce");
   residual("attn_residual");
 }

@@ -146,13 +146,13 @@ void LayerBuilder::moe_block() {
   const double width = moe.expert_intermediate / c_.etp;
   const double per_expert = expert_tokens / local_experts;
   {
-    Op& fc1 = gemm("expert_fc1", per_expert, h, (swiglu ? 2 : 1) * width, local_experts, true);
+    Op& fc1 = linear(gemm("expert_fc1", per_expert, h, (swiglu ? 2 : 1) * width, local_experts, true));
     fc1.saved_bytes = expert_tokens * h * li_;
     fc1.scales_with_imbalance = true;
     Op& act = vector("expert_act", expert_tokens * width, swiglu ? 4 : 8, swiglu ? 3 : 2);
     act.saved_bytes = expert_tokens * (swiglu ? 2 : 1) * width * a_;
     act.scales_with_imbalance = true;
-    Op& fc2 = gemm("expert_fc2", per_expert, width, h, local_experts, true);
+    Op& fc2 = linear(gemm("expert_fc2", per_expert, width, h, local_experts, true));
     fc2.saved_bytes = expert_tokens * width * li_;
     fc2.scales_with_imbalance = true;
   }
@@ -183,10 +183,10 @@ void LayerBuilder::moe_block() {
     const double T = c_.tokens;
     const double sw = moe.shared_experts * moe.shared_expert_intermediate / t;
     tp_gather("shared_tp_all_gather");
-    (swiglu ? fused_gemm("shared_fc1", T, h, {sw, sw}) : gemm("shared_fc1", T, h, sw)).saved_bytes =
+    linear(swiglu ? fused_gemm("shared_fc1", T, h, {sw, sw}) : gemm("shared_fc1", T, h, sw), Fp8Cast::input, Fp8Gather::input).saved_bytes =
         gathered_input_saved(h, li_);
     vector("shared_act", T * sw, 4, 3).saved_bytes = T * (swiglu ? 2 : 1) * sw * a_;
-    gemm("shared_fc2", T, sw, h).saved_bytes = T * sw * li_;
+    linear(gemm("shared_fc2", T, sw, h), Fp8Cast::input, Fp8Gather::gradient).saved_bytes = T * sw * li_;
     tp_reduce("shared_tp_reduce");
   }
   residual("moe_residual");

@@ -205,6 +205,13 @@ enum class Recompute { none, selective, selective_op, full };
 enum class RecomputeModule : unsigned { core_attn = 1, layernorm = 2, mla_up_proj = 4, mlp = 8, moe_act = 16, mhc = 32 };
 enum class ScheduleKind { gpipe, one_f_one_b, interleaved, zero_bubble, dualpipe };
 enum class Precision { bf16, fp8 };
+// How FP8 training scales its tensors (Megatron-Core --fp8-recipe, megatron/core/enums.py Fp8Recipe;
+// Transformer Engine's recipes, transformer_engine/common/recipe/__init__.py): delayed scaling (one
+// scale per tensor from the amax history), tensorwise current scaling (Float8CurrentScaling: the amax
+// of the tensor itself, one more pass over it), blockwise (Float8BlockScaling, Hopper: fp32 scales per
+// 1x128 block of activations and gradients, 128x128 of weights) and MXFP8 (MXFP8BlockScaling,
+// Blackwell: E8M0 scales per 32 elements).
+enum class Fp8Recipe { delayed, tensorwise, blockwise, mxfp8 };
 // CUDA graphs as Megatron-Core uses them: none (eager), partial (Transformer Engine graphs of the
 // static-shape modules: attention, router, MoE preprocess), full (the whole iteration captured).
 enum class CudaGraphs { none, partial, full };
@@ -303,6 +310,9 @@ struct LayoutSpec {
   // in FP8 the same way); false as torchao's float8 linear does, which saves the bf16 input and
   // quantises it again in backward (torchao/float8/float8_linear.py, torchtitan's Float8). Only with fp8.
   bool fp8_cached_inputs = true;
+  // Default: Megatron-Core's TransformerConfig.fp8_recipe default "delayed"; a record sets another only
+  // where its source names it. Only with fp8.
+  Fp8Recipe fp8_recipe = Fp8Recipe::delayed;
   bool flash_attention = true;  // fused attention (no s x s scores kept); false for 2021-era Megatron
   // Without flash attention, Megatron's FusedScaleMaskSoftmax runs one fused scale-mask-softmax kernel
   // unless --no-masked-softmax-fusion (softmax_fusion false): then each torch step is a pass over the
@@ -421,6 +431,15 @@ struct MatrixEfficiency {
   // Rows each expert's tokens are padded to before an FP8 grouped GEMM (Transformer Engine's
   // get_align_size_for_quantization: 16, MXFP8 32).
   int fp8_group_alignment = 16;
+  // FP8 GEMMs take their operands in any layout (Transformer Engine nvte_is_non_tn_fp8_gemm_supported:
+  // compute capability 10.0 and later), so a tensor-scaled FP8 tensor serves the forward and the
+  // backward GEMMs in one copy; false (Hopper, Ada): the GEMMs take only K-major (TN) operands and TE
+  // writes a transposed copy beside the FP8 data (transformer_engine/pytorch/csrc/quantizer.cpp,
+  // Float8Quantizer::create_tensor: with_transpose = columnwise_usage && !non_tn).
+  bool fp8_any_layout = false;
+  // FP8 GEMMs reach this fraction of the large-GEMM efficiency BF16 GEMMs reach (peak_fraction) at their
+  // own peak: the ratio of the measured maximal achievable matmul FLOPS (MAMF) of the two precisions.
+  double fp8_fraction = 1.0;
 };
 
 // Operand layouts of a column-major GEMM as cuBLAS kernel names give them (n: as stored, t: transposed).

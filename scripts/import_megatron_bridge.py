@@ -48,8 +48,9 @@ RECIPES_405B_V2 = "scripts/performance/configs/llama/llama31_workload_base_confi
 RECIPE_R = "src/megatron/bridge/recipes/llama/llama3.py (405B: account_for_embedding_in_pipeline_split, account_for_loss_in_pipeline_split)"
 PRECISION = {
     "FP8-CS": "Transformer Engine FP8 current (tensorwise) scaling, fp8 hybrid, FP8 parameter gather",
-    "FP8-MX": "MXFP8 (e4m3 with 32-element block scales), FP8 parameter gather; moesim's fp8 does not tell it from FP8-CS",
+    "FP8-MX": "MXFP8 (e4m3 with 32-element block scales), FP8 parameter gather",
 }
+FP8_RECIPE = {"FP8-CS": "tensorwise", "FP8-MX": "mxfp8"}  # moesim's layout fp8_recipe of each table precision
 
 SYSTEMS = {  # table heading -> (moesim profile, hardware label)
     "DGX-GB300": ("gb300-nvl72", "GB300 NVL72"),
@@ -149,6 +150,7 @@ def record(r):
         "schedule": "interleaved" if vpp > 1 else "1f1b",
         "distributed_optimizer": True,
         "precision": "fp8",
+        "fp8_recipe": FP8_RECIPE[r["precision"]],
         "cross_entropy": "fused",
         "main_grads": "bf16",
         "cuda_graphs": r["graphs"],
@@ -164,7 +166,8 @@ def record(r):
         "cross_entropy": "set_common_perf_overrides: cross_entropy_fusion_impl te (fused)",
         "main_grads": "the FP8 mixed-precision config and the DDP config set grad_reduce_in_fp32 False: bf16 main "
                       "gradients (src/megatron/bridge/training/mixed_precision.py @ 05097809102de3cbe888267e7d701868165153d8). "
-                      "Not modelled: fp8_param_gather keeps the model's parameters in FP8 (1 B instead of 2)",
+                      "Not modelled: fp8_param_gather keeps the model's parameters in FP8 (1 B instead of 2) and casts "
+                      "them on the optimizer's shard instead of at the first microbatch",
     }
     if r["fsdp"]:
         layout["zero_stage"] = 3

@@ -336,6 +336,21 @@ def map_precision(text):
     return None  # FP16, unspecified mixed precision, or not stated
 
 
+def map_fp8_recipe(text):
+    """moesim's fp8_recipe where the source names the FP8 scaling; None: not stated (the layout default,
+    Megatron-Core's "delayed")."""
+    t = (text or "").lower()
+    if "mxfp8" in t:
+        return "mxfp8"
+    if "blockwise" in t or "1x128 / 128x128 block" in t:
+        return "blockwise"
+    if "delayed" in t:
+        return "delayed"
+    if "tensorwise" in t or "current scaling" in t:
+        return "tensorwise"
+    return None
+
+
 def smallest_divisor_above_one(n):
     for d in range(2, n + 1):
         if n % d == 0:
@@ -494,6 +509,8 @@ def layout_of(rec, group, assume):
         "precision": precision,
         "overlap": overlap_of(rec, group, is_moe, assume),
     }
+    if precision == "fp8" and map_fp8_recipe(train["precision"]):
+        layout["fp8_recipe"] = map_fp8_recipe(train["precision"])
     if zero_stage == 3 or par["fsdp"]:
         layout["zero_stage"] = 3
     features = rec["training"]["other_features"] or ""

@@ -114,7 +114,7 @@ int cmd_ops(const std::vector<std::string>& args) {
   const ModelSpec& model = configuration.model;
   const HardwareProfile& hw = configuration.hw;
   const LayoutSpec& layout = configuration.layout;
-  const auto graphs = graph::build_model_graphs(model, graph::make_context(model, layout));
+  const auto graphs = graph::build_model_graphs(model, graph::make_context(model, layout, hw.device));
   const double imbalance = imbalance::layout_imbalance(model, layout);
   auto table = [&](const graph::LayerGraph& g, const char* title) {
     fmt::print("\n{} layer (one microbatch, one device; imbalance {:.2f})\n", title, imbalance);

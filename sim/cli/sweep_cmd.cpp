@@ -124,7 +124,8 @@ sweep::SweepSpec spec_from_script(const po::variables_map& vm) {
     j["global_batch_tokens"] = static_cast<double>(l.at("global_batch").get<int>()) * l.at("seq_len").get<int>();
   if (!j.contains("layout_fixed")) {
     j["layout_fixed"] = sweep::json::object();
-    for (const char* key : {"precision", "distributed_optimizer", "flash_attention", "cross_entropy", "adam_moments", "main_grads", "fp8_dispatch"})
+    for (const char* key : {"precision", "distributed_optimizer", "flash_attention", "cross_entropy", "adam_moments", "main_grads", "fp8_dispatch",
+                            "fp8_recipe"})
       if (l.contains(key)) j["layout_fixed"][key] = l.at(key);
   }
   return sweep::parse_spec(j, vm.count("spec") ? vm["spec"].as<std::string>() : vm["from-script"].as<std::string>(), &model);

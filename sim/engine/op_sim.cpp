@@ -520,7 +520,7 @@ OpLevelResult simulate_op_level(const ModelSpec& m, const LayoutSpec& l, const H
   out.pass_level_iteration = r.iteration_time;
   out.pass_level_mfu = r.mfu;
   out.pass_level_breakdown = r.breakdown;
-  const graph::ModelGraphs graphs = graph::build_model_graphs(m, graph::make_context(m, l));
+  const graph::ModelGraphs graphs = graph::build_model_graphs(m, graph::make_context(m, l, hw.device));
   const std::vector<TaskId> stage_end = OpSimBuilder(m, l, hw, r, graphs, out).build();
   Engine& e = out.engine;
   e.run();

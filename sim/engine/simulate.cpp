@@ -374,7 +374,7 @@ void set_throughput(SimulationResult& r, const LayoutSpec& l, const HardwareProf
 
 SimulationResult simulate(const ModelSpec& m, const LayoutSpec& l, const HardwareProfile& hw) {
   SimulationResult r = start_result(m, l, hw);
-  const graph::ModelGraphs graphs = graph::build_model_graphs(m, graph::make_context(m, l));
+  const graph::ModelGraphs graphs = graph::build_model_graphs(m, graph::make_context(m, l, hw.device));
   const seconds p2p = p2p_time(l, hw, graphs);
   r.pipeline = simulate_pipeline(pass_level_pipeline(m, l, hw, graphs, p2p, r));
   const StageEnds ends = finish_stages(m, l, hw, r);

@@ -310,6 +310,8 @@ json layout_json(const Arguments& a, const ArgumentList& list, const LaunchOptio
   l["distributed_optimizer"] = a.has("use-distributed-optimizer");
   const bool fp8 = a.has("fp8-format") || a.has("fp8-recipe");
   l["precision"] = fp8 ? "fp8" : "bf16";
+  // Megatron's --fp8-recipe names the recipe as the layout does (default delayed); "custom" has no cost model.
+  if (fp8 && a.has("fp8-recipe")) l["fp8_recipe"] = a.text("fp8-recipe");
   // Megatron-Core's DeepEP backend quantises the dispatched tokens to FP8 in FP8 runs; HybridEP does not.
   l["fp8_dispatch"] = fp8 && a.text("moe-flex-dispatcher-backend") == "deepep";
   l["flash_attention"] = a.has("use-flash-attn") || a.text("transformer-impl") == "transformer_engine";

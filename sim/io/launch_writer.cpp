@@ -171,7 +171,10 @@ void write_layout(ArgumentWriter& w, const ModelSpec& m, const LayoutSpec& l, La
     w.comment(std::string("schedule ") + to_string(l.schedule) + " has no Megatron flag: runs as 1f1b / interleaved");
   }
   w.flag("bf16");
-  if (l.precision == Precision::fp8) w.flag("fp8-format", "e4m3");
+  if (l.precision == Precision::fp8) {
+    w.flag("fp8-format", "e4m3");
+    w.flag("fp8-recipe", to_string(l.fp8_recipe));
+  }
   if (l.flash_attention) w.flag("use-flash-attn");
   if (!l.softmax_fusion) w.flag("no-masked-softmax-fusion");
   if (l.softmax_in_fp32) w.flag("attention-softmax-in-fp32");

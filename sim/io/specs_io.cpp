@@ -69,6 +69,15 @@ const char* to_string(Recompute r) {
   return "?";
 }
 const char* to_string(Precision p) { return p == Precision::fp8 ? "fp8" : "bf16"; }
+const char* to_string(Fp8Recipe r) {
+  switch (r) {
+    case Fp8Recipe::delayed: return "delayed";
+    case Fp8Recipe::tensorwise: return "tensorwise";
+    case Fp8Recipe::blockwise: return "blockwise";
+    case Fp8Recipe::mxfp8: return "mxfp8";
+  }
+  return "?";
+}
 const char* to_string(MoeDispatcher d) {
   switch (d) {
     case MoeDispatcher::alltoall: return "alltoall";
@@ -362,6 +371,12 @@ LayoutSpec parse_layout(const json& j, const std::string& file) {
   l.fp8_dispatch = f.boolean_or("fp8_dispatch", false);
   l.fp8_cached_inputs = f.boolean_or("fp8_cached_inputs", true);
   if (l.fp8_dispatch && l.precision != Precision::fp8) f.fail("fp8_dispatch", "false unless precision is fp8");
+  if (f.has("fp8_recipe")) {
+    if (l.precision != Precision::fp8) f.fail("fp8_recipe", "absent unless precision is fp8");
+    const std::string recipe = f.choice_or("fp8_recipe", {"delayed", "tensorwise", "blockwise", "mxfp8"}, "delayed");
+    for (Fp8Recipe r : {Fp8Recipe::delayed, Fp8Recipe::tensorwise, Fp8Recipe::blockwise, Fp8Recipe::mxfp8})
+      if (recipe == to_string(r)) l.fp8_recipe = r;
+  }
   l.flash_attention = f.boolean_or("flash_attention", true);
   l.softmax_fusion = f.boolean_or("softmax_fusion", true);
   l.softmax_in_fp32 = f.boolean_or("softmax_in_fp32", false);
@@ -487,6 +502,9 @@ HardwareProfile parse_profile(const json& j, const std::string& file) {
     e.tile_fixed_cost = me->non_negative_or("tile_fixed_cost", 0);
     if (e.tile_fixed_cost > 0 && e.compute_units == 0) me->fail("tile_fixed_cost", "compute_units as well (the tiles share them)");
     e.fp8_group_alignment = me->positive_int_or("fp8_group_alignment", e.fp8_group_alignment);
+    e.fp8_any_layout = me->boolean_or("fp8_any_layout", false);
+    e.fp8_fraction = me->positive_or("fp8_fraction", 1.0);
+    if (e.fp8_fraction > 1) me->fail("fp8_fraction", "at most 1 (a share of peak_fraction)");
     // Both scale peak_fraction; the product is a fraction of peak and cannot exceed it (MFU > 1).
     for (const auto& [key, factor] : {std::pair{"grouped_gemm_factor", e.grouped_gemm_factor}, {"attention_fraction", e.attention_fraction}})
       if (e.peak_fraction * factor > 1) me->fail(key, fmt::format("at most 1 / peak_fraction = {:.4g}", 1 / e.peak_fraction));
@@ -566,6 +584,8 @@ json profile_json(const HardwareProfile& hw, const json& base) {
   if (e.compute_units > 0) d["matrix_efficiency"]["compute_units"] = e.compute_units;
   if (e.tile_fixed_cost > 0) d["matrix_efficiency"]["tile_fixed_cost"] = e.tile_fixed_cost;
   d["matrix_efficiency"]["fp8_group_alignment"] = e.fp8_group_alignment;
+  d["matrix_efficiency"]["fp8_any_layout"] = e.fp8_any_layout;
+  d["matrix_efficiency"]["fp8_fraction"] = e.fp8_fraction;
   d["vector_efficiency"] = dev.vector_efficiency;
   d["hbm_efficiency"] = dev.hbm_efficiency;
   d["launch_overhead"] = dev.launch_overhead;

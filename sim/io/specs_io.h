@@ -33,6 +33,7 @@ std::vector<std::string> builtin_profiles();
 const char* to_string(ScheduleKind s);
 const char* to_string(Recompute r);
 const char* to_string(Precision p);
+const char* to_string(Fp8Recipe r);
 const char* to_string(MoeDispatcher d);
 const char* to_string(AttentionType a);
 const char* to_string(LinearMixer k);

@@ -117,7 +117,7 @@ bytes PreScreen::static_memory_lower_bound(const LayoutSpec& layout) {
   // stage_memory with no microbatch in flight: weights, gradients, optimizer, buffers and reserve,
   // with the same sharding rules as the simulation. Balanced routing (imbalance 1) is the least
   // buffer any routing can need.
-  const graph::GraphContext context = graph::make_context(model_, layout);
+  const graph::GraphContext context = graph::make_context(model_, layout, hw_.device);
   auto known = std::find_if(graphs_.begin(), graphs_.end(), [&](const auto& entry) { return entry.first == context; });
   const graph::ModelGraphs& graphs =
       known != graphs_.end() ? known->second : graphs_.emplace_back(context, graph::build_model_graphs(model_, context)).second;
