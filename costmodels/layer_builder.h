@@ -1,7 +1,9 @@
 #pragma once
 // The builder of one layer's operator graph (costmodels/graph.cpp); the MoE block's ops are built in
 // costmodels/moe_layer.cpp. Internal to costmodels/: other code reads the built graphs (graph.h).
+#include <array>
 #include <initializer_list>
+#include <ranges>
 #include <string_view>
 #include <vector>
 
@@ -18,6 +20,9 @@ class LayerBuilder {
     tokens_sp_ = c.sequence_parallel ? c.tokens / c.tp : c.tokens;
   }
 
+  // Room for `ops` ops up front, so that adding one never moves the ops built so far.
+  void reserve(std::size_t ops) { graph_.forward.reserve(ops); }
+
   LayerGraph take(LayerKind kind, AttentionSpan span) {
     graph_.kind = kind;
     graph_.span = span;
@@ -30,7 +35,7 @@ class LayerBuilder {
   // A plain GEMM is one aten.mm of the reference model; grouped (per-expert) GEMMs are not aten.mm.
   Op& gemm(const char* name, double m, double k, double n, double count = 1, bool grouped = false) {
     Op& op = make_gemm(name, m, k, n, count, grouped);
-    if (!grouped) op_sac_matmuls(op, {m * n * count});
+    if (!grouped) op_sac_matmuls(op, std::array{m * n * count});
     return op;
   }
 
@@ -40,9 +45,7 @@ class LayerBuilder {
     double n = 0;
     for (double w : widths) n += w;
     Op& op = make_gemm(name, m, k, n);
-    std::vector<double> outputs;
-    for (double w : widths) outputs.push_back(m * w);
-    op_sac_matmuls(op, outputs);
+    op_sac_matmuls(op, std::views::transform(widths, [m](double w) { return m * w; }));
     return op;
   }
 
@@ -52,8 +55,10 @@ class LayerBuilder {
   // SDPA and _c10d_functional.reduce_scatter_tensor are saved (MUST_SAVE), except every second aten.mm
   // in call order ("meta[mm_count_key] % 2 == 0": the block's 2nd, 4th, ... mm is recomputed); every
   // other op is recomputed in backward. `outputs` are the output elements of the mm calls one GEMM op
-  // stands for, in call order; their FLOPs share one input, so they split by output size.
-  void op_sac_matmuls(Op& op, const std::vector<double>& outputs) {
+  // stands for, in call order; their FLOPs share one input, so they split by output size. (A range, not
+  // a vector: graphs are built for every layout a sweep screens, and an allocation per GEMM showed.)
+  template <class Outputs>
+  void op_sac_matmuls(Op& op, const Outputs& outputs) {
     double total = 0, rerun = 0;
     op.kept_by_op_sac = 0;
     for (double elements : outputs) {
