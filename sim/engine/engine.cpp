@@ -45,7 +45,7 @@ TaskId Engine::add_task(StreamId stream, seconds duration, int category, int lab
   if (streams_[stream].last != no_task) next_in_stream_[streams_[stream].last] = id;
   streams_[stream].last = id;
   streams_[stream].busy += duration;
-  ran_ = false;
+  ran_ = structure_ready_ = false;
   return id;
 }
 
@@ -65,27 +65,33 @@ void Engine::add_dependency(TaskId before, TaskId after, seconds delay) {
   if (!std::isfinite(delay) || delay < 0)
     throw std::invalid_argument(fmt::format("engine: dependency delay {} must be finite and >= 0", delay));
   deps_.push_back(Dependency{before, after, delay});
-  ran_ = false;
+  ran_ = structure_ready_ = false;
 }
 
-void Engine::check_task(TaskId task) const {
-  if (task < 0 || task >= task_count())
-    throw std::out_of_range(fmt::format("engine: unknown task {} (have {})", task, task_count()));
+void Engine::unknown_task(TaskId task) const {
+  throw std::out_of_range(fmt::format("engine: unknown task {} (have {})", task, task_count()));
 }
+
+void Engine::not_run() { throw std::logic_error("engine: start() or finish() before run()"); }
 
 void Engine::run() {
   const std::size_t n = tasks_.size();
-  // Successors in compressed-row form: one counting pass, one prefix sum, one fill.
-  succ_offset_.assign(n + 1, 0);
-  for (const auto& d : deps_) ++succ_offset_[d.before + 1];
-  for (std::size_t i = 0; i < n; ++i) succ_offset_[i + 1] += succ_offset_[i];
-  succ_dep_.resize(deps_.size());
-  succ_fill_.assign(succ_offset_.begin(), succ_offset_.end() - 1);
-  for (std::size_t k = 0; k < deps_.size(); ++k) succ_dep_[succ_fill_[deps_[k].before]++] = static_cast<std::int32_t>(k);
-  pending_.assign(n, 0);
-  for (const auto& d : deps_) ++pending_[d.after];
-  for (std::size_t i = 0; i < n; ++i)
-    if (prev_in_stream_[i] != no_task) ++pending_[i];
+  if (!structure_ready_) {
+    // Successors in compressed-row form: one counting pass, one prefix sum, one fill. Kept for the
+    // next run while no task or dependency is added (set_duration changes times, not the graph).
+    succ_offset_.assign(n + 1, 0);
+    for (const auto& d : deps_) ++succ_offset_[d.before + 1];
+    for (std::size_t i = 0; i < n; ++i) succ_offset_[i + 1] += succ_offset_[i];
+    succ_dep_.resize(deps_.size());
+    succ_fill_.assign(succ_offset_.begin(), succ_offset_.end() - 1);
+    for (std::size_t k = 0; k < deps_.size(); ++k) succ_dep_[succ_fill_[deps_[k].before]++] = static_cast<std::int32_t>(k);
+    predecessors_.assign(n, 0);
+    for (const auto& d : deps_) ++predecessors_[d.after];
+    for (std::size_t i = 0; i < n; ++i)
+      if (prev_in_stream_[i] != no_task) ++predecessors_[i];
+    structure_ready_ = true;
+  }
+  pending_ = predecessors_;
   ready_.assign(n, 0.0);
   start_.assign(n, -1.0);
   finish_.assign(n, -1.0);
@@ -139,26 +145,6 @@ void Engine::report_deadlock(std::size_t completed) const {
   throw std::runtime_error(fmt::format("engine deadlock after {} of {} tasks", completed, tasks_.size()));
 }
 
-seconds Engine::start(TaskId task) const {
-  check_task(task);
-  if (!ran_) throw std::logic_error("engine: start() before run()");
-  return start_[task];
-}
-
-seconds Engine::finish(TaskId task) const {
-  check_task(task);
-  if (!ran_) throw std::logic_error("engine: finish() before run()");
-  return finish_[task];
-}
-
 seconds Engine::busy(StreamId stream) const { return streams_.at(stream).busy; }
-
-const TaskInfo& Engine::task(TaskId task) const {
-  check_task(task);
-  return tasks_[task];
-}
-
-const std::string& Engine::stream_name(StreamId stream) const { return streams_.at(stream).name; }
-int Engine::stream_group(StreamId stream) const { return streams_.at(stream).group; }
 
 }  // namespace moesim::sim
