@@ -82,9 +82,11 @@ void Engine::run() {
     succ_offset_.assign(n + 1, 0);
     for (const auto& d : deps_) ++succ_offset_[d.before + 1];
     for (std::size_t i = 0; i < n; ++i) succ_offset_[i + 1] += succ_offset_[i];
-    succ_dep_.resize(deps_.size());
+    // Each task's successors side by side with their delays: the run reads them in order, where an
+    // index into deps_ sent it to a scattered place per successor (costly past the caches at 1M tasks).
+    succ_.resize(deps_.size());
     succ_fill_.assign(succ_offset_.begin(), succ_offset_.end() - 1);
-    for (std::size_t k = 0; k < deps_.size(); ++k) succ_dep_[succ_fill_[deps_[k].before]++] = static_cast<std::int32_t>(k);
+    for (const auto& d : deps_) succ_[succ_fill_[d.before]++] = Successor{d.after, d.delay};
     predecessors_.assign(n, 0);
     for (const auto& d : deps_) ++predecessors_[d.after];
     for (std::size_t i = 0; i < n; ++i)
@@ -92,9 +94,8 @@ void Engine::run() {
     structure_ready_ = true;
   }
   pending_ = predecessors_;
-  ready_.assign(n, 0.0);
-  start_.assign(n, -1.0);
-  finish_.assign(n, -1.0);
+  start_.assign(n, 0.0);    // until a task is settled: the latest finish (plus delay) released to it so far
+  finish_.assign(n, -1.0);  // -1: not settled (report_deadlock)
   makespan_ = 0;
 
   // Since no choices are made, a task's start is the latest finish (plus delay) among its stream
@@ -107,18 +108,14 @@ void Engine::run() {
   for (std::size_t i = 0; i < n; ++i)
     if (pending_[i] == 0) ready_queue_[tail++] = static_cast<TaskId>(i);
   const auto release = [&](TaskId t, seconds at) {
-    ready_[t] = std::max(ready_[t], at);
+    start_[t] = std::max(start_[t], at);
     if (--pending_[t] == 0) ready_queue_[tail++] = t;
   };
   while (head < tail) {
     const TaskId t = ready_queue_[head++];
-    start_[t] = ready_[t];
     const seconds done = finish_[t] = start_[t] + tasks_[t].duration;
     makespan_ = std::max(makespan_, done);
-    for (auto k = succ_offset_[t]; k < succ_offset_[t + 1]; ++k) {
-      const auto& d = deps_[succ_dep_[k]];
-      release(d.after, done + d.delay);
-    }
+    for (auto k = succ_offset_[t]; k < succ_offset_[t + 1]; ++k) release(succ_[k].after, done + succ_[k].delay);
     if (next_in_stream_[t] != no_task) release(next_in_stream_[t], done);
   }
   if (head != n) report_deadlock(head);
@@ -130,7 +127,7 @@ void Engine::report_deadlock(std::size_t completed) const {
   // started: it heads its stream and must be waiting on a dependency that never finishes.
   for (std::size_t i = 0; i < tasks_.size(); ++i) {
     const auto t = static_cast<TaskId>(i);
-    if (start_[t] >= 0 || (prev_in_stream_[t] != no_task && finish_[prev_in_stream_[t]] < 0)) continue;
+    if (finish_[t] >= 0 || (prev_in_stream_[t] != no_task && finish_[prev_in_stream_[t]] < 0)) continue;
     TaskId waits_for = no_task;
     for (const auto& d : deps_)
       if (d.after == t && finish_[d.before] < 0) { waits_for = d.before; break; }

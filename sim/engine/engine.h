@@ -111,13 +111,16 @@ class Engine {
   std::vector<Dependency> deps_;
 
   // Run state, sized by run() before the event loop.
-  std::vector<std::int32_t> succ_offset_;  // CSR successors of each task over deps_
-  std::vector<std::int32_t> succ_dep_;
-  std::vector<std::int32_t> succ_fill_;  // scratch for building succ_dep_
+  struct Successor {
+    TaskId after;
+    seconds delay;
+  };
+  std::vector<std::int32_t> succ_offset_;  // CSR successors of each task
+  std::vector<Successor> succ_;
+  std::vector<std::int32_t> succ_fill_;  // scratch for building succ_
   std::vector<std::int32_t> predecessors_;  // dependencies + stream predecessor of each task
   std::vector<std::int32_t> pending_;  // unfinished predecessors during a run
-  bool structure_ready_ = false;       // succ_offset_, succ_dep_ and predecessors_ match the graph
-  std::vector<seconds> ready_;         // earliest start allowed by finished predecessors
+  bool structure_ready_ = false;       // succ_offset_, succ_ and predecessors_ match the graph
   std::vector<seconds> start_, finish_;
   std::vector<TaskId> ready_queue_;  // tasks in the order they were settled (topological)
   seconds makespan_ = 0;
