@@ -119,6 +119,9 @@ using detail::LayerBuilder;
 
 LayerGraph build_layer(const ModelSpec& model, const GraphContext& ctx, LayerKind kind, AttentionSpan span) {
   LayerBuilder b(model, ctx);
+  // A decoder layer has 20-45 ops (an MTP module the most: projection, attention, MoE and head), the
+  // embedding and the output head a few; the sweep pre-screen builds graphs for every layout it screens.
+  b.reserve(kind == LayerKind::embedding || kind == LayerKind::lm_head ? 8 : 64);
   if (kind != LayerKind::dense && kind != LayerKind::moe) span = AttentionSpan::full;
   const auto mixer = [&] { if (span == AttentionSpan::linear) b.linear_mixer(); else b.attention(span); };
   switch (kind) {

@@ -19,6 +19,9 @@ class LayerBuilder {
     tokens_sp_ = c.sequence_parallel ? c.tokens / c.tp : c.tokens;
   }
 
+  // Room for `ops` ops up front, so that adding one never moves the ops built so far.
+  void reserve(std::size_t ops) { graph_.forward.reserve(ops); }
+
   LayerGraph take(LayerKind kind, AttentionSpan span) {
     add_fp8_casts();
     graph_.kind = kind;
@@ -33,7 +36,7 @@ class LayerBuilder {
   // A plain GEMM is one aten.mm of the reference model; grouped (per-expert) GEMMs are not aten.mm.
   Op& gemm(const char* name, double m, double k, double n, double count = 1, bool grouped = false) {
     Op& op = make_gemm(name, m, k, n, count, grouped);
-    if (!grouped) op_sac_matmuls(op, {m * n * count});
+    if (!grouped) op_sac_matmuls(op, m * n * count, {1.0});
     return op;
   }
 
@@ -43,9 +46,7 @@ class LayerBuilder {
     double n = 0;
     for (double w : widths) n += w;
     Op& op = make_gemm(name, m, k, n);
-    std::vector<double> outputs;
-    for (double w : widths) outputs.push_back(m * w);
-    op_sac_matmuls(op, outputs);
+    op_sac_matmuls(op, m, widths);
     return op;
   }
 
@@ -54,12 +55,15 @@ class LayerBuilder {
   // `_custom_policy`): inside each checkpointed TransformerBlock the outputs of aten.mm, flash/efficient
   // SDPA and _c10d_functional.reduce_scatter_tensor are saved (MUST_SAVE), except every second aten.mm
   // in call order ("meta[mm_count_key] % 2 == 0": the block's 2nd, 4th, ... mm is recomputed); every
-  // other op is recomputed in backward. `outputs` are the output elements of the mm calls one GEMM op
-  // stands for, in call order; their FLOPs share one input, so they split by output size.
-  void op_sac_matmuls(Op& op, const std::vector<double>& outputs) {
+  // other op is recomputed in backward. `rows` x `widths` are the output elements of the mm calls one
+  // GEMM op stands for, in call order; their FLOPs share one input, so they split by output size. (No
+  // vector of outputs: graphs are built for every layout a sweep screens, and an allocation per GEMM
+  // showed.)
+  void op_sac_matmuls(Op& op, double rows, std::initializer_list<double> widths) {
     double total = 0, rerun = 0;
     op.kept_by_op_sac = 0;
-    for (double elements : outputs) {
+    for (double w : widths) {
+      const double elements = rows * w;
       total += elements;
       if (++matmuls_ % 2 == 0) rerun += elements;
       else op.kept_by_op_sac += elements * a_;

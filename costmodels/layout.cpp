@@ -96,11 +96,6 @@ std::optional<std::string> complete_and_check_layout(const ModelSpec& model, Lay
   return std::nullopt;
 }
 
-const ChunkContent& PipelinePlan::at(int stage, int chunk) const {
-  if (bidirectional) return parts[chunk == 0 ? stage : stages - 1 - stage];
-  return parts[static_cast<size_t>(chunk) * stages + stage];  // Megatron interleaving: chunk-major
-}
-
 PipelinePlan partition_layers(const ModelSpec& model, const LayoutSpec& layout) {
   PipelinePlan plan;
   plan.stages = layout.pp;
@@ -126,6 +121,7 @@ PipelinePlan partition_layers(const ModelSpec& model, const LayoutSpec& layout) 
     }
   }
   int next = 0;
+  plan.parts.reserve(n_parts);
   for (int i = 0; i < n_parts; ++i) {
     ChunkContent c;
     c.first_layer = next;

@@ -34,7 +34,11 @@ struct PipelinePlan {
   bool bidirectional = false;  // DualPipe: chunk 1 of stage s holds part p-1-s (a second copy)
   std::vector<ChunkContent> parts;  // in model order
 
-  const ChunkContent& at(int stage, int chunk) const;
+  // Inline: the memory model calls it per stage and chunk of every layout a sweep screens.
+  const ChunkContent& at(int stage, int chunk) const {
+    if (bidirectional) return parts[chunk == 0 ? stage : stages - 1 - stage];
+    return parts[static_cast<size_t>(chunk) * stages + stage];  // Megatron interleaving: chunk-major
+  }
 };
 
 // Even split where the layers divide; otherwise Megatron's uneven split: the first and last parts

@@ -45,6 +45,23 @@ TEST_CASE("engine: streams run in order, dependencies and delays respected", "[e
   CHECK(e.tasks().size() == 4);
 }
 
+TEST_CASE("engine: a rerun sees changed durations and tasks or dependencies added since", "[engine]") {
+  // The second run reuses the successor lists of the first while only durations change; a task or a
+  // dependency added after that must rebuild them.
+  Engine e = small_graph();
+  e.run();
+  e.set_duration(2, 2.5);  // t2 [1, 3.5], so t1 [3.5, 5.5], t3 [5.75, 6.25]
+  e.run();
+  CHECK(e.start(1) == 3.5);
+  CHECK(e.start(3) == 5.75);
+  const auto t4 = e.add_task(0, 1.0, TaskCategory::compute, 14);  // after t1 on its stream: [5.5, 6.5]
+  e.add_dependency(t4, 3);                                         // t3 now waits for t4: [6.5, 7.0]
+  e.run();
+  CHECK(e.start(t4) == 5.5);
+  CHECK(e.start(3) == 6.5);
+  CHECK(e.makespan() == 7.0);
+}
+
 TEST_CASE("engine: identical inputs give bit-identical timelines", "[engine]") {
   Engine a = small_graph(), b = small_graph();
   a.run();

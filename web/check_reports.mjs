@@ -1,7 +1,8 @@
 // Opens moesim HTML reports in headless Chromium (Debian's /usr/bin/chromium, driven by
 // playwright-core) and checks that each chart rendered the marks its inputs call for, that hovering
 // a point shows its tooltip, that the page logged no error and fetched nothing from the network;
-// saves a full-page screenshot of each. Exit status 1 on any failure. Run by tests/cli/html_reports.sh.
+// saves a full-page screenshot of each (of an operator-level simulation: its operator timeline). Exit
+// status 1 on any failure. Run by tests/cli/html_reports.sh.
 //
 //   node web/check_reports.mjs --screenshots DIR
 //        [--sweep REPORT.html RESULTS.jsonl SWEEP.json]   (SWEEP.json: moesim sweep --json, same --top)
@@ -94,14 +95,17 @@ function countMarks() {
   return result;
 }
 
-// Scrolls chart `name` into view and returns the viewport position of the centre of a visible
-// point or bar of one of its layers (the SVG renderer's role-mark groups; legends have other roles).
+// Scrolls a visible point or bar of one of chart `name`'s layers into view (the SVG renderer's
+// role-mark groups; legends have other roles) and returns the viewport position of its centre. The
+// mark, not the chart, is scrolled to: a chart taller than the window may hold it above the fold.
 function markPosition(name) {
   const svg = window.moesimViews[name].container().querySelector('svg');
-  svg.scrollIntoView({ block: 'center' });
   for (const path of svg.querySelectorAll('g.role-mark.mark-symbol path, g.role-mark.mark-rect path')) {
-    const r = path.getBoundingClientRect();
-    if (r.width >= 3 && r.height >= 3) return { x: r.left + r.width / 2, y: r.top + r.height / 2 };
+    let r = path.getBoundingClientRect();
+    if (r.width < 3 || r.height < 3) continue;
+    path.scrollIntoView({ block: 'center', inline: 'center' });
+    r = path.getBoundingClientRect();
+    return { x: r.left + r.width / 2, y: r.top + r.height / 2 };
   }
   return null;
 }
@@ -126,7 +130,7 @@ async function inspectReport(context, report, screenshotDir) {
   page.on('request', (request) => {
     if (!/^(file|data|blob|about):/.test(request.url())) failures.push(`network request (the report must open offline): ${request.url()}`);
   });
-  await page.goto('file://' + path.resolve(html));
+  await page.goto('file://' + path.resolve(html), { timeout: 60000 });  // an operator-level report is ~30 MB
   try {
     await page.waitForFunction(() => window.moesimReady === true, null, { timeout: 60000 });
   } catch (error) {
@@ -182,7 +186,11 @@ async function inspectReport(context, report, screenshotDir) {
   await page.evaluate(() => window.scrollTo(0, 0));
   await page.waitForTimeout(150);
   const shot = path.join(screenshotDir, path.basename(html, '.html') + '.png');
-  await page.screenshot({ path: shot, fullPage: true });
+  // An operator-level simulation (simulate --op-level) is pictured by its operator timeline alone: the
+  // chart that shows what the pass-level report does not, every operator on its stream.
+  const opLevel = report.kind === 'simulation' && readJson(report.files[2]).op_level !== undefined;
+  if (opLevel) await page.locator('#chart-timeline').screenshot({ path: shot });
+  else await page.screenshot({ path: shot, fullPage: true });
   await page.close();
   console.log(`${report.kind} report ${html}: ${failures.length ? 'FAILED' : 'ok'} -> ${shot}\n${lines.join('\n')}`);
   for (const f of failures) console.log(`  FAIL ${f}`);

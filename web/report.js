@@ -355,31 +355,45 @@
       rules: [{ value: mem.capacity_bytes / 1e9, label: 'device memory' }],
     });
 
-    const tasks = data.timeline.map((t) => ({
-      name: t.name, kind: passKind(t.name), stage: t.stage, row: t.stream,
-      row_order: 2 * t.stage + (passKind(t.name) === 'p2p send' ? 1 : 0),
-      start: t.start_ms, end: t.start_ms + t.duration_ms, duration: t.duration_ms,
-    }));
+    // Pass level: one bar per pass, coloured by pass. Operator level (simulate --op-level): one bar per
+    // operator, one row per stream of each stage, coloured by what the operator does.
+    const opLevel = data.timeline_level === 'operator';
+    const STREAMS = ['compute', 'tp comm', 'ep comm', 'cp comm', 'p2p send', 'dp comm', 'host copy'];
+    const streamIndex = (row) => Math.max(0, STREAMS.findIndex((s) => row.endsWith(' ' + s)));
+    const tasks = data.timeline.map((t) => {
+      const kind = opLevel ? t.category : passKind(t.name);
+      return {
+        name: t.name, kind: kind, stage: t.stage, row: t.stream,
+        row_order: opLevel ? STREAMS.length * t.stage + streamIndex(t.stream) : 2 * t.stage + (kind === 'p2p send' ? 1 : 0),
+        start: t.start_ms, end: t.start_ms + t.duration_ms, duration: t.duration_ms,
+      };
+    });
     const rowsCount = new Set(tasks.map((t) => t.row)).size;
-    const palette = { forward: '#4c78a8', backward: '#f58518', 'weight gradient': '#54a24b',
-      'forward+backward (fused)': '#b279a2', 'p2p send': '#bab0ac', other: '#999999' };
+    const palette = opLevel
+      ? { compute: '#4c78a8', tp_comm: '#f58518', ep_comm: '#e45756', cp_comm: '#72b7b2', pp_comm: '#8c8c8c',
+        dp_comm: '#54a24b', host_copy: '#b279a2', host: '#9d755d', optimizer: '#eeca3b', other: '#999999' }
+      : { forward: '#4c78a8', backward: '#f58518', 'weight gradient': '#54a24b',
+        'forward+backward (fused)': '#b279a2', 'p2p send': '#bab0ac', other: '#999999' };
     const kinds = Object.keys(palette).filter((k) => tasks.some((t) => t.kind === k));
-    const s3 = section('Pipeline timeline', `Every pass of every stage (${tasks.length} tasks, ${data.layout.schedule} schedule); drag to pan, scroll to zoom, hover for the pass. The same timeline as the Chrome trace (--trace) for Perfetto.`);
+    const what = opLevel ? 'operator' : 'pass';
+    const s3 = opLevel
+      ? section('Operator timeline', `Every operator of every stage on its stream (${tasks.length} operators, ${data.layout.schedule} schedule): compute, TP, EP and CP collectives, pipeline sends, DP buckets, host copies; drag to pan, scroll to zoom, hover for the operator. The same timeline as the Chrome trace (--op-level --trace) for Perfetto.`)
+      : section('Pipeline timeline', `Every pass of every stage (${tasks.length} tasks, ${data.layout.schedule} schedule); drag to pan, scroll to zoom, hover for the pass. The same timeline as the Chrome trace (--trace) for Perfetto.`);
     chart(s3, 'timeline', {
-      height: Math.max(60, 13 * rowsCount),
+      height: Math.max(60, (opLevel ? 10 : 13) * rowsCount),  // an operator timeline has 7 streams a stage
       data: { values: tasks },
       params: [{ name: 'zoom', select: { type: 'interval', encodings: ['x'] }, bind: 'scales' }],
       mark: { type: 'bar', height: { band: 0.85 }, strokeWidth: 0.6 },
       encoding: {
         // Sends last microseconds: an outline keeps them visible at any zoom.
         stroke: { condition: { test: "datum.kind === 'p2p send'", value: '#8c8c8c' }, value: null },
-        y: { field: 'row', type: 'nominal', sort: { field: 'row_order' }, title: null, axis: { labelFontSize: 10 } },
-        x: { field: 'start', type: 'quantitative', title: 'time (ms)' },
+        y: { field: 'row', type: 'nominal', sort: { field: 'row_order' }, title: null, axis: { labelFontSize: opLevel ? 9 : 10 } },
+        x: { field: 'start', type: 'quantitative', title: 'time (ms)', axis: { labelOverlap: true, labelSeparation: 6 } },
         x2: { field: 'end' },
         color: { field: 'kind', type: 'nominal', title: null,
           scale: { domain: kinds, range: kinds.map((k) => palette[k]) },
           legend: { orient: 'bottom' } },
-        tooltip: [{ field: 'name', title: 'pass' }, { field: 'row', title: 'where' }, { field: 'kind', title: 'kind' },
+        tooltip: [{ field: 'name', title: what }, { field: 'row', title: 'where' }, { field: 'kind', title: 'kind' },
           { field: 'start', title: 'start (ms)', format: '.2f' }, { field: 'duration', title: 'duration (ms)', format: '.2f' }],
       },
     });

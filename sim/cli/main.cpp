@@ -40,7 +40,7 @@ int cmd_simulate(const std::vector<std::string>& args) {
   d.add_options()("json", po::value<std::string>(), "write the simulation report as JSON")(
       "trace", po::value<std::string>(), "write the simulated timeline as Chrome trace JSON (Perfetto); with --op-level every operator")(
       "op-level", "also simulate the iteration operator by operator on streams and print it beside the pass-level prediction")(
-      "html", po::value<std::string>(), "write an interactive HTML report (breakdowns, memory, pipeline timeline)")(
+      "html", po::value<std::string>(), "write an interactive HTML report (breakdowns, memory, pipeline timeline; with --op-level every operator)")(
       "convention", po::value<std::string>(),
       "also give the MFU as a source of this FLOP convention counts it (validate's conventions: mindspeed, pangu, ...)");
   const auto parsed = parse_command(args, d);
@@ -79,7 +79,7 @@ int cmd_simulate(const std::vector<std::string>& args) {
   if (vm.count("html")) {
     auto out = open_output(vm["html"].as<std::string>());
     html::write_report(out, fmt::format("moesim: {} on {} x {}", model.name, layout.devices, hw.name),
-                       html::simulation_report_data(model, layout, hw, r));
+                       html::simulation_report_data(model, layout, hw, r, op ? &*op : nullptr));
   }
   return 0;
 }

@@ -45,7 +45,7 @@ TaskId Engine::add_task(StreamId stream, seconds duration, int category, int lab
   if (streams_[stream].last != no_task) next_in_stream_[streams_[stream].last] = id;
   streams_[stream].last = id;
   streams_[stream].busy += duration;
-  ran_ = false;
+  ran_ = structure_ready_ = false;
   return id;
 }
 
@@ -65,30 +65,37 @@ void Engine::add_dependency(TaskId before, TaskId after, seconds delay) {
   if (!std::isfinite(delay) || delay < 0)
     throw std::invalid_argument(fmt::format("engine: dependency delay {} must be finite and >= 0", delay));
   deps_.push_back(Dependency{before, after, delay});
-  ran_ = false;
+  ran_ = structure_ready_ = false;
 }
 
-void Engine::check_task(TaskId task) const {
-  if (task < 0 || task >= task_count())
-    throw std::out_of_range(fmt::format("engine: unknown task {} (have {})", task, task_count()));
+void Engine::unknown_task(TaskId task) const {
+  throw std::out_of_range(fmt::format("engine: unknown task {} (have {})", task, task_count()));
 }
+
+void Engine::not_run() { throw std::logic_error("engine: start() or finish() before run()"); }
 
 void Engine::run() {
   const std::size_t n = tasks_.size();
-  // Successors in compressed-row form: one counting pass, one prefix sum, one fill.
-  succ_offset_.assign(n + 1, 0);
-  for (const auto& d : deps_) ++succ_offset_[d.before + 1];
-  for (std::size_t i = 0; i < n; ++i) succ_offset_[i + 1] += succ_offset_[i];
-  succ_dep_.resize(deps_.size());
-  succ_fill_.assign(succ_offset_.begin(), succ_offset_.end() - 1);
-  for (std::size_t k = 0; k < deps_.size(); ++k) succ_dep_[succ_fill_[deps_[k].before]++] = static_cast<std::int32_t>(k);
-  pending_.assign(n, 0);
-  for (const auto& d : deps_) ++pending_[d.after];
-  for (std::size_t i = 0; i < n; ++i)
-    if (prev_in_stream_[i] != no_task) ++pending_[i];
-  ready_.assign(n, 0.0);
-  start_.assign(n, -1.0);
-  finish_.assign(n, -1.0);
+  if (!structure_ready_) {
+    // Successors in compressed-row form: one counting pass, one prefix sum, one fill. Kept for the
+    // next run while no task or dependency is added (set_duration changes times, not the graph).
+    succ_offset_.assign(n + 1, 0);
+    for (const auto& d : deps_) ++succ_offset_[d.before + 1];
+    for (std::size_t i = 0; i < n; ++i) succ_offset_[i + 1] += succ_offset_[i];
+    // Each task's successors side by side with their delays: the run reads them in order, where an
+    // index into deps_ sent it to a scattered place per successor (costly past the caches at 1M tasks).
+    succ_.resize(deps_.size());
+    succ_fill_.assign(succ_offset_.begin(), succ_offset_.end() - 1);
+    for (const auto& d : deps_) succ_[succ_fill_[d.before]++] = Successor{d.after, d.delay};
+    predecessors_.assign(n, 0);
+    for (const auto& d : deps_) ++predecessors_[d.after];
+    for (std::size_t i = 0; i < n; ++i)
+      if (prev_in_stream_[i] != no_task) ++predecessors_[i];
+    structure_ready_ = true;
+  }
+  pending_ = predecessors_;
+  start_.assign(n, 0.0);    // until a task is settled: the latest finish (plus delay) released to it so far
+  finish_.assign(n, -1.0);  // -1: not settled (report_deadlock)
   makespan_ = 0;
 
   // Since no choices are made, a task's start is the latest finish (plus delay) among its stream
@@ -101,18 +108,14 @@ void Engine::run() {
   for (std::size_t i = 0; i < n; ++i)
     if (pending_[i] == 0) ready_queue_[tail++] = static_cast<TaskId>(i);
   const auto release = [&](TaskId t, seconds at) {
-    ready_[t] = std::max(ready_[t], at);
+    start_[t] = std::max(start_[t], at);
     if (--pending_[t] == 0) ready_queue_[tail++] = t;
   };
   while (head < tail) {
     const TaskId t = ready_queue_[head++];
-    start_[t] = ready_[t];
     const seconds done = finish_[t] = start_[t] + tasks_[t].duration;
     makespan_ = std::max(makespan_, done);
-    for (auto k = succ_offset_[t]; k < succ_offset_[t + 1]; ++k) {
-      const auto& d = deps_[succ_dep_[k]];
-      release(d.after, done + d.delay);
-    }
+    for (auto k = succ_offset_[t]; k < succ_offset_[t + 1]; ++k) release(succ_[k].after, done + succ_[k].delay);
     if (next_in_stream_[t] != no_task) release(next_in_stream_[t], done);
   }
   if (head != n) report_deadlock(head);
@@ -124,7 +127,7 @@ void Engine::report_deadlock(std::size_t completed) const {
   // started: it heads its stream and must be waiting on a dependency that never finishes.
   for (std::size_t i = 0; i < tasks_.size(); ++i) {
     const auto t = static_cast<TaskId>(i);
-    if (start_[t] >= 0 || (prev_in_stream_[t] != no_task && finish_[prev_in_stream_[t]] < 0)) continue;
+    if (finish_[t] >= 0 || (prev_in_stream_[t] != no_task && finish_[prev_in_stream_[t]] < 0)) continue;
     TaskId waits_for = no_task;
     for (const auto& d : deps_)
       if (d.after == t && finish_[d.before] < 0) { waits_for = d.before; break; }
@@ -139,26 +142,6 @@ void Engine::report_deadlock(std::size_t completed) const {
   throw std::runtime_error(fmt::format("engine deadlock after {} of {} tasks", completed, tasks_.size()));
 }
 
-seconds Engine::start(TaskId task) const {
-  check_task(task);
-  if (!ran_) throw std::logic_error("engine: start() before run()");
-  return start_[task];
-}
-
-seconds Engine::finish(TaskId task) const {
-  check_task(task);
-  if (!ran_) throw std::logic_error("engine: finish() before run()");
-  return finish_[task];
-}
-
 seconds Engine::busy(StreamId stream) const { return streams_.at(stream).busy; }
-
-const TaskInfo& Engine::task(TaskId task) const {
-  check_task(task);
-  return tasks_[task];
-}
-
-const std::string& Engine::stream_name(StreamId stream) const { return streams_.at(stream).name; }
-int Engine::stream_group(StreamId stream) const { return streams_.at(stream).group; }
 
 }  // namespace moesim::sim

@@ -57,18 +57,28 @@ class Engine {
   void run();
   bool has_run() const { return ran_; }
 
-  seconds start(TaskId task) const;
-  seconds finish(TaskId task) const;
+  // The accessors are inline: the operator-level measures read every task's times after each run.
+  seconds start(TaskId task) const {
+    check_times(task);
+    return start_[task];
+  }
+  seconds finish(TaskId task) const {
+    check_times(task);
+    return finish_[task];
+  }
   seconds makespan() const { return makespan_; }
   // Sum of task durations on the stream (time it is occupied).
   seconds busy(StreamId stream) const;
 
   int task_count() const { return static_cast<int>(tasks_.size()); }
   int stream_count() const { return static_cast<int>(streams_.size()); }
-  const TaskInfo& task(TaskId task) const;
+  const TaskInfo& task(TaskId task) const {
+    check_task(task);
+    return tasks_[task];
+  }
   std::span<const TaskInfo> tasks() const { return tasks_; }  // index = TaskId
-  const std::string& stream_name(StreamId stream) const;
-  int stream_group(StreamId stream) const;
+  const std::string& stream_name(StreamId stream) const { return streams_.at(stream).name; }
+  int stream_group(StreamId stream) const { return streams_.at(stream).group; }
   std::size_t dependency_count() const { return deps_.size(); }
 
  private:
@@ -83,7 +93,15 @@ class Engine {
     seconds delay;
   };
 
-  void check_task(TaskId task) const;
+  void check_task(TaskId task) const {
+    if (task < 0 || task >= task_count()) [[unlikely]] unknown_task(task);
+  }
+  void check_times(TaskId task) const {  // a known task of a run engine
+    check_task(task);
+    if (!ran_) [[unlikely]] not_run();
+  }
+  [[noreturn]] void unknown_task(TaskId task) const;
+  [[noreturn]] static void not_run();
   [[noreturn]] void report_deadlock(std::size_t completed) const;
 
   std::vector<Stream> streams_;
@@ -93,11 +111,16 @@ class Engine {
   std::vector<Dependency> deps_;
 
   // Run state, sized by run() before the event loop.
-  std::vector<std::int32_t> succ_offset_;  // CSR successors of each task over deps_
-  std::vector<std::int32_t> succ_dep_;
-  std::vector<std::int32_t> succ_fill_;  // scratch for building succ_dep_
-  std::vector<std::int32_t> pending_;  // unfinished predecessors (dependencies + stream predecessor)
-  std::vector<seconds> ready_;         // earliest start allowed by finished predecessors
+  struct Successor {
+    TaskId after;
+    seconds delay;
+  };
+  std::vector<std::int32_t> succ_offset_;  // CSR successors of each task
+  std::vector<Successor> succ_;
+  std::vector<std::int32_t> succ_fill_;  // scratch for building succ_
+  std::vector<std::int32_t> predecessors_;  // dependencies + stream predecessor of each task
+  std::vector<std::int32_t> pending_;  // unfinished predecessors during a run
+  bool structure_ready_ = false;       // succ_offset_, succ_ and predecessors_ match the graph
   std::vector<seconds> start_, finish_;
   std::vector<TaskId> ready_queue_;  // tasks in the order they were settled (topological)
   seconds makespan_ = 0;

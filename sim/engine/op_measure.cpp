@@ -29,18 +29,24 @@ std::string op_category_name(int category) {
 bool slow_compute_beside_comm(Engine& engine, double slowdown) {
   if (slowdown <= 0) return false;
   int groups = 0;
-  for (StreamId s = 0; s < engine.stream_count(); ++s) groups = std::max(groups, engine.stream_group(s) + 1);
-  std::vector<std::vector<Interval>> comm(groups);
+  std::vector<int> group_of(engine.stream_count());
+  for (StreamId s = 0; s < engine.stream_count(); ++s) {
+    group_of[s] = engine.stream_group(s);
+    groups = std::max(groups, group_of[s] + 1);
+  }
+  std::vector<std::vector<Interval>> comm(engine.stream_count());  // per stream, so each list is sorted
+  std::vector<std::vector<const std::vector<Interval>*>> comm_of_group(groups);
+  for (StreamId s = 0; s < engine.stream_count(); ++s) comm_of_group[group_of[s]].push_back(&comm[s]);
   std::vector<std::vector<TaskId>> compute(groups);
   const auto tasks = engine.tasks();
   for (TaskId t = 0; t < static_cast<TaskId>(tasks.size()); ++t) {
-    const int g = engine.stream_group(tasks[t].stream);
-    if (is_comm(tasks[t].category)) comm[g].emplace_back(engine.start(t), engine.finish(t));
-    else if (tasks[t].category == static_cast<int>(TaskCategory::compute)) compute[g].push_back(t);
+    const StreamId s = tasks[t].stream;
+    if (is_comm(tasks[t].category)) comm[s].emplace_back(engine.start(t), engine.finish(t));
+    else if (tasks[t].category == static_cast<int>(TaskCategory::compute)) compute[group_of[s]].push_back(t);
   }
   std::vector<std::pair<TaskId, seconds>> longer;  // applied after reading every start and finish
   for (int g = 0; g < groups; ++g) {
-    const std::vector<Interval> busy = merged(std::move(comm[g]));
+    const std::vector<Interval> busy = merged_sorted_lists(comm_of_group[g]);
     if (busy.empty()) continue;
     // Compute tasks of one stage run on one stream, so they arrive sorted and disjoint: one walk over
     // both lists (`j` never moves back).

@@ -100,6 +100,7 @@ class OpSimBuilder {
   TaskId last_dp_ = no_task;        // last task of its DP stream
   std::vector<TaskId> gathers_;      // parameter gather per (chunk, layer), flattened
   std::vector<int> gather_offset_;   // per chunk: its first entry in gathers_
+  std::vector<TaskId> pair_pieces_;  // emit_pair's exchange steps or compute blocks (reused, not reallocated)
 };
 
 TaskId OpSimBuilder::add(StreamId stream, seconds duration, int category, const char* name, const PipelineTask& pass) {
@@ -423,32 +424,32 @@ void OpSimBuilder::emit_pair(Cursor& c, const OpStep& comm, const OpStep& comput
   const int category = comm.lane == OpLane::cp ? op_category_cp : static_cast<int>(TaskCategory::tp_comm);
   const auto mark = [&](int part) { out_.labels.back().chunk_part = part; };
   Chain start = c.chain;
+  std::vector<TaskId>& pieces = pair_pieces_;
+  pieces.clear();
   if (comm_first) {
     Chain exchanges = start;
-    std::vector<TaskId> steps;
     for (int j = 0; j + 1 < k; ++j) {
-      steps.push_back(add_after(exchanges, stream, piece, category, comm.name, c.pass));
+      pieces.push_back(add_after(exchanges, stream, piece, category, comm.name, c.pass));
       mark(j);
     }
     for (int j = 0; j < k; ++j) {
-      if (j > 0) c.chain.also = steps[j - 1];
+      if (j > 0) c.chain.also = pieces[j - 1];
       add_after(c.chain, st().compute, block, compute_category, compute.name, c.pass);
       mark(j);
     }
     return;
   }
-  std::vector<TaskId> blocks;
   for (int j = 0; j < k; ++j) {
-    blocks.push_back(add_after(c.chain, st().compute, block, compute_category, compute.name, c.pass));
+    pieces.push_back(add_after(c.chain, st().compute, block, compute_category, compute.name, c.pass));
     mark(j);
   }
   Chain exchanges;
   for (int j = 0; j + 1 < k; ++j) {
-    exchanges.also = blocks[j];
+    exchanges.also = pieces[j];
     add_after(exchanges, stream, piece, category, comm.name, c.pass);
     mark(j);
   }
-  e_.add_dependency(blocks.back(), exchanges.last);
+  e_.add_dependency(pieces.back(), exchanges.last);
   c.chain.last = exchanges.last;
   c.chain.also = no_task;
 }

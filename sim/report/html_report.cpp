@@ -79,10 +79,11 @@ json sweep_report_data(const std::string& results_path, const std::vector<json>&
 }
 
 json simulation_report_data(const ModelSpec& model, const LayoutSpec& layout, const HardwareProfile& hw,
-                            const sim::SimulationResult& r) {
-  // The timeline is the Chrome trace itself, so the page and Perfetto show the same tasks.
+                            const sim::SimulationResult& r, const sim::OpLevelResult* op_level) {
+  // The timeline is the Chrome trace itself (--trace), so the page and Perfetto show the same tasks.
   std::stringstream trace_text;
-  sim::write_pipeline_trace(trace_text, r.pipeline);
+  if (op_level) sim::write_op_trace(trace_text, *op_level);
+  else sim::write_pipeline_trace(trace_text, r.pipeline);
   const json trace = json::parse(trace_text);
   std::map<std::pair<int, int>, std::string> stream_names;
   for (const json& e : trace.at("traceEvents"))
@@ -102,6 +103,7 @@ json simulation_report_data(const ModelSpec& model, const LayoutSpec& layout, co
   }
   json data = report::simulation_json(model, layout, hw, r);
   data["kind"] = "simulation";
+  data["timeline_level"] = op_level ? "operator" : "pass";
   data["timeline"] = tasks;
   return data;
 }

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "sim/engine/op_sim.h"
 #include "sim/engine/simulate.h"
 #include "sim/validation/validate.h"
 
@@ -17,9 +18,10 @@ namespace moesim::html {
 // the top `top_k` by the objective for the ranked table and the breakdowns.
 nlohmann::json sweep_report_data(const std::string& results_path, const std::vector<nlohmann::json>& lines, int top_k);
 
-// One simulation: report::simulation_json plus the pipeline timeline (the tasks of the Chrome trace).
+// One simulation: report::simulation_json plus the timeline (the tasks of the Chrome trace): every pass
+// of every stage, or with `op_level` (simulate --op-level) every operator on its stream.
 nlohmann::json simulation_report_data(const ModelSpec& model, const LayoutSpec& layout, const HardwareProfile& hw,
-                                      const sim::SimulationResult& r);
+                                      const sim::SimulationResult& r, const sim::OpLevelResult* op_level = nullptr);
 
 // Predicted against measured for every scored run (validate::to_json).
 nlohmann::json validation_report_data(const std::vector<validate::RunResult>& results, const validate::Summary& summary);

@@ -107,8 +107,9 @@ bytes static_memory_lower_bound(const ModelSpec& model, const LayoutSpec& layout
 seconds time_lower_bound(const ModelSpec& model, const LayoutSpec& layout, const HardwareProfile& hw);
 
 // The same bounds for many layouts of one model. The op graphs depend on a layout only through its
-// graph context and the model FLOPs only through (seq_len, recompute, flash attention), so each
-// distinct value is built once and reused by the other layouts. `model` and `hw` must outlive it.
+// graph context, the layer split only through (pp, vpp, DualPipe, explicit split) and the model FLOPs
+// only through (seq_len, recompute, flash attention), so each distinct value is built once and reused
+// by the other layouts. `model` and `hw` must outlive it.
 class PreScreen {
  public:
   PreScreen(const ModelSpec& model, const HardwareProfile& hw) : model_(model), hw_(hw) {}
@@ -122,9 +123,17 @@ class PreScreen {
     bool flash_attention;
     bool operator==(const FlopsKey&) const = default;
   };
+  struct PlanKey {  // what partition_layers reads of a layout
+    int pp, vpp;
+    bool dualpipe;
+    std::vector<int> pipeline_layers;
+    bool operator==(const PlanKey&) const = default;
+  };
   const ModelSpec& model_;
   const HardwareProfile& hw_;
   std::vector<std::pair<graph::GraphContext, graph::ModelGraphs>> graphs_;
+  std::vector<std::pair<PlanKey, PipelinePlan>> plans_;
+  std::vector<double> none_in_flight_;
   std::vector<std::pair<FlopsKey, graph::FlopsPerToken>> flops_;
 };
 

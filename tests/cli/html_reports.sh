@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# HTML reports in a real browser: moesim writes a sweep report (from a small sweep run here), a
-# simulate report and a validate report; headless Chromium (web/check_reports.mjs: Debian's chromium
-# driven by playwright-core) opens each, checks that every chart holds the marks the inputs call for
+# HTML reports in a real browser: moesim writes a sweep report (from a small sweep run here), two
+# simulate reports (pass level, and operator level: every operator on its stream) and a validate
+# report; headless Chromium (web/check_reports.mjs: Debian's chromium driven by playwright-core) opens each, checks that every chart holds the marks the inputs call for
 # (points, Pareto fronts, stacked bars, timeline tasks), that tooltips show on hover, that the page
 # logs no error and loads nothing from the network, and saves screenshots next to the binary
 # (build/html_reports/). Needs node, web/node_modules and /usr/bin/chromium (scripts/setup); their
@@ -25,6 +25,10 @@ command -v node > /dev/null || fail "node is missing (scripts/setup installs nod
 "$moesim" simulate --model pangu-ultra-moe-718b --hw ascend-910b2 \
   --layout "$source_dir/validation/layouts/pangu-ultra-moe-6k.json" --json "$out/simulate.json" \
   --trace "$out/simulate-trace.json" --html "$out/simulate-report.html" > /dev/null || fail "moesim simulate failed"
+# With --op-level the report's timeline is every operator on its stream (the op-level Chrome trace).
+"$moesim" simulate --model pangu-ultra-moe-718b --hw ascend-910b2 \
+  --layout "$source_dir/validation/layouts/pangu-ultra-moe-6k.json" --op-level --json "$out/simulate-op.json" \
+  --trace "$out/simulate-op-trace.json" --html "$out/simulate-op-report.html" > /dev/null || fail "moesim simulate --op-level failed"
 "$moesim" validate "$source_dir/validation/published_runs.json" "$source_dir/validation/memory_runs.json" --json "$out/validate.json" \
   --html "$out/validate-report.html" > /dev/null || fail "moesim validate failed"
 
@@ -36,6 +40,7 @@ done
 node "$source_dir/web/check_reports.mjs" --screenshots "$out" \
   --sweep "$out/sweep-report.html" "$out/sweep.jsonl" "$out/sweep.json" \
   --simulation "$out/simulate-report.html" "$out/simulate-trace.json" "$out/simulate.json" \
+  --simulation "$out/simulate-op-report.html" "$out/simulate-op-trace.json" "$out/simulate-op.json" \
   --validation "$out/validate-report.html" "$out/validate.json" || fail "the browser check failed (above)"
 
 # The check can fail: a sweep report that lost its dominated points (only the ranked ones left) is caught.
