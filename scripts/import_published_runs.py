@@ -67,16 +67,6 @@ def group_of(record_id):
 
 
 # Records the harness lists but does not score.
-V4_SKIP_REASON = (
-    "DeepSeek-V4 is modelled (models/deepseek-v4-*.json: compressed sparse / heavily compressed / sliding-window "
-    "attention, grouped output projection, mHC) and Megatron-LM's FLOP count for it is located "
-    "(training.py _dsv4_hybrid_self_attention_flops; validate's count is within 0.8% of it), but moesim "
-    "predicts these recipes far too fast: 1144 TFLOP/s/GPU against 929 (+23.1%) for V4-Pro on GB300 and 996.7 "
-    "against 710.4 (+40.3%) for V4-Flash on GB200, where the DeepSeek-V3 recipes on the same machines and "
-    "dispatcher score +6.7% (GB200) and -0.9% (GB300). The gap is in V4's own kernels as Megatron-LM dev runs "
-    "them (the sparse MQA attention with sinks and its backward, the compressors, the indexer with its sparse "
-    "KL loss, mHC), whose speed no measured V4 run or trace calibrates; unscored until one does"
-)
 
 SKIP_REASONS = {
     "korthikanti2022-22B-single-layer-timing":
@@ -92,10 +82,6 @@ SKIP_REASONS = {
         "partial: parallel mapping not restated for Table 2 (layout below is a guess)",
     "moe-folding2025-t2-mixtral8x22b-fp8-folding-128gpu":
         "partial: parallel mapping not restated for Table 2 (layout below is a guess)",
-    "mcore-moe-recipe-deepseek_v4_pro-gb300-mxfp8_sl4k_256gpu_tp1pp4ep64":
-        V4_SKIP_REASON,
-    "mcore-moe-recipe-deepseek_v4_flash-gb200-mxfp8_sl4k_128gpu_tp1pp1ep64":
-        V4_SKIP_REASON,
     "mtnlg-530b-2240xA100-via-palm":
         "partial: layout and batch not stated by the citing source (layout below is "
         "the MT-NLG paper's, unverified)",
