@@ -244,13 +244,15 @@ bool vector_from_shapes(const io::KernelSample& k, Sample& s) {
   return s.hbm > 0;
 }
 
-}  // namespace
-
-bool is_collective(const io::KernelSample& k) {
-  const std::string name = io::to_lower(k.name);
+// is_collective with the kernel's name already in lower case (classify_one has it so).
+bool is_collective_lower(const io::KernelSample& k, std::string_view name) {
   const bool deep_ep = contains(name, "dpsk::ep") || contains(name, "deep_ep") || contains(name, "deepep");
   return !k.collective.empty() || contains(name, "nccl") || contains(name, "hcom_") || k.core == "HCCL" || deep_ep;
 }
+
+}  // namespace
+
+bool is_collective(const io::KernelSample& k) { return is_collective_lower(k, io::to_lower(k.name)); }
 
 namespace {
 
@@ -280,7 +282,7 @@ Sample classify_one(const io::KernelSample& k, const HardwareProfile& hw, int wo
     return s;
   }
   // Collectives.
-  if (is_collective(k)) {
+  if (is_collective_lower(k, name)) {
     s.kind = OpKind::collective;
     s.excludes_peer_wait = k.excludes_peer_wait;
     const auto kind = collective_kind(!k.collective.empty() ? k.collective : k.name);

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <boost/program_options.hpp>
 #include <iostream>
+#include <optional>
 
 #include "sim/calibration/calibrate.h"
 #include "sim/calibration/timeline.h"
@@ -76,11 +77,8 @@ void print_replay(const calibrate::ReplayReport& r, const std::string& profile) 
 
 // The configuration simulated at operator level and one of its stages read beside the measured traces
 // (sim/calibration/timeline.h); returns what it printed, as JSON.
-nlohmann::json replay_beside_simulation(const po::variables_map& vm, const std::vector<io::Trace>& traces) {
-  const Configuration c = load_configuration(vm);
-  const int stage = vm.count("stage") ? vm["stage"].as<int>() : 0;
-  if (stage < 0 || stage >= c.layout.pp)
-    throw InputError(fmt::format("--stage: expected a pipeline stage from 0 to {} (the layout's pp - 1), got {}", c.layout.pp - 1, stage));
+nlohmann::json replay_beside_simulation(const po::variables_map& vm, const Configuration& c, int stage,
+                                        const std::vector<io::Trace>& traces) {
   const sim::OpLevelResult run = sim::simulate_op_level(c.model, c.layout, c.hw);
   std::vector<calibrate::TimelineUse> measured;
   for (const io::Trace& t : traces) measured.push_back(calibrate::measured_use(t));
@@ -117,17 +115,26 @@ int cmd_replay(const std::vector<std::string>& args) {
   const auto parsed = parse_command(args, d, &pos);
   if (!parsed) return 0;
   const po::variables_map& vm = *parsed;
-  const bool side_by_side = vm.count("model") || vm.count("from-script");
-  if (!side_by_side)
-    for (const char* flag : {"stage", "timeline", "layout", "vocab"})
-      if (vm.count(flag)) throw InputError(std::string("--") + flag + ": expected only with --model or --from-script");
-  const HardwareProfile hw = io::load_profile(vm["hw"].as<std::string>());
+  // With a configuration, it is read (and checked) before the traces, and its profile serves the replay.
+  std::optional<Configuration> configuration;
+  int stage = 0;
+  if (vm.count("model") || vm.count("from-script")) {
+    configuration = load_configuration(vm);
+    stage = vm.count("stage") ? vm["stage"].as<int>() : 0;
+    if (stage < 0 || stage >= configuration->layout.pp)
+      throw InputError(fmt::format("--stage: expected a pipeline stage from 0 to {} (the layout's pp - 1), got {}",
+                                   configuration->layout.pp - 1, stage));
+  } else {
+    for (const char* flag : {"stage", "timeline", "vocab", first_layout_flag(vm)})
+      if (flag && vm.count(flag)) throw InputError(std::string("--") + flag + ": expected only with --model or --from-script");
+  }
+  const HardwareProfile hw = configuration ? configuration->hw : io::load_profile(vm["hw"].as<std::string>());
   const LoadedTraces loaded = load_samples(vm["trace"].as<std::vector<std::string>>(), hw);
   const auto& samples = loaded.samples;
   const calibrate::ReplayReport r = calibrate::replay(samples, hw);
   print_replay(r, hw.name);
   nlohmann::json report = calibrate::to_json(r);
-  if (side_by_side) report["side_by_side"] = replay_beside_simulation(vm, loaded.traces);
+  if (configuration) report["side_by_side"] = replay_beside_simulation(vm, *configuration, stage, loaded.traces);
   if (vm.count("json")) open_output(vm["json"].as<std::string>()) << report.dump(2) << "\n";
   if (vm.count("kernels")) {
     auto out = open_output(vm["kernels"].as<std::string>());

@@ -38,6 +38,18 @@ void add_layout_flags(po::options_description& d) {
       ("activation-swap", po::value<double>(), "fraction of saved activations swapped to host memory (0..1)");
 }
 
+// The layout flags that set a value (all of add_layout_flags but --layout).
+constexpr const char* layout_value_flags[] = {"devices", "tp", "pp", "vpp", "ep", "etp", "cp", "micro-batch",
+                                              "global-batch", "seq-len", "recompute", "schedule", "precision",
+                                              "ep-overlap", "tp-overlap", "hierarchical-ep", "expert-skew",
+                                              "redundant-experts", "activation-swap"};
+
+const char* value_flag(const po::variables_map& vm) {
+  for (const char* flag : layout_value_flags)
+    if (vm.count(flag)) return flag;
+  return nullptr;
+}
+
 // Layout from --layout (or a launch script's layout, `base` read from `base_file`) with flags applied on
 // top, as JSON, then parsed and checked in one place.
 LayoutSpec layout_from_flags(const po::variables_map& vm, const ModelSpec& model, const io::json& base = io::json::object(),
@@ -49,14 +61,10 @@ LayoutSpec layout_from_flags(const po::variables_map& vm, const ModelSpec& model
     j = io::read_json_file(file);
     if (!j.is_object()) throw InputError(file + ": top level: expected a JSON object");
   }
-  bool any_flag = false;
+  const bool any_flag = value_flag(vm) != nullptr;
   const std::map<std::string, std::string> int_flags = {
       {"devices", "devices"}, {"tp", "tp"}, {"pp", "pp"}, {"vpp", "vpp"}, {"ep", "ep"}, {"etp", "etp"},
       {"cp", "cp"}, {"micro-batch", "micro_batch"}, {"global-batch", "global_batch"}, {"seq-len", "seq_len"}};
-  for (const char* flag : {"devices", "tp", "pp", "vpp", "ep", "etp", "cp", "micro-batch", "global-batch", "seq-len",
-                           "recompute", "schedule", "precision", "ep-overlap", "tp-overlap", "hierarchical-ep",
-                           "expert-skew", "redundant-experts", "activation-swap"})
-    any_flag = any_flag || vm.count(flag);
   if ((vm.count("layout") || !base_file.empty()) && any_flag) file += " (with command-line flags)";
   for (const auto& [flag, key] : int_flags)
     if (vm.count(flag)) j[key] = vm[flag].as<int>();
@@ -111,6 +119,11 @@ Configuration load_configuration(const po::variables_map& vm) {
   HardwareProfile hw = io::load_profile(vm["hw"].as<std::string>());
   LayoutSpec layout = layout_from_flags(vm, model);
   return {std::move(model), std::move(hw), std::move(layout)};
+}
+
+const char* first_layout_flag(const po::variables_map& vm) {
+  if (vm.count("layout")) return "layout";
+  return value_flag(vm);
 }
 
 }  // namespace moesim

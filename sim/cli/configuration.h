@@ -18,6 +18,9 @@ struct Configuration {
 // --help, --model, --hw (required), --from-script, --vocab and the layout flags.
 void add_configuration_flags(boost::program_options::options_description& d);
 
+// The first of --layout and the layout flags given, or nullptr: for commands where a configuration is optional.
+const char* first_layout_flag(const boost::program_options::variables_map& vm);
+
 // The configuration the parsed flags name; bad input is an InputError naming the file or flag.
 Configuration load_configuration(const boost::program_options::variables_map& vm);
 

@@ -55,6 +55,7 @@ else
 fi
 
 expect_error "--timeline without a configuration" "--timeline" "--model" -- replay "$trace" --hw h800 --timeline "$tmp/t.json"
+expect_error "a layout flag without a configuration" "--tp" "--model" -- replay "$trace" --hw h800 --tp 4
 expect_error "--stage past the pipeline" "--stage" "0 to 15" -- replay "$trace" --hw h800 --model deepseek-v3-671b \
   --layout "$tmp/layout.json" --stage 16
 
