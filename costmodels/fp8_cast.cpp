@@ -103,6 +103,7 @@ Op LayerBuilder::fp8_cast_op(const Op& gemm) const {
   op.backward_hbm_bytes = grad.cast + grad.transpose + in.transpose;
   // Its bf16 input and FP8 output are the GEMM's operands: the GEMM's working bytes stand for them.
   op.scales_with_imbalance = gemm.scales_with_imbalance;
+  if (gemm.kind == OpKind::grouped_gemm) op.per_expert_kernels = s.count;
   // A rerun GEMM quantises its recomputed input again.
   op.recomputed_by_selective = gemm.recomputed_by_selective;
   op.rerun_by_op_sac = gemm.rerun_by_op_sac;
