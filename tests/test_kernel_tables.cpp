@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "costmodels/compute.h"
+#include "sim/io/json_reader.h"
 #include "sim/io/specs_io.h"
 #include "tests/support.h"
 
@@ -113,4 +114,19 @@ TEST_CASE("kernel tables: block-scaled FP8 over BF16 on H100 (cuBLAS 12.9 blog)"
     CHECK(x >= 1.25);
     CHECK(x < 1.75);
   }
+}
+
+TEST_CASE("fp8_blockwise_fraction: read from the profile, written back, at most 1", "[fp8][io]") {
+  const std::string file = io::profile_path("h100-sxm");
+  io::json j = io::read_json_file(file);
+  const HardwareProfile hw = io::parse_profile(j, file);
+  CHECK(hw.device.matrix.fp8_blockwise_fraction == 0.875);
+  CHECK(io::parse_profile(io::profile_json(hw, j), "written.json").device.matrix.fp8_blockwise_fraction == 0.875);
+  // Absent (Blackwell: MXFP8 block scales are native to its tensor cores): blockwise runs at fp8_fraction.
+  const HardwareProfile b200 = io::load_profile("b200");
+  CHECK(b200.device.matrix.fp8_blockwise_fraction == 0);
+  CHECK(compute::fp8_gemm_peak(b200.device, Fp8Recipe::blockwise) ==
+        b200.device.matrix_fp8 * b200.device.matrix.fp8_fraction);
+  j["device"]["matrix_efficiency"]["fp8_blockwise_fraction"] = 1.5;
+  test::check_names(test::input_error([&] { io::parse_profile(j, "h100.json"); }), "h100.json", "fp8_blockwise_fraction");
 }
