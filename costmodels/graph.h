@@ -72,9 +72,9 @@ struct Op {
   // projection (a torch.einsum on a plain Parameter, outside Transformer Engine's FP8 modules).
   bool bf16_under_fp8 = false;
   // Vector ops run as one kernel per expert where the framework splits the tokens by expert on the host:
-  // Transformer Engine's split_quantize casts each expert's rows with a kernel of its own for FP8
-  // blockwise and MXFP8 (transformer_engine/pytorch/csrc/extensions/cast.cpp, QuantizationMethod::UNFUSED).
-  // The experts of a grouped GEMM's cast; 1 for every other op.
+  // Transformer Engine's split_quantize casts each expert's rows with a kernel of its own for current
+  // scaling, blockwise and MXFP8 (transformer_engine/pytorch/csrc/extensions/cast.cpp, split_quantize and
+  // multi_tensor_quantize_impl). The experts of a grouped GEMM's cast; 1 for every other op.
   double per_expert_kernels = 1;
   CollectiveOp collective;       // kind == collective
 };

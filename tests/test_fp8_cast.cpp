@@ -79,6 +79,11 @@ TEST_CASE("fp8 casts: each TE linear's cast op precedes its GEMM with the input,
   // under full-iteration CUDA graphs the graph-safe path casts all experts in one kernel.
   CHECK(fc1.per_expert_kernels == local_experts);
   CHECK(test::op_named(g.moe, "qkv_proj_fp8_cast").per_expert_kernels == 1);
+  // Delayed scaling with both copies (Hopper) casts all experts in one fused multi-tensor kernel.
+  LayoutSpec delayed = l;
+  delayed.fp8_recipe = Fp8Recipe::delayed;
+  const graph::ModelGraphs gd = graph::build_model_graphs(m, graph::make_context(m, delayed, hw.device));
+  CHECK(test::op_named(gd.moe, "expert_fc1_fp8_cast").per_expert_kernels == 1);
   const sim::OpTiming t = sim::time_op(fc1, l, hw, 1.0);
   const seconds launches = (local_experts - 1) * hw.device.launch_overhead;
   CHECK(t.backward_input == Approx(compute::vector_time(0, *fc1.backward_hbm_bytes, hw.device).time + launches));
