@@ -32,6 +32,12 @@ double matrix_efficiency(const GemmShape& shape, const MatrixEfficiency& eff, bo
   return eff.peak_fraction * quantisation * saturation * (grouped ? eff.grouped_gemm_factor : 1.0);
 }
 
+flops_per_second fp8_gemm_peak(const DeviceSpec& device, Fp8Recipe recipe) {
+  const MatrixEfficiency& e = device.matrix;
+  const bool block_scaled = recipe == Fp8Recipe::blockwise && e.fp8_blockwise_fraction > 0;
+  return device.matrix_fp8 * (block_scaled ? e.fp8_blockwise_fraction : e.fp8_fraction);
+}
+
 OpTime roofline(flops f, bytes hbm, flops_per_second peak, double efficiency, const DeviceSpec& device) {
   OpTime t;
   t.efficiency = efficiency;

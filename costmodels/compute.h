@@ -54,6 +54,10 @@ double tile_fixed_factor(const GemmShape& shape, const MatrixEfficiency& eff, fl
 // units idle; plain GEMMs are left out: cuBLAS picks smaller tiles or split-K for small shapes.
 double unit_occupancy(const GemmShape& shape, const MatrixEfficiency& eff);
 
+// The FP8 rate GEMMs of an FP8 recipe run at: the FP8 peak x the share of the BF16 efficiency they reach
+// (fp8_blockwise_fraction for block-scaled FP8 where the profile gives it, else fp8_fraction).
+flops_per_second fp8_gemm_peak(const DeviceSpec& device, Fp8Recipe recipe);
+
 // Roofline: max(F / (peak x efficiency), bytes / (HBM bandwidth x hbm_efficiency)) + launch overhead.
 OpTime roofline(flops f, bytes hbm, flops_per_second peak, double efficiency, const DeviceSpec& device);
 

@@ -103,6 +103,11 @@ Op LayerBuilder::fp8_cast_op(const Op& gemm) const {
   op.backward_hbm_bytes = grad.cast + grad.transpose + in.transpose;
   // Its bf16 input and FP8 output are the GEMM's operands: the GEMM's working bytes stand for them.
   op.scales_with_imbalance = gemm.scales_with_imbalance;
+  // split_quantize casts each expert's rows with a kernel of its own, except delayed scaling with both
+  // copies, which one fused multi-tensor cast-transpose serves (TE csrc/extensions/cast.cpp,
+  // multi_tensor_quantize_impl: "only have fused kernel for FP8 delayed scaling").
+  const bool fused = c_.fp8_recipe == Fp8Recipe::delayed && !c_.fp8_any_layout;
+  if (gemm.kind == OpKind::grouped_gemm && !fused) op.per_expert_kernels = s.count;
   // A rerun GEMM quantises its recomputed input again.
   op.recomputed_by_selective = gemm.recomputed_by_selective;
   op.rerun_by_op_sac = gemm.rerun_by_op_sac;

@@ -71,6 +71,11 @@ struct Op {
   // projections (csa.py builds and runs them under get_fp8_disabled_context) and its grouped output
   // projection (a torch.einsum on a plain Parameter, outside Transformer Engine's FP8 modules).
   bool bf16_under_fp8 = false;
+  // Vector ops run as one kernel per expert where the framework splits the tokens by expert on the host:
+  // Transformer Engine's split_quantize casts each expert's rows with a kernel of its own for current
+  // scaling, blockwise and MXFP8 (transformer_engine/pytorch/csrc/extensions/cast.cpp, split_quantize and
+  // multi_tensor_quantize_impl). The experts of a grouped GEMM's cast; 1 for every other op.
+  double per_expert_kernels = 1;
   CollectiveOp collective;       // kind == collective
 };
 

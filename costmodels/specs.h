@@ -440,6 +440,11 @@ struct MatrixEfficiency {
   // FP8 GEMMs reach this fraction of the large-GEMM efficiency BF16 GEMMs reach (peak_fraction) at their
   // own peak: the ratio of the measured maximal achievable matmul FLOPS (MAMF) of the two precisions.
   double fp8_fraction = 1.0;
+  // Block-scaled FP8 GEMMs (Float8BlockScaling: a scale per 1x128 / 128x128 block) on hardware whose
+  // tensor cores take one scale per tensor: the kernel multiplies every 128-deep partial sum by its block
+  // scales on the CUDA cores (DeepSeek-V3 report §3.3.2, accumulation promotion), so these GEMMs reach this
+  // share of the BF16 efficiency instead of fp8_fraction; 0: as fp8_fraction (native block scaling, MXFP8).
+  double fp8_blockwise_fraction = 0;
 };
 
 // Operand layouts of a column-major GEMM as cuBLAS kernel names give them (n: as stored, t: transposed).

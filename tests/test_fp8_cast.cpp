@@ -74,9 +74,24 @@ TEST_CASE("fp8 casts: each TE linear's cast op precedes its GEMM with the input,
   const LayoutSpec bf16 = qwen3_30b_layout(false);
   CHECK(g.moe.forward.size() == graph::build_model_graphs(m, graph::make_context(m, bf16, hw.device)).moe.forward.size() + 4);
   for (const graph::Op& op : g.lm_head.forward) CHECK(op.fp8_cast == graph::Fp8Cast::none);
-  // The backward cast is timed on its own bytes at the HBM roofline.
+  // The backward cast is timed on its own bytes at the HBM roofline. TE's split_quantize casts each local
+  // expert's rows with a kernel of its own, so the experts' casts pay a launch each, forward and backward;
+  // under full-iteration CUDA graphs the graph-safe path casts all experts in one kernel.
+  CHECK(fc1.per_expert_kernels == local_experts);
+  CHECK(test::op_named(g.moe, "qkv_proj_fp8_cast").per_expert_kernels == 1);
+  // Delayed scaling with both copies (Hopper) casts all experts in one fused multi-tensor kernel.
+  LayoutSpec delayed = l;
+  delayed.fp8_recipe = Fp8Recipe::delayed;
+  const graph::ModelGraphs gd = graph::build_model_graphs(m, graph::make_context(m, delayed, hw.device));
+  CHECK(test::op_named(gd.moe, "expert_fc1_fp8_cast").per_expert_kernels == 1);
   const sim::OpTiming t = sim::time_op(fc1, l, hw, 1.0);
-  CHECK(t.backward_input == Approx(compute::vector_time(0, *fc1.backward_hbm_bytes, hw.device).time));
+  const seconds launches = (local_experts - 1) * hw.device.launch_overhead;
+  CHECK(t.backward_input == Approx(compute::vector_time(0, *fc1.backward_hbm_bytes, hw.device).time + launches));
+  LayoutSpec graphed = l;
+  graphed.cuda_graphs = CudaGraphs::full;
+  const sim::OpTiming g_t = sim::time_op(fc1, graphed, hw, 1.0);
+  CHECK(g_t.backward_input == Approx(compute::vector_time(0, *fc1.backward_hbm_bytes, hw.device).time));
+  CHECK(t.forward - g_t.forward == Approx(launches));
   // Hardware without an FP8 rate above BF16 runs the GEMMs in BF16: no casts.
   HardwareProfile no_fp8 = hw;
   no_fp8.device.matrix_fp8 = 0;
@@ -124,10 +139,11 @@ TEST_CASE("fp8 blockwise on H100: qwen3_30b gains over BF16 only what its GEMMs 
   const double layers = m.layers, microbatches = 256 / 32;
   const seconds mechanism = microbatches * (layers * (gemm_gain - casts) + head_gain);
   // The iteration gains at most what the mechanism gives (the casts' host issue in the eager part of the
-  // layer takes some of it: 11% here), and the FP8 run is predicted less than 8% faster than the BF16 one
-  // on the same layout (without the casts it would be 13%).
+  // layer takes some of it), and the FP8 run is predicted less than 4% faster than the BF16 one on the same
+  // layout (measured: 0.7% slower). Without the casts it would be 13%; with them at tensor-scaled FP8's GEMM
+  // rate and one cast kernel for all experts, 7.9% (before issue 25's block-scaled rate and per-expert casts).
   const seconds gained = r16.iteration_time - r8.iteration_time;
   CHECK(gained <= mechanism);
   CHECK(gained >= 0.85 * mechanism);
-  CHECK(r16.iteration_time / r8.iteration_time < 1.08);
+  CHECK(r16.iteration_time / r8.iteration_time < 1.04);
 }

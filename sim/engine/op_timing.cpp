@@ -49,7 +49,8 @@ OpTiming scaled_backward(const compute::OpTime& forward, double factor, const De
 
 OpTiming time_op(const Op& op, const LayoutSpec& l, const HardwareProfile& hw, double imbalance) {
   const DeviceSpec& d = hw.device;
-  // FP8 GEMMs (where the hardware has an FP8 rate) at their MAMF share of the BF16 efficiency. Every GEMM
+  // FP8 GEMMs (where the hardware has an FP8 rate) at their MAMF share of the BF16 efficiency, block-scaled
+  // FP8 at its own share where the tensor cores lack block scales (compute::fp8_gemm_peak). Every GEMM
   // of an FP8 run takes the FP8 rate, though only the TE linears (Op::fp8_cast) run in FP8 in Megatron-Core:
   // its router GEMM and output head stay BF16 (moe/router.py router_gating_linear; gpt_model.py
   // tensor_parallel.ColumnParallelLinear); timing them in BF16 moves the Megatron-Bridge FP8 runs from
@@ -57,7 +58,7 @@ OpTiming time_op(const Op& op, const LayoutSpec& l, const HardwareProfile& hw, d
   // Ops Megatron keeps out of FP8 by construction (Op::bf16_under_fp8: DeepSeek-V4's compressors, indexer
   // weights, grouped output projection and mHC mappings) run at the BF16 rate.
   const bool fp8_gemm = l.precision == Precision::fp8 && !op.bf16_under_fp8 && d.matrix_fp8 > d.matrix_bf16;
-  const flops_per_second peak = fp8_gemm ? d.matrix_fp8 * d.matrix.fp8_fraction : d.matrix_bf16;
+  const flops_per_second peak = fp8_gemm ? compute::fp8_gemm_peak(d, l.fp8_recipe) : d.matrix_bf16;
   const double load = op.scales_with_imbalance ? imbalance : 1.0;
   OpTiming t;
   switch (op.kind) {
@@ -110,12 +111,19 @@ OpTiming time_op(const Op& op, const LayoutSpec& l, const HardwareProfile& hw, d
                              attention_backward_factor, d);
     }
     case OpKind::vector: {
-      const compute::OpTime forward = compute::vector_time(op.flop_count * load, op.hbm_bytes * load, d);
+      // Per-expert kernels each pay a launch, except under full-iteration CUDA graphs: those need the
+      // graph-safe path that keeps the token counts on the device and quantises all experts in one kernel
+      // (Transformer Engine docs, features "Mixture of Experts", Grouped GEMM: the per-expert path reads
+      // the counts on the host, "so it cannot be captured in a CUDA graph"; tex.group_quantize).
+      const double kernels = l.cuda_graphs == CudaGraphs::full ? 1.0 : op.per_expert_kernels;
+      const seconds launches = (kernels - 1) * d.launch_overhead;
+      compute::OpTime forward = compute::vector_time(op.flop_count * load, op.hbm_bytes * load, d);
+      forward.time += launches;
       if (!op.backward_hbm_bytes) return scaled_backward(forward, vector_backward_factor, d);
       // A backward pass of its own (an FP8 linear's output-gradient cast): its bytes, memory-bound.
       OpTiming v;
       v.forward = forward.time;
-      v.backward_input = compute::vector_time(0, *op.backward_hbm_bytes * load, d).time;
+      v.backward_input = compute::vector_time(0, *op.backward_hbm_bytes * load, d).time + launches;
       v.bound = forward.bound;
       v.efficiency = forward.efficiency;
       return v;

@@ -505,6 +505,8 @@ HardwareProfile parse_profile(const json& j, const std::string& file) {
     e.fp8_any_layout = me->boolean_or("fp8_any_layout", false);
     e.fp8_fraction = me->positive_or("fp8_fraction", 1.0);
     if (e.fp8_fraction > 1) me->fail("fp8_fraction", "at most 1 (a share of peak_fraction)");
+    e.fp8_blockwise_fraction = me->positive_or("fp8_blockwise_fraction", 0.0);
+    if (e.fp8_blockwise_fraction > 1) me->fail("fp8_blockwise_fraction", "at most 1 (a share of peak_fraction)");
     // Both scale peak_fraction; the product is a fraction of peak and cannot exceed it (MFU > 1).
     for (const auto& [key, factor] : {std::pair{"grouped_gemm_factor", e.grouped_gemm_factor}, {"attention_fraction", e.attention_fraction}})
       if (e.peak_fraction * factor > 1) me->fail(key, fmt::format("at most 1 / peak_fraction = {:.4g}", 1 / e.peak_fraction));
@@ -586,6 +588,7 @@ json profile_json(const HardwareProfile& hw, const json& base) {
   d["matrix_efficiency"]["fp8_group_alignment"] = e.fp8_group_alignment;
   d["matrix_efficiency"]["fp8_any_layout"] = e.fp8_any_layout;
   d["matrix_efficiency"]["fp8_fraction"] = e.fp8_fraction;
+  if (e.fp8_blockwise_fraction > 0) d["matrix_efficiency"]["fp8_blockwise_fraction"] = e.fp8_blockwise_fraction;
   d["vector_efficiency"] = dev.vector_efficiency;
   d["hbm_efficiency"] = dev.hbm_efficiency;
   d["launch_overhead"] = dev.launch_overhead;

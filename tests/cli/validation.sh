@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The validation harness on the project's published runs: an error that grows past the threshold fails CI.
-# Threshold: current MAPE 7.1% over 129 GPU/TPU runs (see README "Accuracy"); lower it as the models improve. It was
+# Threshold: current MAPE 7.0% over 129 GPU/TPU runs (see README "Accuracy"); lower it as the models improve. It was
 # 6.6% over 127 until the two DeepSeek-V4 recipe records were scored (+28.0% and +43.7%: V4's own kernels run slower
 # than moesim's costs of them, validation/README.md "DeepSeek-V4 recipe runs"); the other 127 are at 6.6%.
 # The Pangu Ultra MoE run is scored with the other Ascend runs below (validation/pangu-ultra-moe.json is the
@@ -55,6 +55,10 @@ assert s["by_hardware"]["tpu-v4"]["mape_pct"] < 12, s["by_hardware"]["tpu-v4"]
 throughput = [r for r in scored if r["metric"] != "memory"]
 v4 = [r for r in throughput if r["id"].startswith("mcore-moe-recipe-deepseek_v4")]
 assert len(v4) == 2 and max(abs(r["error_pct"]) for r in v4) < 45, v4  # +28.0% Pro, +43.7% Flash
+# Fine-grained MoE (issue 25: Qwen3-30B-A3B and Qwen3-235B-A22B recipes, 128 experts of width 768 / 1536):
+# 7.7% MAPE over 11 (8.2% before block-scaled FP8's Hopper rate and the per-expert FP8 casts); the bar is 5%.
+fine = [r for r in throughput if "qwen3_30b" in r["id"] or "qwen3_235b" in r["id"]]
+assert len(fine) == 11 and sum(abs(r["error_pct"]) for r in fine) / len(fine) < 7.8, fine
 others = [r for r in throughput if r not in v4]
 assert max(abs(r["error_pct"]) for r in others) < 23, max(others, key=lambda r: abs(r["error_pct"]))
 memory = [r for r in scored if r["metric"] == "memory"]
