@@ -29,9 +29,7 @@ struct OpLevelResult {
   // Iteration time, throughput and breakdown (of the critical stage) from the operator-level run;
   // parameters, FLOPs, memory and warnings as the pass-level model computes them.
   SimulationResult result;
-  seconds pass_level_iteration = 0;
-  double pass_level_mfu = 0;
-  TimeBreakdown pass_level_breakdown;
+  SimulationResult pass_level;  // the pass-level model's result it starts from (moesim --pass-level)
   Engine engine;  // every operator on its stream, after the run
   std::vector<OpTaskLabel> labels;  // index = the task's label
 };
