@@ -16,6 +16,10 @@
 
 namespace moesim::sim {
 
+// Which model predicts: the operator-level simulation (the default of simulate, validate and the
+// sweep's finalists) or the pass-level model it starts from (--pass-level; the sweep's pre-screen).
+enum class Level { op, pass };
+
 // What one engine task of the operator-level run is, for the trace.
 struct OpTaskLabel {
   const char* op = "";  // the graph op's name (static storage), or a fixed name ("dp grads", "optimizer", ...)
