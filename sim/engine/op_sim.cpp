@@ -441,8 +441,10 @@ void OpSimBuilder::emit_step(Cursor& c, const LayerTable& t, int i) {
 // A collective chunked against its partner in k pieces (op_layers.cpp): ring collectives and ring
 // attention take k - 1 exchange steps while the partner runs in k blocks, the local block needing no
 // exchange. Comm first (all-gather + GEMM, ring attention): block j + 1 waits for exchange j. Compute
-// first (GEMM + reduce-scatter): exchange j sends block j's partial result, and the last exchange
-// also adds the local block.
+// first (GEMM + reduce-scatter): exchange j sends block j's partial result while block j + 1 runs; the
+// last block is the rank's own share, to which the last exchange's received partial sum is added, so
+// what follows waits for both (Transformer Engine's ring-exchange reduce-scatter overlap computes the
+// chunk for the farthest rank first and its own last: the exchanges never wait for the local block).
 void OpSimBuilder::emit_pair(Cursor& c, const OpStep& comm, const OpStep& compute, bool comm_first) {
   const bool forward = c.pass.pass == Pass::forward;
   const int k = std::max(comm.chunks, 2);
@@ -477,9 +479,8 @@ void OpSimBuilder::emit_pair(Cursor& c, const OpStep& comm, const OpStep& comput
     add_after(exchanges, stream, piece, category, comm.name, c.pass);
     mark(j);
   }
-  e_.add_dependency(pieces.back(), exchanges.last);
   c.chain.last = exchanges.last;
-  c.chain.also = no_task;
+  c.chain.also = pieces.back();
 }
 
 void OpSimBuilder::finish_pass(Cursor& c) {
