@@ -94,15 +94,18 @@ void simulate_loop(benchmark::State& state, const Configuration& c) {
                                                  benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
 
-// A full iteration: op graphs, op costs, the discrete-event pipeline, memory and the report numbers.
+// A full pass-level iteration (the model the sweep pre-screens with and `--pass-level` reports, and that
+// the operator level starts from): op graphs, op costs, the discrete-event pipeline of passes, memory
+// and the report numbers.
 void BM_SimulatePangu6k(benchmark::State& state) { simulate_loop(state, pangu(static_cast<int>(state.range(0)))); }
 BENCHMARK(BM_SimulatePangu6k)->ArgName("microbatches")->Arg(16)->Arg(64)->Unit(benchmark::kMillisecond);
 
 void BM_SimulateDeepSeekV3DualPipe(benchmark::State& state) { simulate_loop(state, deepseek()); }
 BENCHMARK(BM_SimulateDeepSeekV3DualPipe)->Unit(benchmark::kMillisecond);
 
-// One operator-level iteration (sim/engine/op_sim.h): every op of every pass on its stream, 16 stages,
-// with the pass-level simulation it starts from; the issue-21 target is 20 ms on the Pangu 6K layout.
+// One operator-level iteration (sim/engine/op_sim.h), the prediction of `moesim simulate`: every op of
+// every pass on its stream, 16 stages, with the pass-level simulation it starts from; the issue-21
+// target is 20 ms on the Pangu 6K layout.
 // Its scaling with microbatches shows the cost per task staying flat (linear in events).
 void BM_OpLevelPangu6k(benchmark::State& state) {
   const Configuration c = pangu(static_cast<int>(state.range(0)));
@@ -169,12 +172,14 @@ void BM_PreScreen(benchmark::State& state) {
 BENCHMARK(BM_PreScreen)->Unit(benchmark::kMicrosecond);
 
 // sweeps/pangu-ultra-moe.json end to end (results written to a temporary file), with and without
-// the pre-screen, on 1 and 2 worker threads.
+// the pre-screen, on 1 and 2 worker threads, as `moesim sweep` runs it: each point's best layout
+// simulated at operator level (one finalist, then every layout whose bound could still win).
 void BM_SweepPangu(benchmark::State& state) {
   const sweep::SweepSpec spec = sweep::load_spec(MOESIM_SOURCE_DIR "/sweeps/pangu-ultra-moe.json");
   sweep::RunOptions options;
   options.jobs = static_cast<int>(state.range(0));
   options.eval.prune = state.range(1) != 0;
+  options.eval.op_level_finalists = 1;
   options.out_path = (std::filesystem::temp_directory_path() / "moesim-bench-sweep.jsonl").string();
   std::uint64_t points = 0;
   for (auto _ : state) {

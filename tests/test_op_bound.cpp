@@ -41,13 +41,13 @@ Optimum brute_force(const sweep::SweepSpec& spec, const ModelSpec& m, const swee
     CAPTURE(report::layout_json(l).dump());
     const seconds op = o.result.iteration_time;
     CHECK(prescreen.time_lower_bound(l) <= op);
-    CHECK(sim::op_level_lower_bound(m, l, spec.hw, sim::simulate(m, l, spec.hw)) <= op);
+    CHECK(sim::op_level_lower_bound(m, l, spec.hw, o.pass_level) <= op);
     if (o.result.peak_memory > budget) continue;
     ++best.fitting;
     if (best.layout == nullptr || op < best.time) best = {&l, op, best.fitting};
-    if (pass_level_best == nullptr || o.pass_level_iteration < best_pass_level) {
+    if (pass_level_best == nullptr || o.pass_level.iteration_time < best_pass_level) {
       pass_level_best = &l;
-      best_pass_level = o.pass_level_iteration;
+      best_pass_level = o.pass_level.iteration_time;
     }
   }
   best.faster_at_pass_level = pass_level_best != best.layout;

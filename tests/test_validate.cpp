@@ -139,4 +139,27 @@ TEST_CASE("hardware.memory_bytes sets the capacity a run must fit in, and the su
   }
 }
 
+TEST_CASE("validate predicts at operator level, with the pass-level prediction beside each throughput row", "[validate]") {
+  const auto runs = validate::parse_runs(record({{"mfu", 0.4}, {"memory_bytes", 30e9}, {"memory_kind", "reserved"}}), "runs.json");
+  const auto op = validate::evaluate(runs[0]);
+  const auto pass = validate::evaluate(runs[0], sim::Level::pass);
+  REQUIRE(op.size() == 2);
+  REQUIRE(pass.size() == 2);
+  const sim::OpLevelResult o = sim::simulate_op_level(runs[0].model, runs[0].layout, runs[0].hw);
+  const double flops = validate::convention_flops(validate::Convention::palm, runs[0].model, runs[0].layout, o.result);
+  const double peak = validate::convention_peak_flops(validate::Convention::palm, runs[0].hw);
+  // The throughput row is the operator level's; its pass-level figures are what --pass-level scores.
+  CHECK(op[0].predicted == Approx(flops / (o.result.iteration_time * runs[0].layout.devices * peak)));
+  REQUIRE(op[0].pass_level_predicted);
+  CHECK(*op[0].pass_level_predicted == Approx(pass[0].predicted));
+  CHECK(*op[0].pass_level_error_pct == Approx(pass[0].error_pct));
+  CHECK_FALSE(pass[0].pass_level_predicted);
+  // Memory is the same at both levels and carries no pass-level figure.
+  CHECK(op[1].predicted == pass[1].predicted);
+  CHECK_FALSE(op[1].pass_level_predicted);
+  const nlohmann::json j = validate::to_json(op, validate::summarise(op));
+  CHECK(j["runs"][0]["pass_level_error_pct"].get<double>() == Approx(pass[0].error_pct));
+  CHECK_FALSE(j["runs"][1].contains("pass_level_error_pct"));
+}
+
 }  // namespace moesim

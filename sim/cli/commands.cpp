@@ -56,6 +56,18 @@ LaunchedModel read_launch_script(const po::variables_map& vm) {
   return {std::move(launch), std::move(model)};
 }
 
+void add_level_flags(po::options_description& options) {
+  options.add_options()("pass-level", "predict with the pass-level model (whole-pass overlap formulas; the sweep's pre-screen) "
+                                      "instead of the operator-level simulation")(
+      "op-level", "the operator-level simulation: the default (accepted for older command lines)");
+}
+
+sim::Level level_from_flags(const po::variables_map& vm) {
+  if (vm.count("pass-level") && vm.count("op-level"))
+    throw InputError("--op-level and --pass-level: expected at most one (the operator level is the default)");
+  return vm.count("pass-level") ? sim::Level::pass : sim::Level::op;
+}
+
 std::ofstream open_output(const std::string& path) {
   std::ofstream out(path);
   if (!out) throw InputError(path + ": cannot write file");

@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "sim/engine/op_sim.h"
 #include "sim/io/launch_script.h"
 
 namespace moesim {
@@ -36,6 +37,11 @@ struct LaunchedModel {
   ModelSpec model;
 };
 LaunchedModel read_launch_script(const boost::program_options::variables_map& vm);
+
+// --pass-level (the pass-level model instead of the operator-level simulation) and --op-level (the
+// default, still accepted so that older command lines keep working) of simulate and validate.
+void add_level_flags(boost::program_options::options_description& options);
+sim::Level level_from_flags(const boost::program_options::variables_map& vm);
 
 // Opens a file the user asked for; one that cannot be written is an InputError naming it.
 std::ofstream open_output(const std::string& path);

@@ -35,25 +35,24 @@ namespace {
 
 int cmd_simulate(const std::vector<std::string>& args) {
   po::options_description d(
-      "moesim simulate (--model M (--layout L.json | layout flags) | --from-script SCRIPT) --hw H [--json FILE] [--trace FILE] [--html FILE] [--op-level]");
+      "moesim simulate (--model M (--layout L.json | layout flags) | --from-script SCRIPT) --hw H [--json FILE] [--trace FILE] [--html FILE] [--pass-level]");
   add_configuration_flags(d);
   d.add_options()("json", po::value<std::string>(), "write the simulation report as JSON")(
-      "trace", po::value<std::string>(), "write the simulated timeline as Chrome trace JSON (Perfetto); with --op-level every operator")(
-      "op-level", "also simulate the iteration operator by operator on streams and print it beside the pass-level prediction")(
-      "html", po::value<std::string>(), "write an interactive HTML report (breakdowns, memory, pipeline timeline; with --op-level every operator)")(
+      "trace", po::value<std::string>(), "write the simulated timeline as Chrome trace JSON (Perfetto): every operator on its stream (with --pass-level every pass)")(
+      "html", po::value<std::string>(), "write an interactive HTML report (breakdowns, memory, the timeline of every operator or, with --pass-level, of every pass)")(
       "convention", po::value<std::string>(),
       "also give the MFU as a source of this FLOP convention counts it (validate's conventions: mindspeed, pangu, ...)");
+  add_level_flags(d);
   const auto parsed = parse_command(args, d);
   if (!parsed) return 0;
   const po::variables_map& vm = *parsed;
   const auto [model, hw, layout] = load_configuration(vm);
-  const sim::SimulationResult r = sim::simulate(model, layout, hw);
-  report::print_simulation(std::cout, model, layout, hw, r);
+  // The operator-level run is the prediction; the pass-level model it starts from is printed beside it.
   std::optional<sim::OpLevelResult> op;
-  if (vm.count("op-level")) {
-    op = sim::simulate_op_level(model, layout, hw);
-    report::print_op_level(std::cout, *op);
-  }
+  if (level_from_flags(vm) == sim::Level::op) op = sim::simulate_op_level(model, layout, hw);
+  const sim::SimulationResult r = op ? op->result : sim::simulate(model, layout, hw);
+  report::print_simulation(std::cout, model, layout, hw, r);
+  if (op) report::print_op_level(std::cout, *op);
   nlohmann::json convention_mfu;
   if (vm.count("convention")) {
     // The figure a team reading its own MFU would compare with (MindSpeed-LLM's tables, the Pangu reports).

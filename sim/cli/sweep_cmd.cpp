@@ -1,4 +1,4 @@
-// moesim sweep (SPEC | --from-script SCRIPT --hw H) [--emit-args megatron|mindspeed] [--jobs N] [--out results.jsonl] [--csv FILE] [--json FILE] [--top K] [--resume] [--shard I/N | --mpi]
+// moesim sweep (SPEC | --from-script SCRIPT --hw H) [--emit-args megatron|mindspeed] [--jobs N] [--out results.jsonl] [--csv FILE] [--json FILE] [--top K] [--resume] [--shard I/N | --mpi] [--op-level-finalists N | --pass-level]
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -135,7 +135,7 @@ sweep::SweepSpec spec_from_script(const po::variables_map& vm) {
 
 int cmd_sweep(const std::vector<std::string>& args) {
   po::options_description d(
-      "moesim sweep SPEC [--jobs N] [--out results.jsonl] [--csv FILE] [--json FILE] [--top K] [--resume] [--shard I/N | --mpi]");
+      "moesim sweep SPEC [--jobs N] [--out results.jsonl] [--csv FILE] [--json FILE] [--top K] [--resume] [--shard I/N | --mpi] [--op-level-finalists N | --pass-level]");
   d.add_options()("help,h", "this help")("spec", po::value<std::string>(), "sweep spec (sweeps/README.md)")(
       "from-script", po::value<std::string>(),
       "base model, devices, sequence length, global batch and precision from a launch script or YAML (SPEC optional)")(
@@ -151,8 +151,10 @@ int cmd_sweep(const std::vector<std::string>& args) {
       "top", po::value<int>()->default_value(10), "rows of the ranked table")(
       "resume", "keep the points already in --out and evaluate the rest")(
       "no-prune", "simulate every valid layout (slow; checks that pruning loses nothing)")(
-      "op-level-finalists", po::value<int>()->default_value(0),
-      "re-simulate each point's N fastest fitting layouts operator by operator and keep the fastest there")(
+      "op-level-finalists", po::value<int>()->default_value(1),
+      "each point's N fastest fitting layouts by the pass-level pre-screen are simulated operator by operator, then every "
+      "layout whose operator-level lower bound could still win; the fastest there is the point's best (the same best for any N)")(
+      "pass-level", "rank each point's layouts by the pass-level model alone (no operator-level finalists)")(
       "shard", po::value<std::string>(),
       "evaluate only the points with index % N == I into a part file for 'moesim merge' (default --out "
       "results.shard-I-of-N.jsonl)")("mpi", "share the points out over the ranks of mpirun (a build with -DMOESIM_WITH_MPI=ON)");
@@ -173,8 +175,14 @@ int cmd_sweep(const std::vector<std::string>& args) {
   options.top_k = top;
   options.eval.prune = vm.count("no-prune") == 0;
   options.eval.op_level_finalists = vm["op-level-finalists"].as<int>();
-  if (options.eval.op_level_finalists < 0)
-    throw InputError("--op-level-finalists: expected a whole number >= 0, got " + std::to_string(options.eval.op_level_finalists));
+  if (options.eval.op_level_finalists < 1)
+    throw InputError("--op-level-finalists: expected a whole number >= 1, got " + std::to_string(options.eval.op_level_finalists) +
+                     " (--pass-level ranks by the pass-level model alone)");
+  if (vm.count("pass-level")) {
+    if (!vm["op-level-finalists"].defaulted())
+      throw InputError("--pass-level and --op-level-finalists: expected at most one (--pass-level simulates no finalists)");
+    options.eval.op_level_finalists = 0;
+  }
   if (vm.count("emit-args")) options.eval.emit_args = io::parse_launch_dialect(vm["emit-args"].as<std::string>(), "--emit-args");
   const bool from_script = vm.count("from-script") > 0;
   if (!from_script && !vm.count("spec")) throw InputError("moesim sweep: expected a SPEC file (or --from-script SCRIPT)");

@@ -46,8 +46,10 @@ struct Cursor {
   bool with_weight = false;  // a backward that also computes the weight gradients (no W pass)
   bool grads_ready = false;  // the stage's last gradient pass of this chunk: DP buckets follow its layers
   bool gathers = false;      // the stage's first forward of this chunk: layers wait for their parameters
+  bool delay_wgrad = false;  // with_weight, and the weight gradients wait for the next EP collective or layer end
   int layer = 0, step = 0;
   Chain chain;
+  std::vector<const OpStep*> delayed;  // weight gradients not yet issued (delay_wgrad)
   bool done() const { return layer >= static_cast<int>(chunk->layers.size()); }
 };
 
@@ -74,6 +76,7 @@ class OpSimBuilder {
   void emit_step(Cursor& c, const LayerTable& t, int i);
   void emit_pair(Cursor& c, const OpStep& comm, const OpStep& compute, bool comm_first);
   void layer_boundary(Cursor& c, const LayerTable& t, bool at_start, int layer);
+  TaskId issue_delayed_wgrads(Cursor& c);
   void finish_pass(Cursor& c);
   void link_passes();
   StreamId lane_stream(OpLane lane) const;
@@ -282,6 +285,7 @@ void OpSimBuilder::run_passes(int s, const StageSchedule& list) {
     c.chunk = &chunks_[s * chunks_per_stage_ + t.chunk];
     c.pass = t;
     c.with_weight = t.pass == Pass::backward && !has_w(t);
+    c.delay_wgrad = c.with_weight && l_.overlap.delay_wgrad;
     c.grads_ready = l_.overlap.dp_grad_reduce && l_.zero_stage < 3 && last_grads[t.chunk] == i;
     c.gathers = !gathers_.empty() && first_forward[t.chunk] == i;
     return c;
@@ -368,11 +372,30 @@ void OpSimBuilder::layer_boundary(Cursor& c, const LayerTable& t, bool at_start,
     const seconds wait = p == Pass::forward ? t.host_forward - t.compute_forward : t.host_backward - t.compute_backward;
     if (wait > 0) add_after(c.chain, st().compute, wait, op_category_host, "host sync wait", c.pass);
   }
+  const TaskId last_wgrad = issue_delayed_wgrads(c);
   if (c.grads_ready && (p == Pass::backward_weight || c.with_weight) && c.chunk->bucket.grads() > 0) {
     const TaskId bucket = add(st().dp, c.chunk->bucket.grads(), dp_category, "dp grad bucket", c.pass);
-    for (const TaskId before : {c.chain.last, c.chain.also})
+    for (const TaskId before : {c.chain.last, c.chain.also, last_wgrad})
       if (before != no_task) e_.add_dependency(before, bucket);
   }
+}
+
+// Megatron-Core's delay_wgrad_compute (combined 1F1B, core/models/common/model_chunk_schedule_plan.py
+// TransformerLayerSchedulePlan.run): a layer's backward computes the MLP's data gradients, then issues
+// the MLP's weight gradients (mlp.backward_dw) on the compute stream and the dispatch backward
+// all-to-all on the communication stream, which waits only for the data gradients; the attention's
+// weight gradients follow its data gradients the same way (attn.backward_dw). So the delayed weight
+// gradients go on the compute stream off the data-dependency chain, where the next EP collective or
+// the layer's end is reached. Returns the last of them (no_task when none).
+TaskId OpSimBuilder::issue_delayed_wgrads(Cursor& c) {
+  TaskId last = no_task;
+  for (const OpStep* g : c.delayed) {
+    Chain beside = c.chain;  // after the data gradients so far, without the chain waiting for it
+    last = add_after(beside, st().compute, g->weight, compute_category, g->name, c.pass);
+    out_.labels.back().weight_gradient = true;
+  }
+  c.delayed.clear();
+  return last;
 }
 
 void OpSimBuilder::emit_step(Cursor& c, const LayerTable& t, int i) {
@@ -380,6 +403,10 @@ void OpSimBuilder::emit_step(Cursor& c, const LayerTable& t, int i) {
   const Pass p = c.pass.pass;
   const auto weight_gradient = [&](const OpStep& g) {
     if (!g.gemm || g.weight <= 0) return;
+    if (c.delay_wgrad) {
+      c.delayed.push_back(&g);
+      return;
+    }
     add_after(c.chain, st().compute, g.weight, compute_category, g.name, c.pass);
     out_.labels.back().weight_gradient = true;
   };
@@ -399,6 +426,7 @@ void OpSimBuilder::emit_step(Cursor& c, const LayerTable& t, int i) {
     return;
   }
   const seconds d = forward ? s.forward : s.backward;
+  if (s.lane == OpLane::ep && !forward) issue_delayed_wgrads(c);
   switch (s.lane) {
     case OpLane::compute: add_after(c.chain, st().compute, d, compute_category, s.name, c.pass); break;
     // A TP collective that is not chunked blocks the compute stream (Megatron-LM runs it on the
@@ -413,8 +441,10 @@ void OpSimBuilder::emit_step(Cursor& c, const LayerTable& t, int i) {
 // A collective chunked against its partner in k pieces (op_layers.cpp): ring collectives and ring
 // attention take k - 1 exchange steps while the partner runs in k blocks, the local block needing no
 // exchange. Comm first (all-gather + GEMM, ring attention): block j + 1 waits for exchange j. Compute
-// first (GEMM + reduce-scatter): exchange j sends block j's partial result, and the last exchange
-// also adds the local block.
+// first (GEMM + reduce-scatter): exchange j sends block j's partial result while block j + 1 runs; the
+// last block is the rank's own share, to which the last exchange's received partial sum is added, so
+// what follows waits for both (Transformer Engine's ring-exchange reduce-scatter overlap computes the
+// chunk for the farthest rank first and its own last: the exchanges never wait for the local block).
 void OpSimBuilder::emit_pair(Cursor& c, const OpStep& comm, const OpStep& compute, bool comm_first) {
   const bool forward = c.pass.pass == Pass::forward;
   const int k = std::max(comm.chunks, 2);
@@ -449,9 +479,8 @@ void OpSimBuilder::emit_pair(Cursor& c, const OpStep& comm, const OpStep& comput
     add_after(exchanges, stream, piece, category, comm.name, c.pass);
     mark(j);
   }
-  e_.add_dependency(pieces.back(), exchanges.last);
   c.chain.last = exchanges.last;
-  c.chain.also = no_task;
+  c.chain.also = pieces.back();
 }
 
 void OpSimBuilder::finish_pass(Cursor& c) {
@@ -516,11 +545,9 @@ bool combines_passes(const LayoutSpec& l, int chunks_per_stage) {
 
 OpLevelResult simulate_op_level(const ModelSpec& m, const LayoutSpec& l, const HardwareProfile& hw) {
   OpLevelResult out;
-  out.result = simulate(m, l, hw);
+  out.pass_level = simulate(m, l, hw);
+  out.result = out.pass_level;
   SimulationResult& r = out.result;
-  out.pass_level_iteration = r.iteration_time;
-  out.pass_level_mfu = r.mfu;
-  out.pass_level_breakdown = r.breakdown;
   const graph::ModelGraphs graphs = graph::build_model_graphs(m, graph::make_context(m, l, hw.device));
   const std::vector<TaskId> stage_end = OpSimBuilder(m, l, hw, r, graphs, out).build();
   Engine& e = out.engine;

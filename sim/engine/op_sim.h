@@ -16,6 +16,10 @@
 
 namespace moesim::sim {
 
+// Which model predicts: the operator-level simulation (the default of simulate, validate and the
+// sweep's finalists) or the pass-level model it starts from (--pass-level; the sweep's pre-screen).
+enum class Level { op, pass };
+
 // What one engine task of the operator-level run is, for the trace.
 struct OpTaskLabel {
   const char* op = "";  // the graph op's name (static storage), or a fixed name ("dp grads", "optimizer", ...)
@@ -29,9 +33,7 @@ struct OpLevelResult {
   // Iteration time, throughput and breakdown (of the critical stage) from the operator-level run;
   // parameters, FLOPs, memory and warnings as the pass-level model computes them.
   SimulationResult result;
-  seconds pass_level_iteration = 0;
-  double pass_level_mfu = 0;
-  TimeBreakdown pass_level_breakdown;
+  SimulationResult pass_level;  // the pass-level model's result it starts from (moesim --pass-level)
   Engine engine;  // every operator on its stream, after the run
   std::vector<OpTaskLabel> labels;  // index = the task's label
 };

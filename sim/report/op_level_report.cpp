@@ -16,12 +16,12 @@ nlohmann::json breakdown_json(const sim::TimeBreakdown& b) {
 
 void print_op_level(std::ostream& out, const sim::OpLevelResult& r) {
   const sim::TimeBreakdown& o = r.result.breakdown;
-  const sim::TimeBreakdown& p = r.pass_level_breakdown;
+  const sim::TimeBreakdown& p = r.pass_level.breakdown;
   fmt::print(out, "\noperator level ({} tasks on {} streams)      op-level   pass-level\n", r.engine.task_count(),
              r.engine.stream_count());
   const auto row = [&](const char* name, double a, double b) { fmt::print(out, "  {:<38} {:>10.4f} {:>10.4f}\n", name, a, b); };
-  row("iteration time (s)", r.result.iteration_time, r.pass_level_iteration);
-  fmt::print(out, "  {:<38} {:>9.1f}% {:>9.1f}%\n", "MFU", 100 * r.result.mfu, 100 * r.pass_level_mfu);
+  row("iteration time (s)", r.result.iteration_time, r.pass_level.iteration_time);
+  fmt::print(out, "  {:<38} {:>9.1f}% {:>9.1f}%\n", "MFU", 100 * r.result.mfu, 100 * r.pass_level.mfu);
   row("compute, critical stage (s)", o.compute, p.compute);
   row("exposed TP (s)", o.exposed_tp, p.exposed_tp);
   row("exposed EP (s)", o.exposed_ep, p.exposed_ep);
@@ -40,9 +40,9 @@ nlohmann::json op_level_json(const sim::OpLevelResult& r) {
           {"time_breakdown", breakdown_json(r.result.breakdown)},
           {"tasks", r.engine.task_count()},
           {"pass_level",
-           {{"iteration_time_s", r.pass_level_iteration},
-            {"mfu", r.pass_level_mfu},
-            {"time_breakdown", breakdown_json(r.pass_level_breakdown)}}}};
+           {{"iteration_time_s", r.pass_level.iteration_time},
+            {"mfu", r.pass_level.mfu},
+            {"time_breakdown", breakdown_json(r.pass_level.breakdown)}}}};
 }
 
 }  // namespace moesim::report

@@ -142,7 +142,9 @@ struct EvalOptions {
   // Adds to each fitting point's line "launch_args": the argument list that runs its best layout.
   std::optional<io::LaunchDialect> emit_args;
   // > 0: the N fastest fitting layouts by the pass-level model are re-simulated at operator level
-  // (sim/search/op_finalists.h) and the fastest of them there is the point's best layout.
+  // (sim/search/op_finalists.h) and the fastest of them there is the point's best layout. `moesim
+  // sweep` runs 1 by default (--pass-level: 0); the library's default stays 0 so that the tests of the
+  // search's pruning and ordering run at the pass level, whose cost they measure.
   int op_level_finalists = 0;
 };
 

@@ -118,6 +118,13 @@ std::uint64_t read_existing(const RunOptions& options, std::uint64_t points, Sum
     } catch (const InputError& e) {
       throw InputError(std::string(e.what()) + "; cannot resume");
     }
+    // A point's best is the operator level's (an "op_level" block) or, with --pass-level, the pass
+    // level's: a file of one search is not resumed by the other.
+    const bool op_level_line = line.contains("op_level"), op_level_run = options.eval.op_level_finalists > 0;
+    if (line.value("status", "") == "ok" && op_level_line != op_level_run)
+      throw InputError(fmt::format("{}: line {}: a result of the {}-level search, this run is {} level{}; cannot resume", path, line_no,
+                                   op_level_line ? "operator" : "pass", op_level_run ? "operator" : "pass",
+                                   op_level_run ? " (add --pass-level)" : " (drop --pass-level)"));
     const std::uint64_t index = index_of(line);
     if (index >= points || index % options.shard_count != options.shard_index || !done.insert(index).second)
       throw InputError(fmt::format("{}: line {}: point {} is not a new point of this spec ({} points{}); cannot resume", path,

@@ -1,7 +1,5 @@
 #include "sim/validation/validate.h"
 
-#include "sim/engine/op_sim.h"
-
 #include <cmath>
 #include <filesystem>
 #include <map>
@@ -157,14 +155,15 @@ double predicted_memory_bytes(MemoryKind kind, const sim::SimulationResult& r) {
   return peak;
 }
 
-std::vector<RunResult> evaluate(const MeasuredRun& run, bool op_level) {
+std::vector<RunResult> evaluate(const MeasuredRun& run, sim::Level level) {
   RunResult base;
   base.id = run.id;
   base.skip_reason = run.skip_reason;
   if (!run.skip_reason.empty()) return {base};
   base.hardware = run.hw.name;
-  const sim::SimulationResult r = op_level ? sim::simulate_op_level(run.model, run.layout, run.hw).result
-                                           : sim::simulate(run.model, run.layout, run.hw);
+  std::optional<sim::OpLevelResult> op;
+  if (level == sim::Level::op && !run.metric.empty()) op = sim::simulate_op_level(run.model, run.layout, run.hw);
+  const sim::SimulationResult r = op ? std::move(op->result) : sim::simulate(run.model, run.layout, run.hw);
   base.fits = r.fits;
   const auto scored = [&base](std::string metric, double measured, double predicted) {
     RunResult out = base;
@@ -175,7 +174,13 @@ std::vector<RunResult> evaluate(const MeasuredRun& run, bool op_level) {
     return out;
   };
   std::vector<RunResult> out;
-  if (!run.metric.empty()) out.push_back(scored(run.metric, run.measured, predicted_metric(run, r)));
+  if (!run.metric.empty()) {
+    out.push_back(scored(run.metric, run.measured, predicted_metric(run, r)));
+    if (op) {
+      out.back().pass_level_predicted = predicted_metric(run, op->pass_level);
+      out.back().pass_level_error_pct = 100.0 * (*out.back().pass_level_predicted - run.measured) / run.measured;
+    }
+  }
   if (run.measured_memory_bytes)
     out.push_back(scored("memory", *run.measured_memory_bytes, predicted_memory_bytes(run.memory_kind, r)));
   return out;
@@ -233,6 +238,10 @@ json to_json(const std::vector<RunResult>& results, const Summary& s) {
                     {"predicted", r.predicted},
                     {"error_pct", r.error_pct},
                     {"fits", r.fits}});
+    if (r.pass_level_error_pct) {
+      runs.back()["pass_level_predicted"] = *r.pass_level_predicted;
+      runs.back()["pass_level_error_pct"] = *r.pass_level_error_pct;
+    }
   }
   const auto errors = [](const ErrorSummary& e) {
     return json{{"count", e.count}, {"mape_pct", e.mape_pct}, {"max_abs_error_pct", e.max_abs_error_pct}};

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "costmodels/specs.h"
+#include "sim/engine/op_sim.h"
 #include "sim/engine/simulate.h"
 
 namespace moesim::validate {
@@ -60,6 +61,9 @@ struct RunResult {
   double error_pct = 0;  // signed: (predicted - measured) / measured x 100
   std::string skip_reason;
   bool fits = true;
+  // At operator level, a throughput row also carries the pass-level model's prediction and error
+  // (the operator-level run starts from it, so it costs nothing); absent at pass level and for memory.
+  std::optional<double> pass_level_predicted, pass_level_error_pct;
 };
 
 // The peak matrix FLOP/s an MFU figure of this convention divides by.
@@ -76,9 +80,11 @@ double predicted_metric(const MeasuredRun& run, const sim::SimulationResult& r);
 double predicted_memory_bytes(MemoryKind kind, const sim::SimulationResult& r);
 
 // One result per scored figure: the throughput metric (if the record states one), then memory (if it
-// states memory_bytes). A skipped record gives one result carrying its skip reason. `op_level` predicts
-// with the operator-level simulation (sim/engine/op_sim.h) instead of the pass-level model.
-std::vector<RunResult> evaluate(const MeasuredRun& run, bool op_level = false);
+// states memory_bytes). A skipped record gives one result carrying its skip reason. The throughput is
+// predicted at `level`: by default the operator-level simulation (sim/engine/op_sim.h); memory is the
+// same at both levels (the operator level takes the pass-level model's), so a memory-only record
+// runs only the pass-level model.
+std::vector<RunResult> evaluate(const MeasuredRun& run, sim::Level level = sim::Level::op);
 
 struct ErrorSummary {
   int count = 0;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # HTML reports in a real browser: moesim writes a sweep report (from a small sweep run here), two
-# simulate reports (pass level, and operator level: every operator on its stream) and a validate
+# simulate reports (pass level with --pass-level, and operator level, the default: every operator on its stream) and a validate
 # report; headless Chromium (web/check_reports.mjs: Debian's chromium driven by playwright-core) opens each, checks that every chart holds the marks the inputs call for
 # (points, Pareto fronts, stacked bars, timeline tasks), that tooltips show on hover, that the page
 # logs no error and loads nothing from the network, and saves screenshots next to the binary
@@ -23,12 +23,12 @@ command -v node > /dev/null || fail "node is missing (scripts/setup installs nod
   --json "$out/sweep.json" > /dev/null || fail "moesim sweep failed"
 "$moesim" report "$out/sweep.jsonl" --top 5 --html "$out/sweep-report.html" || fail "moesim report failed"
 "$moesim" simulate --model pangu-ultra-moe-718b --hw ascend-910b2 \
-  --layout "$source_dir/validation/layouts/pangu-ultra-moe-6k.json" --json "$out/simulate.json" \
-  --trace "$out/simulate-trace.json" --html "$out/simulate-report.html" > /dev/null || fail "moesim simulate failed"
-# With --op-level the report's timeline is every operator on its stream (the op-level Chrome trace).
+  --layout "$source_dir/validation/layouts/pangu-ultra-moe-6k.json" --pass-level --json "$out/simulate.json" \
+  --trace "$out/simulate-trace.json" --html "$out/simulate-report.html" > /dev/null || fail "moesim simulate --pass-level failed"
+# At operator level (the default) the report's timeline is every operator on its stream (the op-level Chrome trace).
 "$moesim" simulate --model pangu-ultra-moe-718b --hw ascend-910b2 \
-  --layout "$source_dir/validation/layouts/pangu-ultra-moe-6k.json" --op-level --json "$out/simulate-op.json" \
-  --trace "$out/simulate-op-trace.json" --html "$out/simulate-op-report.html" > /dev/null || fail "moesim simulate --op-level failed"
+  --layout "$source_dir/validation/layouts/pangu-ultra-moe-6k.json" --json "$out/simulate-op.json" \
+  --trace "$out/simulate-op-trace.json" --html "$out/simulate-op-report.html" > /dev/null || fail "moesim simulate failed"
 "$moesim" validate "$source_dir/validation/published_runs.json" "$source_dir/validation/memory_runs.json" --json "$out/validate.json" \
   --html "$out/validate-report.html" > /dev/null || fail "moesim validate failed"
 

@@ -63,4 +63,12 @@ done
 printf 'not json\n' > "$work/bad.jsonl"
 expect_error "resume over a damaged file" "bad.jsonl" "line 1" "cannot resume" -- sweep "$small" --out "$work/bad.jsonl" --resume
 grep -qx "not json" "$work/bad.jsonl" || fail "the refused resume changed bad.jsonl"
+# Results of the default (operator-level) search are not resumed at pass level, nor the other way round.
+"$moesim" sweep "$small" --jobs 2 --out "$work/op.jsonl" > /dev/null
+head -n 1 "$work/op.jsonl" > "$work/op-cut.jsonl"
+expect_error "resume at the other level" "op-cut.jsonl" "line 1" "operator-level search" "--pass-level" -- \
+  sweep "$small" --pass-level --out "$work/op-cut.jsonl" --resume
+"$moesim" sweep "$small" --jobs 2 --pass-level --out "$work/pass.jsonl" > /dev/null
+head -n 1 "$work/pass.jsonl" > "$work/pass-cut.jsonl"
+expect_error "resume at the other level" "pass-cut.jsonl" "line 1" "pass-level search" -- sweep "$small" --out "$work/pass-cut.jsonl" --resume
 finish sweep_resume

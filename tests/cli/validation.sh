@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The validation harness on the project's published runs: an error that grows past the threshold fails CI.
-# Threshold: current MAPE 7.0% over 129 GPU/TPU runs (see README "Accuracy"); lower it as the models improve. It was
+# Threshold: current MAPE 7.0% over 129 GPU/TPU runs at operator level, the default prediction (7.1% at pass level,
+# `validate --pass-level`; see README "Accuracy"); lower it as the models improve. At pass level it was
 # 6.6% over 127 until the two DeepSeek-V4 recipe records were scored (+28.0% and +43.7%: V4's own kernels run slower
 # than moesim's costs of them, validation/README.md "DeepSeek-V4 recipe runs"); the other 127 are at 6.6%.
 # The Pangu Ultra MoE run is scored with the other Ascend runs below (validation/pangu-ultra-moe.json is the
 # hand-written source of its record and is skipped).
 # The 21 Megatron-Bridge 25.11/26.02 Llama 3 runs (validation/megatron_bridge_runs.json, added after every
-# profile was fitted, so held out for all of them): MAPE 6.67%, max 13.3%, all fit.
+# profile was fitted, so held out for all of them): MAPE 7.16% at operator level (6.67% at pass level), max 20.2% (13.3%), all fit.
 # Memory (validation/memory_runs.json, scored apart): MAPE 4.5% over 8 runs, max 16.8% (405B 1F1B; 70B -9.8%, see
 # validation/README.md "Memory" for what the model misses; 7.2% / 19.4% before the caching allocator's cache,
 # allocator_cache_share, was counted in max_memory_reserved); the 4 FSDP + CP full-recompute rows -0.1..+0.6%, the
@@ -21,7 +22,7 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 "$moesim" validate "$root/validation/published_runs.json" \
   "$root/validation/megatron_bridge_runs.json" "$root/validation/memory_runs.json" --json "$out/validation.json" \
-  --max-mape 7.3 > "$out/table.txt"
+  --max-mape 7.1 > "$out/table.txt"
 tail -10 "$out/table.txt"
 python3 - "$out/validation.json" <<'PY'
 import json, sys
@@ -37,8 +38,10 @@ assert s["by_hardware"]["h100-sxm"]["mape_pct"] < 8, s["by_hardware"]["h100-sxm"
 assert s["by_hardware"]["a100-sxm-80g"]["mape_pct"] < 6, s["by_hardware"]["a100-sxm-80g"]
 # GB200 includes eager / partial-CUDA-graph runs whose host issue time bounds the passes, and DeepSeek-V4 Flash.
 assert s["by_hardware"]["gb200-nvl72"]["mape_pct"] < 10.3, s["by_hardware"]["gb200-nvl72"]
-# B200: the DeepSeek-V3 recipe's backward EP all-to-all hides behind delayed weight gradients (-16.6%).
-assert s["by_hardware"]["b200"]["mape_pct"] < 12, s["by_hardware"]["b200"]
+# B200 (15.0% at operator level, 11.6% at pass level): the DeepSeek-V3 recipe (-27.4%; -16.6% at pass level) is
+# bound by its EP stream, whose all-to-alls (the alltoall stand-in for DeepEP) alone take 12.1 s of an iteration
+# measured at about 11 s; the pass-level formula hid more of them than the event order lets run beside compute.
+assert s["by_hardware"]["b200"]["mape_pct"] < 15.5, s["by_hardware"]["b200"]
 # GB300: attention on Blackwell Ultra's doubled exponential units (moe_recipes and Megatron-Bridge runs).
 assert s["by_hardware"]["gb300-nvl72"]["mape_pct"] < 9, s["by_hardware"]["gb300-nvl72"]
 # Megatron-Bridge Llama 3 runs on GB300, GB200, B200 and H100: a source no profile was fitted to.
@@ -51,7 +54,8 @@ assert sum(abs(r["error_pct"]) for r in bridge) / len(bridge) < 8, bridge
 assert max(abs(r["error_pct"]) for r in bridge) < 20.5, bridge
 # TPU v4 (PaLM, +10.8%): the model-parallel collectives are exposed.
 assert s["by_hardware"]["tpu-v4"]["mape_pct"] < 12, s["by_hardware"]["tpu-v4"]
-# Worst run: Mixtral 8x22B on 1024 GPUs (-22.6%, the 1F1B bubble; validation/README.md, MoE Parallel Folding).
+# Worst runs: DeepSeek-V3 on B200 (-27.4%, its EP stream, above), then Qwen2-57B and Mixtral 8x22B on 1024 GPUs (-21.1%,
+# -20.8%, the 1F1B bubble; validation/README.md, MoE Parallel Folding).
 throughput = [r for r in scored if r["metric"] != "memory"]
 v4 = [r for r in throughput if r["id"].startswith("mcore-moe-recipe-deepseek_v4")]
 assert len(v4) == 2 and max(abs(r["error_pct"]) for r in v4) < 45, v4  # +28.0% Pro, +43.7% Flash
@@ -60,7 +64,11 @@ assert len(v4) == 2 and max(abs(r["error_pct"]) for r in v4) < 45, v4  # +28.0% 
 fine = [r for r in throughput if "qwen3_30b" in r["id"] or "qwen3_235b" in r["id"]]
 assert len(fine) == 11 and sum(abs(r["error_pct"]) for r in fine) / len(fine) < 7.8, fine
 others = [r for r in throughput if r not in v4]
-assert max(abs(r["error_pct"]) for r in others) < 23, max(others, key=lambda r: abs(r["error_pct"]))
+assert max(abs(r["error_pct"]) for r in others) < 28, max(others, key=lambda r: abs(r["error_pct"]))
+# At operator level every throughput row carries its pass-level prediction (the model the sweep pre-screens with).
+assert all("pass_level_error_pct" in r for r in throughput), [r["id"] for r in throughput if "pass_level_error_pct" not in r]
+pass_mape = sum(abs(r["pass_level_error_pct"]) for r in throughput) / len(throughput)
+assert 6.5 < pass_mape < 7.3, pass_mape  # 7.1% at pass level
 memory = [r for r in scored if r["metric"] == "memory"]
 assert len(memory) >= 8 and all(r["measured"] > 1e9 and r["predicted"] > 1e9 for r in memory), memory
 m = s["memory"]
@@ -128,10 +136,11 @@ print("memory (Megatron-Bridge MoE) ok:", round(runs[0]["error_pct"], 2), "%")
 PY
 # Ascend runs (validation/ascend_runs.json, written by scripts/import_ascend_runs.py from the shared records and
 # their launch scripts): every record parses and at least 20 are scored. Ceilings on the fitted Ascend
-# profiles (README "Accuracy", validation/README.md "Ascend runs"): MAPE 29.7% over 26 runs since the A3 device is
+# profiles (README "Accuracy", validation/README.md "Ascend runs"): at operator level MAPE 30.4% over 26 runs (910B
+# 29.1%, A3 40.6%; the profiles were fitted at pass level, where the numbers below were measured): pass level 29.6% since the A3 device is
 # one 910C die (31.1% with the package as device); the host issue time is the one measured on a 910B host trace
-# (0.080 ms per op); 910B 28.3% over 23, fitted; the 3 A3 runs take the 910B values: 40.7%. Fails past 30.1% (910B
-# past 28.7%, A3 past 41.2%). The Pangu Ultra MoE 6K run is scored
+# (0.080 ms per op); 910B 28.2% over 23, fitted; the 3 A3 runs take the 910B values: 40.7%. Fails past 30.7% (910B
+# past 29.4%, A3 past 41.2%). The Pangu Ultra MoE 6K run is scored
 # here once. Runs that ran but are predicted not to fit: none (DeepSeek-V3 on A3 fits with its
 # --swap-optimizer, though DualPipeV is recorded as DualPipe's two parameter copies). The committed file must
 # be what the importer writes.
@@ -143,8 +152,8 @@ v = json.load(open(sys.argv[1]))
 scored = [r for r in v["runs"] if "error_pct" in r]
 assert len(scored) >= 20 and v["summary"]["count"] == len(scored), (len(scored), v["summary"])
 assert all(r["hardware"] in ("ascend-910b2", "ascend-910c-cm384") for r in scored), scored
-assert v["summary"]["mape_pct"] < 30.1, v["summary"]
-assert v["summary"]["by_hardware"]["ascend-910b2"]["mape_pct"] < 28.7, v["summary"]["by_hardware"]
+assert v["summary"]["mape_pct"] < 30.7, v["summary"]
+assert v["summary"]["by_hardware"]["ascend-910b2"]["mape_pct"] < 29.4, v["summary"]["by_hardware"]
 assert v["summary"]["by_hardware"]["ascend-910c-cm384"]["mape_pct"] < 41.2, v["summary"]["by_hardware"]
 not_fitting = {r["id"] for r in scored if not r["fits"]}
 assert len(not_fitting) == v["summary"]["predicted_not_to_fit"] == 0, not_fitting
