@@ -1122,7 +1122,7 @@ def convert_pangu_moe(shared):
         layout = dict(full["layout"])
         layout["overlap"] = dict(layout["overlap"], ep_all_to_all=False)
         layout["ep_all_to_all"] = "pairwise"
-        layout["global_batch"] = 1024
+        layout["global_batch"] = 2048
         # The memory optimisation (fine-grained recompute + swap) came after the baseline: stock full recompute.
         layout["recompute"] = "full"
         del layout["recompute_modules"]
@@ -1141,9 +1141,9 @@ def convert_pangu_moe(shared):
             "cp": "not found; 1",
             "sequence_parallel": full["assumptions"]["sequence_parallel"],
             "micro_batch": "as the 6K run (secondary: 2)",
-            "global_batch": "not found. 1024 sequences: 16 microbatches per pipeline at DP 32 x MBS 2, the same "
-                            "count (and interleaved bubble) as the 6K record's assumed 1536 at DP 48; 1536 is not a "
-                            "multiple of DP 32 x MBS 2 x PP 16 = 1024 as the interleaved schedule needs",
+            "global_batch": "not found. 2048 sequences: 32 microbatches per pipeline at DP 32 x MBS 2, the same "
+                            "count (and interleaved bubble) as the 6K record's 3072 at DP 48 (3072 is not a multiple "
+                            "of DP 32 x MBS 2 x PP 16 = 1024 as the interleaved schedule needs)",
             "seq_len": "not found; 4096 as the 6K record",
             "recompute": "full, no swap: the memory optimisation (fine-grained recomputation with tensor swapping) is "
                          "one of the optimizations the paper adds after the baseline (pangu.md 4.4), so the baseline ran "
