@@ -259,9 +259,13 @@ class LayerBuilder {
     const double T = c_.tokens;
     if (c_.cp > 1) {
       // Ring attention (Liu et al. 2023; Megatron CP): cp-1 exchanges of the local K and V chunk,
-      // overlapped with the attention of the previous chunk.
+      // overlapped with the attention of the previous chunk. The backward sends each K, V block on
+      // together with the dK, dV accumulated for it so far, twice the forward's bytes (MindSpeed
+      // mindspeed/core/context_parallel/ring_context_parallel.py, AttentionWithCp.backward:
+      // send_kv_dkv = [kv, dkv], "Point-to-point communications of KV and dKV").
       collective("cp_kv_exchange", comm::CollectiveKind::send_recv, GroupKind::cp,
-                 (c_.cp - 1) * T * kv_heads * (qk_dim + v_dim) * a_);
+                 (c_.cp - 1) * T * kv_heads * (qk_dim + v_dim) * a_)
+          .collective.backward_volume = 2.0;
     }
     // Attention core: QK^T and AV, 2 x 2 x T x keys x heads x dim, keys per query by the layer's span
     // (costmodels/attention_span.h: causal kernels skip the masked half of full attention and every
