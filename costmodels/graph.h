@@ -134,6 +134,7 @@ struct GraphContext {
   bool fp8 = false;
   Fp8Recipe fp8_recipe = Fp8Recipe::delayed;
   bool fp8_any_layout = false;
+  double ring_update_bytes = 0;  // DeviceSpec::ring_update_bytes
   double microbatches = 1;
   bool operator==(const GraphContext&) const = default;
 };
