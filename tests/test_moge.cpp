@@ -6,6 +6,7 @@
 #include "costmodels/comm.h"
 #include "costmodels/imbalance.h"
 #include "sim/io/specs_io.h"
+#include "sim/engine/op_timing.h"
 #include "sim/search/sweep.h"
 #include "tests/support.h"
 
@@ -115,4 +116,34 @@ TEST_CASE("Pangu Pro MoE: the optimised layout's MFU gain over the baseline is t
   const sim::SimulationResult u = test::simulate(unmerged);
   CHECK(u.iteration_time < b.iteration_time);
   CHECK(o.mfu / u.mfu < 1.25);
+}
+
+TEST_CASE("Ring attention: the backward exchange carries dK, dV too, and each later block's output is merged",
+          "[moge][pangu][cp]") {
+  const ModelSpec m = io::load_model("pangu-pro-moe-72b");
+  const LayoutSpec l = io::load_layout(std::string(MOESIM_SOURCE_DIR) + "/validation/layouts/pangu-pro-moe-baseline.json");
+  const HardwareProfile hw = io::load_profile("ascend-910b2");
+  const graph::ModelGraphs g = graph::build_model_graphs(m, graph::make_context(m, l, hw.device));
+  sim::OpTimings timings(l, hw, 1.0);
+  const std::vector<sim::OpTiming>& t = timings.of(g.moe);
+  std::size_t exchange = g.moe.forward.size(), merge = exchange;
+  for (std::size_t i = 0; i < g.moe.forward.size(); ++i) {
+    if (std::string(g.moe.forward[i].name) == "cp_kv_exchange") exchange = i;
+    if (std::string(g.moe.forward[i].name) == "cp_output_update") merge = i;
+  }
+  REQUIRE(exchange < g.moe.forward.size());
+  REQUIRE(merge < g.moe.forward.size());
+  // K and V of 512 local tokens, 8 KV heads of 128, bf16, passed on 7 times: 14.7 MB; backward twice that.
+  CHECK(g.moe.forward[exchange].collective.buffer == Approx(7.0 * 512 * 8 * 256 * 2));
+  CHECK(t[exchange].backward_input > 1.9 * t[exchange].forward);
+  // 7 merges of the 512 x 40 x 128 output at the profile's 69 bytes per element.
+  CHECK(g.moe.forward[merge].hbm_bytes == Approx(7.0 * 69 * 512 * 40 * 128));
+  // A profile without the merge (the GPU profiles) and CP 1 build no merge op.
+  HardwareProfile no_merge = hw;
+  no_merge.device.ring_update_bytes = 0;
+  LayoutSpec no_cp = l;
+  no_cp.cp = 1;
+  for (const graph::LayerGraph& layer : {graph::build_model_graphs(m, graph::make_context(m, l, no_merge.device)).moe,
+                                         graph::build_model_graphs(m, graph::make_context(m, no_cp, hw.device)).moe})
+    for (const graph::Op& op : layer.forward) CHECK(std::string(op.name) != "cp_output_update");
 }
