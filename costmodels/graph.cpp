@@ -111,6 +111,7 @@ GraphContext make_context(const ModelSpec& model, const LayoutSpec& layout, cons
   GraphContext ctx = make_context(model, layout);
   ctx.fp8 = ctx.fp8 && device.matrix_fp8 > device.matrix_bf16;
   ctx.fp8_any_layout = device.matrix.fp8_any_layout;
+  ctx.ring_update_bytes = device.ring_update_bytes;
   return ctx;
 }
 

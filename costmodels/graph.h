@@ -34,6 +34,9 @@ struct CollectiveOp {
   comm::CollectiveKind kind = comm::CollectiveKind::all_reduce;
   GroupKind group = GroupKind::tp;
   bytes buffer = 0;             // as comm::collective_time defines it
+  // The backward's buffer over the forward's: 1 where the backward mirrors the forward collective; 2 for
+  // ring attention, whose backward passes each block's K, V and its partial dK, dV on together.
+  double backward_volume = 1.0;
   bool expert_dispatch = false; // EP dispatch/combine: priced by comm::expert_dispatch_time
   double tokens = 0;            // for expert_dispatch: tokens per device before routing
   bytes token_bytes = 0;
@@ -136,6 +139,7 @@ struct GraphContext {
   bool fp8 = false;
   Fp8Recipe fp8_recipe = Fp8Recipe::delayed;
   bool fp8_any_layout = false;
+  double ring_update_bytes = 0;  // DeviceSpec::ring_update_bytes
   double microbatches = 1;
   bool operator==(const GraphContext&) const = default;
 };

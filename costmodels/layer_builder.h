@@ -259,9 +259,13 @@ class LayerBuilder {
     const double T = c_.tokens;
     if (c_.cp > 1) {
       // Ring attention (Liu et al. 2023; Megatron CP): cp-1 exchanges of the local K and V chunk,
-      // overlapped with the attention of the previous chunk.
+      // overlapped with the attention of the previous chunk. The backward sends each K, V block on
+      // together with the dK, dV accumulated for it so far, twice the forward's bytes (MindSpeed
+      // mindspeed/core/context_parallel/ring_context_parallel.py, AttentionWithCp.backward:
+      // send_kv_dkv = [kv, dkv], "Point-to-point communications of KV and dKV").
       collective("cp_kv_exchange", comm::CollectiveKind::send_recv, GroupKind::cp,
-                 (c_.cp - 1) * T * kv_heads * (qk_dim + v_dim) * a_);
+                 (c_.cp - 1) * T * kv_heads * (qk_dim + v_dim) * a_)
+          .collective.backward_volume = 2.0;
     }
     // Attention core: QK^T and AV, 2 x 2 x T x keys x heads x dim, keys per query by the layer's span
     // (costmodels/attention_span.h: causal kernels skip the masked half of full attention and every
@@ -301,6 +305,7 @@ class LayerBuilder {
       core.rerun_by_op_sac = 0;
     }
     graph_.forward.push_back(core);
+    if (c_.cp > 1 && !c_.cp_kv_all_gather && c_.ring_update_bytes > 0) ring_output_update(heads, kv_heads, qk_dim, v_dim);
     if (!c_.flash_attention) {
       // Unfused attention keeps softmax output (2), its dropout mask (1) and the dropped-out
       // scores (2 bytes) per score: 5 a s^2 b / t (Korthikanti et al. 2022 eq. 1); without dropout
@@ -319,6 +324,23 @@ class LayerBuilder {
       graph_.forward.push_back(scores);
       mark_recompute(RecomputeModule::core_attn, {"attention_scores"}, {"attention_core"});
     }
+  }
+
+  // Ring attention merges each later K, V block's partial output and softmax statistics into the
+  // running ones outside the fused kernel, cp - 1 times a layer, moving the profile's ring_update_bytes per
+  // element of the output (forward_update in MindSpeed's ring_context_parallel.py: element-wise torch ops,
+  // the scales repeated to the output's shape in fp32). Its backward adds each block's dQ, dK, dV into the
+  // accumulated ones (dq.add_, dk.add_, dv.add_: read 2, write 1 element each).
+  void ring_output_update(double heads, double kv_heads, double qk_dim, double v_dim) {
+    const double T = c_.tokens, steps = c_.cp - 1, out = T * heads * v_dim;
+    Op update;
+    update.name = "cp_output_update";
+    update.kind = OpKind::vector;
+    update.flop_count = steps * 3 * out;  // two scalings and an add per element
+    update.hbm_bytes = steps * c_.ring_update_bytes * out;
+    update.backward_hbm_bytes = steps * 3 * a_ * T * (heads * qk_dim + kv_heads * (qk_dim + v_dim));
+    update.working_bytes = 3 * 4 * out;  // the two fp32 scales and the fp32 product live at once
+    graph_.forward.push_back(update);
   }
 
   // HBM bytes per score that Megatron's unfused softmax (FusedScaleMaskSoftmax.forward_torch_softmax,

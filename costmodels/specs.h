@@ -476,6 +476,10 @@ struct DeviceSpec {
   // Host (CPU) time to issue one modelled op in eager PyTorch (Python, dispatcher and the launches of
   // the op's kernels); 0: the host is never the bottleneck. Removed by CUDA graphs.
   seconds host_op_overhead = 0;
+  // HBM bytes moved per element of a block's attention output each time ring attention (CP > 1) merges
+  // that block's partial output and softmax statistics into the running ones outside the fused kernel,
+  // as the framework on this hardware runs the merge; 0: the merge is not charged.
+  double ring_update_bytes = 0;
   double comm_compute_slowdown = 0.0;    // compute slowdown while overlapped collectives run on compute cores
   bytes_per_second host_link_bandwidth = 0;  // device <-> host, for activation swap
   bytes framework_reserve = 0;           // memory outside the tensor allocator: runtime context, collective buffers

@@ -22,7 +22,7 @@ done
 # Ascend 910B (validation/ascend_runs.json): the fit that wrote the profile (its sources name it) keeps the
 # kernel-calibrated GEMM rate, the attention fraction, launch overhead, the host issue time measured on a 910B
 # host trace and the measured HCCS / RoCE efficiencies, and holds out by repository or paper (MindSpeed-LLM,
-# MindFormers, the two Pangu reports). Now: 29.4% held out over 23 runs (in-sample 28.2%; with the host issue
+# MindFormers, the two Pangu reports). Now: 29.2% held out over 23 runs (in-sample 28.0%; with the host issue
 # time fitted as well it was 29.9%; the pre-fit profile had 53%); fitted on the 7 runs of the other sources,
 # MindSpeed-LLM's 16 come out at 32.1%.
 python3 "$root/scripts/fit_to_runs.py" ascend-910b2 "$root/validation/ascend_runs.json" --cross-validate \
