@@ -381,6 +381,8 @@ class LayerBuilder {
   void router(double tokens);
   void permute(double tokens);
   void unpermute(double tokens);
+  void mindspeed_gather_rows(double tokens);
+  void mindspeed_fp32_combine(double tokens);
   double gshard_slots(double tokens) const;
   void gshard_dispatch(double tokens);
   void gshard_combine(double tokens);
