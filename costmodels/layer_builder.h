@@ -383,6 +383,8 @@ class LayerBuilder {
   void unpermute(double tokens);
   void mindspeed_gather_rows(double tokens);
   void mindspeed_fp32_combine(double tokens);
+  void mindspeed_sequential_gather(double rows);
+  void mindspeed_sequential_output(double rows);
   double gshard_slots(double tokens) const;
   void gshard_dispatch(double tokens);
   void gshard_combine(double tokens);

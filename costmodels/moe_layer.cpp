@@ -138,6 +138,22 @@ void LayerBuilder::mindspeed_fp32_combine(double tokens) {
   cast.hbm_bytes = cast.working_bytes = gathered * h * (fp32 + a_);
 }
 
+// MindSpeed's SequentialMLP under the alltoall dispatcher (sequential_mlp_forward in mindspeed/core/
+// transformer/moe/experts.py, Ascend/MindSpeed 4ea42a23, registered by megatron_adaptor.py
+// mcore_moe_adaptation with --moe-permutation-async-comm and alltoall): each expert's rows arrive with h / TP
+// columns and are all-gathered along the last dimension (Megatron's _gather_along_last_dim: a gather, then
+// torch.cat of the pieces, one more read and write of the rows); the ETP all-gather itself is etp_all_gather.
+void LayerBuilder::mindspeed_sequential_gather(double rows) {
+  vector("expert_gather_concat", rows * m_.hidden, 0);
+}
+
+// The experts' outputs go into a zeroed buffer of all rows (get_zeros_with_tp), one copy per expert.
+void LayerBuilder::mindspeed_sequential_output(double rows) {
+  Op& zero = vector("expert_output_zero", rows * m_.hidden, 0);
+  zero.hbm_bytes = zero.working_bytes = rows * m_.hidden * a_;
+  vector("expert_output_copy", rows * m_.hidden, 0);
+}
+
 // MoE block with the alltoall dispatcher and parallel folding (Liu et al. 2025, arXiv 2504.14960):
 // tokens are SP-sharded over TP before routing; the EP group carries dispatch and combine; ETP
 // splits expert weights and gathers tokens.
@@ -173,6 +189,9 @@ void LayerBuilder::moe_block() {
   if (c_.etp > 1)
     collective("etp_all_gather", comm::CollectiveKind::all_gather, GroupKind::etp, expert_tokens * h * a_)
         .scales_with_imbalance = true;
+  const bool mindspeed_sequential = c_.moe_permutation_async_comm && c_.moe_dispatcher == MoeDispatcher::alltoall &&
+                                    !c_.moe_grouped_gemm && c_.etp > 1;
+  if (mindspeed_sequential) mindspeed_sequential_gather(expert_tokens);
   const double local_experts = static_cast<double>(moe.experts) / c_.ep;
   const double width = moe.expert_intermediate / c_.etp;
   const double per_expert = expert_tokens / local_experts;
@@ -187,6 +206,7 @@ void LayerBuilder::moe_block() {
     fc2.saved_bytes = expert_tokens * width * li_;
     fc2.scales_with_imbalance = true;
   }
+  if (mindspeed_sequential) mindspeed_sequential_output(expert_tokens);
   mark_recompute(RecomputeModule::layernorm, {"router"}, {"moe_norm"});
   mark_recompute(RecomputeModule::moe_act, {"expert_fc2"}, {"expert_act"});
   if (c_.etp > 1) {

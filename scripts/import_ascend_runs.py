@@ -307,7 +307,8 @@ FLAGS = {
     "--mtp-mem-efficient-logits": (N, "MTP logits computed in chunks to save memory (memory only)"),
     "--moe-permutation-async-comm": (T, "layout.moe_permutation_async_comm (MindSpeed's allgather permutation: "
                                         "an argsort and a second row gather; the combine accumulated in an fp32 "
-                                        "buffer of all gathered tokens; set only with the allgather dispatcher, the others take no effect from it)"),
+                                        "buffer of all gathered tokens; with alltoall, MindSpeed's SequentialMLP: per-expert last-dim gathers and "
+                                        "an output buffer filled by copies)"),
     "--moe-train-capacity-factor": (T, "layout.moe_capacity_factor (with layout.moe_dispatcher einsum: no "
                                        "--use-mcore-models)"),
     "--no-gradient-accumulation-fusion": (T, "layout.gradient_accumulation_fusion false (the weight-gradient "
@@ -812,8 +813,8 @@ def layout_from_flags(F, shared, model, hardware, assume):
             assume("moe_dispatcher", "no --moe-token-dispatcher-type and no --use-mcore-models (legacy model "
                                      "path, dispatcher not named): alltoall; at EP <= 2 with top-2 the allgather "
                                      "dispatcher moves the same bytes")
-    # MindSpeed's allgather permutation (the same rule as sim/io/launch_translate.cpp): kept only where it acts.
-    if layout.get("moe_dispatcher") == "allgather" and "--moe-permutation-async-comm" in F:
+    # MindSpeed's permutation and expert paths (the same rule as sim/io/launch_translate.cpp).
+    if layout.get("moe_dispatcher") != "einsum" and "--moe-permutation-async-comm" in F:
         layout["moe_permutation_async_comm"] = True
     if "--sequence-parallel" in F and tp == 1:
         assume("sequence_parallel", "--sequence-parallel with TP 1 has no effect")

@@ -153,3 +153,24 @@ TEST_CASE("moe layer: MindSpeed's allgather permutation adds its sort, row gathe
   c.moe_dispatcher = MoeDispatcher::alltoall;
   CHECK(find(graph::build_layer(m, c, graph::LayerKind::moe), "combine_fp32_zero") == nullptr);
 }
+
+// MindSpeed's SequentialMLP under the alltoall dispatcher with TP-split experts (experts.py
+// sequential_mlp_forward at Ascend/MindSpeed 4ea42a23): the last-dim gather's concatenation, the zeroed output
+// buffer and the per-expert copies into it, each over all T x k x etp rows; not with grouped GEMMs.
+TEST_CASE("moe layer: MindSpeed's SequentialMLP copies its rows where the experts are TP-split", "[graph][moe]") {
+  ModelSpec m = io::load_model("mixtral-8x7b");
+  graph::GraphContext c = context(1, MoeDispatcher::alltoall);
+  c.tp = c.etp = 8;
+  c.moe_grouped_gemm = false;
+  c.moe_permutation_async_comm = true;
+  const graph::LayerGraph g = graph::build_layer(m, c, graph::LayerKind::moe);
+  const double rows = 4096.0 / 8 * m.moe->top_k * 8;
+  CHECK(find(g, "expert_gather_concat")->hbm_bytes == Approx(rows * m.hidden * 4));
+  CHECK(find(g, "expert_output_zero")->hbm_bytes == Approx(rows * m.hidden * 2));
+  CHECK(find(g, "expert_output_copy")->hbm_bytes == Approx(rows * m.hidden * 4));
+  c.moe_grouped_gemm = true;
+  CHECK(find(graph::build_layer(m, c, graph::LayerKind::moe), "expert_output_copy") == nullptr);
+  c.moe_grouped_gemm = false;
+  c.moe_permutation_async_comm = false;
+  CHECK(find(graph::build_layer(m, c, graph::LayerKind::moe), "expert_gather_concat") == nullptr);
+}

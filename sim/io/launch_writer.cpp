@@ -105,7 +105,6 @@ void write_model(ArgumentWriter& w, const ModelSpec& m, const LayoutSpec& l, Lau
   }
   if (l.moe_dispatcher == MoeDispatcher::allgather) {
     w.flag("moe-token-dispatcher-type", "allgather");
-    if (l.moe_permutation_async_comm && dialect == LaunchDialect::mindspeed) w.flag("moe-permutation-async-comm");
   } else if (l.moe_dispatcher == MoeDispatcher::flex) {
     // DeepEP takes FP8 tokens; HybridEP asserts it has no FP8 dispatch (megatron/core/transformer/moe/fused_a2a.py).
     w.flag("moe-token-dispatcher-type", "flex");
@@ -113,6 +112,7 @@ void write_model(ArgumentWriter& w, const ModelSpec& m, const LayoutSpec& l, Lau
   } else {
     w.flag("moe-token-dispatcher-type", "alltoall");
   }
+  if (l.moe_permutation_async_comm && dialect == LaunchDialect::mindspeed) w.flag("moe-permutation-async-comm");
 }
 
 void write_layout(ArgumentWriter& w, const ModelSpec& m, const LayoutSpec& l, LaunchDialect dialect) {
