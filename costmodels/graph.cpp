@@ -99,6 +99,8 @@ GraphContext make_context(const ModelSpec& model, const LayoutSpec& layout) {
   ctx.cp_kv_all_gather = layout.cp_kv_all_gather && layout.cp > 1;
   ctx.recompute_modules = layout.recompute_modules;
   ctx.moe_dispatcher = layout.moe_dispatcher;
+  ctx.moe_permutation_async_comm = layout.moe_permutation_async_comm;
+  ctx.moe_grouped_gemm = layout.moe_grouped_gemm;
   ctx.moe_capacity_factor = layout.moe_capacity_factor;
   if (layout.precision == Precision::fp8 && layout.fp8_cached_inputs) ctx.linear_input_bytes = 1;
   ctx.fp8 = layout.precision == Precision::fp8;

@@ -132,6 +132,8 @@ struct GraphContext {
   unsigned recompute_modules = static_cast<unsigned>(RecomputeModule::core_attn);  // what Recompute::selective reruns
   bytes linear_input_bytes = 2;  // per element of a decoder linear layer's input saved for backward
   MoeDispatcher moe_dispatcher = MoeDispatcher::alltoall;
+  bool moe_permutation_async_comm = false;  // LayoutSpec::moe_permutation_async_comm
+  bool moe_grouped_gemm = true;             // LayoutSpec::moe_grouped_gemm
   double moe_capacity_factor = 0;  // LayoutSpec::moe_capacity_factor (the einsum dispatcher's buffers)
   // FP8 training (layout precision fp8 on hardware with an FP8 rate): TE linears get quantisation ops
   // (costmodels/fp8_cast.cpp) by the recipe; the hardware says whether tensor-scaled FP8 needs a

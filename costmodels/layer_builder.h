@@ -403,6 +403,10 @@ class LayerBuilder {
   void router(double tokens);
   void permute(double tokens);
   void unpermute(double tokens);
+  void mindspeed_gather_rows(double tokens);
+  void mindspeed_fp32_combine(double tokens);
+  void mindspeed_sequential_gather(double rows);
+  void mindspeed_sequential_output(double rows);
   double gshard_slots(double tokens) const;
   void gshard_dispatch(double tokens);
   void gshard_combine(double tokens);

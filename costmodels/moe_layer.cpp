@@ -108,6 +108,52 @@ void LayerBuilder::gshard_combine(double tokens) {
   combine.saved_bytes = slots * m_.hidden * a_;  // the expert outputs, for the weights' gradient
 }
 
+// MindSpeed's allgather permutation (allgather_token_permutation in mindspeed/core/transformer/moe/
+// token_dispatcher.py, Ascend/MindSpeed 4ea42a23, the commit MindSpeed-LLM's 2024-09 examples/README.md
+// pins): after the gather it sorts the local experts' indices (torch.argsort of their float copy) and takes
+// the rows in two gathers, global_hidden_states[global_local_map] then [indices]; permute() counts one.
+// Rows per device: the gathered tokens' picks that land on this rank's experts (balanced).
+void LayerBuilder::mindspeed_gather_rows(double tokens) {
+  const double rows = tokens * m_.moe->top_k * c_.etp;
+  Op& sort = vector("permute_argsort", rows, 1);
+  sort.hbm_bytes = rows * (4 + 4 + 8);  // the fp32 keys written and read, int64 order out
+  vector("permute_rows", rows * m_.hidden, 0);  // the second row gather: read and write the rows
+}
+
+// MindSpeed's allgather unpermutation (allgather_token_unpermutation and NewIndePut, same file): the
+// combine buffer of all gathered tokens is allocated in fp32 (torch.zeros(..., dtype=torch.float)), the
+// expert rows are cast to fp32 and index_put_ with accumulate=True into it, and the whole buffer is cast
+// back to bf16 before the reduce-scatter; the backward gathers the rows' gradient with index_select.
+void LayerBuilder::mindspeed_fp32_combine(double tokens) {
+  constexpr bytes fp32 = 4;
+  const double h = m_.hidden, rows = tokens * m_.moe->top_k * c_.etp;
+  const double gathered = c_.ep * tokens * c_.tp;  // hidden_shape tokens x the tensor-and-expert group
+  Op& zero = vector("combine_fp32_zero", gathered * h, 0);
+  zero.hbm_bytes = zero.working_bytes = gathered * h * fp32;
+  // Cast (read bf16, write fp32), then the accumulating scatter (read the rows, read and write the targets).
+  Op& accumulate = vector("combine_fp32_accumulate", rows * h, 1);
+  accumulate.hbm_bytes = rows * h * (a_ + 4 * fp32);
+  accumulate.working_bytes = rows * h * (a_ + fp32) + gathered * h * fp32;
+  Op& cast = vector("combine_fp32_cast", gathered * h, 0);
+  cast.hbm_bytes = cast.working_bytes = gathered * h * (fp32 + a_);
+}
+
+// MindSpeed's SequentialMLP under the alltoall dispatcher (sequential_mlp_forward in mindspeed/core/
+// transformer/moe/experts.py, Ascend/MindSpeed 4ea42a23, registered by megatron_adaptor.py
+// mcore_moe_adaptation with --moe-permutation-async-comm and alltoall): each expert's rows arrive with h / TP
+// columns and are all-gathered along the last dimension (Megatron's _gather_along_last_dim: a gather, then
+// torch.cat of the pieces, one more read and write of the rows); the ETP all-gather itself is etp_all_gather.
+void LayerBuilder::mindspeed_sequential_gather(double rows) {
+  vector("expert_gather_concat", rows * m_.hidden, 0);
+}
+
+// The experts' outputs go into a zeroed buffer of all rows (get_zeros_with_tp), one copy per expert.
+void LayerBuilder::mindspeed_sequential_output(double rows) {
+  Op& zero = vector("expert_output_zero", rows * m_.hidden, 0);
+  zero.hbm_bytes = zero.working_bytes = rows * m_.hidden * a_;
+  vector("expert_output_copy", rows * m_.hidden, 0);
+}
+
 // MoE block with the alltoall dispatcher and parallel folding (Liu et al. 2025, arXiv 2504.14960):
 // tokens are SP-sharded over TP before routing; the EP group carries dispatch and combine; ETP
 // splits expert weights and gathers tokens.
@@ -128,6 +174,7 @@ void LayerBuilder::moe_block() {
   } else if (gathered) {
     permute(routed_tokens);
     collective("ep_all_gather", comm::CollectiveKind::all_gather, GroupKind::ep, c_.ep * routed_tokens * h * a_);
+    if (c_.moe_permutation_async_comm) mindspeed_gather_rows(routed_tokens);
   } else {
     permute(routed_tokens);
     Op& d = collective("ep_dispatch", comm::CollectiveKind::all_to_all, GroupKind::ep,
@@ -142,6 +189,9 @@ void LayerBuilder::moe_block() {
   if (c_.etp > 1)
     collective("etp_all_gather", comm::CollectiveKind::all_gather, GroupKind::etp, expert_tokens * h * a_)
         .scales_with_imbalance = true;
+  const bool mindspeed_sequential = c_.moe_permutation_async_comm && c_.moe_dispatcher == MoeDispatcher::alltoall &&
+                                    !c_.moe_grouped_gemm && c_.etp > 1;
+  if (mindspeed_sequential) mindspeed_sequential_gather(expert_tokens);
   const double local_experts = static_cast<double>(moe.experts) / c_.ep;
   const double width = moe.expert_intermediate / c_.etp;
   const double per_expert = expert_tokens / local_experts;
@@ -156,6 +206,7 @@ void LayerBuilder::moe_block() {
     fc2.saved_bytes = expert_tokens * width * li_;
     fc2.scales_with_imbalance = true;
   }
+  if (mindspeed_sequential) mindspeed_sequential_output(expert_tokens);
   mark_recompute(RecomputeModule::layernorm, {"router"}, {"moe_norm"});
   mark_recompute(RecomputeModule::moe_act, {"expert_fc2"}, {"expert_act"});
   if (c_.etp > 1) {
@@ -166,6 +217,7 @@ void LayerBuilder::moe_block() {
   if (einsum) {
     gshard_combine(routed_tokens);
   } else if (gathered) {
+    if (c_.moe_permutation_async_comm) mindspeed_fp32_combine(routed_tokens);
     keep_reduce_scatter_output(collective("ep_reduce_scatter", comm::CollectiveKind::reduce_scatter, GroupKind::ep,
                                           c_.ep * routed_tokens * h * a_),
                                c_.ep);

@@ -289,6 +289,13 @@ struct LayoutSpec {
   // ranks of its experts; allgather gathers every rank's tokens over the EP group, each rank computes its
   // local experts on the tokens routed to them and the outputs are reduce-scattered back.
   MoeDispatcher moe_dispatcher = MoeDispatcher::alltoall;
+  // MindSpeed's allgather token permutation (--moe-permutation-async-comm with the allgather dispatcher:
+  // MindSpeed-LLM's megatron_patch.py then patches in mindspeed/core/transformer/moe/token_dispatcher.py
+  // allgather_token_permutation / allgather_token_unpermutation, Ascend/MindSpeed 4ea42a23): two row gathers
+  // and a combine that accumulates into an fp32 buffer of all gathered tokens. With the alltoall dispatcher and
+  // no grouped GEMM, MindSpeed's SequentialMLP forward (experts.py sequential_mlp_forward, registered by
+  // megatron_adaptor.py mcore_moe_adaptation): per-expert last-dim gathers and an output buffer filled by copies.
+  bool moe_permutation_async_comm = false;
   // Expert capacity (Megatron-Core --moe-expert-capacity-factor, MindSpeed legacy --moe-train-capacity-
   // factor; Lepikhin et al. 2020 "GShard" §2.2): an expert takes at most factor x its balanced share of
   // the routed tokens, the rest are dropped; 0: dropless. Padded (--moe-pad-expert-input-to-capacity,

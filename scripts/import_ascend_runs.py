@@ -305,8 +305,10 @@ FLAGS = {
                             "step)"),
     "--reuse-fp32-param": (N, "bf16 parameters share the fp32 master copy's memory (memory only)"),
     "--mtp-mem-efficient-logits": (N, "MTP logits computed in chunks to save memory (memory only)"),
-    "--moe-permutation-async-comm": (N, "token-count exchange of the dispatcher made asynchronous; moesim does "
-                                        "not model that synchronisation"),
+    "--moe-permutation-async-comm": (T, "layout.moe_permutation_async_comm (MindSpeed's allgather permutation: "
+                                        "an argsort and a second row gather; the combine accumulated in an fp32 "
+                                        "buffer of all gathered tokens; with alltoall, MindSpeed's SequentialMLP: per-expert last-dim gathers and "
+                                        "an output buffer filled by copies)"),
     "--moe-train-capacity-factor": (T, "layout.moe_capacity_factor (with layout.moe_dispatcher einsum: no "
                                        "--use-mcore-models)"),
     "--no-gradient-accumulation-fusion": (T, "layout.gradient_accumulation_fusion false (the weight-gradient "
@@ -811,6 +813,9 @@ def layout_from_flags(F, shared, model, hardware, assume):
             assume("moe_dispatcher", "no --moe-token-dispatcher-type and no --use-mcore-models (legacy model "
                                      "path, dispatcher not named): alltoall; at EP <= 2 with top-2 the allgather "
                                      "dispatcher moves the same bytes")
+    # MindSpeed's permutation and expert paths (the same rule as sim/io/launch_translate.cpp).
+    if layout.get("moe_dispatcher") != "einsum" and "--moe-permutation-async-comm" in F:
+        layout["moe_permutation_async_comm"] = True
     if "--sequence-parallel" in F and tp == 1:
         assume("sequence_parallel", "--sequence-parallel with TP 1 has no effect")
     if "--sequence-parallel" not in F and tp > 1:

@@ -59,7 +59,8 @@ Fields layout_fields(const LayoutSpec& l) {
           {"gradient_accumulation_fusion", l.gradient_accumulation_fusion ? "true" : "false"},
           {"moe_grouped_gemm", l.moe_grouped_gemm ? "true" : "false"}, {"optimizer_swap", l.optimizer_swap ? "true" : "false"},
           {"moe_dispatcher", io::to_string(l.moe_dispatcher)}, {"moe_capacity_factor", std::to_string(l.moe_capacity_factor)},
-          {"moe_pad_to_capacity", l.moe_pad_to_capacity ? "true" : "false"}};
+          {"moe_pad_to_capacity", l.moe_pad_to_capacity ? "true" : "false"},
+          {"moe_permutation_async_comm", l.moe_permutation_async_comm ? "true" : "false"}};
 }
 
 // "field: script x, record y" for each field both hold and that differs.
@@ -122,7 +123,8 @@ std::pair<Fields, Fields> shared_record_fields(const io::json& r) {
 void check_round_trip(const Read& r, const std::string& id) {
   for (io::LaunchDialect dialect : {io::LaunchDialect::mindspeed, io::LaunchDialect::megatron}) {
     if (dialect == io::LaunchDialect::megatron &&
-        (r.layout.schedule == ScheduleKind::dualpipe || r.layout.moe_dispatcher == MoeDispatcher::einsum))
+        (r.layout.schedule == ScheduleKind::dualpipe || r.layout.moe_dispatcher == MoeDispatcher::einsum ||
+         r.layout.moe_permutation_async_comm))
       continue;  // no Megatron flag
     const test::ScratchDir dir("launch-round-trip");
     const std::string script = dir.file(id + ".sh");

@@ -19,6 +19,16 @@ const graph::Op* find(const graph::LayerGraph& g, const std::string& name) {
   return nullptr;
 }
 
+// One microbatch of 4,096 tokens on a device of an EP group of `ep` with the given dispatcher.
+graph::GraphContext context(int ep, MoeDispatcher dispatcher) {
+  graph::GraphContext c;
+  c.tokens = 4096;
+  c.seq_len = 4096;
+  c.ep = ep;
+  c.moe_dispatcher = dispatcher;
+  return c;
+}
+
 graph::LayerGraph moe_layer(int experts, int top_k, int ep) {
   ModelSpec m = io::load_model("qwen3-30b-a3b");
   m.moe->experts = experts;
@@ -69,11 +79,7 @@ TEST_CASE("moe layer: router and permutation traffic grow with experts and top-k
 // builds S x E x C masks, dispatches and combines by matmuls over them, and has no permutation.
 TEST_CASE("moe layer: the GShard einsum dispatcher's masks and matmuls grow with capacity", "[graph][moe]") {
   ModelSpec m = io::load_model("mixtral-8x7b");
-  graph::GraphContext c;
-  c.tokens = 4096;
-  c.seq_len = 4096;
-  c.ep = 2;
-  c.moe_dispatcher = MoeDispatcher::einsum;
+  graph::GraphContext c = context(2, MoeDispatcher::einsum);
   c.moe_capacity_factor = 1.1;
   const graph::LayerGraph g = graph::build_layer(m, c, graph::LayerKind::moe);
   CHECK_FALSE(find(g, "permute"));
@@ -120,4 +126,51 @@ TEST_CASE("moe layer: a capacity factor caps or fixes the expert load", "[moe][i
   l.moe_capacity_factor = 1.1;
   l.ep = 1;
   CHECK(imbalance::layout_imbalance(m, l) == Approx(1.1));  // also without EP
+}
+
+// MindSpeed's allgather permutation (--moe-permutation-async-comm, token_dispatcher.py at Ascend/MindSpeed
+// 4ea42a23): an argsort and a second row gather after the gather, and a combine through an fp32 buffer of
+// all ep x T gathered tokens that is zeroed, accumulated into and cast back before the reduce-scatter.
+TEST_CASE("moe layer: MindSpeed's allgather permutation adds its sort, row gather and fp32 combine", "[graph][moe]") {
+  ModelSpec m = io::load_model("qwen3-30b-a3b");
+  graph::GraphContext c = context(4, MoeDispatcher::allgather);
+  const graph::LayerGraph megatron = graph::build_layer(m, c, graph::LayerKind::moe);
+  c.moe_permutation_async_comm = true;
+  const graph::LayerGraph mindspeed = graph::build_layer(m, c, graph::LayerKind::moe);
+  for (const char* name : {"permute_argsort", "permute_rows", "combine_fp32_zero", "combine_fp32_accumulate",
+                           "combine_fp32_cast"}) {
+    CHECK(find(megatron, name) == nullptr);
+    CHECK(find(mindspeed, name) != nullptr);
+  }
+  const double h = m.hidden, gathered = 4.0 * 4096, rows = 4096.0 * m.moe->top_k;
+  CHECK(find(mindspeed, "combine_fp32_zero")->hbm_bytes == Approx(gathered * h * 4));
+  CHECK(find(mindspeed, "combine_fp32_cast")->hbm_bytes == Approx(gathered * h * 6));
+  CHECK(find(mindspeed, "combine_fp32_accumulate")->hbm_bytes == Approx(rows * h * 18));
+  CHECK(find(mindspeed, "permute_rows")->hbm_bytes == Approx(rows * h * 4));
+  // The reduce-scatter itself stays bf16: NewIndePut returns the buffer cast back.
+  CHECK(find(mindspeed, "ep_reduce_scatter")->collective.buffer == Approx(find(megatron, "ep_reduce_scatter")->collective.buffer));
+  // Another dispatcher is unchanged by the flag.
+  c.moe_dispatcher = MoeDispatcher::alltoall;
+  CHECK(find(graph::build_layer(m, c, graph::LayerKind::moe), "combine_fp32_zero") == nullptr);
+}
+
+// MindSpeed's SequentialMLP under the alltoall dispatcher with TP-split experts (experts.py
+// sequential_mlp_forward at Ascend/MindSpeed 4ea42a23): the last-dim gather's concatenation, the zeroed output
+// buffer and the per-expert copies into it, each over all T x k x etp rows; not with grouped GEMMs.
+TEST_CASE("moe layer: MindSpeed's SequentialMLP copies its rows where the experts are TP-split", "[graph][moe]") {
+  ModelSpec m = io::load_model("mixtral-8x7b");
+  graph::GraphContext c = context(1, MoeDispatcher::alltoall);
+  c.tp = c.etp = 8;
+  c.moe_grouped_gemm = false;
+  c.moe_permutation_async_comm = true;
+  const graph::LayerGraph g = graph::build_layer(m, c, graph::LayerKind::moe);
+  const double rows = 4096.0 / 8 * m.moe->top_k * 8;
+  CHECK(find(g, "expert_gather_concat")->hbm_bytes == Approx(rows * m.hidden * 4));
+  CHECK(find(g, "expert_output_zero")->hbm_bytes == Approx(rows * m.hidden * 2));
+  CHECK(find(g, "expert_output_copy")->hbm_bytes == Approx(rows * m.hidden * 4));
+  c.moe_grouped_gemm = true;
+  CHECK(find(graph::build_layer(m, c, graph::LayerKind::moe), "expert_output_copy") == nullptr);
+  c.moe_grouped_gemm = false;
+  c.moe_permutation_async_comm = false;
+  CHECK(find(graph::build_layer(m, c, graph::LayerKind::moe), "expert_gather_concat") == nullptr);
 }

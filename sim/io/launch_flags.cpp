@@ -59,7 +59,7 @@ constexpr FlagInfo flag_table[] = {
     {"context-parallel-algo", not_modelled, one}, {"cp-attention-mask-type", not_modelled, one},
     {"cp-window-size", not_modelled, one}, {"use-cp-send-recv-overlap", not_modelled, none},
     {"moe-expert-rank-capacity-factor", not_modelled, one},
-    {"moe-permutation-async-comm", not_modelled, none},
+    {"moe-permutation-async-comm", layout, none},
     {"reset-attention-mask", not_modelled, none}, {"reset-position-ids", not_modelled, none},
     {"optimize-recomp-communication-level", not_modelled, one}, {"reuse-fp32-param", not_modelled, none},
     {"mtp-mem-efficient-logits", not_modelled, none}, {"output-layer-slice-num", not_modelled, one},

@@ -349,6 +349,9 @@ json layout_json(const Arguments& a, const ArgumentList& list, const LaunchOptio
     } else {
       const std::string dispatcher = a.text("moe-token-dispatcher-type", mcore ? "allgather" : "alltoall");
       if (dispatcher == "allgather" || dispatcher == "flex") l["moe_dispatcher"] = dispatcher;
+      // MindSpeed's permutation and expert code paths (MindSpeed-LLM megatron_patch.py, MindSpeed
+      // megatron_adaptor.py mcore_moe_adaptation select them by this flag and the dispatcher).
+      if (a.has("moe-permutation-async-comm")) l["moe_permutation_async_comm"] = true;
       else if (dispatcher != "alltoall" && dispatcher != "alltoall_seq")
         notes.push_back("EP dispatcher " + dispatcher + " simulated as an all-to-all");
       // Megatron-Core drops tokens over capacity (--moe-expert-capacity-factor) and pads to it with

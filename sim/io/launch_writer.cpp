@@ -112,6 +112,7 @@ void write_model(ArgumentWriter& w, const ModelSpec& m, const LayoutSpec& l, Lau
   } else {
     w.flag("moe-token-dispatcher-type", "alltoall");
   }
+  if (l.moe_permutation_async_comm && dialect == LaunchDialect::mindspeed) w.flag("moe-permutation-async-comm");
 }
 
 void write_layout(ArgumentWriter& w, const ModelSpec& m, const LayoutSpec& l, LaunchDialect dialect) {

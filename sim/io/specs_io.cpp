@@ -361,6 +361,7 @@ LayoutSpec parse_layout(const json& j, const std::string& file) {
   }
   l.moe_capacity_factor = f.has("moe_capacity_factor") ? f.positive("moe_capacity_factor") : 0.0;
   l.moe_pad_to_capacity = f.boolean_or("moe_pad_to_capacity", false);
+  l.moe_permutation_async_comm = f.boolean_or("moe_permutation_async_comm", false);
   if (l.moe_pad_to_capacity && l.moe_capacity_factor == 0)
     f.fail("moe_pad_to_capacity", "false unless moe_capacity_factor is set (padding to a capacity needs one)");
   if (l.moe_dispatcher == MoeDispatcher::einsum && l.moe_capacity_factor == 0)

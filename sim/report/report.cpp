@@ -32,6 +32,7 @@ json layout_json(const LayoutSpec& l) {
               {"moe_dispatcher", io::to_string(l.moe_dispatcher)},
               {"moe_capacity_factor", l.moe_capacity_factor},
               {"moe_pad_to_capacity", l.moe_pad_to_capacity},
+              {"moe_permutation_async_comm", l.moe_permutation_async_comm},
               {"recompute_modules", l.recompute == Recompute::selective ? json(io::recompute_module_names(l.recompute_modules)) : json::array()},
               {"cross_entropy", io::to_string(l.cross_entropy)},
               {"adam_moments", io::float_type_name(l.adam_moment_bytes)},

@@ -136,11 +136,12 @@ print("memory (Megatron-Bridge MoE) ok:", round(runs[0]["error_pct"], 2), "%")
 PY
 # Ascend runs (validation/ascend_runs.json, written by scripts/import_ascend_runs.py from the shared records and
 # their launch scripts): every record parses and at least 20 are scored. Ceilings on the fitted Ascend
-# profiles (README "Accuracy", validation/README.md "Ascend runs"): at operator level MAPE 30.4% over 26 runs (910B
-# 29.1%, A3 40.6%; the profiles were fitted at pass level, where the numbers below were measured): pass level 29.6% since the A3 device is
-# one 910C die (31.1% with the package as device); the host issue time is the one measured on a 910B host trace
-# (0.080 ms per op); 910B 28.2% over 23, fitted; the 3 A3 runs take the 910B values: 40.7%. Fails past 30.7% (910B
-# past 29.4%, A3 past 41.2%). The Pangu Ultra MoE 6K run is scored
+# profiles (README "Accuracy", validation/README.md "Ascend runs"): MAPE 27.2% over 26 runs since MindSpeed's
+# allgather permutation and SequentialMLP are modelled and grouped_gemm_factor refit 0.35 -> 0.45 (29.7% before;
+# the A3 device is one 910C die); the host issue time is the one measured on a 910B host trace (0.080 ms per op);
+# 910B 26.4% over 23, fitted; the 3 A3 runs take the 910B values: 33.2%. Fails past 27.6% (910B past 26.8%, A3
+# past 33.7%). The
+# Pangu Ultra MoE 6K run is scored
 # here once. Runs that ran but are predicted not to fit: none (DeepSeek-V3 on A3 fits with its
 # --swap-optimizer, though DualPipeV is recorded as DualPipe's two parameter copies). The committed file must
 # be what the importer writes.
@@ -152,15 +153,15 @@ v = json.load(open(sys.argv[1]))
 scored = [r for r in v["runs"] if "error_pct" in r]
 assert len(scored) >= 20 and v["summary"]["count"] == len(scored), (len(scored), v["summary"])
 assert all(r["hardware"] in ("ascend-910b2", "ascend-910c-cm384") for r in scored), scored
-assert v["summary"]["mape_pct"] < 30.7, v["summary"]
-assert v["summary"]["by_hardware"]["ascend-910b2"]["mape_pct"] < 29.4, v["summary"]["by_hardware"]
-assert v["summary"]["by_hardware"]["ascend-910c-cm384"]["mape_pct"] < 41.2, v["summary"]["by_hardware"]
+assert v["summary"]["mape_pct"] < 27.6, v["summary"]
+assert v["summary"]["by_hardware"]["ascend-910b2"]["mape_pct"] < 26.8, v["summary"]["by_hardware"]
+assert v["summary"]["by_hardware"]["ascend-910c-cm384"]["mape_pct"] < 33.7, v["summary"]["by_hardware"]
 not_fitting = {r["id"] for r in scored if not r["fits"]}
 assert len(not_fitting) == v["summary"]["predicted_not_to_fit"] == 0, not_fitting
 assert any(r["id"] == "pangu-ultra-moe-718b-6k-30mfu" and r["fits"] for r in scored), "Pangu 6K must fit"
 # The paper's optimisations (hierarchical EP all-to-all, adaptive pipe overlap, fine-grained recompute with
 # swap) take Pangu Ultra MoE from 18.9% to 30.0% MFU (x1.59): the two records' predicted ratio must be within
-# 10% of it (x1.54 at 24.8% / 16.1%), whatever the level, which the unknown global batch still sets.
+# 10% of it (x1.56 at 26.8% / 17.2%), whatever the level, which the unknown global batch still sets.
 pangu = {r["id"]: r for r in scored if r["id"].startswith("pangu-ultra-moe-718b-")}
 ratio = pangu["pangu-ultra-moe-718b-6k-30mfu"]["predicted"] / pangu["pangu-ultra-moe-718b-4k-baseline"]["predicted"]
 assert abs(ratio / (0.300 / 0.189) - 1) < 0.10, ratio

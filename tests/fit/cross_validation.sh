@@ -22,16 +22,16 @@ done
 # Ascend 910B (validation/ascend_runs.json): the fit that wrote the profile (its sources name it) keeps the
 # kernel-calibrated GEMM rate, the attention fraction, launch overhead, the host issue time measured on a 910B
 # host trace and the measured HCCS / RoCE efficiencies, and holds out by repository or paper (MindSpeed-LLM,
-# MindFormers, the two Pangu reports). Now: 29.2% held out over 23 runs (in-sample 28.0%; with the host issue
-# time fitted as well it was 29.9%; the pre-fit profile had 53%); fitted on the 7 runs of the other sources,
-# MindSpeed-LLM's 16 come out at 32.1%.
+# MindFormers, the two Pangu reports). Now: 30.6% held out over 23 runs (in-sample 26.4%), with MindSpeed's
+# allgather permutation and SequentialMLP modelled (33.0% / 28.3% before, at the same runs; the pre-fit profile had
+# 53%); fitted on the 7 runs of the other sources, MindSpeed-LLM's 16 come out at 33.7% (37.1% before).
 python3 "$root/scripts/fit_to_runs.py" ascend-910b2 "$root/validation/ascend_runs.json" --cross-validate \
   --group repository --no-tiers --extra comm_compute_slowdown --keep peak_fraction --keep half_saturation_flops \
   --keep attention_fraction --keep launch_overhead --keep host_op_overhead --rounds 5 --moesim "$moesim" \
   --json "$out/ascend-910b2.json" | tail -1
 python3 - "$out" <<'PY'
 import json, os, sys
-ceilings = {"a100-sxm-80g": 7.0, "h100-sxm": 11.5, "ascend-910b2": 34.0}  # held-out MAPE %
+ceilings = {"a100-sxm-80g": 7.0, "h100-sxm": 11.5, "ascend-910b2": 31.5}  # held-out MAPE %
 for profile, ceiling in ceilings.items():
     cv = json.load(open(os.path.join(sys.argv[1], profile + ".json")))
     s = cv["summary"]
