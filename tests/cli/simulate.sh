@@ -73,7 +73,7 @@ else:
     if peak is not None and abs(max(s["total"] for s in stages) - peak) > 1:
         problems.append("memory.peak_bytes is not the largest stage total")
 if it and tps:
-    expected = 1536 * 4096 / it  # global batch x seq_len per iteration, whole job
+    expected = 3072 * 4096 / it  # global batch x seq_len per iteration, whole job (the layout file: 3072 sequences)
     if abs(tps / expected - 1) > 1e-9:
         problems.append(f"tokens_per_s {tps} != global_batch x seq_len / iteration_time = {expected}")
 if mfu is not None and hfu is not None and hfu < mfu:

@@ -60,9 +60,10 @@ throughput = [r for r in scored if r["metric"] != "memory"]
 v4 = [r for r in throughput if r["id"].startswith("mcore-moe-recipe-deepseek_v4")]
 assert len(v4) == 2 and max(abs(r["error_pct"]) for r in v4) < 45, v4  # +28.0% Pro, +43.7% Flash
 # Fine-grained MoE (issue 25: Qwen3-30B-A3B and Qwen3-235B-A22B recipes, 128 experts of width 768 / 1536):
-# 7.7% MAPE over 11 (8.2% before block-scaled FP8's Hopper rate and the per-expert FP8 casts); the bar is 5%.
+# 7.2% MAPE over 11 at operator level (7.7% at pass level; 8.2% before block-scaled FP8's Hopper rate and the
+# per-expert FP8 casts); the bar is 5%.
 fine = [r for r in throughput if "qwen3_30b" in r["id"] or "qwen3_235b" in r["id"]]
-assert len(fine) == 11 and sum(abs(r["error_pct"]) for r in fine) / len(fine) < 7.8, fine
+assert len(fine) == 11 and sum(abs(r["error_pct"]) for r in fine) / len(fine) < 7.5, fine
 others = [r for r in throughput if r not in v4]
 assert max(abs(r["error_pct"]) for r in others) < 28, max(others, key=lambda r: abs(r["error_pct"]))
 # At operator level every throughput row carries its pass-level prediction (the model the sweep pre-screens with).
@@ -136,12 +137,13 @@ print("memory (Megatron-Bridge MoE) ok:", round(runs[0]["error_pct"], 2), "%")
 PY
 # Ascend runs (validation/ascend_runs.json, written by scripts/import_ascend_runs.py from the shared records and
 # their launch scripts): every record parses and at least 20 are scored. Ceilings on the fitted Ascend
-# profiles (README "Accuracy", validation/README.md "Ascend runs"): MAPE 27.2% over 26 runs since MindSpeed's
-# allgather permutation and SequentialMLP are modelled and grouped_gemm_factor refit 0.35 -> 0.45 (29.7% before;
-# the A3 device is one 910C die); the host issue time is the one measured on a 910B host trace (0.080 ms per op);
-# 910B 26.4% over 23, fitted; the 3 A3 runs take the 910B values: 33.2%. Fails past 27.6% (910B past 26.8%, A3
-# past 33.7%). The
-# Pangu Ultra MoE 6K run is scored
+# profiles (README "Accuracy", validation/README.md "Ascend runs"), at operator level, the default prediction:
+# MAPE 27.3% over 26 runs (pass level 26.5%), 910B 26.1% over 23 (fitted; pass level 25.2%), the 3 A3 runs, which
+# take the 910B values, 36.4%. It was 29.7% before MindSpeed's allgather permutation and SequentialMLP were
+# modelled, ring attention's dK/dV exchange and output merge counted and the Pangu Ultra MoE records given the
+# global batch their Adaptive Pipe Overlap needs (grouped_gemm_factor refit 0.35 -> 0.45 -> 0.35 on the way); the
+# host issue time is the one measured on a 910B host trace (0.080 ms per op). Fails past 27.7% (910B past 26.5%,
+# A3 past 36.8%). The Pangu Ultra MoE 6K run is scored
 # here once. Runs that ran but are predicted not to fit: none (DeepSeek-V3 on A3 fits with its
 # --swap-optimizer, though DualPipeV is recorded as DualPipe's two parameter copies). The committed file must
 # be what the importer writes.
@@ -153,18 +155,20 @@ v = json.load(open(sys.argv[1]))
 scored = [r for r in v["runs"] if "error_pct" in r]
 assert len(scored) >= 20 and v["summary"]["count"] == len(scored), (len(scored), v["summary"])
 assert all(r["hardware"] in ("ascend-910b2", "ascend-910c-cm384") for r in scored), scored
-assert v["summary"]["mape_pct"] < 27.6, v["summary"]
-assert v["summary"]["by_hardware"]["ascend-910b2"]["mape_pct"] < 26.8, v["summary"]["by_hardware"]
-assert v["summary"]["by_hardware"]["ascend-910c-cm384"]["mape_pct"] < 33.7, v["summary"]["by_hardware"]
+assert v["summary"]["mape_pct"] < 27.7, v["summary"]
+assert v["summary"]["by_hardware"]["ascend-910b2"]["mape_pct"] < 26.5, v["summary"]["by_hardware"]
+assert v["summary"]["by_hardware"]["ascend-910c-cm384"]["mape_pct"] < 36.8, v["summary"]["by_hardware"]
 not_fitting = {r["id"] for r in scored if not r["fits"]}
 assert len(not_fitting) == v["summary"]["predicted_not_to_fit"] == 0, not_fitting
 assert any(r["id"] == "pangu-ultra-moe-718b-6k-30mfu" and r["fits"] for r in scored), "Pangu 6K must fit"
 # The paper's optimisations (hierarchical EP all-to-all, adaptive pipe overlap, fine-grained recompute with
 # swap) take Pangu Ultra MoE from 18.9% to 30.0% MFU (x1.59): the two records' predicted ratio must be within
-# 10% of it (x1.56 at 26.8% / 17.2%), whatever the level, which the unknown global batch still sets.
+# 10% of it (x1.51 at 28.3% / 18.7%; x1.17 before the baseline took full recompute). Both records are also within
+# 10% of their measured MFU (-0.9%, -5.6%), the issue's bar for the main job.
 pangu = {r["id"]: r for r in scored if r["id"].startswith("pangu-ultra-moe-718b-")}
 ratio = pangu["pangu-ultra-moe-718b-6k-30mfu"]["predicted"] / pangu["pangu-ultra-moe-718b-4k-baseline"]["predicted"]
 assert abs(ratio / (0.300 / 0.189) - 1) < 0.10, ratio
+assert len(pangu) == 2 and all(abs(r["error_pct"]) < 10 for r in pangu.values()), pangu
 print("ascend runs ok:", len(scored), "scored of", len(v["runs"]), "MAPE", round(v["summary"]["mape_pct"], 2), "%")
 PY
 python3 "$root/scripts/import_ascend_runs.py" --out "$out/ascend_runs.json" > /dev/null

@@ -22,16 +22,18 @@ done
 # Ascend 910B (validation/ascend_runs.json): the fit that wrote the profile (its sources name it) keeps the
 # kernel-calibrated GEMM rate, the attention fraction, launch overhead, the host issue time measured on a 910B
 # host trace and the measured HCCS / RoCE efficiencies, and holds out by repository or paper (MindSpeed-LLM,
-# MindFormers, the two Pangu reports). Now: 30.6% held out over 23 runs (in-sample 26.4%), with MindSpeed's
-# allgather permutation and SequentialMLP modelled (33.0% / 28.3% before, at the same runs; the pre-fit profile had
-# 53%); fitted on the 7 runs of the other sources, MindSpeed-LLM's 16 come out at 33.7% (37.1% before).
+# MindFormers, the two Pangu reports). Now: 26.0% held out over 23 runs (in-sample 25.2%; pass level, where the fit
+# runs), with MindSpeed's allgather permutation and SequentialMLP modelled, ring attention's dK/dV exchange counted and
+# the Pangu Ultra MoE records at the global batch their Adaptive Pipe Overlap needs (30.6% / 26.4% before them, 33.0%
+# / 28.3% before the MindSpeed ops; the pre-fit profile had 53%); held out, the two Pangu Ultra MoE runs come out at
+# 1.4%, MindSpeed-LLM's 16 at 28.9%.
 python3 "$root/scripts/fit_to_runs.py" ascend-910b2 "$root/validation/ascend_runs.json" --cross-validate \
   --group repository --no-tiers --extra comm_compute_slowdown --keep peak_fraction --keep half_saturation_flops \
   --keep attention_fraction --keep launch_overhead --keep host_op_overhead --rounds 5 --moesim "$moesim" \
   --json "$out/ascend-910b2.json" | tail -1
 python3 - "$out" <<'PY'
 import json, os, sys
-ceilings = {"a100-sxm-80g": 7.0, "h100-sxm": 11.5, "ascend-910b2": 31.5}  # held-out MAPE %
+ceilings = {"a100-sxm-80g": 7.0, "h100-sxm": 11.5, "ascend-910b2": 26.5}  # held-out MAPE %
 for profile, ceiling in ceilings.items():
     cv = json.load(open(os.path.join(sys.argv[1], profile + ".json")))
     s = cv["summary"]
