@@ -105,13 +105,16 @@ GraphContext make_context(const ModelSpec& model, const LayoutSpec& layout) {
   if (layout.precision == Precision::fp8 && layout.fp8_cached_inputs) ctx.linear_input_bytes = 1;
   ctx.fp8 = layout.precision == Precision::fp8;
   ctx.fp8_recipe = layout.fp8_recipe;
-  if (layout.dp > 0 && layout.micro_batch > 0) ctx.microbatches = std::max(1, layout.microbatches());
+  // Only FP8 weight casts read the microbatch count (fp8_cast.cpp: once per iteration); without FP8 it
+  // stays 1, so layouts that differ only in batch split share one graph (the sweep pre-screen's cache).
+  if (ctx.fp8 && layout.dp > 0 && layout.micro_batch > 0) ctx.microbatches = std::max(1, layout.microbatches());
   return ctx;
 }
 
 GraphContext make_context(const ModelSpec& model, const LayoutSpec& layout, const DeviceSpec& device) {
   GraphContext ctx = make_context(model, layout);
   ctx.fp8 = ctx.fp8 && device.matrix_fp8 > device.matrix_bf16;
+  if (!ctx.fp8) ctx.microbatches = 1;
   ctx.fp8_any_layout = device.matrix.fp8_any_layout;
   ctx.ring_update_bytes = device.ring_update_bytes;
   return ctx;
