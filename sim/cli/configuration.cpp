@@ -38,15 +38,17 @@ void add_layout_flags(po::options_description& d) {
       ("activation-swap", po::value<double>(), "fraction of saved activations swapped to host memory (0..1)");
 }
 
-// The layout flags that set a value (all of add_layout_flags but --layout).
-constexpr const char* layout_value_flags[] = {"devices", "tp", "pp", "vpp", "ep", "etp", "cp", "micro-batch",
-                                              "global-batch", "seq-len", "recompute", "schedule", "precision",
-                                              "ep-overlap", "tp-overlap", "hierarchical-ep", "expert-skew",
-                                              "redundant-experts", "activation-swap"};
-
+// The first layout flag given that sets a value (any of add_layout_flags but --layout), in their order;
+// read from the options themselves so that a flag added there is seen here too. The names live in a
+// description kept for the program's lifetime.
 const char* value_flag(const po::variables_map& vm) {
-  for (const char* flag : layout_value_flags)
-    if (vm.count(flag)) return flag;
+  static const po::options_description layout_options = [] {
+    po::options_description d;
+    add_layout_flags(d);
+    return d;
+  }();
+  for (const auto& option : layout_options.options())
+    if (option->long_name() != "layout" && vm.count(option->long_name())) return option->long_name().c_str();
   return nullptr;
 }
 
