@@ -289,6 +289,13 @@ struct LayoutSpec {
   // ranks of its experts; allgather gathers every rank's tokens over the EP group, each rank computes its
   // local experts on the tokens routed to them and the outputs are reduce-scattered back.
   MoeDispatcher moe_dispatcher = MoeDispatcher::alltoall;
+  // Compute units (SMs) the flex dispatcher's DeepEP / HybridEP kernels hold for as long as they run
+  // (Megatron-Core --moe-deepep-num-sms, default 20 in TransformerConfig; --moe-hybridep-num-sms): the normal
+  // kernels are persistent CUDA blocks, one per SM, that copy tokens with their own warps (DeepEP
+  // csrc/kernels/intranode.cu, internode.cu; Buffer.num_sms), so a GEMM beside them runs on the rest of the
+  // device's compute_units. 0 with the other dispatchers (NCCL's all-to-all is in comm_compute_slowdown).
+  int ep_dispatch_sms = 0;
+  static constexpr int default_ep_dispatch_sms = 20;
   // MindSpeed's allgather token permutation (--moe-permutation-async-comm with the allgather dispatcher:
   // MindSpeed-LLM's megatron_patch.py then patches in mindspeed/core/transformer/moe/token_dispatcher.py
   // allgather_token_permutation / allgather_token_unpermutation, Ascend/MindSpeed 4ea42a23): two row gathers

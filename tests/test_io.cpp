@@ -255,6 +255,8 @@ TEST_CASE("io: malformed layout files name file and field", "[io][errors]") {
       {"layout-pad-without-capacity.json", "moe_pad_to_capacity"},
       {"layout-negative-capacity.json", "moe_capacity_factor"},
       {"layout-flex-hierarchical.json", "ep_all_to_all"},
+      {"layout-dispatch-sms-without-flex.json", "ep_dispatch_sms"},
+      {"layout-dispatch-sms-zero.json", "ep_dispatch_sms"},
       {"layout-softmax-with-flash.json", "softmax_in_fp32"},
   };
   for (const auto& c : cases) {

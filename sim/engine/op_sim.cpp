@@ -552,7 +552,9 @@ OpLevelResult simulate_op_level(const ModelSpec& m, const LayoutSpec& l, const H
   const std::vector<TaskId> stage_end = OpSimBuilder(m, l, hw, r, graphs, out).build();
   Engine& e = out.engine;
   e.run();
-  if (slow_compute_beside_comm(e, hw.device.comm_compute_slowdown)) e.run();
+  const CommSlowdown slowdown{hw.device.comm_compute_slowdown,
+                              flex_dispatch_slowdown(l, hw.device)};
+  if (slow_compute_beside_comm(e, slowdown)) e.run();
 
   r.iteration_time = 0;
   for (int s = 0; s < l.pp; ++s) {

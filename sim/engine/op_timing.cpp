@@ -3,7 +3,10 @@
 #include <algorithm>
 #include <cmath>
 #include <tuple>
+#include <stdexcept>
 #include <utility>
+
+#include <fmt/format.h>
 
 namespace moesim::sim {
 
@@ -162,6 +165,14 @@ GroupKind comm_class(const Op& op) {
     case GroupKind::cp: return GroupKind::cp;
     default: return GroupKind::tp;
   }
+}
+
+double flex_dispatch_slowdown(const LayoutSpec& l, const DeviceSpec& d) {
+  const int units = d.matrix.compute_units, reserved = l.moe_dispatcher == MoeDispatcher::flex ? l.ep_dispatch_sms : 0;
+  if (units <= 0 || reserved <= 0) return 0;
+  if (reserved >= units)
+    throw std::invalid_argument(fmt::format("layout: ep_dispatch_sms {} leaves none of the device's {} compute units", reserved, units));
+  return static_cast<double>(reserved) / (units - reserved);
 }
 
 const std::vector<OpTiming>& OpTimings::of(const graph::LayerGraph& g) {

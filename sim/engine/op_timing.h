@@ -30,6 +30,12 @@ OpTiming time_op(const graph::Op& op, const LayoutSpec& l, const HardwareProfile
 // ETP) or cp.
 graph::GroupKind comm_class(const graph::Op& op);
 
+// Slowdown of compute beside the flex dispatcher's EP kernels (LayoutSpec::ep_dispatch_sms): a compute-bound
+// kernel left with U - S of the device's U SMs takes U / (U - S) of its time, a slowdown of S / (U - S)
+// (24 of B200's 148 SMs: 0.19). 0 without the flex dispatcher or where compute_units is not given; throws
+// std::invalid_argument when the dispatch would hold every SM.
+double flex_dispatch_slowdown(const LayoutSpec& l, const DeviceSpec& d);
+
 // An op's time depends only on the op, the layout, the hardware and the imbalance, all fixed within
 // one simulation, yet every layer graph is summed once per chunk: each graph's op times are computed
 // on first use and reused by the other chunks.

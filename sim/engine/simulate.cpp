@@ -76,7 +76,10 @@ PassCost apply_overlap(const RawPass& r, const LayoutSpec& l, const DeviceSpec& 
   // schedules pair each pass with a same-sized pass of another microbatch.
   if (l.overlap.ep_all_to_all && !ep_hidden_by_pairing) {
     p.exposed_ep = std::max(0.0, r.ep - r.compute - delayed_wgrad);
-    hidden += r.ep - p.exposed_ep;
+    // Compute beside the flex dispatcher's kernels runs on the SMs they leave (flex_dispatch_slowdown).
+    const seconds hidden_ep = r.ep - p.exposed_ep;
+    hidden += hidden_ep;
+    p.compute += std::max(0.0, flex_dispatch_slowdown(l, d) - d.comm_compute_slowdown) * hidden_ep;
   } else {
     p.exposed_ep = r.ep;
   }
@@ -251,7 +254,7 @@ PipelineSpec pass_level_pipeline(const ModelSpec& m, const LayoutSpec& l, const 
       // DualPipe hides one pass's EP all-to-all behind the other pass's compute (DeepSeek-V3 §3.2.1).
       if (l.overlap.ep_all_to_all || l.schedule == ScheduleKind::dualpipe) {
         const seconds hide = std::min(cc.forward.ep, cc.backward.compute) + std::min(cc.backward.ep, cc.forward.compute);
-        saving = std::max(saving, hide * (1.0 - hw.device.comm_compute_slowdown));
+        saving = std::max(saving, hide * (1.0 - std::max(hw.device.comm_compute_slowdown, flex_dispatch_slowdown(l, hw.device))));
       }
     }
     spec.fused_pair_saving[s] = saving;

@@ -47,7 +47,8 @@ constexpr FlagInfo flag_table[] = {
     {"moe-fb-overlap", layout, none}, {"delay-wgrad-compute", layout, none}, {"schedules-method", layout, one},
     {"moe-token-dispatcher-type", layout, one}, {"moe-flex-dispatcher-backend", layout, one},
     {"moe-train-capacity-factor", layout, one}, {"moe-expert-capacity-factor", layout, one},
-    {"moe-pad-expert-input-to-capacity", layout, none},
+    {"moe-pad-expert-input-to-capacity", layout, none}, {"moe-deepep-num-sms", layout, one},
+    {"moe-hybridep-num-sms", layout, one},
     {"cuda-graph-impl", layout, one}, {"cuda-graph-scope", layout, list}, {"cross-entropy-loss-fusion", layout, none},
     {"cross-entropy-fusion-impl", layout, one}, {"use-precision-aware-optimizer", layout, none},
     {"exp-avg-dtype", layout, one}, {"exp-avg-sq-dtype", layout, one}, {"grad-reduce-in-bf16", layout, none},
@@ -73,7 +74,6 @@ constexpr FlagInfo flag_table[] = {
     {"add-qkv-bias", not_modelled, none}, {"shared-expert-gate", not_modelled, none},
     {"is-instruction-dataset", not_modelled, none}, {"moe-router-load-balancing-type", not_modelled, one},
     {"moe-router-force-load-balancing", not_modelled, none}, {"moe-mlp-glu-interleave-size", not_modelled, one},
-    {"moe-hybridep-num-sms", not_modelled, one}, {"moe-deepep-num-sms", not_modelled, one},
     {"moe-enable-deepep", not_modelled, none}, {"post-norm", not_modelled, none}, {"spec", not_modelled, list},
     {"stage", not_modelled, one}, {"apply-query-key-layer-scaling", not_modelled, none},
     // Irrelevant to performance

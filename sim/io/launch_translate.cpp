@@ -312,8 +312,10 @@ json layout_json(const Arguments& a, const ArgumentList& list, const LaunchOptio
   l["precision"] = fp8 ? "fp8" : "bf16";
   // Megatron's --fp8-recipe names the recipe as the layout does (default delayed); "custom" has no cost model.
   if (fp8 && a.has("fp8-recipe")) l["fp8_recipe"] = a.text("fp8-recipe");
-  // Megatron-Core's DeepEP backend quantises the dispatched tokens to FP8 in FP8 runs; HybridEP does not.
-  l["fp8_dispatch"] = fp8 && a.text("moe-flex-dispatcher-backend") == "deepep";
+  // Megatron-Core dispatches BF16 tokens with either flex backend: its FusedDispatch hands DeepEP's
+  // Buffer.dispatch the hidden states unquantised (DeepEP sends FP8 only when given an (fp8, scales) tuple),
+  // and HybridEP asserts it has no FP8 dispatch (megatron/core/transformer/moe/fused_a2a.py).
+  l["fp8_dispatch"] = false;
   l["flash_attention"] = a.has("use-flash-attn") || a.text("transformer-impl") == "transformer_engine";
   // Without flash attention the softmax path decides how often the s x s scores cross HBM (LayoutSpec).
   if (!l["flash_attention"].get<bool>()) {
@@ -349,6 +351,13 @@ json layout_json(const Arguments& a, const ArgumentList& list, const LaunchOptio
     } else {
       const std::string dispatcher = a.text("moe-token-dispatcher-type", mcore ? "allgather" : "alltoall");
       if (dispatcher == "allgather" || dispatcher == "flex") l["moe_dispatcher"] = dispatcher;
+      // The SMs the flex backend's kernels hold (Megatron-Core TransformerConfig moe_deepep_num_sms, default 20;
+      // moe_hybridep_num_sms); the backend's own flag counts.
+      if (dispatcher == "flex") {
+        const std::string sms_flag = a.text("moe-flex-dispatcher-backend", "deepep") == "hybridep" ? "moe-hybridep-num-sms"
+                                                                                                     : "moe-deepep-num-sms";
+        if (a.has(sms_flag)) l["ep_dispatch_sms"] = a.integer(sms_flag, LayoutSpec::default_ep_dispatch_sms);
+      }
       // MindSpeed's permutation and expert code paths (MindSpeed-LLM megatron_patch.py, MindSpeed
       // megatron_adaptor.py mcore_moe_adaptation select them by this flag and the dispatcher).
       if (a.has("moe-permutation-async-comm")) l["moe_permutation_async_comm"] = true;

@@ -106,9 +106,12 @@ void write_model(ArgumentWriter& w, const ModelSpec& m, const LayoutSpec& l, Lau
   if (l.moe_dispatcher == MoeDispatcher::allgather) {
     w.flag("moe-token-dispatcher-type", "allgather");
   } else if (l.moe_dispatcher == MoeDispatcher::flex) {
-    // DeepEP takes FP8 tokens; HybridEP asserts it has no FP8 dispatch (megatron/core/transformer/moe/fused_a2a.py).
+    // A layout with FP8 dispatch names DeepEP (the backend that can take FP8 tokens); HybridEP asserts it has no
+    // FP8 dispatch (megatron/core/transformer/moe/fused_a2a.py).
     w.flag("moe-token-dispatcher-type", "flex");
     w.flag("moe-flex-dispatcher-backend", l.fp8_dispatch ? "deepep" : "hybridep");
+    if (l.fp8_dispatch) w.flag("moe-deepep-num-sms", l.ep_dispatch_sms);
+    else w.flag("moe-hybridep-num-sms", l.ep_dispatch_sms);
   } else {
     w.flag("moe-token-dispatcher-type", "alltoall");
   }

@@ -359,6 +359,10 @@ LayoutSpec parse_layout(const json& j, const std::string& file) {
                        : dispatcher == "flex"    ? MoeDispatcher::flex
                                                  : MoeDispatcher::alltoall;
   }
+  if (l.moe_dispatcher == MoeDispatcher::flex)
+    l.ep_dispatch_sms = f.positive_int_or("ep_dispatch_sms", LayoutSpec::default_ep_dispatch_sms);
+  else if (f.has("ep_dispatch_sms"))
+    f.fail("ep_dispatch_sms", "absent unless moe_dispatcher is \"flex\" (the SMs DeepEP / HybridEP kernels hold)");
   l.moe_capacity_factor = f.has("moe_capacity_factor") ? f.positive("moe_capacity_factor") : 0.0;
   l.moe_pad_to_capacity = f.boolean_or("moe_pad_to_capacity", false);
   l.moe_permutation_async_comm = f.boolean_or("moe_permutation_async_comm", false);
