@@ -6,7 +6,8 @@ One profile serves every run on that hardware: this fits the profile's named eff
 overhead, tier efficiencies) so that `moesim validate` agrees best with all runs of that hardware at
 once, at the pass level (`validate --pass-level`): a fit reruns validate hundreds of times, and the
 operator-level simulation, the default prediction, takes about 20 times longer per run (4-6 s against
-0.2 s for the published runs); the operator level starts from the same per-op times. It never touches a run's record. Prints the fitted values; with --write, updates the profile
+0.2 s for the published runs); the operator level starts from the same per-op times (--op-level fits to
+it instead, for a profile whose runs the two levels predict differently). It never touches a run's record. Prints the fitted values; with --write, updates the profile
 files and notes the fit in their sources.
 
 Several profiles given as A,B,C are fitted jointly: one set of device efficiencies serves all of
@@ -77,6 +78,17 @@ def has(d, path):
         return False
 
 
+class Moesim:
+    """The moesim binary and the level validate predicts at: the pass level unless op_level (about 20 times
+    slower per run, so a fit's hundreds of validate runs take minutes instead of seconds)."""
+
+    def __init__(self, binary, op_level):
+        self.binary, self.op_level = binary, op_level
+
+    def validate_command(self, runs_path, out):
+        return [self.binary, "validate", runs_path] + ([] if self.op_level else ["--pass-level"]) + ["--json", out]
+
+
 def validate(profiles, runs_path, moesim, workdir):
     """Signed error % per run id of `moesim validate` with these profiles."""
     for name, profile in profiles.items():
@@ -84,7 +96,7 @@ def validate(profiles, runs_path, moesim, workdir):
             json.dump(profile, f)
     out = os.path.join(workdir, "out.json")
     env = dict(os.environ, MOESIM_DATA_DIR=workdir)
-    subprocess.run([moesim, "validate", runs_path, "--pass-level", "--json", out], env=env, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(moesim.validate_command(runs_path, out), env=env, check=True, stdout=subprocess.DEVNULL)
     return {r["id"]: r["error_pct"] for r in json.load(open(out))["runs"] if r.get("hardware") in profiles}
 
 
@@ -185,6 +197,8 @@ def main():
     ap.add_argument("profiles", help="profile name, or several joined by commas for a joint fit")
     ap.add_argument("runs")
     ap.add_argument("--moesim", default=os.path.join(ROOT, "build", "moesim"))
+    ap.add_argument("--op-level", action="store_true",
+                    help="fit to the operator-level prediction (validate's default) instead of the pass level")
     ap.add_argument("--exclude-zero3", action="store_true",
                     help="leave ZeRO-3 runs out of the objective (still reported by validate)")
     ap.add_argument("--write", action="store_true")
@@ -201,6 +215,7 @@ def main():
     ap.add_argument("--group", choices=["url", "repository"], default="url",
                     help="with --cross-validate: hold out runs by source URL or by repository / paper")
     a = ap.parse_args()
+    moesim = Moesim(a.moesim, a.op_level)
     if a.write and a.cross_validate:
         ap.error("--write and --cross-validate exclude each other")
     if a.json and not a.cross_validate:
@@ -217,14 +232,14 @@ def main():
         mine = [r for r in records if r.get("hardware", {}).get("profile") in profiles]
         runs_path = os.path.join(work, "runs.json")
         json.dump(mine, open(runs_path, "w"))
-        in_sample = validate(profiles, runs_path, a.moesim, work)  # records validate skips are not in it
+        in_sample = validate(profiles, runs_path, moesim, work)  # records validate skips are not in it
         objective_ids = {r["id"] for r in mine if r["id"] in in_sample
                          and not (a.exclude_zero3 and r.get("layout", {}).get("zero_stage") == 3)}
         params = DEVICE_PARAMS + [EXTRA_PARAMS[e] for e in a.extra] + (
             TIER_PARAMS if len(names) == 1 and not a.no_tiers else [])
         params = [p for p in params if p[0][-1] not in a.keep]
         if a.cross_validate:
-            result = cross_validate(profiles, in_sample, mine, runs_path, params, a.rounds, objective_ids, a.moesim, work,
+            result = cross_validate(profiles, in_sample, mine, runs_path, params, a.rounds, objective_ids, moesim, work,
                                     a.group)
             if a.json:
                 with open(a.json, "w") as f:
@@ -232,7 +247,7 @@ def main():
                     f.write("\n")
             return 0
         print(f"{a.profiles}: {len(objective_ids)} runs")
-        profiles, best = fit(profiles, runs_path, params, a.rounds, objective_ids, a.moesim, work, print)
+        profiles, best = fit(profiles, runs_path, params, a.rounds, objective_ids, moesim, work, print)
     finally:
         shutil.rmtree(work)
     if a.write:
