@@ -143,10 +143,10 @@ OpTiming time_op(const Op& op, const LayoutSpec& l, const HardwareProfile& hw, d
       }
       // Backward mirrors the forward collective with the same volume (all-gather <-> reduce-scatter,
       // dispatch <-> combine, all-reduce <-> identity in Megatron's f/g operators).
-      t.forward = cost.time;
-      t.backward_input = c.backward_volume == 1.0 || c.expert_dispatch
-                             ? cost.time
-                             : comm::collective_time(c.kind, c.buffer * c.backward_volume * load, g, hw.tiers).time;
+      t.forward = c.serial_phases * cost.time;
+      t.backward_input = c.serial_phases * (c.backward_volume == 1.0 || c.expert_dispatch
+                                                ? cost.time
+                                                : comm::collective_time(c.kind, c.buffer * c.backward_volume * load, g, hw.tiers).time);
       t.tier = cost.tier;
       t.algorithm = cost.algorithm;
       break;

@@ -138,8 +138,9 @@ PY
 # Ascend runs (validation/ascend_runs.json, written by scripts/import_ascend_runs.py from the shared records and
 # their launch scripts): every record parses and at least 20 are scored. Ceilings on the fitted Ascend
 # profiles (README "Accuracy", validation/README.md "Ascend runs"), at operator level, the default prediction:
-# MAPE 27.3% over 26 runs (pass level 26.5%), 910B 26.1% over 23 (fitted; pass level 25.2%), the 3 A3 runs, which
-# take the 910B values, 36.4%. It was 29.7% before MindSpeed's allgather permutation and SequentialMLP were
+# MAPE 27.2% over 26 runs (pass level 26.5%), 910B 26.1% over 23 (fitted; pass level 25.2%), the 3 A3 runs, which
+# take the 910B values, 36.3% (27.3% / 36.4% before ring-CP scripts without --use-cp-send-recv-overlap sent and
+# received in turn). It was 29.7% before MindSpeed's allgather permutation and SequentialMLP were
 # modelled, ring attention's dK/dV exchange and output merge counted and the Pangu Ultra MoE records given the
 # global batch their Adaptive Pipe Overlap needs (grouped_gemm_factor refit 0.35 -> 0.45 -> 0.35 on the way); the
 # host issue time is the one measured on a 910B host trace (0.080 ms per op). Fails past 27.7% (910B past 26.5%,
