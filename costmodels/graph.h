@@ -52,6 +52,10 @@ struct Op {
   compute::GemmShape shape;      // gemm and grouped_gemm
   flops flop_count = 0;          // FLOPs this device executes in the forward pass
   flops model_flop_count = 0;    // FLOPs counted by MFU (attention core not causally halved, PaLM App. B)
+  // Attention: FLOPs the kernel also runs on index slots the mask discards (a sparse kernel walking the
+  // whole padded top-k of every query, costmodels/compressed_attention.cpp). Timed with flop_count, but
+  // not work the causal count or MFU credit.
+  flops masked_flop_count = 0;
   bytes hbm_bytes = 0;           // HBM traffic of the forward pass
   bytes saved_bytes = 0;         // activations kept for backward when nothing is recomputed
   // Bytes live while the op runs (forward or backward) beside the activations layers keep saved: its
