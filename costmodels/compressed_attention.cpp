@@ -50,6 +50,16 @@ AttentionKeys compressed_indexer_keys(const AttentionSpec& a, double seq_len) {
 
 flops compressed_core_flops_per_pair(const AttentionSpec& a, double heads) { return 4.0 * heads * a.head_dim; }
 
+double sparse_kernel_slots(const AttentionSpec& a, AttentionSpan span, double seq_len) {
+  const CompressedAttentionSpec& c = a.compressed;
+  // Index columns per query (csa.py): the window's, then the indexer's top-k (compressed-sparse) or one
+  // per compressed entry of the sequence (heavily compressed, get_compress_topk_idxs); -1 where masked.
+  double width = a.sliding_window;
+  if (span == AttentionSpan::compressed_sparse) width += a.sparse.topk;
+  else if (span == AttentionSpan::compressed) width += std::floor(seq_len / c.hca_ratio);
+  return std::ceil(width / sparse_topk_alignment) * sparse_topk_alignment;
+}
+
 int compressor_coff(const AttentionSpec& a, AttentionSpan span) {
   return span == AttentionSpan::compressed_sparse && a.compressed.csa_ratio == 4 ? 2 : 1;
 }
@@ -134,6 +144,9 @@ void LayerBuilder::compressed_attention(AttentionSpan span) {
   core.kind = OpKind::attention;
   core.model_flop_count = T * keys.model * compressed_core_flops_per_pair(at, heads);
   core.flop_count = T * keys.executed * compressed_core_flops_per_pair(at, heads) + 3 * T * heads;  // + sink
+  // The kernels run every slot of the index tensor (sparse_kernel_slots), the masked ones too.
+  const double masked_slots = std::max(0.0, sparse_kernel_slots(at, span, c_.seq_len) - keys.executed);
+  core.masked_flop_count = T * masked_slots * compressed_core_flops_per_pair(at, heads);
   const bytes q = T * heads * d * a_, kv = (T + cp * entries) * d * a_, o = T * heads * (d * a_ + 4);
   core.hbm_bytes = q + T * d * a_ + T * (keys.executed - window.executed) * d * a_ + o + heads * 4;
   core.working_bytes = q + kv + o;
@@ -150,6 +163,8 @@ void LayerBuilder::compressed_attention(AttentionSpan span) {
     target.name = "indexer_target";
     target.kind = OpKind::attention;
     target.flop_count = T * selected * 2 * heads * d;
+    // cuDNN's sparse_attn_score_recompute_wrapper takes no per-query length: all top-k columns run.
+    target.masked_flop_count = T * std::max(0.0, s.topk - selected) * 2 * heads * d;
     target.hbm_bytes = q + T * selected * d * a_ + T * s.topk * 4;
     target.saved_bytes = T * s.topk * 4;  // fp32 target distribution
     target.working_bytes = q + kv + target.hbm_bytes;

@@ -31,6 +31,20 @@ AttentionKeys compressed_indexer_keys(const AttentionSpec& a, double seq_len);
 // "num_attention_heads * (window + entries) * v_head_dim * 2", times its FMA factor 2).
 flops compressed_core_flops_per_pair(const AttentionSpec& a, double heads);
 
+// Index slots per query that DeepSeek-V4's sparse kernels run, masked ones included. Megatron's
+// training paths (csa_utils/fused_sparse_attention.py: FusedCSAIndexerSparseAttnFunc for compressed-
+// sparse layers, csa_sparse_attn from CompressedSparseAttention._forward_fused_no_indexer otherwise) pass
+// FlashMLA's sparse forward and cuDNN's DSA backward no per-query topk_length, so every query walks the
+// whole index tensor (FlashMLA csrc/sm100/prefill/sparse/fwd/head64/phase1.cuh: num_k_blocks =
+// ceil(topk_length / B_TOPK), topk_length = the tensor's width when none is given; invalid -1 slots are
+// masked, not skipped), its width padded to sparse_topk_alignment (_csa_fwd_flash_mla). Window +
+// top-k on a compressed-sparse layer (128 + 512 = 640 for V4-Flash, 1152 for V4-Pro), window + s /
+// hca_ratio on a heavily compressed one (160 -> 192 at 4K), the window on a sliding one.
+double sparse_kernel_slots(const AttentionSpec& a, AttentionSpan span, double seq_len);
+// FlashMLA's top-k alignment on SM100 for head_dim 512 (_get_topk_alignment: B_TOPK 64; SM90 steps by
+// 128, not separated here: the V4 runs modelled are on Blackwell).
+constexpr double sparse_topk_alignment = 64;
+
 // Compressor projection widths per token (csa.py Compressor: linear_wkv and linear_wgate, each
 // hidden -> coff x head_dim, coff 2 for the overlapping 4:1 compression, 1 otherwise).
 int compressor_coff(const AttentionSpec& a, AttentionSpan span);

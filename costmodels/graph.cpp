@@ -97,6 +97,7 @@ GraphContext make_context(const ModelSpec& model, const LayoutSpec& layout) {
   ctx.loss_parallel = layout.loss_parallel;
   ctx.sp_saves_gathered_inputs = layout.sp_saves_gathered_inputs;
   ctx.cp_kv_all_gather = layout.cp_kv_all_gather && layout.cp > 1;
+  ctx.cp_send_recv_overlap = layout.cp_send_recv_overlap;
   ctx.recompute_modules = layout.recompute_modules;
   ctx.moe_dispatcher = layout.moe_dispatcher;
   ctx.moe_permutation_async_comm = layout.moe_permutation_async_comm;

@@ -37,6 +37,9 @@ struct CollectiveOp {
   // The backward's buffer over the forward's: 1 where the backward mirrors the forward collective; 2 for
   // ring attention, whose backward passes each block's K, V and its partial dK, dV on together.
   double backward_volume = 1.0;
+  // Transfers of the buffer that run one after another (LayoutSpec::cp_send_recv_overlap false: a ring
+  // step's send and receive share one communicator), each priced as the collective: 1 or 2.
+  int serial_phases = 1;
   bool expert_dispatch = false; // EP dispatch/combine: priced by comm::expert_dispatch_time
   double tokens = 0;            // for expert_dispatch: tokens per device before routing
   bytes token_bytes = 0;
@@ -49,6 +52,10 @@ struct Op {
   compute::GemmShape shape;      // gemm and grouped_gemm
   flops flop_count = 0;          // FLOPs this device executes in the forward pass
   flops model_flop_count = 0;    // FLOPs counted by MFU (attention core not causally halved, PaLM App. B)
+  // Attention: FLOPs the kernel also runs on index slots the mask discards (a sparse kernel walking the
+  // whole padded top-k of every query, costmodels/compressed_attention.cpp). Timed with flop_count, but
+  // not work the causal count or MFU credit.
+  flops masked_flop_count = 0;
   bytes hbm_bytes = 0;           // HBM traffic of the forward pass
   bytes saved_bytes = 0;         // activations kept for backward when nothing is recomputed
   // Bytes live while the op runs (forward or backward) beside the activations layers keep saved: its
@@ -129,6 +136,7 @@ struct GraphContext {
   bool loss_parallel = true;  // LayoutSpec::loss_parallel
   bool sp_saves_gathered_inputs = false;  // LayoutSpec::sp_saves_gathered_inputs
   bool cp_kv_all_gather = false;  // LayoutSpec::cp_kv_all_gather
+  bool cp_send_recv_overlap = true;  // LayoutSpec::cp_send_recv_overlap
   unsigned recompute_modules = static_cast<unsigned>(RecomputeModule::core_attn);  // what Recompute::selective reruns
   bytes linear_input_bytes = 2;  // per element of a decoder linear layer's input saved for backward
   MoeDispatcher moe_dispatcher = MoeDispatcher::alltoall;

@@ -263,9 +263,13 @@ class LayerBuilder {
       // together with the dK, dV accumulated for it so far, twice the forward's bytes (MindSpeed
       // mindspeed/core/context_parallel/ring_context_parallel.py, AttentionWithCp.backward:
       // send_kv_dkv = [kv, dkv], "Point-to-point communications of KV and dKV").
-      collective("cp_kv_exchange", comm::CollectiveKind::send_recv, GroupKind::cp,
-                 (c_.cp - 1) * T * kv_heads * (qk_dim + v_dim) * a_)
-          .collective.backward_volume = 2.0;
+      CollectiveOp& exchange = collective("cp_kv_exchange", comm::CollectiveKind::send_recv, GroupKind::cp,
+                                          (c_.cp - 1) * T * kv_heads * (qk_dim + v_dim) * a_)
+                                   .collective;
+      exchange.backward_volume = 2.0;
+      // Without MindSpeed's --use-cp-send-recv-overlap each step's send and receive run in turn
+      // (LayoutSpec::cp_send_recv_overlap), the backward's K, V and dK, dV exchanges alike.
+      if (!c_.cp_send_recv_overlap) exchange.serial_phases = 2;
     }
     // Attention core: QK^T and AV, 2 x 2 x T x keys x heads x dim, keys per query by the layer's span
     // (costmodels/attention_span.h: causal kernels skip the masked half of full attention and every

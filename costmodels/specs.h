@@ -393,6 +393,14 @@ struct LayoutSpec {
   // (convert_to_f32) and passes dK, dV around the ring in fp32. false: Megatron/TE's ring exchanges one
   // K/V chunk at a time. Memory only; only with cp > 1.
   bool cp_kv_all_gather = false;
+  // Whether a ring step's K/V send and receive run at once. MindSpeed's RingP2P
+  // (mindspeed/core/context_parallel/utils.py async_send_recv) posts the isend and the irecv on one HCCL
+  // communicator unless --use-cp-send-recv-overlap gives the receive a second one
+  // (model_parallel_utils.py initialize_context_parallel_group_for_send_recv_overlap); the ops of one
+  // communicator run in order, and even ring ranks send first while odd ones receive first, so without the
+  // flag every exchange takes two transfer times (even -> odd ranks, then odd -> even). Megatron/TE's ring
+  // (batch_isend_irecv) and MindSpeed with the flag move both at once: true. Only with cp > 1.
+  bool cp_send_recv_overlap = true;
   CudaGraphs cuda_graphs = CudaGraphs::none;
   CrossEntropy cross_entropy = CrossEntropy::in_place;
   // Bytes of each Adam moment (m, v): 4 (fp32), or 2 with Megatron-Core's precision-aware optimizer

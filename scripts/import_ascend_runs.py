@@ -241,7 +241,8 @@ FLAGS = {
     "--fp16": (T, "layout.precision bf16 (FP16 and BF16 run at the same rate on the 910B cube units)"),
     "--use-flash-attn": (T, "layout.flash_attention"),
     "--context-parallel-algo": None,  # decided per value below
-    "--use-cp-send-recv-overlap": (T, "moesim's ring attention overlaps each KV exchange with the previous block"),
+    "--use-cp-send-recv-overlap": (T, "layout.cp_send_recv_overlap (absent: false, each ring step's send and receive "
+                                      "run in turn on one communicator)"),
     "--cp-attention-mask-type": (T, "causal attention (moesim's)"),
     "--cp-window-size": (T, "window 1 = plain ring attention (moesim's)"),
     # model
@@ -783,6 +784,10 @@ def layout_from_flags(F, shared, model, hardware, assume):
         # --attention-softmax-in-fp32 (the same translation as sim/io/launch_translate.cpp).
         layout["softmax_fusion"] = "--no-masked-softmax-fusion" not in F
         layout["softmax_in_fp32"] = "--attention-softmax-in-fp32" in F
+    if cp > 1 and F.get("--context-parallel-algo") == "megatron_cp_algo" and "--use-cp-send-recv-overlap" not in F:
+        # MindSpeed's ring posts each step's send and receive on one communicator without the flag
+        # (mindspeed/core/context_parallel/utils.py RingP2P): they run in turn.
+        layout["cp_send_recv_overlap"] = False
     if recompute_num_layers:
         layout["recompute_num_layers"] = recompute_num_layers
     if "--no-gradient-accumulation-fusion" in F:

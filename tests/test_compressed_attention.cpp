@@ -15,6 +15,7 @@
 #include <cmath>
 
 #include "costmodels/compressed_attention.h"
+#include "costmodels/compute.h"
 #include "costmodels/graph.h"
 #include "costmodels/memory.h"
 #include "costmodels/params.h"
@@ -114,6 +115,36 @@ TEST_CASE("DeepSeek-V4: model FLOPs per token of each layer kind's core and inde
   CHECK(og.model_flop_count / s == 2 * heads * d * 1024);
   CHECK(og.shape.count == 8);
   CHECK(test::op_named(w, "attn_out_proj").model_flop_count / s == 2 * 8 * 1024 * 4096.0);
+}
+
+TEST_CASE("DeepSeek-V4: the sparse kernels run the whole padded index tensor, timed but not credited", "[dsv4]") {
+  const double s = 4096, heads = 64, d = 512;
+  const ModelSpec flash = io::load_model("deepseek-v4-flash"), pro = io::load_model("deepseek-v4-pro");
+  // Window 128 + top-512 (Flash) or top-1024 (Pro); window + 4096 / 128 = 32 entries padded to 64 slots.
+  CHECK(graph::sparse_kernel_slots(flash.attention, CSA, s) == 640);
+  CHECK(graph::sparse_kernel_slots(pro.attention, CSA, s) == 1152);
+  CHECK(graph::sparse_kernel_slots(flash.attention, HCA, s) == 192);
+  CHECK(graph::sparse_kernel_slots(flash.attention, W, s) == 128);
+  for (const AttentionSpan span : {W, CSA, HCA}) {
+    CAPTURE(static_cast<int>(span));
+    const graph::Op& core = test::op_named(test::layer_graph(flash, graph::LayerKind::moe, span, s), "attention_core");
+    // Executed plus masked is every slot of every query; the causal count (flop_count) is untouched.
+    CHECK(core.flop_count + core.masked_flop_count ==
+          Approx(s * graph::sparse_kernel_slots(flash.attention, span, s) * 4 * heads * d + 3 * s * heads));
+    CHECK(core.masked_flop_count > 0);
+    CHECK(core.flop_count + core.masked_flop_count > core.model_flop_count);  // the padding and the masked window
+  }
+  // The timing takes the masked slots: the core's forward is longer than its causal count alone would give.
+  const graph::LayerGraph csa = test::layer_graph(flash, graph::LayerKind::moe, CSA, s);
+  const graph::Op& core = test::op_named(csa, "attention_core");
+  const HardwareProfile hw = io::load_profile("gb200-nvl72");
+  const seconds timed = compute::attention_time(core.flop_count + core.masked_flop_count, core.hbm_bytes, hw.device.matrix_bf16,
+                                                hw.device).time;
+  const seconds causal = compute::attention_time(core.flop_count, core.hbm_bytes, hw.device.matrix_bf16, hw.device).time;
+  CHECK(timed > 1.2 * causal);
+  // The indexer loss's target runs all top-k columns.
+  const graph::Op& target = test::op_named(csa, "indexer_target");
+  CHECK(target.flop_count + target.masked_flop_count == Approx(s * 512 * 2 * heads * d));
 }
 
 TEST_CASE("DeepSeek-V4: each layer kind's attention costs what Megatron-LM's FLOP counter counts", "[dsv4]") {

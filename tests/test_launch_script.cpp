@@ -58,6 +58,7 @@ Fields layout_fields(const LayoutSpec& l) {
           {"fp8_dispatch", l.fp8_dispatch ? "true" : "false"}, {"recompute_num_layers", s(l.recompute_num_layers)},
           {"gradient_accumulation_fusion", l.gradient_accumulation_fusion ? "true" : "false"},
           {"moe_grouped_gemm", l.moe_grouped_gemm ? "true" : "false"}, {"optimizer_swap", l.optimizer_swap ? "true" : "false"},
+          {"cp_send_recv_overlap", l.cp_send_recv_overlap ? "true" : "false"},
           {"moe_dispatcher", io::to_string(l.moe_dispatcher)}, {"moe_capacity_factor", std::to_string(l.moe_capacity_factor)},
           {"moe_pad_to_capacity", l.moe_pad_to_capacity ? "true" : "false"}, {"ep_dispatch_sms", s(l.ep_dispatch_sms)},
           {"moe_permutation_async_comm", l.moe_permutation_async_comm ? "true" : "false"}};
@@ -124,7 +125,7 @@ void check_round_trip(const Read& r, const std::string& id) {
   for (io::LaunchDialect dialect : {io::LaunchDialect::mindspeed, io::LaunchDialect::megatron}) {
     if (dialect == io::LaunchDialect::megatron &&
         (r.layout.schedule == ScheduleKind::dualpipe || r.layout.moe_dispatcher == MoeDispatcher::einsum ||
-         r.layout.moe_permutation_async_comm))
+         r.layout.moe_permutation_async_comm || !r.layout.cp_send_recv_overlap))
       continue;  // no Megatron flag
     const test::ScratchDir dir("launch-round-trip");
     const std::string script = dir.file(id + ".sh");
@@ -282,4 +283,25 @@ TEST_CASE("the launch scripts agree with the project's Ascend records", "[launch
   }
   for (const auto& d : disagreements) FAIL_CHECK(d);
   WARN(compared << " scripts compared with " << path << ": " << disagreements.size() << " fields differ");
+}
+
+TEST_CASE("MindSpeed's ring CP without --use-cp-send-recv-overlap reads as cp_send_recv_overlap false", "[launch][cp]") {
+  const ModelSpec model = io::load_model("mixtral-8x7b");
+  io::json j = {{"devices", 64}, {"tp", 2}, {"pp", 2}, {"cp", 4}, {"ep", 4}, {"global_batch", 64}, {"seq_len", 32768}};
+  LayoutSpec layout = io::parse_layout(j, "test");
+  REQUIRE_FALSE(complete_and_check_layout(model, layout).has_value());
+  const test::ScratchDir dir("launch-cp-overlap");
+  for (const bool overlap : {true, false}) {
+    CAPTURE(overlap);
+    layout.cp_send_recv_overlap = overlap;
+    const std::string args = io::launch_arguments(model, layout, io::LaunchDialect::mindspeed);
+    CHECK(args.find("--context-parallel-algo megatron_cp_algo") != std::string::npos);
+    CHECK((args.find("--use-cp-send-recv-overlap") != std::string::npos) == overlap);
+    const std::string script = dir.file(overlap ? "on.sh" : "off.sh");
+    {
+      std::ofstream out(script);
+      out << "NNODES=8\nNPUS_PER_NODE=8\n" << args << "torchrun pretrain_gpt.py $GPT_ARGS\n";
+    }
+    CHECK(read(script, static_cast<int>(model.vocab)).layout.cp_send_recv_overlap == overlap);
+  }
 }

@@ -6,6 +6,7 @@
 #include "costmodels/comm.h"
 #include "costmodels/imbalance.h"
 #include "sim/io/specs_io.h"
+#include "sim/engine/op_sim.h"
 #include "sim/engine/op_timing.h"
 #include "sim/search/sweep.h"
 #include "tests/support.h"
@@ -90,13 +91,16 @@ TEST_CASE("MoGE: expert_groups is a sweep axis", "[moge][sweep]") {
 TEST_CASE("Pangu Pro MoE: the optimised layout's MFU gain over the baseline is the paper's +35% within 10 points",
           "[moge][pangu]") {
   // arXiv 2505.21411v2 §4.1 / Table 2: TP1 EP8 CP8 PP6 VPP4 -> TP8 EP2 PP5 VPP5 on 4K NPUs, +35% relative MFU
-  // (validation/layouts/pangu-pro-moe-*.json say what is stated and what is assumed). Pass level; the operator
-  // level gives x1.21 (README, "Pangu Pro MoE's layout comparison").
+  // (validation/layouts/pangu-pro-moe-*.json say what is stated and what is assumed). Operator level, the
+  // default prediction: x1.39 (the pass level gives x1.48; README, "Pangu Pro MoE's layout comparison").
   const std::string dir = std::string(MOESIM_SOURCE_DIR) + "/validation/layouts/";
-  const test::Run base{io::load_model("pangu-pro-moe-72b"), io::load_layout(dir + "pangu-pro-moe-baseline.json"),
-                       io::load_profile("ascend-910b2")};
-  const test::Run opt{base.model, io::load_layout(dir + "pangu-pro-moe-optimised.json"), base.hw};
-  const sim::SimulationResult b = test::simulate(base), o = test::simulate(opt);
+  test::Run base{io::load_model("pangu-pro-moe-72b"), io::load_layout(dir + "pangu-pro-moe-baseline.json"),
+                 io::load_profile("ascend-910b2")};
+  test::Run opt{base.model, io::load_layout(dir + "pangu-pro-moe-optimised.json"), base.hw};
+  REQUIRE_FALSE(complete_and_check_layout(base.model, base.layout));
+  REQUIRE_FALSE(complete_and_check_layout(opt.model, opt.layout));
+  const sim::SimulationResult b = sim::simulate_op_level(base.model, base.layout, base.hw).result;
+  const sim::SimulationResult o = sim::simulate_op_level(opt.model, opt.layout, opt.hw).result;
   CHECK(b.fits);
   CHECK(o.fits);
   CHECK(b.tokens_per_iteration == o.tokens_per_iteration);
@@ -106,17 +110,22 @@ TEST_CASE("Pangu Pro MoE: the optimised layout's MFU gain over the baseline is t
   CHECK(gain < 1.45);
   // What the baseline pays and the optimised layout does not: the ring's exposed K, V exchange (8 blocks of
   // 512 tokens, backward with dK, dV) and a deeper pipeline; MoGE keeps its EP8 ranks (one group each) even.
-  CHECK(b.breakdown.exposed_cp > 0.05 * b.iteration_time);
+  CHECK(b.breakdown.exposed_cp > 0.15 * b.iteration_time);
   CHECK(o.breakdown.exposed_cp == 0);
   CHECK(b.bubble_fraction > o.bubble_fraction);
   CHECK(b.imbalance == Approx(1));
+  // Without --use-cp-send-recv-overlap (MindSpeed's default, the file's assumption) each ring step's send
+  // and receive run in turn: with the flag the exchange halves and the gain falls below the band (x1.21).
+  test::Run overlapped = base;
+  overlapped.layout.cp_send_recv_overlap = true;
+  const sim::SimulationResult v = sim::simulate_op_level(overlapped.model, overlapped.layout, overlapped.hw).result;
+  CHECK(v.breakdown.exposed_cp < 0.5 * b.breakdown.exposed_cp);
+  CHECK(o.mfu / v.mfu < 1.25);
   // The ring's per-block output merge (the profile's ring_update_bytes, MindSpeed's forward_update) is part
-  // of the gain: without it the baseline is faster and the gain falls below the band.
+  // of the gain too: without it the baseline is faster.
   test::Run unmerged = base;
   unmerged.hw.device.ring_update_bytes = 0;
-  const sim::SimulationResult u = test::simulate(unmerged);
-  CHECK(u.iteration_time < b.iteration_time);
-  CHECK(o.mfu / u.mfu < 1.25);
+  CHECK(sim::simulate_op_level(unmerged.model, unmerged.layout, unmerged.hw).result.iteration_time < b.iteration_time);
 }
 
 TEST_CASE("Ring attention: the backward exchange carries dK, dV too, and each later block's output is merged",
@@ -137,6 +146,16 @@ TEST_CASE("Ring attention: the backward exchange carries dK, dV too, and each la
   // K and V of 512 local tokens, 8 KV heads of 128, bf16, passed on 7 times: 14.7 MB; backward twice that.
   CHECK(g.moe.forward[exchange].collective.buffer == Approx(7.0 * 512 * 8 * 256 * 2));
   CHECK(t[exchange].backward_input > 1.9 * t[exchange].forward);
+  // The file's layout leaves --use-cp-send-recv-overlap off: each step's send and receive run in turn,
+  // twice the time of the two at once, forward and backward.
+  CHECK(g.moe.forward[exchange].collective.serial_phases == 2);
+  LayoutSpec overlapped = l;
+  overlapped.cp_send_recv_overlap = true;
+  const graph::ModelGraphs go = graph::build_model_graphs(m, graph::make_context(m, overlapped, hw.device));
+  sim::OpTimings timings_o(overlapped, hw, 1.0);
+  const sim::OpTiming& to = timings_o.of(go.moe)[exchange];
+  CHECK(t[exchange].forward == Approx(2 * to.forward));
+  CHECK(t[exchange].backward_input == Approx(2 * to.backward_input));
   // 7 merges of the 512 x 40 x 128 output at the profile's 69 bytes per element.
   CHECK(g.moe.forward[merge].hbm_bytes == Approx(7.0 * 69 * 512 * 40 * 128));
   // A profile without the merge (the GPU profiles) and CP 1 build no merge op.
@@ -147,4 +166,16 @@ TEST_CASE("Ring attention: the backward exchange carries dK, dV too, and each la
   for (const graph::LayerGraph& layer : {graph::build_model_graphs(m, graph::make_context(m, l, no_merge.device)).moe,
                                          graph::build_model_graphs(m, graph::make_context(m, no_cp, hw.device)).moe})
     for (const graph::Op& op : layer.forward) CHECK(std::string(op.name) != "cp_output_update");
+}
+
+TEST_CASE("cp_send_recv_overlap parses; set without a ring exchange it names the field", "[moge][cp][io]") {
+  io::json j = io::read_json_file(std::string(MOESIM_SOURCE_DIR) + "/validation/layouts/pangu-pro-moe-baseline.json");
+  CHECK_FALSE(io::parse_layout(j, "l.json").cp_send_recv_overlap);
+  j.erase("cp_send_recv_overlap");
+  CHECK(io::parse_layout(j, "l.json").cp_send_recv_overlap);  // Megatron/TE's batched exchange by default
+  j["cp_send_recv_overlap"] = "no";
+  test::check_names(test::input_error([&] { io::parse_layout(j, "l.json"); }), "l.json", "cp_send_recv_overlap");
+  j["cp_send_recv_overlap"] = false;
+  j["cp"] = 1;
+  test::check_names(test::input_error([&] { io::parse_layout(j, "l.json"); }), "l.json", "cp_send_recv_overlap");
 }

@@ -110,8 +110,9 @@ OpTiming time_op(const Op& op, const LayoutSpec& l, const HardwareProfile& hw, d
     }
     case OpKind::attention: {
       // FP8 recipes keep attention in bf16 (DeepSeek-V3 §3.3; Transformer Engine's default recipe).
-      return scaled_backward(compute::attention_time(op.flop_count, op.hbm_bytes, d.matrix_bf16, d),
-                             attention_backward_factor, d);
+      // Masked slots a kernel still runs (Op::masked_flop_count) take time like the others.
+      const flops executed = op.flop_count + op.masked_flop_count;
+      return scaled_backward(compute::attention_time(executed, op.hbm_bytes, d.matrix_bf16, d), attention_backward_factor, d);
     }
     case OpKind::vector: {
       // Per-expert kernels each pay a launch, except under full-iteration CUDA graphs: those need the
@@ -146,10 +147,10 @@ OpTiming time_op(const Op& op, const LayoutSpec& l, const HardwareProfile& hw, d
       }
       // Backward mirrors the forward collective with the same volume (all-gather <-> reduce-scatter,
       // dispatch <-> combine, all-reduce <-> identity in Megatron's f/g operators).
-      t.forward = cost.time;
-      t.backward_input = c.backward_volume == 1.0 || c.expert_dispatch
-                             ? cost.time
-                             : comm::collective_time(c.kind, c.buffer * c.backward_volume * load, g, hw.tiers).time;
+      t.forward = c.serial_phases * cost.time;
+      t.backward_input = c.serial_phases * (c.backward_volume == 1.0 || c.expert_dispatch
+                                                ? cost.time
+                                                : comm::collective_time(c.kind, c.buffer * c.backward_volume * load, g, hw.tiers).time);
       t.tier = cost.tier;
       t.algorithm = cost.algorithm;
       break;

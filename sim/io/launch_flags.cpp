@@ -58,7 +58,7 @@ constexpr FlagInfo flag_table[] = {
     {"recompute-method", layout, one}, {"recompute-num-layers", layout, one},
     {"swap-attention", not_modelled, none}, {"swap-optimizer", layout, none},
     {"context-parallel-algo", not_modelled, one}, {"cp-attention-mask-type", not_modelled, one},
-    {"cp-window-size", not_modelled, one}, {"use-cp-send-recv-overlap", not_modelled, none},
+    {"cp-window-size", not_modelled, one}, {"use-cp-send-recv-overlap", layout, none},
     {"moe-expert-rank-capacity-factor", not_modelled, one},
     {"moe-permutation-async-comm", layout, none},
     {"reset-attention-mask", not_modelled, none}, {"reset-position-ids", not_modelled, none},

@@ -276,6 +276,10 @@ json layout_json(const Arguments& a, const ArgumentList& list, const LaunchOptio
   l["tp"] = tp;
   l["pp"] = pp;
   l["cp"] = cp;
+  // MindSpeed's ring attention (--context-parallel-algo megatron_cp_algo, a MindSpeed flag) sends and
+  // receives each step in turn without --use-cp-send-recv-overlap (LayoutSpec::cp_send_recv_overlap).
+  if (cp > 1 && a.text("context-parallel-algo") == "megatron_cp_algo" && !a.has("use-cp-send-recv-overlap"))
+    l["cp_send_recv_overlap"] = false;
   // MindSpeed-LLM --moe-tp-extend-ep: experts are split over TP x EP ranks instead of sliced by TP.
   if (a.has("moe-tp-extend-ep")) {
     l["ep"] = tp * ep;

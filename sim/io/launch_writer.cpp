@@ -136,6 +136,13 @@ void write_layout(ArgumentWriter& w, const ModelSpec& m, const LayoutSpec& l, La
   w.flag("expert-model-parallel-size", l.ep);
   w.flag("expert-tensor-parallel-size", l.etp);
   w.flag("context-parallel-size", l.cp);
+  if (l.cp > 1 && dialect == LaunchDialect::mindspeed) {
+    w.flag("context-parallel-algo", "megatron_cp_algo");  // moesim's CP is ring attention
+    if (l.cp_send_recv_overlap) w.flag("use-cp-send-recv-overlap");
+  } else if (!l.cp_send_recv_overlap) {
+    w.comment("cp_send_recv_overlap false (MindSpeed's ring without --use-cp-send-recv-overlap) has no Megatron-LM flag: "
+              "its ring sends and receives at once");
+  }
   if (l.sequence_parallel) w.flag("sequence-parallel");
   w.flag("micro-batch-size", l.micro_batch);
   w.flag("global-batch-size", l.global_batch);

@@ -448,6 +448,9 @@ LayoutSpec parse_layout(const json& j, const std::string& file) {
   if (l.pipeline_runtime == PipelineRuntime::torch && l.pp < 2) f.fail("pipeline_runtime", "absent unless pp > 1");
   l.cp_kv_all_gather = f.boolean_or("cp_kv_all_gather", false);
   if (l.cp_kv_all_gather && l.cp < 2) f.fail("cp_kv_all_gather", "absent unless cp > 1");
+  l.cp_send_recv_overlap = f.boolean_or("cp_send_recv_overlap", true);
+  if (!l.cp_send_recv_overlap && (l.cp < 2 || l.cp_kv_all_gather))
+    f.fail("cp_send_recv_overlap", "absent unless cp > 1 with the ring's K/V exchange (not cp_kv_all_gather)");
   l.pipeline_layers = f.int_list_or_empty("pipeline_layers");
   if (auto o = f.optional_child("overlap")) {
     l.overlap.ep_all_to_all = o->boolean_or("ep_all_to_all", l.overlap.ep_all_to_all);

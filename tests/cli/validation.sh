@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The validation harness on the project's published runs: an error that grows past the threshold fails CI.
-# Threshold: current MAPE 7.0% over 129 GPU/TPU runs at operator level, the default prediction (7.1% at pass level,
+# Threshold: current MAPE 6.8% over 129 GPU/TPU runs at operator level, the default prediction (6.9% at pass level,
 # `validate --pass-level`; see README "Accuracy"); lower it as the models improve. At pass level it was
-# 6.6% over 127 until the two DeepSeek-V4 recipe records were scored (+28.0% and +43.7%: V4's own kernels run slower
-# than moesim's costs of them, validation/README.md "DeepSeek-V4 recipe runs"); the other 127 are at 6.6%.
+# 6.6% over 127 until the two DeepSeek-V4 recipe records were scored (+28.0% and +43.7% then, +13.8% and +38.8% since
+# the sparse kernels' masked index slots are timed: validation/README.md "DeepSeek-V4 recipe runs"); the other 127
+# are at 6.6%.
 # The Pangu Ultra MoE run is scored with the other Ascend runs below (validation/pangu-ultra-moe.json is the
 # hand-written source of its record and is skipped).
 # The 21 Megatron-Bridge 25.11/26.02 Llama 3 runs (validation/megatron_bridge_runs.json, added after every
@@ -58,7 +59,8 @@ assert s["by_hardware"]["tpu-v4"]["mape_pct"] < 12, s["by_hardware"]["tpu-v4"]
 # -20.8%, the 1F1B bubble; validation/README.md, MoE Parallel Folding).
 throughput = [r for r in scored if r["metric"] != "memory"]
 v4 = [r for r in throughput if r["id"].startswith("mcore-moe-recipe-deepseek_v4")]
-assert len(v4) == 2 and max(abs(r["error_pct"]) for r in v4) < 45, v4  # +28.0% Pro, +43.7% Flash
+# +13.8% Pro, +38.3% Flash (+28.0% / +43.3% before the sparse kernels' masked index slots were timed).
+assert len(v4) == 2 and max(abs(r["error_pct"]) for r in v4) < 40, v4
 # Fine-grained MoE (issue 25: Qwen3-30B-A3B and Qwen3-235B-A22B recipes, 128 experts of width 768 / 1536):
 # 7.2% MAPE over 11 at operator level (7.7% at pass level; 8.2% before block-scaled FP8's Hopper rate and the
 # per-expert FP8 casts); the bar is 5%.
@@ -150,8 +152,9 @@ PY
 # Ascend runs (validation/ascend_runs.json, written by scripts/import_ascend_runs.py from the shared records and
 # their launch scripts): every record parses and at least 20 are scored. Ceilings on the fitted Ascend
 # profiles (README "Accuracy", validation/README.md "Ascend runs"), at operator level, the default prediction:
-# MAPE 27.3% over 26 runs (pass level 26.5%), 910B 26.1% over 23 (fitted; pass level 25.2%), the 3 A3 runs, which
-# take the 910B values, 36.4%. It was 29.7% before MindSpeed's allgather permutation and SequentialMLP were
+# MAPE 27.2% over 26 runs (pass level 26.5%), 910B 26.1% over 23 (fitted; pass level 25.2%), the 3 A3 runs, which
+# take the 910B values, 36.3% (27.3% / 36.4% before ring-CP scripts without --use-cp-send-recv-overlap sent and
+# received in turn). It was 29.7% before MindSpeed's allgather permutation and SequentialMLP were
 # modelled, ring attention's dK/dV exchange and output merge counted and the Pangu Ultra MoE records given the
 # global batch their Adaptive Pipe Overlap needs (grouped_gemm_factor refit 0.35 -> 0.45 -> 0.35 on the way); the
 # host issue time is the one measured on a 910B host trace (0.080 ms per op). Fails past 27.7% (910B past 26.5%,
