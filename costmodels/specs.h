@@ -498,6 +498,11 @@ struct DeviceSpec {
   // Host (CPU) time to issue one modelled op in eager PyTorch (Python, dispatcher and the launches of
   // the op's kernels); 0: the host is never the bottleneck. Removed by CUDA graphs.
   seconds host_op_overhead = 0;
+  // Host time of each further per-expert call an eager grouped op makes from its host loop: Transformer
+  // Engine's GroupedLinear runs its expert GEMMs as one cuBLASLt GEMM per expert (multi_stream_cublas_gemm,
+  // each building its descriptors and querying cublasLtMatmulAlgoGetHeuristic) and casts each expert's rows
+  // with a quantize call of its own (split_quantize); 0 where a grouped op is one call (MindSpeed npu_gmm).
+  seconds host_expert_call_overhead = 0;
   // HBM bytes moved per element of a block's attention output each time ring attention (CP > 1) merges
   // that block's partial output and softmax statistics into the running ones outside the fused kernel,
   // as the framework on this hardware runs the merge; 0: the merge is not charged.

@@ -534,6 +534,11 @@ def layout_of(rec, group, assume):
         layout["cuda_graphs"] = "full"
     elif "CUDA graphs transformer_engine" in features:
         layout["cuda_graphs"] = "partial"
+    elif rid.removeprefix("mcore-moe-recipe-") in RECIPES_WITH_EXTERNAL_CUDA_GRAPH:
+        layout["cuda_graphs"] = "partial"
+        assume("cuda_graphs", "recipe YAML: external_cuda_graph true (the deprecated alias of cuda_graph_impl "
+                              "transformer_engine, megatron/training/arguments.py) with cuda_graph_scope attn, "
+                              "moe_router, moe_preprocess; the shared record does not list it")
     elif group == "mcore-moe-recipe":
         layout["cuda_graphs"] = "none"
         assume("cuda_graphs", "the recipe names no CUDA graphs: eager execution")
@@ -586,6 +591,16 @@ RECIPES_WITH_BF16_ADAM_MOMENTS = (
     "qwen3_235b-gb200-mxfp8_128gpu_tp1pp1ep64_partial_cg_overlap",
     "qwen3_235b-gb300-mxfp8_128gpu_tp1pp1ep64_paged_stash_full_cg",
     "qwen3_30b-h100-fp8_32gpu_tp1pp1ep8",
+)
+
+
+# Recipes that capture TE partial CUDA graphs with the deprecated flag external_cuda_graph: true
+# (Megatron-LM 9c5258f109, megatron/training/arguments.py: "--external-cuda-graph is deprecated, use
+# --cuda-graph-impl=transformer_engine instead", and it is turned into that), which the shared record's
+# feature list misses: examples/moe_recipes/qwen3_30b/gb200/mxfp8_16GPU_TP1PP1EP16_partial_cg.yaml sets it
+# with cuda_graph_scope [attn, moe_router, moe_preprocess] (read at 256f606507 and 9c5258f109).
+RECIPES_WITH_EXTERNAL_CUDA_GRAPH = (
+    "qwen3_30b-gb200-mxfp8_16gpu_tp1pp1ep16_partial_cg",
 )
 
 

@@ -12,6 +12,7 @@
 #include "sim/report/report.h"
 #include "sim/engine/schedule.h"
 #include "sim/engine/invariants.h"
+#include "sim/engine/op_timing.h"
 #include "sim/engine/simulate.h"
 
 using namespace moesim;
@@ -293,6 +294,46 @@ TEST_CASE("simulate: eager host overhead bounds a pass; CUDA graphs remove it", 
   CHECK(full == Approx(device_bound));
   // A host faster than the device hides behind it.
   CHECK(run(1e-9, CudaGraphs::none) == Approx(device_bound));
+}
+
+// Transformer Engine's GroupedLinear issues one cuBLASLt GEMM per expert from its host loop
+// (multi_stream_cublas_gemm) and one quantize call per expert (split_quantize): with
+// host_expert_call_overhead the host issue time of an eager MoE layer grows with its local experts.
+TEST_CASE("simulate: per-expert host calls of eager grouped GEMMs and casts", "[simulate][host][moe]") {
+  DeviceSpec d;
+  d.host_op_overhead = 100e-6;
+  d.host_expert_call_overhead = 10e-6;
+  graph::Op gemm;
+  gemm.kind = graph::OpKind::grouped_gemm;
+  gemm.shape = {2048, 1536, 2048, 16};
+  CHECK(sim::host_issue_time(gemm, d) == Approx(100e-6 + 15 * 10e-6));
+  graph::Op cast;
+  cast.kind = graph::OpKind::vector;
+  cast.per_expert_kernels = 8;
+  CHECK(sim::host_issue_time(cast, d) == Approx(100e-6 + 7 * 10e-6));
+  graph::Op plain = gemm;
+  plain.kind = graph::OpKind::gemm;
+  plain.shape.count = 1;
+  CHECK(sim::host_issue_time(plain, d) == Approx(100e-6));
+  // Qwen3-30B-A3B-like layer (128 experts of width 768, top-8) on 16 GB200s, eager: the experts' calls
+  // lengthen the host-bound iteration; under full CUDA graphs nothing is issued from the host.
+  ModelSpec m = io::load_model("mixtral-8x7b");
+  m.moe->experts = 128;
+  m.moe->top_k = 8;
+  m.moe->expert_intermediate = 768;
+  auto run = [&](int ep, seconds per_call, CudaGraphs graphs) {
+    Run r{m, make_layout(16, 1, 1, ep, 64, 4096), io::load_profile("gb200-nvl72")};
+    r.hw.device.host_op_overhead = 100e-6;
+    r.hw.device.host_expert_call_overhead = per_call;
+    r.layout.cuda_graphs = graphs;
+    return simulate(r).iteration_time;
+  };
+  CHECK(run(16, 50e-6, CudaGraphs::none) > 1.05 * run(16, 0, CudaGraphs::none));
+  CHECK(run(16, 50e-6, CudaGraphs::full) == Approx(run(16, 0, CudaGraphs::full)));
+  // Fewer local experts (EP 16: 8 each, against EP 8: 16 each) issue fewer calls.
+  const double ep8 = run(8, 50e-6, CudaGraphs::none) / run(8, 0, CudaGraphs::none);
+  const double ep16 = run(16, 50e-6, CudaGraphs::none) / run(16, 0, CudaGraphs::none);
+  CHECK(ep8 > ep16);
 }
 
 TEST_CASE("simulate: FP8 halves the EP dispatch bytes only with fp8_dispatch", "[simulate][fp8]") {

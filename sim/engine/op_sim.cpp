@@ -369,7 +369,7 @@ void OpSimBuilder::layer_boundary(Cursor& c, const LayerTable& t, bool at_start,
   // A dropless MoE layer's host waits for the device's token counts, then issues the rest: where its
   // issue time outlasts the layer's compute, the device waits (simulate.cpp apply_overlap).
   if (t.host_syncs && p != Pass::backward_weight) {
-    const seconds wait = p == Pass::forward ? t.host_forward - t.compute_forward : t.host_backward - t.compute_backward;
+    const seconds wait = p == Pass::forward ? t.forward_host_wait() : t.host_backward - t.compute_backward;
     if (wait > 0) add_after(c.chain, st().compute, wait, op_category_host, "host sync wait", c.pass);
   }
   const TaskId last_wgrad = issue_delayed_wgrads(c);

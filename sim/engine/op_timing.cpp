@@ -159,6 +159,11 @@ OpTiming time_op(const Op& op, const LayoutSpec& l, const HardwareProfile& hw, d
   return t;
 }
 
+seconds host_issue_time(const Op& op, const DeviceSpec& d) {
+  const double calls = op.kind == OpKind::grouped_gemm ? op.shape.count : op.per_expert_kernels;
+  return d.host_op_overhead + std::max(0.0, calls - 1) * d.host_expert_call_overhead;
+}
+
 GroupKind comm_class(const Op& op) {
   switch (op.collective.group) {
     case GroupKind::ep:

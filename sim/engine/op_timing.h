@@ -1,6 +1,7 @@
 #pragma once
 // Time of one operator of the layer graph on the layout and hardware: the one source of per-op times
 // that both the pass-level model (simulate.cpp) and the operator-level simulation (op_sim.cpp) sum.
+#include <algorithm>
 #include <string>
 #include <utility>
 #include <vector>
@@ -25,6 +26,21 @@ struct OpTiming {
 };
 
 OpTiming time_op(const graph::Op& op, const LayoutSpec& l, const HardwareProfile& hw, double imbalance);
+
+// Host time to issue one eager op's forward: host_op_overhead, plus host_expert_call_overhead for each
+// further per-expert call of a grouped op (its experts' GEMMs; a cast's per-expert quantize calls). The
+// backward issues two such passes (data and weight gradients), as the callers count.
+seconds host_issue_time(const graph::Op& op, const DeviceSpec& d);
+
+// A dropless MoE layer's forward stops the host at its token counts (Megatron-Core: TEGroupedMLP.forward
+// reads tokens_per_expert.tolist() for the grouped GEMM's m_splits; the HybridEP dispatcher without a
+// static budget sizes its output from tokens_per_expert.sum(), token_dispatcher.py _HybridEPManager):
+// the ops before the first grouped GEMM and the ops from it on each last at least their own host issue
+// time, so the device waits max(0, host - compute) of each part. The backward reuses the forward's
+// counts (GroupedLinear keeps ctx.m_splits) and does not sync again.
+inline seconds synced_host_wait(seconds host_before, seconds compute_before, seconds host_after, seconds compute_after) {
+  return std::max(0.0, host_before - compute_before) + std::max(0.0, host_after - compute_after);
+}
 
 // The communication class a collective's time is reported under: tp (TP, DP, PP groups), ep (EP,
 // ETP) or cp.

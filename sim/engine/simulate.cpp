@@ -90,24 +90,29 @@ PassCost apply_overlap(const RawPass& r, const LayoutSpec& l, const DeviceSpec& 
 }
 
 void accumulate_layer(const graph::LayerGraph& g, int count, OpTimings& timings, Recompute policy, CudaGraphs graphs,
-                      seconds host_op, RawPass& fwd, RawPass& bwd, RawPass& wgt, seconds& recompute) {
+                      const DeviceSpec& device, RawPass& fwd, RawPass& bwd, RawPass& wgt, seconds& recompute) {
   if (count <= 0) return;
   const std::vector<OpTiming>& times = timings.of(g);
   // Partial CUDA graphs capture the static-shape part of a layer; from the expert dispatch on, shapes
   // depend on routing and the ops run eagerly (Megatron-Core's TE graph scopes attn, moe_router,
   // moe_preprocess).
-  bool dynamic_shapes = false;
-  // One layer's host issue time and device compute, forward and backward.
+  bool dynamic_shapes = false, synced = false;
+  // One layer's host issue time and device compute, forward and backward; the forward's from its first
+  // grouped GEMM on apart (synced_host_wait).
   seconds host_fwd = 0, host_bwd = 0, compute_fwd = 0, compute_bwd = 0, ep_fwd = 0, ep_bwd = 0;
+  seconds host_fwd_synced = 0, compute_fwd_synced = 0;
   for (std::size_t i = 0; i < g.forward.size(); ++i) {
     const Op& op = g.forward[i];
     const OpTiming& t = times[i];
     const double rerun = g.rerun_fraction(op, policy);
     if (op.kind == OpKind::collective && op.collective.group == GroupKind::ep) dynamic_shapes = true;
     const bool eager = graphs == CudaGraphs::none || (graphs == CudaGraphs::partial && dynamic_shapes);
+    synced = synced || op.kind == OpKind::grouped_gemm;
     if (eager) {
       // One host issue forward, two backward (data and weight gradients), plus the recomputed share.
+      const seconds host_op = host_issue_time(op, device);
       host_fwd += host_op;
+      if (synced) host_fwd_synced += host_op;
       host_bwd += host_op * (2 + rerun);
     }
     if (op.kind == OpKind::collective) {
@@ -121,6 +126,7 @@ void accumulate_layer(const graph::LayerGraph& g, int count, OpTimings& timings,
       continue;
     }
     compute_fwd += t.forward;
+    if (synced) compute_fwd_synced += t.forward;
     compute_bwd += t.backward_input + rerun * t.forward;
     fwd.compute += count * t.forward;
     bwd.compute += count * (t.backward_input + rerun * t.forward);
@@ -140,7 +146,8 @@ void accumulate_layer(const graph::LayerGraph& g, int count, OpTimings& timings,
   if (g.host_syncs()) {
     fwd.synced_compute += count * compute_fwd;
     bwd.synced_compute += count * compute_bwd;
-    fwd.host_stall += count * std::max(0.0, host_fwd - compute_fwd);
+    fwd.host_stall += count * synced_host_wait(host_fwd - host_fwd_synced, compute_fwd - compute_fwd_synced,
+                                               host_fwd_synced, compute_fwd_synced);
     bwd.host_stall += count * std::max(0.0, host_bwd - compute_bwd);
   } else {
     fwd.host += count * host_fwd;
@@ -153,7 +160,6 @@ ChunkCost cost_chunk(const ModelSpec& m, const LayoutSpec& l, const HardwareProf
   RawPass fwd, bwd, wgt;
   ChunkCost cost;
   const CudaGraphs graphs = l.cuda_graphs;
-  const seconds host_op = hw.device.host_op_overhead;
   // The chunk's decoder layers in order, in runs of one layer graph (ModelGraphs::decoder: FFN kind and
   // attention span) and one recompute policy (under partial block recompute only the chunk's first
   // recompute_num_layers follow it).
@@ -164,12 +170,12 @@ ChunkCost cost_chunk(const ModelSpec& m, const LayoutSpec& l, const HardwareProf
     while (i + run < c.layers && &g.decoder(m, c.first_layer + i + run) == &layer &&
            l.recompute_of_layer(i + run) == policy)
       ++run;
-    accumulate_layer(layer, run, timings, policy, graphs, host_op, fwd, bwd, wgt, cost.recompute);
+    accumulate_layer(layer, run, timings, policy, graphs, hw.device, fwd, bwd, wgt, cost.recompute);
     i += run;
   }
-  accumulate_layer(g.mtp, c.mtp_layers, timings, l.recompute, graphs, host_op, fwd, bwd, wgt, cost.recompute);
-  accumulate_layer(g.embedding, c.embedding ? 1 : 0, timings, Recompute::none, graphs, host_op, fwd, bwd, wgt, cost.recompute);
-  accumulate_layer(g.lm_head, c.lm_head ? 1 : 0, timings, Recompute::none, graphs, host_op, fwd, bwd, wgt, cost.recompute);
+  accumulate_layer(g.mtp, c.mtp_layers, timings, l.recompute, graphs, hw.device, fwd, bwd, wgt, cost.recompute);
+  accumulate_layer(g.embedding, c.embedding ? 1 : 0, timings, Recompute::none, graphs, hw.device, fwd, bwd, wgt, cost.recompute);
+  accumulate_layer(g.lm_head, c.lm_head ? 1 : 0, timings, Recompute::none, graphs, hw.device, fwd, bwd, wgt, cost.recompute);
   const bool paired = l.schedule == ScheduleKind::dualpipe;
   cost.forward = apply_overlap(fwd, l, hw.device, paired);
   // Delayed weight gradients run inside the backward they belong to, except where a zero-bubble

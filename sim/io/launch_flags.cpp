@@ -68,7 +68,7 @@ constexpr FlagInfo flag_table[] = {
     {"offload-modules", not_modelled, list}, {"delay-offload-until-cuda-graph", not_modelled, none},
     {"moe-paged-stash", not_modelled, none}, {"moe-paged-stash-buffer-size-factor-cpu", not_modelled, one},
     {"moe-paged-stash-buffer-size-factor-cuda", not_modelled, one}, {"moe-paged-stash-page-size", not_modelled, one},
-    {"external-cuda-graph", not_modelled, none}, {"fp8-param-gather", not_modelled, none},
+    {"external-cuda-graph", layout, none}, {"fp8-param-gather", not_modelled, none},
     {"reuse-grad-buf-for-mxfp8-param-ag", not_modelled, none}, {"overlap-p2p-comm", not_modelled, none},
     {"qk-layernorm", not_modelled, none},
     {"add-qkv-bias", not_modelled, none}, {"shared-expert-gate", not_modelled, none},

@@ -376,7 +376,9 @@ json layout_json(const Arguments& a, const ArgumentList& list, const LaunchOptio
     }
   }
   // CUDA graphs: Transformer Engine graphs of some modules (partial), or the local full-iteration capture.
-  const std::string graph_impl = a.text("cuda-graph-impl", "none");
+  // --external-cuda-graph is the deprecated spelling of --cuda-graph-impl transformer_engine (Megatron-LM
+  // megatron/training/arguments.py replaces the one by the other).
+  const std::string graph_impl = a.has("external-cuda-graph") ? "transformer_engine" : a.text("cuda-graph-impl", "none");
   const auto scope = a.list("cuda-graph-scope");
   const bool full_iteration = std::find(scope.begin(), scope.end(), "full_iteration") != scope.end();
   l["cuda_graphs"] = graph_impl == "transformer_engine" ? "partial" : graph_impl == "local" && full_iteration ? "full" : "none";

@@ -528,6 +528,7 @@ HardwareProfile parse_profile(const json& j, const std::string& file) {
   hw.device.hbm_efficiency = fraction(d, "hbm_efficiency", hw.device.hbm_efficiency);
   hw.device.launch_overhead = d.non_negative_or("launch_overhead", hw.device.launch_overhead);
   hw.device.host_op_overhead = d.non_negative_or("host_op_overhead", 0.0);
+  hw.device.host_expert_call_overhead = d.non_negative_or("host_expert_call_overhead", 0.0);
   hw.device.ring_update_bytes = d.non_negative_or("ring_update_bytes", 0.0);
   hw.device.comm_compute_slowdown = d.non_negative_or("comm_compute_slowdown", 0);
   hw.device.gemv_fixed_cost = d.non_negative_or("gemv_fixed_cost", 0);
@@ -602,6 +603,7 @@ json profile_json(const HardwareProfile& hw, const json& base) {
   d["hbm_efficiency"] = dev.hbm_efficiency;
   d["launch_overhead"] = dev.launch_overhead;
   d["host_op_overhead"] = dev.host_op_overhead;
+  if (dev.host_expert_call_overhead > 0) d["host_expert_call_overhead"] = dev.host_expert_call_overhead;
   if (dev.ring_update_bytes > 0) d["ring_update_bytes"] = dev.ring_update_bytes;
   d["comm_compute_slowdown"] = dev.comm_compute_slowdown;
   if (dev.gemv_fixed_cost > 0) d["gemv_fixed_cost"] = dev.gemv_fixed_cost;

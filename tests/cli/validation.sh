@@ -8,7 +8,8 @@
 # The Pangu Ultra MoE run is scored with the other Ascend runs below (validation/pangu-ultra-moe.json is the
 # hand-written source of its record and is skipped).
 # The 21 Megatron-Bridge 25.11/26.02 Llama 3 runs (validation/megatron_bridge_runs.json, added after every
-# profile was fitted, so held out for all of them): MAPE 7.16% at operator level (6.67% at pass level), max 20.2% (13.3%), all fit.
+# profile was fitted, so held out for all of them): MAPE 7.50% at operator level (8.33% at pass level), max 20.2% (19.8%), all fit
+# (7.16% and 7.98% before the GB200 host issue refit of issue 25 moved the 26.02 Llama 3 70B MXFP8 GB200 run +2.7 -> +11.3%).
 # Memory (validation/memory_runs.json, scored apart): MAPE 4.5% over 8 runs, max 16.8% (405B 1F1B; 70B -9.8%, see
 # validation/README.md "Memory" for what the model misses; 7.2% / 19.4% before the caching allocator's cache,
 # allocator_cache_share, was counted in max_memory_reserved); the 4 FSDP + CP full-recompute rows -0.1..+0.6%, the
@@ -37,13 +38,15 @@ for r in scored:
 assert s["by_hardware"]["h100-sxm"]["mape_pct"] < 8, s["by_hardware"]["h100-sxm"]
 # A100 includes the DeepSpeed ZeRO-3 baselines (per-micro-step gathers over one NIC per GPU).
 assert s["by_hardware"]["a100-sxm-80g"]["mape_pct"] < 6, s["by_hardware"]["a100-sxm-80g"]
-# GB200 includes eager / partial-CUDA-graph runs whose host issue time bounds the passes, and DeepSeek-V4 Flash.
-assert s["by_hardware"]["gb200-nvl72"]["mape_pct"] < 10.3, s["by_hardware"]["gb200-nvl72"]
+# GB200 includes eager / partial-CUDA-graph runs whose host issue time bounds the passes, and DeepSeek-V4 Flash
+# (8.7%; 9.6% before the per-expert host calls and the split at the token-count sync, issue 25).
+assert s["by_hardware"]["gb200-nvl72"]["mape_pct"] < 9.1, s["by_hardware"]["gb200-nvl72"]
 # B200 (15.0% at operator level, 11.6% at pass level): the DeepSeek-V3 recipe (-27.4%; -16.6% at pass level) is
 # bound by its EP stream, whose all-to-alls (the alltoall stand-in for DeepEP) alone take 12.1 s of an iteration
 # measured at about 11 s; the pass-level formula hid more of them than the event order lets run beside compute.
 assert s["by_hardware"]["b200"]["mape_pct"] < 15.5, s["by_hardware"]["b200"]
-# GB300: attention on Blackwell Ultra's doubled exponential units (moe_recipes and Megatron-Bridge runs).
+# GB300: attention on Blackwell Ultra's doubled exponential units (moe_recipes and Megatron-Bridge runs); 8.5%
+# (7.9% before the GB200 host issue refit it shares moved its DeepSeek-V3 partial-graph run -1.5 -> -8.6%).
 assert s["by_hardware"]["gb300-nvl72"]["mape_pct"] < 9, s["by_hardware"]["gb300-nvl72"]
 # Megatron-Bridge Llama 3 runs on GB300, GB200, B200 and H100: a source no profile was fitted to.
 bridge = [r for r in scored if r["id"].startswith("megatron-bridge-")]
@@ -62,10 +65,11 @@ v4 = [r for r in throughput if r["id"].startswith("mcore-moe-recipe-deepseek_v4"
 # +13.8% Pro, +38.3% Flash (+28.0% / +43.3% before the sparse kernels' masked index slots were timed).
 assert len(v4) == 2 and max(abs(r["error_pct"]) for r in v4) < 40, v4
 # Fine-grained MoE (issue 25: Qwen3-30B-A3B and Qwen3-235B-A22B recipes, 128 experts of width 768 / 1536):
-# 7.2% MAPE over 11 at operator level (7.7% at pass level; 8.2% before block-scaled FP8's Hopper rate and the
-# per-expert FP8 casts); the bar is 5%.
+# 5.7% MAPE over 11 at operator level (6.2% at pass level; 7.2% before the qwen3_30b GB200 MXFP8 record took its
+# recipe's TE partial CUDA graphs and the Grace host's per-expert calls and token-count sync were modelled,
+# 8.2% before block-scaled FP8's Hopper rate and the per-expert FP8 casts); the bar is 5%.
 fine = [r for r in throughput if "qwen3_30b" in r["id"] or "qwen3_235b" in r["id"]]
-assert len(fine) == 11 and sum(abs(r["error_pct"]) for r in fine) / len(fine) < 7.5, fine
+assert len(fine) == 11 and sum(abs(r["error_pct"]) for r in fine) / len(fine) < 6.0, fine
 others = [r for r in throughput if r not in v4]
 assert max(abs(r["error_pct"]) for r in others) < 28, max(others, key=lambda r: abs(r["error_pct"]))
 # At operator level every throughput row carries its pass-level prediction (the model the sweep pre-screens with).
