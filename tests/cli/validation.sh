@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The validation harness on the project's published runs: an error that grows past the threshold fails CI.
-# Threshold: current MAPE 6.8% over 129 GPU/TPU runs at operator level, the default prediction (6.9% at pass level,
+# Threshold: current MAPE 6.73% over 129 GPU/TPU runs at operator level, the default prediction (6.8% at pass level,
 # `validate --pass-level`; see README "Accuracy"); lower it as the models improve. At pass level it was
 # 6.6% over 127 until the two DeepSeek-V4 recipe records were scored (+28.0% and +43.7% then, +13.8% and +38.8% since
 # the sparse kernels' masked index slots are timed: validation/README.md "DeepSeek-V4 recipe runs"); the other 127
-# are at 6.6%.
+# are at 6.4% (operator level, max 27.4%, DeepSeek-V3 on B200).
 # The Pangu Ultra MoE run is scored with the other Ascend runs below (validation/pangu-ultra-moe.json is the
 # hand-written source of its record and is skipped).
 # The 21 Megatron-Bridge 25.11/26.02 Llama 3 runs (validation/megatron_bridge_runs.json, added after every
@@ -24,7 +24,7 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 "$moesim" validate "$root/validation/published_runs.json" \
   "$root/validation/megatron_bridge_runs.json" "$root/validation/memory_runs.json" --json "$out/validation.json" \
-  --max-mape 7.1 > "$out/table.txt"
+  --max-mape 6.8 > "$out/table.txt"
 tail -10 "$out/table.txt"
 python3 - "$out/validation.json" <<'PY'
 import json, sys
@@ -39,15 +39,16 @@ assert s["by_hardware"]["h100-sxm"]["mape_pct"] < 8, s["by_hardware"]["h100-sxm"
 # A100 includes the DeepSpeed ZeRO-3 baselines (per-micro-step gathers over one NIC per GPU).
 assert s["by_hardware"]["a100-sxm-80g"]["mape_pct"] < 6, s["by_hardware"]["a100-sxm-80g"]
 # GB200 includes eager / partial-CUDA-graph runs whose host issue time bounds the passes, and DeepSeek-V4 Flash
-# (8.7%; 9.6% before the per-expert host calls and the split at the token-count sync, issue 25).
+# (8.3%, with V4-Flash's masked sparse-kernel slots; 8.7% 9.6% before the per-expert host calls and the split at the token-count sync, issue 25).
 assert s["by_hardware"]["gb200-nvl72"]["mape_pct"] < 9.1, s["by_hardware"]["gb200-nvl72"]
 # B200 (15.0% at operator level, 11.6% at pass level): the DeepSeek-V3 recipe (-27.4%; -16.6% at pass level) is
 # bound by its EP stream, whose all-to-alls (the alltoall stand-in for DeepEP) alone take 12.1 s of an iteration
 # measured at about 11 s; the pass-level formula hid more of them than the event order lets run beside compute.
 assert s["by_hardware"]["b200"]["mape_pct"] < 15.5, s["by_hardware"]["b200"]
-# GB300: attention on Blackwell Ultra's doubled exponential units (moe_recipes and Megatron-Bridge runs); 8.5%
-# (7.9% before the GB200 host issue refit it shares moved its DeepSeek-V3 partial-graph run -1.5 -> -8.6%).
-assert s["by_hardware"]["gb300-nvl72"]["mape_pct"] < 9, s["by_hardware"]["gb300-nvl72"]
+# GB300: attention on Blackwell Ultra's doubled exponential units (moe_recipes and Megatron-Bridge runs); 7.1%
+# (7.9% before; the GB200 host issue refit it shares moved its DeepSeek-V3 partial-graph run -1.5 -> -8.6%, the
+# masked sparse-kernel slots V4-Pro +28.0 -> +13.8%).
+assert s["by_hardware"]["gb300-nvl72"]["mape_pct"] < 7.6, s["by_hardware"]["gb300-nvl72"]
 # Megatron-Bridge Llama 3 runs on GB300, GB200, B200 and H100: a source no profile was fitted to.
 bridge = [r for r in scored if r["id"].startswith("megatron-bridge-")]
 assert len(bridge) == 21 and all(r["fits"] for r in bridge), bridge
