@@ -35,23 +35,23 @@ inline std::vector<Interval> merged(std::vector<Interval> v) {
 // A k-way merge takes the least head each time, the order std::sort gives the concatenation (equal
 // intervals are equal values), and unites as it goes: linear, with no copy of the lists.
 inline std::vector<Interval> merged_sorted_lists(const std::vector<const std::vector<Interval>*>& lists) {
-  std::vector<std::size_t> next(lists.size(), 0);
+  // The unread rest of each list that has one: most of a stage's streams carry no interval of a kind.
+  using Rest = std::pair<const Interval*, const Interval*>;
+  std::vector<Rest> rest;
+  for (const std::vector<Interval>* list : lists)
+    if (!list->empty()) rest.emplace_back(list->data(), list->data() + list->size());
   std::vector<Interval> out;
-  for (;;) {
-    const Interval* least = nullptr;
+  while (!rest.empty()) {
     std::size_t from = 0;
-    for (std::size_t k = 0; k < lists.size(); ++k)
-      if (next[k] < lists[k]->size() && (least == nullptr || (*lists[k])[next[k]] < *least)) {
-        least = &(*lists[k])[next[k]];
-        from = k;
-      }
-    if (least == nullptr) return out;
-    ++next[from];
-    const Interval i = *least;
+    for (std::size_t k = 1; k < rest.size(); ++k)
+      if (*rest[k].first < *rest[from].first) from = k;
+    const Interval i = *rest[from].first++;
+    if (rest[from].first == rest[from].second) rest.erase(rest.begin() + static_cast<std::ptrdiff_t>(from));
     if (i.second <= i.first) continue;
     if (!out.empty() && i.first <= out.back().second) out.back().second = std::max(out.back().second, i.second);
     else out.push_back(i);
   }
+  return out;
 }
 
 inline seconds length(const std::vector<Interval>& u) {
