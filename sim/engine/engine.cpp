@@ -94,8 +94,7 @@ void Engine::run() {
     structure_ready_ = true;
     order_ready_ = false;
   }
-  start_.assign(n, 0.0);    // until a task is settled: the latest finish (plus delay) released to it so far
-  finish_.assign(n, -1.0);  // -1: not settled (report_deadlock)
+  start_.assign(n, 0.0);  // until a task is settled: the latest finish (plus delay) released to it so far
   makespan_ = 0;
   const auto settle = [&](TaskId t, auto&& release) {
     const seconds done = finish_[t] = start_[t] + tasks_[t].duration;
@@ -111,6 +110,7 @@ void Engine::run() {
     ran_ = true;
     return;
   }
+  finish_.assign(n, -1.0);  // -1: not settled (report_deadlock); a rerun in a known order settles every task
   pending_ = predecessors_;
 
   // Since no choices are made, a task's start is the latest finish (plus delay) among its stream
