@@ -72,7 +72,7 @@ class LayerBuilder {
   }
 
   Op& make_gemm(const char* name, double m, double k, double n, double count = 1, bool grouped = false) {
-    Op op;
+    Op& op = graph_.forward.emplace_back();  // built in place: graphs are built per screened layout
     op.name = name;
     op.kind = grouped ? OpKind::grouped_gemm : OpKind::gemm;
     op.shape = {m, n, k, count};
@@ -80,8 +80,7 @@ class LayerBuilder {
     op.model_flop_count = op.flop_count;
     op.hbm_bytes = (m * k + k * n + m * n) * count * a_;
     op.working_bytes = op.hbm_bytes;  // input, weight and output live at once
-    graph_.forward.push_back(op);
-    return graph_.forward.back();
+    return op;
   }
 
   // Marks a GEMM as a Transformer Engine linear, which FP8 training runs in FP8 (add_fp8_casts).
@@ -102,26 +101,24 @@ class LayerBuilder {
 
   // Element-wise / reduction op over `elements` elements: read and write each once.
   Op& vector(const char* name, double elements, double flops_per_element, double passes = 2) {
-    Op op;
+    Op& op = graph_.forward.emplace_back();  // built in place: graphs are built per screened layout
     op.name = name;
     op.kind = OpKind::vector;
     op.flop_count = elements * flops_per_element;
     op.model_flop_count = 0;  // MFU counts matmul FLOPs only (PaLM App. B)
     op.hbm_bytes = elements * passes * a_;
     op.working_bytes = op.hbm_bytes;  // each pass an input or output tensor, all live at once
-    graph_.forward.push_back(op);
-    return graph_.forward.back();
+    return op;
   }
 
   Op& collective(const char* name, comm::CollectiveKind kind, GroupKind group, bytes buffer) {
-    Op op;
+    Op& op = graph_.forward.emplace_back();  // built in place: graphs are built per screened layout
     op.name = name;
     op.kind = OpKind::collective;
     op.collective.kind = kind;
     op.collective.group = group;
     op.collective.buffer = buffer;
-    graph_.forward.push_back(op);
-    return graph_.forward.back();
+    return op;
   }
 
   // Sequence parallelism (Korthikanti et al. 2022 §4.2.2) turns the TP all-reduce into an all-gather

@@ -153,24 +153,43 @@ bytes chunk_activation_bytes(const ModelSpec& m, const LayoutSpec& l, const grap
   return total;
 }
 
+OpWorkingSets op_working_sets(const graph::ModelGraphs& g) {
+  // Per set, the largest working set of the ops that do not scale with imbalance and of those that do:
+  // x -> x * imbalance is monotone, so max(plain, expert * imbalance) is the largest op at any imbalance.
+  const auto largest = [](const std::vector<const graph::LayerGraph*>& graphs, bytes& plain, bytes& expert) {
+    for (const graph::LayerGraph* lg : graphs)
+      for (const graph::Op& op : lg->forward) {
+        bytes& into = op.scales_with_imbalance ? expert : plain;
+        into = std::max(into, op.working_bytes);
+      }
+  };
+  OpWorkingSets w;
+  std::vector<const graph::LayerGraph*> layers = g.decoder_graphs();
+  layers.push_back(&g.mtp);
+  largest(layers, w.decoder, w.decoder_expert);
+  largest({&g.embedding}, w.embedding, w.embedding_expert);
+  largest({&g.lm_head}, w.head, w.head_expert);
+  return w;
+}
+
 std::vector<StageMemory> stage_memory(const ModelSpec& m, const LayoutSpec& l, const PipelinePlan& plan,
                                       const graph::ModelGraphs& g, const HardwareProfile& hw,
                                       const std::vector<double>& inflight, double imbalance) {
+  return stage_memory(m, l, plan, g, hw, inflight, imbalance, op_working_sets(g));
+}
+
+std::vector<StageMemory> stage_memory(const ModelSpec& m, const LayoutSpec& l, const PipelinePlan& plan,
+                                      const graph::ModelGraphs& g, const HardwareProfile& hw,
+                                      const std::vector<double>& inflight, double imbalance,
+                                      const OpWorkingSets& w) {
   // Transient buffers: the largest single op's working set (inputs, weights, outputs live at once)
   // plus the pipeline's send and receive buffers of one microbatch's activations. Decoder-layer ops and
   // the embedding / output-head ops run in different phases, so they are kept apart: under full
-  // recompute a decoder op's backward also holds its layer's recomputed activations.
-  const auto largest_op = [imbalance](const std::vector<const graph::LayerGraph*>& graphs) {
-    bytes largest = 0;
-    for (const graph::LayerGraph* lg : graphs)
-      for (const graph::Op& op : lg->forward)
-        largest = std::max(largest, op.working_bytes * (op.scales_with_imbalance ? imbalance : 1.0));
-    return largest;
-  };
-  std::vector<const graph::LayerGraph*> layers = g.decoder_graphs();
-  layers.push_back(&g.mtp);
-  const bytes largest_decoder_op = largest_op(layers);
-  const bytes largest_embedding_op = largest_op({&g.embedding}), largest_head_op = largest_op({&g.lm_head});
+  // recompute a decoder op's backward also holds its layer's recomputed activations. Expert ops: the
+  // busiest rank does `imbalance` x the mean work.
+  const bytes largest_decoder_op = std::max(w.decoder, w.decoder_expert * imbalance);
+  const bytes largest_embedding_op = std::max(w.embedding, w.embedding_expert * imbalance);
+  const bytes largest_head_op = std::max(w.head, w.head_expert * imbalance);
   // Megatron-LM's p2p_communication: one microbatch's send and receive tensors.
   const bytes p2p = l.pp > 1 ? 2 * g.dense.layer_input_bytes : 0;
 
@@ -188,7 +207,8 @@ std::vector<StageMemory> stage_memory(const ModelSpec& m, const LayoutSpec& l, c
   std::vector<StageMemory> out;
   out.reserve(plan.stages);
   for (int s = 0; s < plan.stages; ++s) {
-    StageMemory sm;
+    // Filled in place (reserved above): a local copied in at the end cost the pre-screen a stall per field.
+    StageMemory& sm = out.emplace_back();
     sm.stage = s;
     const DeviceParams p = stage_params(m, l, plan, s, shares);
     sm.params = p.total();
@@ -270,7 +290,6 @@ std::vector<StageMemory> stage_memory(const ModelSpec& m, const LayoutSpec& l, c
     // The ZeRO-3 branches above add the unsharded copies: gathered at a forward, freed after a backward.
     sm.per_step = sm.activations + sm.buffers + (sm.weights + sm.gradients - sharded_states);
     sm.allocator_cache = allocator_cache_bytes(sm.per_step, hw.device.allocator_cache_share);
-    out.push_back(sm);
   }
   return out;
 }

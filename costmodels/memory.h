@@ -66,6 +66,17 @@ inline bytes allocator_cache_bytes(bytes per_step, double cache_share) { return 
 std::vector<StageMemory> stage_memory(const ModelSpec& model, const LayoutSpec& layout, const PipelinePlan& plan,
                                       const graph::ModelGraphs& graphs, const HardwareProfile& hw,
                                       const std::vector<double>& inflight, double imbalance);
+// The largest op working sets stage_memory's transient buffers read from the graphs (decoder layers with
+// MTP, embedding, output head), apart by whether the op scales with expert imbalance: the same for every
+// layout on the same graphs, so a caller bounding many layouts (the sweep pre-screen) computes them once.
+struct OpWorkingSets {
+  bytes decoder = 0, decoder_expert = 0, embedding = 0, embedding_expert = 0, head = 0, head_expert = 0;
+};
+OpWorkingSets op_working_sets(const graph::ModelGraphs& graphs);
+std::vector<StageMemory> stage_memory(const ModelSpec& model, const LayoutSpec& layout, const PipelinePlan& plan,
+                                      const graph::ModelGraphs& graphs, const HardwareProfile& hw,
+                                      const std::vector<double>& inflight, double imbalance,
+                                      const OpWorkingSets& working_sets);
 
 // Bytes per parameter (Megatron-LM distributed optimizer guide; Rajbhandari et al. 2020 ZeRO §3):
 // bf16 weights 2, main gradients 4 (fp32; the layout's main_grad_bytes), Adam fp32 master weights

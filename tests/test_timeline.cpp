@@ -117,3 +117,30 @@ TEST_CASE("timeline: the side-by-side trace holds the measured kernels and the s
   CHECK(processes.count("simulated: stage 0") == 1);
   CHECK(processes.count("simulated: stage 1") == 1);
 }
+
+TEST_CASE("intervals: the k-way union of sorted lists equals sorting their concatenation", "[timeline]") {
+  // Three streams' intervals (each sorted: back to back or with gaps, zero-length ones among them, equal
+  // intervals across lists), as op_measure hands them over; pseudo-random but fixed.
+  std::vector<std::vector<sim::Interval>> lists(3);
+  unsigned x = 12345;
+  const auto next = [&] { return (x = x * 1103515245u + 12345u) >> 16 & 7u; };
+  for (auto& list : lists) {
+    double t = 0;
+    for (int i = 0; i < 200; ++i) {
+      t += next() % 3;  // gaps of 0, 1 or 2
+      const double d = next() % 4;  // 0: zero-length
+      list.emplace_back(t, t + d);
+      t += d;
+    }
+  }
+  std::vector<sim::Interval> all;
+  std::vector<const std::vector<sim::Interval>*> pointers;
+  for (const auto& list : lists) {
+    all.insert(all.end(), list.begin(), list.end());
+    pointers.push_back(&list);
+  }
+  const std::vector<sim::Interval> expected = sim::merged(all);
+  REQUIRE(expected.size() > 1);
+  CHECK(sim::merged_sorted_lists(pointers) == expected);
+  CHECK(sim::merged_sorted_lists({}).empty());
+}

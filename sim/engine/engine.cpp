@@ -45,7 +45,7 @@ TaskId Engine::add_task(StreamId stream, seconds duration, int category, int lab
   if (streams_[stream].last != no_task) next_in_stream_[streams_[stream].last] = id;
   streams_[stream].last = id;
   streams_[stream].busy += duration;
-  ran_ = structure_ready_ = false;
+  ran_ = structure_ready_ = order_ready_ = false;
   return id;
 }
 
@@ -65,7 +65,7 @@ void Engine::add_dependency(TaskId before, TaskId after, seconds delay) {
   if (!std::isfinite(delay) || delay < 0)
     throw std::invalid_argument(fmt::format("engine: dependency delay {} must be finite and >= 0", delay));
   deps_.push_back(Dependency{before, after, delay});
-  ran_ = structure_ready_ = false;
+  ran_ = structure_ready_ = order_ready_ = false;
 }
 
 void Engine::unknown_task(TaskId task) const {
@@ -92,33 +92,52 @@ void Engine::run() {
     for (std::size_t i = 0; i < n; ++i)
       if (prev_in_stream_[i] != no_task) ++predecessors_[i];
     structure_ready_ = true;
+    order_ready_ = false;
   }
-  pending_ = predecessors_;
-  start_.assign(n, 0.0);    // until a task is settled: the latest finish (plus delay) released to it so far
-  finish_.assign(n, -1.0);  // -1: not settled (report_deadlock)
+  start_.assign(n, 0.0);  // until a task is settled: the latest finish (plus delay) released to it so far
   makespan_ = 0;
-
-  // Since no choices are made, a task's start is the latest finish (plus delay) among its stream
-  // predecessor and dependencies, whatever order tasks are settled in. So tasks are settled in
-  // topological order (Kahn's algorithm: a FIFO of tasks whose predecessors have all finished)
-  // instead of time order: no priority queue, O(tasks + dependencies), and the same times a
-  // time-ordered event loop computes, because max and + see the same operands either way.
-  ready_queue_.resize(n);
-  std::size_t head = 0, tail = 0;
-  for (std::size_t i = 0; i < n; ++i)
-    if (pending_[i] == 0) ready_queue_[tail++] = static_cast<TaskId>(i);
-  const auto release = [&](TaskId t, seconds at) {
-    start_[t] = std::max(start_[t], at);
-    if (--pending_[t] == 0) ready_queue_[tail++] = t;
-  };
-  while (head < tail) {
-    const TaskId t = ready_queue_[head++];
+  const auto settle = [&](TaskId t, auto&& release) {
     const seconds done = finish_[t] = start_[t] + tasks_[t].duration;
     makespan_ = std::max(makespan_, done);
     for (auto k = succ_offset_[t]; k < succ_offset_[t + 1]; ++k) release(succ_[k].after, done + succ_[k].delay);
     if (next_in_stream_[t] != no_task) release(next_in_stream_[t], done);
+  };
+  if (order_ready_) {
+    // The graph is the one the last run ordered (set_duration changes times only), and a topological
+    // order does not depend on durations: settle in that order, with no counting.
+    for (const TaskId t : order_)
+      settle(t, [&](TaskId after, seconds at) { start_[after] = std::max(start_[after], at); });
+    ran_ = true;
+    return;
   }
-  if (head != n) report_deadlock(head);
+  finish_.assign(n, -1.0);  // -1: not settled (report_deadlock); a rerun in a known order settles every task
+  pending_ = predecessors_;
+
+  // Since no choices are made, a task's start is the latest finish (plus delay) among its stream
+  // predecessor and dependencies, whatever order tasks are settled in. So tasks are settled in
+  // topological order (Kahn's algorithm over the tasks whose predecessors have all finished) instead
+  // of time order: no priority queue, O(tasks + dependencies), and the same times a time-ordered
+  // event loop computes, because max and + see the same operands either way. The ready tasks form a
+  // stack, not a queue: the task just released (its stream successor, the next op of its chain) is
+  // settled next, so the run walks each stage's tasks in the order they were added, near in memory,
+  // where a queue's breadth-first wavefront jumped between all stages' streams at once.
+  order_.clear();
+  order_.reserve(n);
+  ready_.clear();
+  for (std::size_t i = n; i-- > 0;)
+    if (pending_[i] == 0) ready_.push_back(static_cast<TaskId>(i));
+  const auto release = [&](TaskId t, seconds at) {
+    start_[t] = std::max(start_[t], at);
+    if (--pending_[t] == 0) ready_.push_back(t);
+  };
+  while (!ready_.empty()) {
+    const TaskId t = ready_.back();
+    ready_.pop_back();
+    order_.push_back(t);
+    settle(t, release);
+  }
+  if (order_.size() != n) report_deadlock(order_.size());
+  order_ready_ = true;
   ran_ = true;
 }
 

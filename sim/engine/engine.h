@@ -122,7 +122,9 @@ class Engine {
   std::vector<std::int32_t> pending_;  // unfinished predecessors during a run
   bool structure_ready_ = false;       // succ_offset_, succ_ and predecessors_ match the graph
   std::vector<seconds> start_, finish_;
-  std::vector<TaskId> ready_queue_;  // tasks in the order they were settled (topological)
+  std::vector<TaskId> ready_;  // tasks whose predecessors have all finished, not yet settled
+  std::vector<TaskId> order_;  // tasks in the order the last counting run settled them (topological)
+  bool order_ready_ = false;   // order_ is a topological order of the present graph
   seconds makespan_ = 0;
   bool ran_ = false;
 };

@@ -70,6 +70,9 @@ bool slow_compute_beside_comm(Engine& engine, const CommSlowdown& slowdown) {
     }
   }
   std::vector<std::pair<TaskId, seconds>> longer;  // applied after reading every start and finish
+  std::size_t computes = 0;
+  for (const std::vector<TaskId>& c : compute) computes += c.size();
+  longer.reserve(computes);  // at most one entry per compute task, without regrowing
   for (int g = 0; g < groups; ++g) {
     const std::vector<Interval> busy = merged_sorted_lists(comm_of_group[g]);
     if (busy.empty()) continue;
@@ -88,29 +91,42 @@ bool slow_compute_beside_comm(Engine& engine, const CommSlowdown& slowdown) {
 
 TimeBreakdown stage_breakdown(const Engine& engine, int stage, seconds end) {
   constexpr int kinds = op_category_optimizer + 1;
-  std::vector<std::vector<Interval>> by(kinds);
-  std::vector<Interval> all, compute;
+  // Intervals per stream of the stage (each list sorted: a stream runs one task at a time), so that
+  // every union is a k-way merge of sorted lists instead of a sort of the whole stage's tasks.
+  std::vector<int> local(engine.stream_count(), -1);  // the stream's index among the stage's streams
+  int streams = 0;
+  for (StreamId s = 0; s < engine.stream_count(); ++s)
+    if (engine.stream_group(s) == stage) local[s] = streams++;
+  using Lists = std::vector<std::vector<Interval>>;
+  std::vector<Lists> by(kinds, Lists(streams));
+  Lists all(streams), compute(streams);
   TimeBreakdown b;
   const auto tasks = engine.tasks();
   for (TaskId t = 0; t < static_cast<TaskId>(tasks.size()); ++t) {
     const TaskInfo& info = tasks[t];
-    if (engine.stream_group(info.stream) != stage) continue;
+    const int k = local[info.stream];
+    if (k < 0) continue;
     const Interval i{engine.start(t), std::min(engine.finish(t), end)};
-    all.push_back(i);
+    all[k].push_back(i);
     const int c = info.category;
     if (c == static_cast<int>(TaskCategory::compute) || c == op_category_host) {
       b.compute += info.duration;
-      compute.push_back(i);
+      compute[k].push_back(i);
     } else if (c == op_category_optimizer) {
       b.optimizer += info.duration;
-      compute.push_back(i);
+      compute[k].push_back(i);
     } else if (c >= 0 && c < kinds) {
-      by[c].push_back(i);
+      by[c][k].push_back(i);
     }
   }
-  const std::vector<Interval> busy_compute = merged(std::move(compute));
+  const auto united = [](const Lists& lists) {
+    std::vector<const std::vector<Interval>*> pointers;
+    for (const std::vector<Interval>& list : lists) pointers.push_back(&list);
+    return merged_sorted_lists(pointers);
+  };
+  const std::vector<Interval> busy_compute = united(compute);
   const auto exposed = [&](int c) {
-    const std::vector<Interval> u = merged(std::move(by[c]));
+    const std::vector<Interval> u = united(by[c]);
     return length(u) - overlap(u, busy_compute);
   };
   b.exposed_tp = exposed(static_cast<int>(TaskCategory::tp_comm));
@@ -119,7 +135,7 @@ TimeBreakdown stage_breakdown(const Engine& engine, int stage, seconds end) {
   b.exposed_pp = exposed(static_cast<int>(TaskCategory::pp_comm));
   b.exposed_dp = exposed(static_cast<int>(TaskCategory::dp_comm));
   b.exposed_swap = exposed(op_category_copy);
-  b.bubble = std::max(0.0, end - length(merged(std::move(all))));
+  b.bubble = std::max(0.0, end - length(united(all)));
   return b;
 }
 

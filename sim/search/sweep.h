@@ -131,7 +131,12 @@ class PreScreen {
   };
   const ModelSpec& model_;
   const HardwareProfile& hw_;
-  std::vector<std::pair<graph::GraphContext, graph::ModelGraphs>> graphs_;
+  struct Graphs {  // one graph context's layer graphs and what stage_memory reads of them
+    graph::GraphContext context;
+    graph::ModelGraphs graphs;
+    memory::OpWorkingSets working_sets;
+  };
+  std::vector<Graphs> graphs_;
   std::vector<std::pair<PlanKey, PipelinePlan>> plans_;
   std::vector<double> none_in_flight_;
   std::vector<std::pair<FlopsKey, graph::FlopsPerToken>> flops_;

@@ -118,16 +118,19 @@ bytes PreScreen::static_memory_lower_bound(const LayoutSpec& layout) {
   // with the same sharding rules as the simulation. Balanced routing (imbalance 1) is the least
   // buffer any routing can need.
   const graph::GraphContext context = graph::make_context(model_, layout, hw_.device);
-  auto known = std::find_if(graphs_.begin(), graphs_.end(), [&](const auto& entry) { return entry.first == context; });
-  const graph::ModelGraphs& graphs =
-      known != graphs_.end() ? known->second : graphs_.emplace_back(context, graph::build_model_graphs(model_, context)).second;
+  auto known = std::find_if(graphs_.begin(), graphs_.end(), [&](const Graphs& entry) { return entry.context == context; });
+  if (known == graphs_.end()) {
+    graph::ModelGraphs built = graph::build_model_graphs(model_, context);
+    const memory::OpWorkingSets working_sets = memory::op_working_sets(built);
+    known = graphs_.insert(graphs_.end(), Graphs{context, std::move(built), working_sets});
+  }
   const PlanKey plan_key{layout.pp, layout.vpp, layout.schedule == ScheduleKind::dualpipe, layout.pipeline_layers};
   auto known_plan = std::find_if(plans_.begin(), plans_.end(), [&](const auto& entry) { return entry.first == plan_key; });
   const PipelinePlan& plan =
       known_plan != plans_.end() ? known_plan->second : plans_.emplace_back(plan_key, partition_layers(model_, layout)).second;
   none_in_flight_.assign(plan.stages, 0.0);
   bytes peak = 0;
-  for (const auto& sm : memory::stage_memory(model_, layout, plan, graphs, hw_, none_in_flight_, 1.0))
+  for (const auto& sm : memory::stage_memory(model_, layout, plan, known->graphs, hw_, none_in_flight_, 1.0, known->working_sets))
     peak = std::max(peak, sm.total());
   return peak;
 }
