@@ -127,7 +127,8 @@ TEST_CASE("DeepSeek-V4: the sparse kernels run the whole padded index tensor, ti
   CHECK(graph::sparse_kernel_slots(flash.attention, W, s) == 128);
   for (const AttentionSpan span : {W, CSA, HCA}) {
     CAPTURE(static_cast<int>(span));
-    const graph::Op& core = test::op_named(test::layer_graph(flash, graph::LayerKind::moe, span, s), "attention_core");
+    const graph::LayerGraph g = test::layer_graph(flash, graph::LayerKind::moe, span, s);  // kept: op_named refers into it
+    const graph::Op& core = test::op_named(g, "attention_core");
     // Executed plus masked is every slot of every query; the causal count (flop_count) is untouched.
     CHECK(core.flop_count + core.masked_flop_count ==
           Approx(s * graph::sparse_kernel_slots(flash.attention, span, s) * 4 * heads * d + 3 * s * heads));
