@@ -4,6 +4,7 @@
 // same model and layout.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -304,4 +305,39 @@ TEST_CASE("MindSpeed's ring CP without --use-cp-send-recv-overlap reads as cp_se
     }
     CHECK(read(script, static_cast<int>(model.vocab)).layout.cp_send_recv_overlap == overlap);
   }
+}
+
+TEST_CASE("a modelled EP dispatcher reads back without a stand-in note, whatever MoE flags go with it", "[launch][moe]") {
+  const ModelSpec model = io::load_model("mixtral-8x7b");
+  const auto layout_with = [&](const char* dispatcher) {
+    io::json j = {{"devices", 16}, {"tp", 2},          {"pp", 1},      {"ep", 8},
+                  {"global_batch", 64}, {"seq_len", 4096}, {"moe_dispatcher", dispatcher}};
+    LayoutSpec layout = io::parse_layout(j, "test");  // as a layout file gives it (flex: its default SMs)
+    REQUIRE_FALSE(complete_and_check_layout(model, layout).has_value());
+    return layout;
+  };
+  const test::ScratchDir dir("launch-dispatcher-notes");
+  const auto notes_of = [&](const std::string& name, const std::string& args) {
+    const std::string script = dir.file(name);
+    {
+      std::ofstream out(script);
+      out << "NNODES=2\nNPUS_PER_NODE=8\n" << args << "torchrun pretrain_gpt.py $GPT_ARGS\n";
+    }
+    return read(script, static_cast<int>(model.vocab)).config.notes;
+  };
+  const auto stand_in = [](const std::vector<std::string>& notes) {
+    return std::any_of(notes.begin(), notes.end(),
+                       [](const std::string& n) { return n.find("simulated as an all-to-all") != std::string::npos; });
+  };
+  for (const char* dispatcher : {"alltoall", "allgather", "flex"}) {
+    CAPTURE(dispatcher);
+    const std::string args = io::launch_arguments(model, layout_with(dispatcher), io::LaunchDialect::megatron);
+    CHECK_FALSE(stand_in(notes_of("modelled.sh", args)));
+  }
+  // A dispatcher moesim does not model is named, with MindSpeed's permutation flag beside it too.
+  std::string args = io::launch_arguments(model, layout_with("alltoall"), io::LaunchDialect::megatron);
+  const std::string flag = "--moe-token-dispatcher-type alltoall";
+  REQUIRE(args.find(flag) != std::string::npos);
+  args.replace(args.find(flag), flag.size(), "--moe-token-dispatcher-type made_up --moe-permutation-async-comm");
+  CHECK(stand_in(notes_of("unmodelled.sh", args)));
 }

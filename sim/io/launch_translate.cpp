@@ -355,6 +355,8 @@ json layout_json(const Arguments& a, const ArgumentList& list, const LaunchOptio
     } else {
       const std::string dispatcher = a.text("moe-token-dispatcher-type", mcore ? "allgather" : "alltoall");
       if (dispatcher == "allgather" || dispatcher == "flex") l["moe_dispatcher"] = dispatcher;
+      else if (dispatcher != "alltoall" && dispatcher != "alltoall_seq")
+        notes.push_back("EP dispatcher " + dispatcher + " simulated as an all-to-all");
       // The SMs the flex backend's kernels hold (Megatron-Core TransformerConfig moe_deepep_num_sms, default 20;
       // moe_hybridep_num_sms); the backend's own flag counts.
       if (dispatcher == "flex") {
@@ -365,8 +367,6 @@ json layout_json(const Arguments& a, const ArgumentList& list, const LaunchOptio
       // MindSpeed's permutation and expert code paths (MindSpeed-LLM megatron_patch.py, MindSpeed
       // megatron_adaptor.py mcore_moe_adaptation select them by this flag and the dispatcher).
       if (a.has("moe-permutation-async-comm")) l["moe_permutation_async_comm"] = true;
-      else if (dispatcher != "alltoall" && dispatcher != "alltoall_seq")
-        notes.push_back("EP dispatcher " + dispatcher + " simulated as an all-to-all");
       // Megatron-Core drops tokens over capacity (--moe-expert-capacity-factor) and pads to it with
       // --moe-pad-expert-input-to-capacity (moe_utils.get_capacity, token_dispatcher.py).
       if (a.has("moe-expert-capacity-factor")) {
