@@ -73,10 +73,7 @@ const LayerTable& LayerTables::of(const graph::LayerGraph& g, Recompute policy) 
   table.policy = policy;
   table.host_syncs = g.host_syncs();
   const std::vector<OpTiming>& times = timings_.of(g);
-  bool dynamic_shapes = false, synced = false;
-  // Per op as accumulate_layer in simulate.cpp sums them: the recomputed share of the forward runs
-  // again at the start of the backward; host issue one op forward, two backward (data and weight
-  // gradients) plus the rerun; partial CUDA graphs leave the ops from the EP dispatch on eager.
+  // The recomputed share of the forward runs again at the start of the backward (LayerIssue: host issue).
   for (std::size_t i = 0; i < g.forward.size(); ++i) {
     const Op& op = g.forward[i];
     const OpTiming& t = times[i];
@@ -88,20 +85,7 @@ const LayerTable& LayerTables::of(const graph::LayerGraph& g, Recompute policy) 
     s.forward = t.forward;
     s.backward = t.backward_input + rerun * t.forward;
     s.weight = t.backward_weight;
-    if (op.kind == OpKind::collective && op.collective.group == GroupKind::ep) dynamic_shapes = true;
-    const bool eager = l_.cuda_graphs == CudaGraphs::none || (l_.cuda_graphs == CudaGraphs::partial && dynamic_shapes);
-    synced = synced || op.kind == OpKind::grouped_gemm;
-    if (eager) {
-      const seconds host_op = host_issue_time(op, hw_.device);
-      table.host_forward += host_op;
-      if (synced) table.host_forward_synced += host_op;
-      table.host_backward += host_op * (2 + rerun);
-    }
-    if (op.kind != OpKind::collective) {
-      table.compute_forward += s.forward;
-      if (synced) table.compute_forward_synced += s.forward;
-      table.compute_backward += s.backward;
-    }
+    table.issue.add(op, t, rerun, l_.cuda_graphs, hw_.device);
     table.ep_collectives = table.ep_collectives || s.lane == OpLane::ep;
     table.steps.push_back(s);
   }

@@ -40,15 +40,7 @@ struct LayerTable {
   // (dropless MoE token counts) at least its own.
   bool host_syncs = false;
   bool ep_collectives = false;  // any step on the EP lane (dispatch, combine)
-  seconds host_forward = 0, host_backward = 0, compute_forward = 0, compute_backward = 0;
-  // The forward's share from the first grouped GEMM on: the host issues it only once the device has run
-  // everything before it, so that part's issue time cannot hide behind the earlier ops' compute.
-  seconds host_forward_synced = 0, compute_forward_synced = 0;
-  // Device time the forward of a host-synced layer waits for the host (simulate.cpp synced_host_wait).
-  seconds forward_host_wait() const {
-    return synced_host_wait(host_forward - host_forward_synced, compute_forward - compute_forward_synced,
-                            host_forward_synced, compute_forward_synced);
-  }
+  LayerIssue issue;
 };
 
 // One table per (layer graph, recompute policy), built on first use.

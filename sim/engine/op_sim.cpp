@@ -161,10 +161,10 @@ void OpSimBuilder::build_chunks() {
       seconds host_f = 0, host_b = 0, comp_f = 0, comp_b = 0;
       for (const LayerTable* t : ch.layers) {
         if (t->host_syncs) continue;
-        host_f += t->host_forward;
-        host_b += t->host_backward;
-        comp_f += t->compute_forward;
-        comp_b += t->compute_backward;
+        host_f += t->issue.host_forward();
+        host_b += t->issue.host_backward();
+        comp_f += t->issue.compute_forward();
+        comp_b += t->issue.compute_backward();
       }
       ch.host_forward = std::max(0.0, host_f - comp_f);
       ch.host_backward = std::max(0.0, host_b - comp_b);
@@ -369,7 +369,7 @@ void OpSimBuilder::layer_boundary(Cursor& c, const LayerTable& t, bool at_start,
   // A dropless MoE layer's host waits for the device's token counts, then issues the rest: where its
   // issue time outlasts the layer's compute, the device waits (simulate.cpp apply_overlap).
   if (t.host_syncs && p != Pass::backward_weight) {
-    const seconds wait = p == Pass::forward ? t.forward_host_wait() : t.host_backward - t.compute_backward;
+    const seconds wait = p == Pass::forward ? t.issue.forward_host_wait() : t.issue.backward_host_wait();
     if (wait > 0) add_after(c.chain, st().compute, wait, op_category_host, "host sync wait", c.pass);
   }
   const TaskId last_wgrad = issue_delayed_wgrads(c);

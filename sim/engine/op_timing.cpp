@@ -164,6 +164,21 @@ seconds host_issue_time(const Op& op, const DeviceSpec& d) {
   return d.host_op_overhead + std::max(0.0, calls - 1) * d.host_expert_call_overhead;
 }
 
+void LayerIssue::add(const Op& op, const OpTiming& t, double rerun, CudaGraphs graphs, const DeviceSpec& d) {
+  if (op.kind == OpKind::collective && op.collective.group == GroupKind::ep) dynamic_shapes_ = true;
+  synced_ = synced_ || op.kind == OpKind::grouped_gemm;
+  if (graphs == CudaGraphs::none || (graphs == CudaGraphs::partial && dynamic_shapes_)) {
+    const seconds host = host_issue_time(op, d);
+    host_forward_ += host;
+    if (synced_) host_forward_synced_ += host;
+    host_backward_ += host * (2 + rerun);
+  }
+  if (op.kind == OpKind::collective) return;
+  compute_forward_ += t.forward;
+  if (synced_) compute_forward_synced_ += t.forward;
+  compute_backward_ += t.backward_input + rerun * t.forward;
+}
+
 GroupKind comm_class(const Op& op) {
   switch (op.collective.group) {
     case GroupKind::ep:

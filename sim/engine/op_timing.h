@@ -32,15 +32,38 @@ OpTiming time_op(const graph::Op& op, const LayoutSpec& l, const HardwareProfile
 // backward issues two such passes (data and weight gradients), as the callers count.
 seconds host_issue_time(const graph::Op& op, const DeviceSpec& d);
 
-// A dropless MoE layer's forward stops the host at its token counts (Megatron-Core: TEGroupedMLP.forward
-// reads tokens_per_expert.tolist() for the grouped GEMM's m_splits; the HybridEP dispatcher without a
-// static budget sizes its output from tokens_per_expert.sum(), token_dispatcher.py _HybridEPManager):
-// the ops before the first grouped GEMM and the ops from it on each last at least their own host issue
-// time, so the device waits max(0, host - compute) of each part. The backward reuses the forward's
-// counts (GroupedLinear keeps ctx.m_splits) and does not sync again.
-inline seconds synced_host_wait(seconds host_before, seconds compute_before, seconds host_after, seconds compute_after) {
-  return std::max(0.0, host_before - compute_before) + std::max(0.0, host_after - compute_after);
-}
+// Host issue time (eager ops) and device compute of one layer, forward and backward, summed per op in
+// forward order: the one count both the pass level (simulate.cpp accumulate_layer) and the operator level
+// (op_layers.cpp LayerTables) take. An op issues once forward and twice backward (data and weight
+// gradients) plus its recomputed share; partial CUDA graphs leave the ops from the EP dispatch on eager
+// (Megatron-Core's TE graph scopes attn, moe_router, moe_preprocess).
+class LayerIssue {
+ public:
+  // Adds the layer's next op; `rerun`: the share of its forward recompute runs again in the backward.
+  void add(const graph::Op& op, const OpTiming& t, double rerun, CudaGraphs graphs, const DeviceSpec& d);
+  seconds host_forward() const { return host_forward_; }
+  seconds host_backward() const { return host_backward_; }
+  seconds compute_forward() const { return compute_forward_; }
+  seconds compute_backward() const { return compute_backward_; }
+  // A dropless MoE layer's forward stops the host at its token counts (Megatron-Core: TEGroupedMLP.forward
+  // reads tokens_per_expert.tolist() for the grouped GEMM's m_splits; the HybridEP dispatcher without a
+  // static budget sizes its output from tokens_per_expert.sum(), token_dispatcher.py _HybridEPManager):
+  // the ops before the first grouped GEMM and the ops from it on each last at least their own host issue
+  // time, so the device waits max(0, host - compute) of each part.
+  seconds forward_host_wait() const {
+    return std::max(0.0, (host_forward_ - host_forward_synced_) - (compute_forward_ - compute_forward_synced_)) +
+           std::max(0.0, host_forward_synced_ - compute_forward_synced_);
+  }
+  // The backward reuses the forward's counts (GroupedLinear keeps ctx.m_splits) and does not sync again:
+  // the device waits only where the whole backward's issue outlasts its compute.
+  seconds backward_host_wait() const { return std::max(0.0, host_backward_ - compute_backward_); }
+
+ private:
+  bool dynamic_shapes_ = false, synced_ = false;  // past the first EP collective; the first grouped GEMM
+  seconds host_forward_ = 0, host_backward_ = 0, compute_forward_ = 0, compute_backward_ = 0;
+  // The forward's share from the first grouped GEMM on (host issue and compute).
+  seconds host_forward_synced_ = 0, compute_forward_synced_ = 0;
+};
 
 // The communication class a collective's time is reported under: tp (TP, DP, PP groups), ep (EP,
 // ETP) or cp.

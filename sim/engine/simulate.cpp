@@ -93,28 +93,13 @@ void accumulate_layer(const graph::LayerGraph& g, int count, OpTimings& timings,
                       const DeviceSpec& device, RawPass& fwd, RawPass& bwd, RawPass& wgt, seconds& recompute) {
   if (count <= 0) return;
   const std::vector<OpTiming>& times = timings.of(g);
-  // Partial CUDA graphs capture the static-shape part of a layer; from the expert dispatch on, shapes
-  // depend on routing and the ops run eagerly (Megatron-Core's TE graph scopes attn, moe_router,
-  // moe_preprocess).
-  bool dynamic_shapes = false, synced = false;
-  // One layer's host issue time and device compute, forward and backward; the forward's from its first
-  // grouped GEMM on apart (synced_host_wait).
-  seconds host_fwd = 0, host_bwd = 0, compute_fwd = 0, compute_bwd = 0, ep_fwd = 0, ep_bwd = 0;
-  seconds host_fwd_synced = 0, compute_fwd_synced = 0;
+  LayerIssue issue;  // one layer's host issue time and device compute, forward and backward
+  seconds ep_fwd = 0, ep_bwd = 0;
   for (std::size_t i = 0; i < g.forward.size(); ++i) {
     const Op& op = g.forward[i];
     const OpTiming& t = times[i];
     const double rerun = g.rerun_fraction(op, policy);
-    if (op.kind == OpKind::collective && op.collective.group == GroupKind::ep) dynamic_shapes = true;
-    const bool eager = graphs == CudaGraphs::none || (graphs == CudaGraphs::partial && dynamic_shapes);
-    synced = synced || op.kind == OpKind::grouped_gemm;
-    if (eager) {
-      // One host issue forward, two backward (data and weight gradients), plus the recomputed share.
-      const seconds host_op = host_issue_time(op, device);
-      host_fwd += host_op;
-      if (synced) host_fwd_synced += host_op;
-      host_bwd += host_op * (2 + rerun);
-    }
+    issue.add(op, t, rerun, graphs, device);
     if (op.kind == OpKind::collective) {
       const bool scale_up = t.tier <= 0;
       fwd.add_comm(comm_class(op), count * t.forward, scale_up);
@@ -125,9 +110,6 @@ void accumulate_layer(const graph::LayerGraph& g, int count, OpTimings& timings,
       }
       continue;
     }
-    compute_fwd += t.forward;
-    if (synced) compute_fwd_synced += t.forward;
-    compute_bwd += t.backward_input + rerun * t.forward;
     fwd.compute += count * t.forward;
     bwd.compute += count * (t.backward_input + rerun * t.forward);
     wgt.compute += count * t.backward_weight;
@@ -144,14 +126,13 @@ void accumulate_layer(const graph::LayerGraph& g, int count, OpTimings& timings,
   fwd.layer_ep = std::max(fwd.layer_ep, ep_fwd);
   bwd.layer_ep = std::max(bwd.layer_ep, ep_bwd);
   if (g.host_syncs()) {
-    fwd.synced_compute += count * compute_fwd;
-    bwd.synced_compute += count * compute_bwd;
-    fwd.host_stall += count * synced_host_wait(host_fwd - host_fwd_synced, compute_fwd - compute_fwd_synced,
-                                               host_fwd_synced, compute_fwd_synced);
-    bwd.host_stall += count * std::max(0.0, host_bwd - compute_bwd);
+    fwd.synced_compute += count * issue.compute_forward();
+    bwd.synced_compute += count * issue.compute_backward();
+    fwd.host_stall += count * issue.forward_host_wait();
+    bwd.host_stall += count * issue.backward_host_wait();
   } else {
-    fwd.host += count * host_fwd;
-    bwd.host += count * host_bwd;
+    fwd.host += count * issue.host_forward();
+    bwd.host += count * issue.host_backward();
   }
 }
 
